@@ -1,0 +1,81 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Kernels are compiled with these flags in every configuration: without `-target-cpu native` the
+// SIMD code falls back to SSE2 and runs ~100x slower, which would make even `swift test` crawl.
+// `native` means the binary uses the build machine's instruction set (AVX-512 here); build on the
+// machine that runs it.
+let kernelFlags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-target-cpu", "native"])]
+
+let package = Package(
+    name: "SiteFit",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "sitefit", targets: ["sitefit"]),
+        .library(name: "SiteFitSimulation", targets: ["SiteFitSimulation"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // Ids, seeded random streams, located diagnostics. No dependencies.
+        .target(name: "SiteFitCore"),
+        // The only unsafe/SIMD code: matrix products and fused element-wise kernels, each with a naive twin.
+        .target(name: "SiteFitKernels", swiftSettings: kernelFlags),
+        // Flat parameter store, layers, MLP, loss, optimisers, safetensors.
+        .target(name: "SiteFitNN", dependencies: ["SiteFitCore", "SiteFitKernels"]),
+        // Fine-tuning modes (full, BitFit, ...) → parameter selections.
+        .target(name: "SiteFitTuning", dependencies: ["SiteFitNN"]),
+        // OMOP-shaped SQLite shards: generator, schema, read-only cohort → feature matrix.
+        .target(name: "SiteFitEHR", dependencies: [
+            "SiteFitCore",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // Pure metric functions.
+        .target(name: "SiteFitMetrics"),
+        // Site and server actors, FedAvg, the selected-parameter wire format.
+        .target(name: "SiteFitFederation", dependencies: [
+            "SiteFitCore", "SiteFitNN", "SiteFitTuning", "SiteFitEHR", "SiteFitMetrics",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // YAML scenarios and site profiles → typed values, with file:line:column errors.
+        .target(name: "SiteFitScenario", dependencies: [
+            "SiteFitCore", "SiteFitEHR", "SiteFitTuning",
+            .product(name: "Yams", package: "Yams"),
+        ]),
+        // Markdown report, metrics.json, predictions.csv.
+        .target(name: "SiteFitReport", dependencies: ["SiteFitCore", "SiteFitMetrics"]),
+        // Scenario → run result: builds shards, pretrains, runs each arm's federation.
+        .target(name: "SiteFitSimulation", dependencies: [
+            "SiteFitCore", "SiteFitNN", "SiteFitTuning", "SiteFitEHR", "SiteFitFederation",
+            "SiteFitScenario", "SiteFitMetrics", "SiteFitReport",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The thin command-line front end.
+        .executableTarget(name: "sitefit", dependencies: [
+            "SiteFitSimulation", "SiteFitScenario", "SiteFitEHR", "SiteFitReport", "SiteFitKernels", "SiteFitNN",
+            "SiteFitTuning", "SiteFitCore",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        .testTarget(name: "SiteFitCoreTests", dependencies: ["SiteFitCore"]),
+        .testTarget(name: "SiteFitKernelsTests", dependencies: ["SiteFitKernels"]),
+        .testTarget(name: "SiteFitNNTests", dependencies: ["SiteFitNN", "SiteFitTuning", "SiteFitCore"]),
+        .testTarget(name: "SiteFitEHRTests", dependencies: [
+            "SiteFitEHR", "SiteFitCore", .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
+        .testTarget(name: "SiteFitMetricsTests", dependencies: ["SiteFitMetrics"]),
+        .testTarget(name: "SiteFitFederationTests", dependencies: [
+            "SiteFitFederation", "SiteFitNN", "SiteFitTuning", "SiteFitEHR", "SiteFitCore",
+        ]),
+        .testTarget(name: "SiteFitScenarioTests", dependencies: ["SiteFitScenario"]),
+        .testTarget(name: "SiteFitSimulationTests", dependencies: ["SiteFitSimulation", "SiteFitScenario"]),
+        .testTarget(name: "SiteFitCLITests", dependencies: ["sitefit"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

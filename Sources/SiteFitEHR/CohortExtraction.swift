@@ -1,0 +1,150 @@
+import Foundation
+import GRDB
+
+/// Which features to extract for the prediction task, and over which windows.
+public struct FeatureSpec: Sendable, Equatable {
+    public var lookbackDays: Int
+    public var outcomeWindowDays: Int
+    /// Condition concept ids whose presence in the look-back window becomes a 0/1 feature.
+    public var conditions: [Int]
+    /// Measurement concept ids whose latest value in the window becomes a feature (in canonical units).
+    public var measurements: [Int]
+    /// Drug ingredient concept ids whose exposure in the window becomes a 0/1 feature.
+    public var drugs: [Int]
+
+    public init(lookbackDays: Int, outcomeWindowDays: Int, conditions: [Int], measurements: [Int], drugs: [Int]) {
+        self.lookbackDays = lookbackDays
+        self.outcomeWindowDays = outcomeWindowDays
+        self.conditions = conditions
+        self.measurements = measurements
+        self.drugs = drugs
+    }
+
+    /// The default task: 1-year incident heart failure from a year of history.
+    public static let heartFailure = FeatureSpec(
+        lookbackDays: 365, outcomeWindowDays: 365,
+        conditions: [OMOPConcept.type2Diabetes, OMOPConcept.hypertension, OMOPConcept.hyperlipidemia,
+                     OMOPConcept.chronicKidneyDisease, OMOPConcept.atrialFibrillation,
+                     OMOPConcept.myocardialInfarction, OMOPConcept.copd, OMOPConcept.obesity],
+        measurements: [OMOPConcept.hba1c, OMOPConcept.creatinine, OMOPConcept.systolicBloodPressure,
+                       OMOPConcept.bodyMassIndex, OMOPConcept.cholesterolTotal, OMOPConcept.heartRate],
+        drugs: [OMOPConcept.metformin, OMOPConcept.lisinopril, OMOPConcept.atorvastatin, OMOPConcept.aspirin])
+
+    /// Column names of the feature matrix, in order.
+    public var columnNames: [String] {
+        let names = Dictionary(uniqueKeysWithValues: OMOPConcept.all.map { ($0.id, $0.name) })
+        func slug(_ id: Int) -> String {
+            (names[id] ?? "concept \(id)").lowercased()
+                .map { $0.isLetter || $0.isNumber ? $0 : "_" }
+                .reduce(into: "") { $0.append($1) }
+        }
+        return ["age_years", "male", "visit_count"]
+            + conditions.map { "condition." + slug($0) }
+            + measurements.map { "measurement." + slug($0) }
+            + drugs.map { "drug." + slug($0) }
+    }
+
+    /// The SQL that turns relational records into one row per cohort member. Concept ids are
+    /// integers from this spec, never user text; the outcome is read from the outcome cohort.
+    var sql: String {
+        let window = "AND %@ < t.cohort_start_date AND %@ >= date(t.cohort_start_date, '-\(lookbackDays) days')"
+        func within(_ column: String) -> String {
+            window.replacingOccurrences(of: "%@", with: column)
+        }
+        var columns = [
+            "t.subject_id AS person_id",
+            "p.gender_concept_id AS gender_concept_id",
+            "p.race_concept_id AS race_concept_id",
+            "CAST(strftime('%Y', t.cohort_start_date) AS INTEGER) - p.year_of_birth AS age_years",
+            "CASE p.gender_concept_id WHEN \(OMOPConcept.male) THEN 1 ELSE 0 END AS male",
+            "(SELECT COUNT(*) FROM visit_occurrence v WHERE v.person_id = t.subject_id \(within("v.visit_start_date"))) AS visit_count",
+        ]
+        for id in conditions {
+            columns.append("""
+                EXISTS (SELECT 1 FROM condition_occurrence c WHERE c.person_id = t.subject_id \
+                AND c.condition_concept_id = \(id) \(within("c.condition_start_date")))
+                """)
+        }
+        for id in measurements {
+            // Values are converted to the canonical unit by unit_concept_id (µmol/L creatinine ÷ 88.42).
+            columns.append("""
+                (SELECT m.value_as_number * CASE m.unit_concept_id WHEN \(OMOPConcept.micromolePerLiter) \
+                THEN \(1 / UnitConversion.creatinineMicromolePerMilligram) ELSE 1 END FROM measurement m \
+                WHERE m.person_id = t.subject_id AND m.measurement_concept_id = \(id) \
+                \(within("m.measurement_date")) ORDER BY m.measurement_date DESC, m.measurement_id DESC LIMIT 1)
+                """)
+        }
+        for id in drugs {
+            columns.append("""
+                EXISTS (SELECT 1 FROM drug_exposure d WHERE d.person_id = t.subject_id \
+                AND d.drug_concept_id = \(id) \(within("d.drug_exposure_start_date")))
+                """)
+        }
+        columns.append("""
+            EXISTS (SELECT 1 FROM cohort o WHERE o.cohort_definition_id = \(ShardSchema.outcomeCohort) \
+            AND o.subject_id = t.subject_id AND o.cohort_start_date > t.cohort_start_date \
+            AND o.cohort_start_date <= date(t.cohort_start_date, '+\(outcomeWindowDays) days')) AS outcome
+            """)
+        return """
+            SELECT \(columns.joined(separator: ",\n  "))
+            FROM cohort t JOIN person p ON p.person_id = t.subject_id
+            WHERE t.cohort_definition_id = \(ShardSchema.targetCohort)
+            ORDER BY t.subject_id
+            """
+    }
+}
+
+/// One row per cohort member: raw features (NaN where a lab is missing), label and subgroup attributes.
+public struct CohortExtract: Sendable, Equatable {
+    public var columns: [String]
+    public var personIds: [Int64]
+    /// Row-major (rows, columns); NaN marks a missing measurement.
+    public var features: [Double]
+    public var labels: [Float]
+    /// "female" / "male" from `person.gender_concept_id`.
+    public var sex: [String]
+    /// Concept name from `person.race_concept_id`.
+    public var race: [String]
+
+    public var rows: Int { personIds.count }
+}
+
+extension SiteShard {
+    /// Runs the feature SQL on the read-only shard. An empty cohort is an error naming the site.
+    public func extractCohort(_ spec: FeatureSpec) throws -> CohortExtract {
+        do {
+            return try reader.read { db in try CohortExtraction.extract(db, spec: spec, site: site, file: url.relativePath) }
+        } catch let error as ShardError {
+            throw error
+        } catch {
+            throw ShardError(site: site, file: url.relativePath, problem: "feature extraction failed: \(describe(error))")
+        }
+    }
+}
+
+/// Feature extraction against any database (a shard, or the in-memory source population).
+public enum CohortExtraction {
+    public static func extract(_ db: Database, spec: FeatureSpec, site: String, file: String) throws -> CohortExtract {
+        let columns = spec.columnNames
+        var result = CohortExtract(columns: columns, personIds: [], features: [], labels: [], sex: [], race: [])
+        let raceNames = [OMOPConcept.white: "White", OMOPConcept.black: "Black", OMOPConcept.asian: "Asian"]
+        let cursor = try Row.fetchCursor(db, sql: spec.sql)
+        while let row = try cursor.next() {
+            result.personIds.append(row[0])
+            let gender: Int = row[1]
+            result.sex.append(gender == OMOPConcept.female ? "female" : gender == OMOPConcept.male ? "male" : "unknown")
+            let race: Int = row[2]
+            result.race.append(raceNames[race] ?? "Other")
+            for c in 0..<columns.count {
+                let value: Double? = row[3 + c]
+                result.features.append(value ?? .nan)
+            }
+            let outcome: Bool = row[3 + columns.count]
+            result.labels.append(outcome ? 1 : 0)
+        }
+        guard result.rows > 0 else {
+            throw ShardError(site: site, file: file, problem: "the cohort is empty (no rows with cohort_definition_id = \(ShardSchema.targetCohort))")
+        }
+        return result
+    }
+}

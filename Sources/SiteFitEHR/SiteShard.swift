@@ -1,0 +1,108 @@
+import Foundation
+import GRDB
+import Logging
+
+/// A problem with a site's shard, naming the site and the file; never a patient value.
+public struct ShardError: Error, Sendable, CustomStringConvertible {
+    public var site: String
+    public var file: String
+    public var problem: String
+
+    public init(site: String, file: String, problem: String) {
+        self.site = site
+        self.file = file
+        self.problem = problem
+    }
+
+    public var description: String { "site '\(site)': \(file): \(problem)" }
+}
+
+/// Writes shards atomically: a temporary file in the target folder, one transaction, then a rename,
+/// so an interrupted build never leaves a half shard under the real name.
+public enum ShardBuilder {
+    /// Builds `profile` into `url`, replacing any file there.
+    public static func build(profile: SiteProfile, to url: URL, logger: Logger = Logger(label: "sitefit.ehr")) throws {
+        let folder = url.deletingLastPathComponent()
+        do {
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        } catch {
+            throw ShardError(site: profile.id, file: url.relativePath, problem: "cannot create folder \(folder.relativePath)")
+        }
+        let temporary = folder.appendingPathComponent(".\(url.lastPathComponent).tmp-\(UUID().uuidString)")
+        try? FileManager.default.removeItem(at: temporary)
+        do {
+            let queue = try DatabaseQueue(path: temporary.path)
+            try queue.write { db in try ShardGenerator.populate(db, profile: profile) }
+            try queue.close()
+            // rename(2) replaces the target atomically: readers see the old shard or the new one.
+            guard rename(temporary.path, url.path) == 0 else {
+                throw ShardError(site: profile.id, file: url.relativePath, problem: "cannot move the new shard into place")
+            }
+        } catch {
+            try? FileManager.default.removeItem(at: temporary)
+            throw ShardError(site: profile.id, file: url.relativePath, problem: "build failed: \(describe(error))")
+        }
+        logger.info("built shard", metadata: ["site": "\(profile.id)", "file": "\(url.relativePath)"])
+    }
+}
+
+/// A site's shard opened read-only (`SQLITE_OPEN_READONLY`): any write through it fails.
+public struct SiteShard: Sendable {
+    public let site: String
+    public let url: URL
+    /// Read-only by type and by configuration.
+    public let reader: any DatabaseReader
+
+    /// Opens and checks a shard: the file exists, is SQLite, and has every table and column SiteFit reads.
+    public init(site: String, url: URL) throws {
+        self.site = site
+        self.url = url
+        let file = url.relativePath
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw ShardError(site: site, file: file, problem: "shard file not found (build it with `sitefit sites build`)")
+        }
+        var configuration = Configuration()
+        configuration.readonly = true
+        configuration.label = "shard:\(site)"
+        do {
+            reader = try DatabaseQueue(path: url.path, configuration: configuration)
+            try reader.read { db in
+                for (table, columns) in ShardSchema.requiredColumns.sorted(by: { $0.key < $1.key }) {
+                    guard try db.tableExists(table) else {
+                        throw ShardError(site: site, file: file, problem: "table '\(table)' is missing")
+                    }
+                    let present = Set(try db.columns(in: table).map(\.name))
+                    for column in columns where !present.contains(column) {
+                        throw ShardError(site: site, file: file, problem: "table '\(table)' has no column '\(column)'")
+                    }
+                }
+            }
+        } catch let error as ShardError {
+            throw error
+        } catch {
+            throw ShardError(site: site, file: file, problem: describe(error))
+        }
+    }
+
+    /// The profile fingerprint the shard was built from, if it was built by SiteFit.
+    public func profileFingerprint() throws -> String? {
+        try reader.read { db in
+            try String.fetchOne(db, sql: "SELECT value_as_string FROM metadata WHERE name = 'sitefit.profile_fingerprint'")
+        }
+    }
+}
+
+/// SQLite errors described without SQL arguments (which could carry patient values).
+func describe(_ error: any Error) -> String {
+    if let error = error as? DatabaseError {
+        switch error.resultCode {
+        case .SQLITE_NOTADB: return "not a SQLite database"
+        case .SQLITE_CORRUPT: return "the database file is corrupt"
+        case .SQLITE_CANTOPEN: return "cannot open the file"
+        case .SQLITE_READONLY: return "attempt to write a read-only database"
+        default: return "SQLite error \(error.resultCode.rawValue): \(error.message ?? "unknown")"
+        }
+    }
+    if let error = error as? ShardError { return error.problem }
+    return String(describing: type(of: error))
+}

@@ -1,0 +1,156 @@
+import Logging
+import SiteFitCore
+import SiteFitEHR
+import SiteFitNN
+
+/// Local training settings every site of an arm uses.
+public struct LocalTrainingConfiguration: Sendable, Equatable {
+    public var epochs: Int
+    public var batchSize: Int
+    public var optimizer: OptimizerConfiguration
+
+    public init(epochs: Int, batchSize: Int, optimizer: OptimizerConfiguration) {
+        self.epochs = epochs
+        self.batchSize = batchSize
+        self.optimizer = optimizer
+    }
+}
+
+/// A site's test-set predictions, with the subgroup attributes the report audits.
+public struct SitePredictions: Sendable, Equatable {
+    public var site: String
+    public var personIds: [Int64]
+    public var labels: [Float]
+    public var scores: [Float]
+    public var sex: [String]
+    public var race: [String]
+}
+
+/// Aggregate statistics of a site's cohort (never rows): what "sites at a glance" shows.
+public struct SiteSummary: Sendable, Equatable {
+    public var cohortSize: Int
+    public var outcomePrevalence: Double
+    public var femaleShare: Double
+    public var meanAge: Double
+    /// Share of measurement features with no value in the look-back window.
+    public var labMissingShare: Double
+}
+
+/// What one site's local training produced in a round.
+public struct LocalUpdate: Sendable {
+    public var site: String
+    public var blob: [UInt8]
+    public var steps: Int
+    public var loss: Double
+    public var optimizerStateBytes: Int
+}
+
+/// A hospital. Its rows never leave this actor: it opens its shard read-only, extracts and splits
+/// its cohort, fine-tunes locally and answers with serialised selected parameters only.
+public actor SiteActor {
+    public nonisolated let id: String
+    public nonisolated let trainSize: Int
+    public nonisolated let testSize: Int
+    public nonisolated let summary: SiteSummary
+    private let train: Dataset
+    private let test: Dataset
+    private let testPersonIds: [Int64]
+    private let testSex: [String]
+    private let testRace: [String]
+    private let seed: UInt64
+    private var trainer: Trainer
+    /// The site's full local model: frozen tensors stay at their pretrained values.
+    private var local: [Float]
+    private var selection: ParameterSelection
+    private let logger: Logger
+
+    /// Opens `shard`, extracts `spec`, standardises with the pretrained model's statistics and
+    /// splits train/test stratified by outcome with the stream (seed, "split", site).
+    public init(
+        shard: SiteShard, spec: FeatureSpec, model: PretrainedModel, seed: UInt64, testFraction: Double,
+        maxBatch: Int, logger: Logger = Logger(label: "sitefit.site")
+    ) throws {
+        id = shard.site
+        self.seed = seed
+        self.logger = logger
+        let extract = try shard.extractCohort(spec)
+        var random = RandomStream(seed: seed, "split", shard.site)
+        var positives = (0..<extract.rows).filter { extract.labels[$0] >= 0.5 }
+        var negatives = (0..<extract.rows).filter { extract.labels[$0] < 0.5 }
+        random.shuffle(&positives)
+        random.shuffle(&negatives)
+        let testPositives = Int((Double(positives.count) * testFraction).rounded())
+        let testNegatives = Int((Double(negatives.count) * testFraction).rounded())
+        let testRows = (Array(positives.prefix(testPositives)) + Array(negatives.prefix(testNegatives))).sorted()
+        let trainRows = (Array(positives.dropFirst(testPositives)) + Array(negatives.dropFirst(testNegatives))).sorted()
+        guard !trainRows.isEmpty, !testRows.isEmpty else {
+            throw ShardError(site: shard.site, file: shard.url.relativePath,
+                             problem: "\(extract.rows) cohort rows are too few to split into train and test")
+        }
+        let columns = extract.columns.count
+        train = Dataset(features: model.standardizer.transform(extract.features, columns: columns, rows: trainRows),
+                        labels: trainRows.map { extract.labels[$0] }, columns: columns)
+        test = Dataset(features: model.standardizer.transform(extract.features, columns: columns, rows: testRows),
+                       labels: testRows.map { extract.labels[$0] }, columns: columns)
+        testPersonIds = testRows.map { extract.personIds[$0] }
+        testSex = testRows.map { extract.sex[$0] }
+        testRace = testRows.map { extract.race[$0] }
+        let ageColumn = extract.columns.firstIndex(of: "age_years") ?? 0
+        let labColumns = extract.columns.indices.filter { extract.columns[$0].hasPrefix("measurement.") }
+        var missing = 0
+        for r in 0..<extract.rows { for c in labColumns where extract.features[r * columns + c].isNaN { missing += 1 } }
+        summary = SiteSummary(
+            cohortSize: extract.rows,
+            outcomePrevalence: Double(extract.labels.filter { $0 >= 0.5 }.count) / Double(extract.rows),
+            femaleShare: Double(extract.sex.filter { $0 == "female" }.count) / Double(extract.rows),
+            meanAge: (0..<extract.rows).reduce(0.0) { $0 + extract.features[$1 * columns + ageColumn] } / Double(extract.rows),
+            labMissingShare: labColumns.isEmpty ? 0 : Double(missing) / Double(extract.rows * labColumns.count))
+        trainSize = trainRows.count
+        testSize = testRows.count
+        trainer = Trainer(mlp: model.mlp, maxBatch: maxBatch)
+        local = model.parameters
+        selection = ParameterSelection(layout: model.mlp.layout, tensorNames: [])
+    }
+
+    /// Resets the local model to the pretrained parameters for a new arm.
+    public func begin(pretrained: [Float], selection: ParameterSelection) {
+        local = pretrained
+        self.selection = selection
+    }
+
+    /// One round: install the broadcast, train the selected tensors, reply with them alone.
+    /// Shuffling uses the stream (seed, arm, site, round, "local-training").
+    public func localUpdate(
+        arm: String, round: Int, broadcast: [UInt8], configuration: LocalTrainingConfiguration
+    ) throws -> LocalUpdate {
+        do {
+            _ = try WireFormat.apply(broadcast, selection: selection, to: &local)
+        } catch {
+            throw UserFacingError("site '\(id)': refused the server's broadcast: \(error.reason)")
+        }
+        var random = RandomStream(seed: seed, "local-training", arm, id, String(round))
+        let summary = trainer.train(
+            parameters: &local, data: train, selection: selection,
+            configuration: TrainingConfiguration(optimizer: configuration.optimizer, epochs: configuration.epochs,
+                                                 batchSize: configuration.batchSize),
+            random: &random)
+        let blob = WireFormat.encode(parameters: local, selection: selection, metadata: [
+            WireFormat.Key.kind: "update", WireFormat.Key.round: String(round),
+            WireFormat.Key.site: id, WireFormat.Key.trainSize: String(trainSize),
+        ])
+        return LocalUpdate(site: id, blob: blob, steps: summary.steps, loss: summary.finalLoss,
+                           optimizerStateBytes: summary.optimizerStateBytes)
+    }
+
+    /// Scores the site's held-out test patients with the broadcast global model.
+    public func evaluate(broadcast: [UInt8]) throws -> SitePredictions {
+        var model = local
+        do {
+            _ = try WireFormat.apply(broadcast, selection: selection, to: &model)
+        } catch {
+            throw UserFacingError("site '\(id)': refused the server's broadcast: \(error.reason)")
+        }
+        return SitePredictions(site: id, personIds: testPersonIds, labels: test.labels,
+                               scores: trainer.predict(parameters: model, data: test), sex: testSex, race: testRace)
+    }
+}

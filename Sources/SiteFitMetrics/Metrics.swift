@@ -1,0 +1,50 @@
+/// Classification metrics as pure functions of scores and 0/1 labels.
+///
+/// Scores are probabilities; the decision is ŷ = 1[s ≥ threshold]. Every function is tested against
+/// hand-computed values in SiteFitMetricsTests.
+public enum Metrics {
+    /// Share of correct decisions at `threshold`.
+    public static func accuracy(scores: [Float], labels: [Float], threshold: Float = 0.5) -> Double {
+        precondition(scores.count == labels.count)
+        guard !scores.isEmpty else { return .nan }
+        var correct = 0
+        for (s, y) in zip(scores, labels) where (s >= threshold) == (y >= 0.5) { correct += 1 }
+        return Double(correct) / Double(scores.count)
+    }
+
+    /// Area under the ROC curve by the Mann–Whitney statistic; tied scores count one half.
+    /// `nil` when the labels hold a single class (AUROC is undefined there, not 0.5).
+    public static func auroc(scores: [Float], labels: [Float]) -> Double? {
+        precondition(scores.count == labels.count)
+        let positives = labels.filter { $0 >= 0.5 }.count
+        let negatives = labels.count - positives
+        guard positives > 0, negatives > 0 else { return nil }
+        // Average ranks over ties (1-based), then U = R₊ − n₊(n₊+1)/2.
+        let order = scores.indices.sorted { scores[$0] < scores[$1] }
+        var rankSumPositive = 0.0
+        var i = 0
+        while i < order.count {
+            var j = i
+            while j + 1 < order.count && scores[order[j + 1]] == scores[order[i]] { j += 1 }
+            let averageRank = Double(i + j + 2) / 2
+            for k in i...j where labels[order[k]] >= 0.5 { rankSumPositive += averageRank }
+            i = j + 1
+        }
+        let u = rankSumPositive - Double(positives) * Double(positives + 1) / 2
+        return u / (Double(positives) * Double(negatives))
+    }
+
+    /// Mean squared error of the probabilities, (1/n) Σ (s − y)².
+    public static func brier(scores: [Float], labels: [Float]) -> Double {
+        guard !scores.isEmpty else { return .nan }
+        var total = 0.0
+        for (s, y) in zip(scores, labels) { total += Double(s - y) * Double(s - y) }
+        return total / Double(scores.count)
+    }
+
+    /// Share of positive labels.
+    public static func prevalence(_ labels: [Float]) -> Double {
+        guard !labels.isEmpty else { return .nan }
+        return Double(labels.filter { $0 >= 0.5 }.count) / Double(labels.count)
+    }
+}

@@ -1,0 +1,106 @@
+/// What a parameter tensor is for; fine-tuning modes select tensors by role.
+public enum TensorRole: String, Sendable, Codable, Equatable {
+    case weight
+    case bias
+}
+
+/// One named tensor inside the flat parameter buffer: a dotted key, a shape and a range.
+public struct TensorSpec: Sendable, Equatable, Codable {
+    /// Dotted key, identical in selections, reports and on the wire (`layers.1.bias`).
+    public var name: String
+    public var shape: [Int]
+    public var role: TensorRole
+    /// First element of this tensor in the flat buffer.
+    public var offset: Int
+
+    public var count: Int { shape.reduce(1, *) }
+    public var range: Range<Int> { offset..<(offset + count) }
+
+    public init(name: String, shape: [Int], role: TensorRole, offset: Int) {
+        self.name = name
+        self.shape = shape
+        self.role = role
+        self.offset = offset
+    }
+}
+
+/// The named ranges of a model's single contiguous `Float` parameter buffer (llm.c style).
+public struct ParameterLayout: Sendable, Equatable {
+    public private(set) var tensors: [TensorSpec] = []
+    public private(set) var count = 0
+
+    public init() {}
+
+    /// Appends a tensor after the last one.
+    public mutating func append(name: String, shape: [Int], role: TensorRole) {
+        precondition(tensor(named: name) == nil, "duplicate tensor \(name)")
+        let spec = TensorSpec(name: name, shape: shape, role: role, offset: count)
+        tensors.append(spec)
+        count += spec.count
+    }
+
+    public func tensor(named name: String) -> TensorSpec? {
+        tensors.first { $0.name == name }
+    }
+}
+
+/// A subset of a model's tensors as a sorted list of disjoint ranges of the flat buffer.
+///
+/// This is what a fine-tuning mode trains and what a site is allowed to send: `gather` packs the
+/// selected values contiguously, `scatter` writes them back.
+public struct ParameterSelection: Sendable, Equatable {
+    /// Selected tensors, in buffer order.
+    public let tensors: [TensorSpec]
+    /// Sorted, disjoint, merged ranges of the flat buffer.
+    public let ranges: [Range<Int>]
+    /// Number of selected scalars.
+    public let count: Int
+
+    /// Selects the named tensors of `layout`; unknown names are a programming error.
+    public init(layout: ParameterLayout, tensorNames: some Sequence<String>) {
+        let wanted = Set(tensorNames)
+        let chosen = layout.tensors.filter { wanted.contains($0.name) }
+        precondition(chosen.count == wanted.count, "selection names a tensor the layout does not have")
+        self.init(tensors: chosen)
+    }
+
+    init(tensors chosen: [TensorSpec]) {
+        let sorted = chosen.sorted { $0.offset < $1.offset }
+        var merged: [Range<Int>] = []
+        for spec in sorted where spec.count > 0 {
+            if let last = merged.last, last.upperBound == spec.offset {
+                merged[merged.count - 1] = last.lowerBound..<spec.range.upperBound
+            } else {
+                merged.append(spec.range)
+            }
+        }
+        tensors = sorted
+        ranges = merged
+        count = merged.reduce(0) { $0 + $1.count }
+    }
+
+    public var tensorNames: [String] { tensors.map(\.name) }
+
+    /// The selected values, packed in buffer order.
+    public func gather(from buffer: [Float]) -> [Float] {
+        var out: [Float] = []
+        out.reserveCapacity(count)
+        for range in ranges { out.append(contentsOf: buffer[range]) }
+        return out
+    }
+
+    /// Writes packed selected values back into their ranges.
+    public func scatter(_ packed: [Float], into buffer: inout [Float]) {
+        precondition(packed.count == count)
+        var cursor = 0
+        for range in ranges {
+            buffer.replaceSubrange(range, with: packed[cursor..<(cursor + range.count)])
+            cursor += range.count
+        }
+    }
+
+    /// True when the tensor is selected.
+    public func contains(tensorNamed name: String) -> Bool {
+        tensors.contains { $0.name == name }
+    }
+}

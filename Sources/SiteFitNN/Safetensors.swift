@@ -1,0 +1,129 @@
+import Foundation
+
+/// One named FP32 tensor as carried in a safetensors blob.
+public struct NamedTensor: Sendable, Equatable {
+    public var name: String
+    public var shape: [Int]
+    public var values: [Float]
+
+    public init(name: String, shape: [Int], values: [Float]) {
+        self.name = name
+        self.shape = shape
+        self.values = values
+    }
+}
+
+/// Why a safetensors blob was refused.
+public struct SafetensorsError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var reason: String
+    public init(_ reason: String) { self.reason = reason }
+    public var description: String { "malformed safetensors: \(reason)" }
+}
+
+/// The safetensors format (8-byte little-endian header length, JSON header, raw little-endian
+/// data), written deterministically: tensors in the given order, metadata keys sorted, header
+/// padded with spaces to 8 bytes as the reference implementation does.
+public enum Safetensors {
+    /// Serialises `tensors` (FP32) with string `metadata` under `__metadata__`.
+    public static func encode(_ tensors: [NamedTensor], metadata: [String: String] = [:]) -> [UInt8] {
+        var header = "{"
+        var entries: [String] = []
+        if !metadata.isEmpty {
+            let pairs = metadata.keys.sorted().map { "\(jsonString($0)):\(jsonString(metadata[$0]!))" }
+            entries.append("\"__metadata__\":{\(pairs.joined(separator: ","))}")
+        }
+        var offset = 0
+        for tensor in tensors {
+            precondition(tensor.values.count == tensor.shape.reduce(1, *), "shape does not match values of \(tensor.name)")
+            let end = offset + tensor.values.count * 4
+            let shape = tensor.shape.map(String.init).joined(separator: ",")
+            entries.append("\(jsonString(tensor.name)):{\"dtype\":\"F32\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(end)]}")
+            offset = end
+        }
+        header += entries.joined(separator: ",") + "}"
+        var headerBytes = Array(header.utf8)
+        while headerBytes.count % 8 != 0 { headerBytes.append(0x20) }
+        var out: [UInt8] = []
+        out.reserveCapacity(8 + headerBytes.count + offset)
+        var length = UInt64(headerBytes.count).littleEndian
+        withUnsafeBytes(of: &length) { out.append(contentsOf: $0) }
+        out.append(contentsOf: headerBytes)
+        for tensor in tensors {
+            for value in tensor.values {
+                var bits = value.bitPattern.littleEndian
+                withUnsafeBytes(of: &bits) { out.append(contentsOf: $0) }
+            }
+        }
+        return out
+    }
+
+    /// Parses a blob, checking every offset and shape; tensors come back in data order.
+    public static func decode(_ bytes: [UInt8]) throws(SafetensorsError) -> (tensors: [NamedTensor], metadata: [String: String]) {
+        guard bytes.count >= 8 else { throw SafetensorsError("shorter than its 8-byte header length") }
+        var length: UInt64 = 0
+        for i in 0..<8 { length |= UInt64(bytes[i]) << (8 * UInt64(i)) }
+        guard length <= UInt64(bytes.count - 8) else { throw SafetensorsError("header length \(length) exceeds the blob") }
+        let headerEnd = 8 + Int(length)
+        let json: Any
+        do {
+            json = try JSONSerialization.jsonObject(with: Data(bytes[8..<headerEnd]))
+        } catch {
+            throw SafetensorsError("header is not valid JSON")
+        }
+        guard let header = json as? [String: Any] else { throw SafetensorsError("header is not a JSON object") }
+        var metadata: [String: String] = [:]
+        if let raw = header["__metadata__"] {
+            guard let dict = raw as? [String: String] else { throw SafetensorsError("__metadata__ must map strings to strings") }
+            metadata = dict
+        }
+        let dataCount = bytes.count - headerEnd
+        var entries: [(name: String, shape: [Int], start: Int, end: Int)] = []
+        for (name, raw) in header where name != "__metadata__" {
+            guard let info = raw as? [String: Any],
+                  let dtype = info["dtype"] as? String,
+                  let shape = info["shape"] as? [Int],
+                  let offsets = info["data_offsets"] as? [Int], offsets.count == 2
+            else { throw SafetensorsError("tensor '\(name)' has an incomplete entry") }
+            guard dtype == "F32" else { throw SafetensorsError("tensor '\(name)' has dtype \(dtype), expected F32") }
+            guard shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= dataCount
+            else { throw SafetensorsError("tensor '\(name)' has offsets outside the data") }
+            guard (offsets[1] - offsets[0]) == shape.reduce(1, *) * 4
+            else { throw SafetensorsError("tensor '\(name)' has \(offsets[1] - offsets[0]) bytes for shape \(shape)") }
+            entries.append((name, shape, offsets[0], offsets[1]))
+        }
+        entries.sort { $0.start < $1.start }
+        var cursor = 0
+        for entry in entries {
+            guard entry.start == cursor else { throw SafetensorsError("tensor '\(entry.name)' overlaps or leaves a gap") }
+            cursor = entry.end
+        }
+        guard cursor == dataCount else { throw SafetensorsError("\(dataCount - cursor) trailing bytes after the last tensor") }
+        let tensors = entries.map { entry -> NamedTensor in
+            var values = [Float](repeating: 0, count: (entry.end - entry.start) / 4)
+            for i in 0..<values.count {
+                let base = headerEnd + entry.start + 4 * i
+                let bits = UInt32(bytes[base]) | UInt32(bytes[base + 1]) << 8
+                    | UInt32(bytes[base + 2]) << 16 | UInt32(bytes[base + 3]) << 24
+                values[i] = Float(bitPattern: bits)
+            }
+            return NamedTensor(name: entry.name, shape: entry.shape, values: values)
+        }
+        return (tensors, metadata)
+    }
+
+    private static func jsonString(_ s: String) -> String {
+        var out = "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+}

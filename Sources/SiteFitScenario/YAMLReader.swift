@@ -1,0 +1,155 @@
+import Foundation
+import SiteFitCore
+import Yams
+
+/// Reads typed values out of a composed YAML tree, collecting every problem as a located
+/// `Diagnostic` instead of stopping at the first, so `sitefit validate` can list them all.
+struct YAMLReader {
+    let file: String
+    private(set) var diagnostics: [Diagnostic] = []
+
+    init(file: String) {
+        self.file = file
+    }
+
+    /// Composes `text`; a syntax error becomes one diagnostic with Yams' line and column.
+    mutating func compose(_ text: String) -> Node? {
+        do {
+            guard let node = try Yams.compose(yaml: text) else {
+                diagnostics.append(Diagnostic(file: file, line: 1, column: 1, field: "", problem: "the file is empty"))
+                return nil
+            }
+            return node
+        } catch let error as YamlError {
+            diagnostics.append(Self.diagnostic(for: error, file: file))
+            return nil
+        } catch {
+            diagnostics.append(Diagnostic(file: file, line: 1, column: 1, field: "", problem: "not valid YAML"))
+            return nil
+        }
+    }
+
+    static func diagnostic(for error: YamlError, file: String) -> Diagnostic {
+        switch error {
+        case let .scanner(context, problem, mark, _), let .parser(context, problem, mark, _),
+             let .composer(context, problem, mark, _):
+            let prefix = context.map { "\($0.text) " } ?? ""
+            return Diagnostic(file: file, line: mark.line, column: mark.column, field: "",
+                              problem: "invalid YAML: \(prefix)\(problem)")
+        case let .duplicatedKeysInMapping(duplicates, context):
+            return Diagnostic(file: file, line: context.mark.line, column: context.mark.column, field: "",
+                              problem: "duplicate key \(duplicates.map { "'\($0)'" }.joined(separator: ", "))")
+        case .reader:
+            return Diagnostic(file: file, line: 1, column: 1, field: "", problem: "not readable as UTF-8 text")
+        default:
+            return Diagnostic(file: file, line: 1, column: 1, field: "", problem: "invalid YAML")
+        }
+    }
+
+    mutating func fail(_ node: Node?, _ field: String, _ problem: String) {
+        let mark = node?.mark
+        diagnostics.append(Diagnostic(file: file, line: mark?.line ?? 1, column: mark?.column ?? 1,
+                                      field: field, problem: problem))
+    }
+
+    /// A mapping's values by key; unknown keys are diagnosed with a did-you-mean, and `required`
+    /// keys that are absent are diagnosed at the mapping itself.
+    mutating func mapping(_ node: Node, _ field: String, allowed: [String], required: [String] = []) -> [String: Node]? {
+        guard let mapping = node.mapping else {
+            fail(node, field, "expected a mapping of keys to values, found \(describe(node))")
+            return nil
+        }
+        var values: [String: Node] = [:]
+        for (key, value) in mapping {
+            guard let name = key.scalar?.string else {
+                fail(key, field, "keys must be plain names")
+                continue
+            }
+            let path = field.isEmpty ? name : "\(field).\(name)"
+            guard allowed.contains(name) else {
+                var problem = "unknown key '\(name)'"
+                if let guess = suggestion(for: name, among: allowed) { problem += "; did you mean '\(guess)'?" }
+                else { problem += "; expected one of: \(allowed.joined(separator: ", "))" }
+                fail(key, path, problem)
+                continue
+            }
+            values[name] = value
+        }
+        for name in required where values[name] == nil {
+            fail(node, field.isEmpty ? name : "\(field).\(name)", "missing required key '\(name)'")
+        }
+        return values
+    }
+
+    mutating func sequence(_ node: Node, _ field: String) -> [Node]? {
+        guard let sequence = node.sequence else {
+            fail(node, field, "expected a list, found \(describe(node))")
+            return nil
+        }
+        return Array(sequence)
+    }
+
+    mutating func string(_ node: Node, _ field: String) -> String? {
+        guard let scalar = node.scalar, !scalar.string.isEmpty else {
+            fail(node, field, "expected text, found \(describe(node))")
+            return nil
+        }
+        return scalar.string
+    }
+
+    mutating func integer(_ node: Node, _ field: String, in range: ClosedRange<Int>, what: String) -> Int? {
+        guard let text = node.scalar?.string, let value = Int(text), range.contains(value) else {
+            fail(node, field, "expected \(what), found \(describe(node))")
+            return nil
+        }
+        return value
+    }
+
+    mutating func number(_ node: Node, _ field: String, in range: ClosedRange<Double>, what: String) -> Double? {
+        guard let text = node.scalar?.string, let value = Double(text), value.isFinite, range.contains(value) else {
+            fail(node, field, "expected \(what), found \(describe(node))")
+            return nil
+        }
+        return value
+    }
+
+    mutating func choice<T: RawRepresentable & CaseIterable>(_ node: Node, _ field: String, _ type: T.Type) -> T?
+    where T.RawValue == String {
+        let options = T.allCases.map(\.rawValue)
+        guard let text = node.scalar?.string, let value = T(rawValue: text) else {
+            var problem = "expected one of \(options.map { "'\($0)'" }.joined(separator: ", ")), found \(describe(node))"
+            if let text = node.scalar?.string, let guess = suggestion(for: text, among: options) {
+                problem += "; did you mean '\(guess)'?"
+            }
+            fail(node, field, problem)
+            return nil
+        }
+        return value
+    }
+
+    /// How a node is quoted back to the user: a scalar's text, or its kind.
+    func describe(_ node: Node) -> String {
+        switch node {
+        case .scalar(let scalar):
+            let text = scalar.string.count > 40 ? String(scalar.string.prefix(40)) + "…" : scalar.string
+            return "'\(text)'"
+        case .mapping: return "a mapping"
+        case .sequence: return "a list"
+        case .alias: return "an alias"
+        }
+    }
+}
+
+/// Reads a file as UTF-8 text for a loader, with a user-facing error when it cannot.
+func readText(_ url: URL, what: String) throws -> String {
+    guard FileManager.default.fileExists(atPath: url.path) else {
+        throw UserFacingError("\(what) '\(url.relativePath)' does not exist")
+    }
+    guard let data = FileManager.default.contents(atPath: url.path) else {
+        throw UserFacingError("\(what) '\(url.relativePath)' cannot be read")
+    }
+    guard let text = String(data: data, encoding: .utf8) else {
+        throw DiagnosticList([Diagnostic(file: url.relativePath, line: 1, column: 1, field: "", problem: "not UTF-8 text")])
+    }
+    return text
+}

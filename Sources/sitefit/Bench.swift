@@ -1,0 +1,100 @@
+import ArgumentParser
+import Foundation
+import SiteFitCore
+import SiteFitKernels
+import SiteFitNN
+import SiteFitTuning
+
+extension SiteFit {
+    /// Benchmarks live outside the libraries; timing is for this command only, never in reports.
+    struct Bench: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Measure kernel and training-step throughput (build with -c release).",
+            subcommands: [Kernels.self])
+
+        struct Kernels: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "GFLOP/s of each kernel and of whole training steps.")
+
+            @Option(help: "Minimum seconds per measurement.")
+            var seconds: Double = 0.3
+
+            func run() throws {
+                print("kernel                         shape (m×k×n)      GFLOP/s   naive GFLOP/s")
+                for (m, k, n) in [(32, 40, 128), (32, 128, 128), (128, 32, 128), (256, 256, 256)] {
+                    bench("matmul A·B", m, k, n, fast: SiteFitKernels.Kernels.matmul, naive: NaiveKernels.matmul)
+                    bench("matmul Aᵀ·B", m, k, n, fast: SiteFitKernels.Kernels.matmulTransposedA, naive: NaiveKernels.matmulTransposedA)
+                    bench("matmul A·Bᵀ", m, k, n, fast: SiteFitKernels.Kernels.matmulTransposedB, naive: NaiveKernels.matmulTransposedB)
+                }
+                print("")
+                print("training step (forward + backward + Adam), one core")
+                for (widths, batch, mode) in [([40, 128, 128], 32, FineTuningMode.full), ([40, 128, 128], 32, .bitfit),
+                                              ([13], 4, .full)] {
+                    step(inputSize: widths[0], hidden: Array(widths.dropFirst()), batch: batch, mode: mode)
+                }
+            }
+
+            func measure(_ flopsPerCall: Double, _ body: () -> Void) -> Double {
+                body()
+                let clock = ContinuousClock()
+                var calls = 0
+                let start = clock.now
+                var elapsed = Duration.zero
+                repeat {
+                    for _ in 0..<16 { body() }
+                    calls += 16
+                    elapsed = clock.now - start
+                } while elapsed < .milliseconds(Int(seconds * 1000))
+                let secondsTaken = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+                return flopsPerCall * Double(calls) / secondsTaken / 1e9
+            }
+
+            func bench(
+                _ name: String, _ m: Int, _ k: Int, _ n: Int,
+                fast: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Int, Int, Bool) -> Void,
+                naive: ([Float], [Float], Int, Int, Int) -> [Float]
+            ) {
+                var random = RandomStream(seed: 1, "bench", name)
+                let a = (0..<(m * k)).map { _ in Float(random.gaussian()) }
+                let b = (0..<(k * n)).map { _ in Float(random.gaussian()) }
+                var c = [Float](repeating: 0, count: m * n)
+                let flops = 2.0 * Double(m * k * n)
+                let fastRate = a.withUnsafeBufferPointer { pa in
+                    b.withUnsafeBufferPointer { pb in
+                        c.withUnsafeMutableBufferPointer { pc in
+                            measure(flops) { fast(pa.baseAddress!, pb.baseAddress!, pc.baseAddress!, m, k, n, false) }
+                        }
+                    }
+                }
+                let naiveRate = measure(flops) { _ = naive(a, b, m, k, n) }
+                let shape = "\(m)×\(k)×\(n)"
+                print(name.padding(toLength: 31, withPad: " ", startingAt: 0)
+                      + shape.padding(toLength: 17, withPad: " ", startingAt: 0)
+                      + String(format: "%8.2f   %8.2f", fastRate, naiveRate))
+            }
+
+            func step(inputSize: Int, hidden: [Int], batch: Int, mode: FineTuningMode) {
+                let mlp = MLP(MLPConfiguration(inputSize: inputSize, hiddenSizes: hidden))
+                var random = RandomStream(seed: 1, "bench", "step")
+                var parameters = mlp.initialParameters(random: &random)
+                let rows = batch * 64
+                let data = Dataset(features: (0..<(rows * inputSize)).map { _ in Float(random.gaussian()) },
+                                   labels: (0..<rows).map { _ in random.bernoulli(0.3) ? 1 : 0 }, columns: inputSize)
+                var trainer = Trainer(mlp: mlp, maxBatch: batch)
+                let selection = mode.selection(for: mlp.layout)
+                let mask = TrainableMask(mlp: mlp, selection: selection)
+                let configuration = TrainingConfiguration(
+                    optimizer: OptimizerConfiguration(kind: .adam, learningRate: 1e-3), epochs: 1, batchSize: batch)
+                let flops = mlp.trainingFlopsPerExample(mask) * Double(rows)
+                let rate = measure(flops) {
+                    var shuffle = RandomStream(seed: 2, "bench")
+                    _ = trainer.train(parameters: &parameters, data: data, selection: selection,
+                                      configuration: configuration, random: &shuffle)
+                }
+                let stepsPerSecond = rate * 1e9 / (flops / 64)
+                let shape = mlp.configuration.widths.map(String.init).joined(separator: "→")
+                print("  MLP \(shape) batch \(batch) \(mode.rawValue):".padding(toLength: 44, withPad: " ", startingAt: 0)
+                      + String(format: "%8.2f GFLOP/s  %10.0f steps/s", rate, stepsPerSecond))
+            }
+        }
+    }
+}

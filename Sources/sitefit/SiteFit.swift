@@ -1,0 +1,142 @@
+import ArgumentParser
+import Foundation
+import Logging
+import SiteFitCore
+import SiteFitEHR
+import SiteFitReport
+import SiteFitScenario
+import SiteFitSimulation
+
+@main
+struct SiteFit: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sitefit",
+        abstract: "Simulate federated fine-tuning (BitFit, full) of a pretrained model across hospital sites.",
+        discussion: """
+            Each site holds an OMOP-shaped SQLite shard that only its own actor reads. A scenario file
+            names the sites, the model and the arms to compare; `sitefit run` writes a Markdown report.
+            """,
+        version: siteFitVersion,
+        subcommands: [Run.self, Validate.self, Sites.self, Bench.self])
+}
+
+/// Prints a user-facing error without a stack trace and turns it into exit code 1.
+func reportFailure(_ error: any Error) -> ExitCode {
+    let message: String
+    switch error {
+    case let list as DiagnosticList: message = list.diagnostics.map { "error: \($0)" }.joined(separator: "\n")
+    case let diagnostic as Diagnostic: message = "error: \(diagnostic)"
+    case let error as UserFacingError: message = "error: \(error.message)"
+    case let error as ShardError: message = "error: \(error)"
+    default: message = "error: \(error)"
+    }
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+    return ExitCode.failure
+}
+
+func bootstrapLogging(verbose: Bool) {
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = verbose ? .info : .warning
+        return handler
+    }
+}
+
+extension SiteFit {
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run a scenario and write its report.",
+            discussion: "Builds any missing site shard first. Writes DIR/<scenario>.md and DIR/<scenario>/ (metrics.json, predictions.csv, charts).")
+
+        @Argument(help: "Scenario file (YAML), e.g. Scenarios/quickstart.yaml.")
+        var scenario: String
+
+        @Option(name: .customLong("output-dir"), help: "Folder for the report.")
+        var outputDirectory: String = "Reports"
+
+        @Option(help: "Override the scenario's seed (pretraining, splits and training; shards keep their profile seeds).")
+        var seed: UInt64?
+
+        @Flag(help: "Print only the report path.")
+        var quiet = false
+
+        @Flag(help: "Log what each component does (to stderr).")
+        var verbose = false
+
+        func run() async throws {
+            bootstrapLogging(verbose: verbose)
+            do {
+                var loaded = try ScenarioLoader.load(URL(fileURLWithPath: scenario))
+                loaded.file = scenario
+                if let seed {
+                    loaded.seed = seed
+                    loaded.pretraining.source.seed = seed &+ 1
+                }
+                let quiet = self.quiet
+                let result = try await Simulation.run(loaded, logger: Logger(label: "sitefit")) { line in
+                    if !quiet { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+                }
+                let output = try ReportWriter.write(result.metrics, predictions: result.predictions,
+                                                    to: URL(fileURLWithPath: outputDirectory))
+                print(output.report.relativePath)
+            } catch {
+                throw reportFailure(error)
+            }
+        }
+    }
+
+    struct Validate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check a scenario and its site profiles without running anything.",
+            discussion: "Prints every problem as file:line:column: field: problem and exits non-zero if there is one.")
+
+        @Argument(help: "Scenario file (YAML).")
+        var scenario: String
+
+        func run() throws {
+            do {
+                let loaded = try ScenarioLoader.load(URL(fileURLWithPath: scenario))
+                print("\(scenario): OK (\(loaded.sites.count) sites, \(loaded.arms.count) arms, \(loaded.federation.rounds) rounds)")
+            } catch {
+                throw reportFailure(error)
+            }
+        }
+    }
+
+    struct Sites: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Work with site profiles and their shards.", subcommands: [Build.self])
+
+        struct Build: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Build each profile's OMOP SQLite shard (same profile, same shard).",
+                discussion: "Writes <id>.sqlite next to each profile, or into --output-dir. An existing shard is replaced atomically.")
+
+            @Argument(help: "Site profile files, e.g. Sites/riverside-general.yaml.")
+            var profiles: [String]
+
+            @Option(name: .customLong("output-dir"), help: "Folder for the shards (default: next to each profile).")
+            var outputDirectory: String?
+
+            func validate() throws {
+                if profiles.isEmpty { throw ValidationError("name at least one profile, e.g. Sites/riverside-general.yaml") }
+            }
+
+            func run() throws {
+                bootstrapLogging(verbose: false)
+                do {
+                    for path in profiles {
+                        let profile = try SiteProfileLoader.load(URL(fileURLWithPath: path))
+                        let folder = outputDirectory.map { URL(fileURLWithPath: $0) }
+                            ?? URL(fileURLWithPath: path).deletingLastPathComponent()
+                        let shard = folder.appendingPathComponent("\(profile.id).sqlite")
+                        try ShardBuilder.build(profile: profile, to: shard)
+                        print(shard.relativePath)
+                    }
+                } catch {
+                    throw reportFailure(error)
+                }
+            }
+        }
+    }
+}

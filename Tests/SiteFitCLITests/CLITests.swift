@@ -1,0 +1,93 @@
+import Foundation
+import Testing
+
+/// End-to-end tests of the built `sitefit` binary: stdout, stderr and exit code.
+@Suite("sitefit command line")
+struct CLITests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// The binary next to the test bundle (same build folder and configuration).
+    static var binary: URL {
+        let candidates = [
+            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("sitefit"),
+            Bundle.main.bundleURL.appendingPathComponent("sitefit"),
+            root.appendingPathComponent(".build/debug/sitefit"),
+        ]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates[2]
+    }
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static func run(_ arguments: [String], in directory: URL = root) throws -> Result {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        process.currentDirectoryURL = directory
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                      stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    @Test("a missing scenario file exits non-zero with a clear message and no stack trace")
+    func missingScenario() throws {
+        let result = try Self.run(["run", "Scenarios/does-not-exist.yaml"])
+        #expect(result.status != 0)
+        #expect(result.stderr == "error: scenario file 'Scenarios/does-not-exist.yaml' does not exist\n")
+        #expect(result.stdout.isEmpty)
+    }
+
+    @Test("validate prints file:line:column: field: problem for a broken scenario")
+    func validateBroken() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sitefit-cli-\(ProcessInfo.processInfo.processIdentifier)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try Data("seed: 1\nsites: []\narms:\n  - mode: ful\n".utf8).write(to: folder.appendingPathComponent("broken.yaml"))
+        let result = try Self.run(["validate", "broken.yaml"], in: folder)
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("error: broken.yaml:2:8: sites: list at least one site"))
+        #expect(result.stderr.contains("error: broken.yaml:4:11: arms[0].mode: expected one of 'full', 'bitfit', found 'ful'; did you mean 'full'?"))
+        #expect(!result.stderr.contains("Stack"))
+    }
+
+    @Test("validate accepts the quickstart")
+    func validateQuickstart() throws {
+        let result = try Self.run(["validate", "Scenarios/quickstart.yaml"])
+        #expect(result.status == 0)
+        #expect(result.stdout == "Scenarios/quickstart.yaml: OK (3 sites, 2 arms, 5 rounds)\n")
+    }
+
+    @Test("--version prints the version")
+    func version() throws {
+        let result = try Self.run(["--version"])
+        #expect(result.status == 0)
+        #expect(result.stdout == "0.1.0\n")
+    }
+
+    @Test("--help matches its golden file (re-record with SITEFIT_RECORD_GOLDEN=1)")
+    func help() throws {
+        let result = try Self.run(["--help"])
+        #expect(result.status == 0)
+        let golden = Self.root.appendingPathComponent("Tests/SiteFitCLITests/Golden/help.txt")
+        if ProcessInfo.processInfo.environment["SITEFIT_RECORD_GOLDEN"] == "1" {
+            try FileManager.default.createDirectory(at: golden.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try Data(result.stdout.utf8).write(to: golden)
+        }
+        #expect(result.stdout == (try String(contentsOf: golden, encoding: .utf8)))
+    }
+
+    @Test("an unknown option is refused with a usage hint")
+    func unknownOption() throws {
+        let result = try Self.run(["run", "Scenarios/quickstart.yaml", "--sede", "3"])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("--sede"))
+    }
+}

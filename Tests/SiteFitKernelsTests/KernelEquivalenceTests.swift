@@ -1,0 +1,72 @@
+import Testing
+@testable import SiteFitKernels
+
+/// Fast kernels against their naive twins on odd shapes (tails in every dimension).
+/// Tolerance: both sum k Float products in different orders; relative error grows like k·ε,
+/// so 1e-5 relative with an absolute floor of 1e-5 covers k ≤ 300 with margin.
+@Suite("Kernels match their naive twins")
+struct KernelEquivalenceTests {
+    static let shapes: [(Int, Int, Int)] = [
+        (1, 1, 1), (3, 5, 7), (4, 16, 16), (5, 17, 33), (17, 33, 19), (32, 40, 128), (9, 128, 31), (64, 13, 1),
+    ]
+
+    static func values(_ count: Int, seed: Int) -> [Float] {
+        (0..<count).map { Float(sin(Double($0 * 7 + seed) * 0.37)) }
+    }
+
+    static func close(_ a: [Float], _ b: [Float]) -> Bool {
+        a.count == b.count && zip(a, b).allSatisfy { abs($0 - $1) <= 1e-5 * max(1, abs($1)) }
+    }
+
+    @Test("A·B", arguments: shapes)
+    func matmul(shape: (Int, Int, Int)) {
+        let (m, k, n) = shape
+        let a = Self.values(m * k, seed: 1), b = Self.values(k * n, seed: 2)
+        var c = [Float](repeating: 0, count: m * n)
+        Kernels.matmul(a, b, &c, m: m, k: k, n: n)
+        #expect(Self.close(c, NaiveKernels.matmul(a, b, m: m, k: k, n: n)))
+        // accumulate adds onto what is there
+        Kernels.matmul(a, b, &c, m: m, k: k, n: n, accumulate: true)
+        #expect(Self.close(c, NaiveKernels.matmul(a, b, m: m, k: k, n: n).map { 2 * $0 }))
+    }
+
+    @Test("Aᵀ·B", arguments: shapes)
+    func matmulTransposedA(shape: (Int, Int, Int)) {
+        let (m, k, n) = shape
+        let a = Self.values(k * m, seed: 3), b = Self.values(k * n, seed: 4)
+        var c = [Float](repeating: 0, count: m * n)
+        Kernels.matmulTransposedA(a, b, &c, m: m, k: k, n: n)
+        #expect(Self.close(c, NaiveKernels.matmulTransposedA(a, b, m: m, k: k, n: n)))
+    }
+
+    @Test("A·Bᵀ", arguments: shapes)
+    func matmulTransposedB(shape: (Int, Int, Int)) {
+        let (m, k, n) = shape
+        let a = Self.values(m * k, seed: 5), b = Self.values(n * k, seed: 6)
+        var c = [Float](repeating: 0, count: m * n)
+        Kernels.matmulTransposedB(a, b, &c, m: m, k: k, n: n)
+        #expect(Self.close(c, NaiveKernels.matmulTransposedB(a, b, m: m, k: k, n: n)))
+        Kernels.matmulTransposedB(a, b, &c, m: m, k: k, n: n, accumulate: true)
+        #expect(Self.close(c, NaiveKernels.matmulTransposedB(a, b, m: m, k: k, n: n).map { 2 * $0 }))
+    }
+
+    @Test("fused bias + ReLU, ReLU backward and column sums", arguments: [(1, 1), (3, 17), (8, 32), (5, 33)])
+    func elementwise(shape: (Int, Int)) {
+        let (m, n) = shape
+        let y = Self.values(m * n, seed: 7), bias = Self.values(n, seed: 8)
+        var fused = y
+        Kernels.addBiasReLU(&fused, bias: bias, m: m, n: n)
+        #expect(fused == NaiveKernels.addBiasReLU(y, bias: bias, m: m, n: n))
+
+        var gradient = Self.values(m * n, seed: 9)
+        let expected = NaiveKernels.reluBackward(gradient, activated: fused)
+        Kernels.reluBackward(&gradient, activated: fused, count: m * n)
+        #expect(gradient == expected)
+
+        var sums = [Float](repeating: 99, count: n)
+        Kernels.columnSums(y, m: m, n: n, into: &sums)
+        #expect(Self.close(sums, NaiveKernels.columnSums(y, m: m, n: n)))
+    }
+}
+
+import Foundation

@@ -1,0 +1,42 @@
+import Testing
+@testable import SiteFitMetrics
+
+@Suite("Metrics against hand-computed values")
+struct MetricsTests {
+    @Test("accuracy at threshold 0.5 counts s ≥ 0.5 as positive")
+    func accuracy() {
+        // decisions 1,0,1,1 vs labels 1,0,0,1 → 3 of 4 correct
+        #expect(Metrics.accuracy(scores: [0.9, 0.2, 0.5, 0.7], labels: [1, 0, 0, 1]) == 0.75)
+    }
+
+    @Test("AUROC without ties is the share of correctly ordered pairs")
+    func aurocNoTies() {
+        // positives 0.8, 0.4; negatives 0.6, 0.1 → pairs (0.8>0.6)(0.8>0.1)(0.4<0.6)(0.4>0.1) = 3/4
+        #expect(Metrics.auroc(scores: [0.8, 0.6, 0.4, 0.1], labels: [1, 0, 1, 0]) == 0.75)
+    }
+
+    @Test("AUROC counts a tied positive–negative pair as one half")
+    func aurocTies() {
+        // positives 0.5, 0.9; negatives 0.5, 0.2 → (0.5=0.5 → ½)(0.5>0.2)(0.9>0.5)(0.9>0.2) = 3.5/4
+        #expect(Metrics.auroc(scores: [0.5, 0.5, 0.9, 0.2], labels: [1, 0, 1, 0]) == 0.875)
+        // all scores equal → 0.5
+        #expect(Metrics.auroc(scores: [0.3, 0.3, 0.3], labels: [1, 0, 0]) == 0.5)
+    }
+
+    @Test("AUROC is undefined for a single-class set")
+    func aurocSingleClass() {
+        #expect(Metrics.auroc(scores: [0.1, 0.9], labels: [1, 1]) == nil)
+        #expect(Metrics.auroc(scores: [0.1, 0.9], labels: [0, 0]) == nil)
+    }
+
+    @Test("Brier score is the mean squared error of the probabilities")
+    func brier() {
+        // (0.9−1)² + (0.2−0)² + (0.6−0)² = 0.01 + 0.04 + 0.36 = 0.41 → /3
+        #expect(abs(Metrics.brier(scores: [0.9, 0.2, 0.6], labels: [1, 0, 0]) - 0.41 / 3) < 1e-7)
+    }
+
+    @Test("prevalence is the share of positive labels")
+    func prevalence() {
+        #expect(Metrics.prevalence([1, 0, 0, 1, 0]) == 0.4)
+    }
+}

@@ -1,0 +1,141 @@
+import Foundation
+import Testing
+@testable import SiteFitCore
+@testable import SiteFitScenario
+
+/// Writes files into a fresh folder and returns it.
+func fixture(_ files: [String: String], name: String = #function) -> URL {
+    let folder = FileManager.default.temporaryDirectory
+        .appendingPathComponent("sitefit-scenario-\(ProcessInfo.processInfo.processIdentifier)")
+        .appendingPathComponent(name.filter { $0.isLetter || $0.isNumber })
+    try? FileManager.default.removeItem(at: folder)
+    for (path, text) in files {
+        let url = folder.appendingPathComponent(path)
+        try! FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try! Data(text.utf8).write(to: url)
+    }
+    return folder
+}
+
+let profile = """
+    name: Alpha Hospital
+    seed: 1
+    patients: 200
+    """
+
+let scenario = """
+    seed: 42
+    sites:
+      - profile: ../Sites/alpha.yaml
+    federation:
+      rounds: 3
+    arms:
+      - mode: full
+      - name: bitfit-fast
+        mode: bitfit
+        learning_rate: 0.02
+    """
+
+func diagnostics(_ body: () throws -> Void) -> [Diagnostic] {
+    do {
+        try body()
+        return []
+    } catch let list as DiagnosticList {
+        return list.diagnostics
+    } catch {
+        return [Diagnostic(file: "?", line: 0, column: 0, field: "", problem: "\(error)")]
+    }
+}
+
+@Suite("Scenario files")
+struct ScenarioTests {
+    @Test("a valid scenario loads with its profiles, defaults and arm overrides")
+    func valid() throws {
+        let folder = fixture(["Sites/alpha.yaml": profile, "Scenarios/demo.yaml": scenario])
+        let s = try ScenarioLoader.load(folder.appendingPathComponent("Scenarios/demo.yaml"))
+        #expect(s.name == "demo")
+        #expect(s.seed == 42)
+        #expect(s.sites.map(\.profile.id) == ["alpha"])
+        #expect(s.sites[0].profile.patients == 200)
+        #expect(s.sites[0].shardFile.lastPathComponent == "alpha.sqlite")
+        #expect(s.federation.rounds == 3)
+        #expect(s.arms.map(\.name) == ["full", "bitfit-fast"])
+        #expect(s.arms[1].learningRate == 0.02)
+        #expect(s.arms[0].learningRate == s.federation.learningRate)
+    }
+
+    @Test("an unknown key is located and gets a did-you-mean")
+    func unknownKey() {
+        let folder = fixture(["Sites/alpha.yaml": profile,
+                              "Scenarios/demo.yaml": scenario.replacingOccurrences(of: "  rounds: 3", with: "  rouns: 3")])
+        let found = diagnostics { _ = try ScenarioLoader.load(folder.appendingPathComponent("Scenarios/demo.yaml")) }
+        #expect(found.count == 1)
+        #expect(found.first?.line == 5)
+        #expect(found.first?.column == 3)
+        #expect(found.first?.field == "federation.rouns")
+        #expect(found.first?.problem == "unknown key 'rouns'; did you mean 'rounds'?")
+    }
+
+    @Test("bad values name file, line, column and field, all at once")
+    func badValues() {
+        let broken = scenario
+            .replacingOccurrences(of: "seed: 42", with: "seed: -3")
+            .replacingOccurrences(of: "mode: bitfit", with: "mode: bitfitt")
+        let folder = fixture(["Sites/alpha.yaml": profile, "Scenarios/demo.yaml": broken])
+        let found = diagnostics { _ = try ScenarioLoader.load(folder.appendingPathComponent("Scenarios/demo.yaml")) }
+        #expect(found.map(\.field) == ["seed", "arms[1].mode"])
+        #expect(found[0].description.hasSuffix("demo.yaml:1:7: seed: expected a non-negative integer, found '-3'"))
+        #expect(found[1].problem.contains("did you mean 'bitfit'?"))
+    }
+
+    @Test("a problem inside a site profile is reported in the profile's file")
+    func profileProblem() {
+        let folder = fixture(["Sites/alpha.yaml": profile.replacingOccurrences(of: "patients: 200", with: "patients: many"),
+                              "Scenarios/demo.yaml": scenario])
+        let found = diagnostics { _ = try ScenarioLoader.load(folder.appendingPathComponent("Scenarios/demo.yaml")) }
+        #expect(found.count == 1)
+        #expect(found[0].file.hasSuffix("Sites/alpha.yaml"))
+        #expect(found[0].line == 3)
+        #expect(found[0].problem == "expected an integer from 20 to 1000000, found 'many'")
+    }
+
+    @Test("a missing profile file is located at the scenario's profile field")
+    func missingProfile() {
+        let folder = fixture(["Scenarios/demo.yaml": scenario])
+        let found = diagnostics { _ = try ScenarioLoader.load(folder.appendingPathComponent("Scenarios/demo.yaml")) }
+        #expect(found.first?.field == "sites[0].profile")
+        #expect(found.first?.line == 3)
+        #expect(found.first?.problem.contains("not found") == true)
+    }
+
+    @Test("invalid YAML gets the parser's line and column")
+    func syntax() {
+        let folder = fixture(["Scenarios/demo.yaml": "seed: 1\nsites: [unclosed\narms: []\n"])
+        let found = diagnostics { _ = try ScenarioLoader.load(folder.appendingPathComponent("Scenarios/demo.yaml")) }
+        #expect(found.count == 1)
+        #expect(found[0].problem.hasPrefix("invalid YAML"))
+        #expect(found[0].line >= 2)
+    }
+
+    @Test("required keys are reported when absent")
+    func required() {
+        let folder = fixture(["Scenarios/demo.yaml": "name: x\n"])
+        let found = diagnostics { _ = try ScenarioLoader.load(folder.appendingPathComponent("Scenarios/demo.yaml")) }
+        #expect(found.map(\.field) == ["seed", "sites", "arms"])
+    }
+
+    @Test("a missing scenario file is a user-facing error, not a crash")
+    func missingFile() {
+        #expect(throws: UserFacingError.self) {
+            try ScenarioLoader.load(URL(fileURLWithPath: "/nonexistent/scenario.yaml"))
+        }
+    }
+
+    @Test("the committed quickstart scenario validates")
+    func quickstart() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let s = try ScenarioLoader.load(root.appendingPathComponent("Scenarios/quickstart.yaml"))
+        #expect(s.arms.map(\.mode.rawValue) == ["full", "bitfit"])
+        #expect(s.sites.count == 3)
+    }
+}

@@ -1,0 +1,116 @@
+import Foundation
+import Testing
+@testable import SiteFitCore
+@testable import SiteFitReport
+@testable import SiteFitScenario
+@testable import SiteFitSimulation
+
+/// A scenario small enough to run twice in a test, written into a fresh folder.
+func tinyScenario(_ name: String = #function) -> URL {
+    let folder = FileManager.default.temporaryDirectory
+        .appendingPathComponent("sitefit-sim-\(ProcessInfo.processInfo.processIdentifier)")
+        .appendingPathComponent(name.filter { $0.isLetter || $0.isNumber })
+    try? FileManager.default.removeItem(at: folder)
+    try! FileManager.default.createDirectory(at: folder.appendingPathComponent("Sites"), withIntermediateDirectories: true)
+    let files = [
+        "Sites/north.yaml": "name: North\nseed: 1\npatients: 260\noutcome_prevalence: 0.25\n",
+        "Sites/south.yaml": "name: South\nseed: 2\npatients: 180\ncreatinine_unit: umol/L\nlab_missing_rate: 0.3\n",
+        "tiny.yaml": """
+            seed: 5
+            sites:
+              - profile: Sites/north.yaml
+              - profile: Sites/south.yaml
+            model:
+              hidden: [8]
+            pretraining:
+              patients: 600
+              epochs: 3
+            federation:
+              rounds: 2
+              batch_size: 16
+            arms:
+              - mode: full
+              - mode: bitfit
+                learning_rate: 0.01
+            """,
+    ]
+    for (path, text) in files { try! Data(text.utf8).write(to: folder.appendingPathComponent(path)) }
+    return folder
+}
+
+func hash(_ url: URL) -> String { StableHash.hex(Array(FileManager.default.contents(atPath: url.path) ?? Data())) }
+
+@Suite("End-to-end simulation")
+struct SimulationTests {
+    @Test("two runs with one seed give identical metrics.json, and no shard changes during a run")
+    func reproducible() async throws {
+        let folder = tinyScenario()
+        let scenario = try ScenarioLoader.load(folder.appendingPathComponent("tiny.yaml"))
+        let first = try await Simulation.run(scenario)
+        let shards = scenario.sites.map(\.shardFile)
+        let before = shards.map(hash)
+        let second = try await Simulation.run(scenario)
+        #expect(shards.map(hash) == before, "a run must never modify a shard")
+        #expect(try ReportWriter.metricsJSON(first.metrics) == ReportWriter.metricsJSON(second.metrics))
+        #expect(first.predictions == second.predictions)
+
+        var reseeded = scenario
+        reseeded.seed = 6
+        let third = try await Simulation.run(reseeded)
+        #expect(try ReportWriter.metricsJSON(third.metrics) != ReportWriter.metricsJSON(first.metrics))
+    }
+
+    @Test("the report and its files hold what the issue asks for")
+    func reportContents() async throws {
+        let folder = tinyScenario()
+        let scenario = try ScenarioLoader.load(folder.appendingPathComponent("tiny.yaml"))
+        let result = try await Simulation.run(scenario)
+        let output = try ReportWriter.write(result.metrics, predictions: result.predictions,
+                                            to: folder.appendingPathComponent("Reports"))
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: output.metrics)) as! [String: Any]
+        let arms = json["arms"] as! [[String: Any]]
+        #expect(arms.map { $0["name"] as! String } == ["full", "bitfit"])
+        for arm in arms {
+            let final = arm["final"] as! [String: Any]
+            #expect(final["accuracy"] is Double)
+            #expect(final["auroc"] is Double)
+            let perSite = final["per_site"] as! [String: [String: Any]]
+            #expect(Set(perSite.keys) == ["north", "south"])
+            #expect(perSite["north"]?["accuracy"] is Double)
+            let privacy = arm["privacy"] as! [String: Any]
+            #expect((privacy["bytes_up"] as! Int) > 0)
+            #expect(privacy["parameters_exposed"] is Int)
+        }
+        let full = result.metrics.arms[0], bitfit = result.metrics.arms[1]
+        #expect(full.privacy.parametersExposed == result.metrics.model.parameters)
+        // 21 inputs → 8 → 1: biases are 8 + 1
+        #expect(bitfit.privacy.parametersExposed == 9)
+        #expect(bitfit.privacy.bytesUp < full.privacy.bytesUp)
+        #expect(full.rounds.count == 3, "round 0 (pretrained) plus two rounds")
+
+        let csv = try String(contentsOf: output.predictions, encoding: .utf8).split(separator: "\n")
+        #expect(csv.first == "arm,site,person_id,label,score,sex,race")
+        let testPatients = result.metrics.sites.reduce(0) { $0 + $1.testSize }
+        #expect(csv.count == 1 + 2 * testPatients)
+
+        let markdown = try String(contentsOf: output.report, encoding: .utf8)
+        #expect(markdown.contains("| full | full |"))
+        #expect(markdown.contains("| bitfit | bitfit |"))
+        #expect(markdown.contains("## Sites at a glance"))
+        let svg = try String(contentsOf: output.charts[0], encoding: .utf8)
+        #expect(svg.hasPrefix("<svg") && svg.hasSuffix("</svg>\n"))
+    }
+
+    @Test("a stale shard (built from another profile) is refused, not rebuilt")
+    func staleShard() async throws {
+        let folder = tinyScenario()
+        var scenario = try ScenarioLoader.load(folder.appendingPathComponent("tiny.yaml"))
+        _ = try Simulation.provisionShards(scenario, logger: .init(label: "test")) { _ in }
+        let before = hash(scenario.sites[0].shardFile)
+        scenario.sites[0].profile.patients += 1
+        #expect(throws: (any Error).self) {
+            _ = try Simulation.provisionShards(scenario, logger: .init(label: "test")) { _ in }
+        }
+        #expect(hash(scenario.sites[0].shardFile) == before)
+    }
+}
