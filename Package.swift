@@ -75,7 +75,7 @@ let package = Package(
         ]),
         .testTarget(name: "SiteFitScenarioTests", dependencies: ["SiteFitScenario"]),
         .testTarget(name: "SiteFitSimulationTests", dependencies: ["SiteFitSimulation", "SiteFitScenario"]),
-        .testTarget(name: "SiteFitCLITests", dependencies: ["sitefit"]),
+        .testTarget(name: "SiteFitCLITests", dependencies: ["sitefit"], exclude: ["Golden"]),
     ],
     swiftLanguageModes: [.v6]
 )

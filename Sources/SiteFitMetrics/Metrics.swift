@@ -12,6 +12,29 @@ public enum Metrics {
         return Double(correct) / Double(scores.count)
     }
 
+    /// Mean of sensitivity and specificity at `threshold`; `nil` for a single-class set.
+    /// Unlike accuracy it is 0.5 for a model that always predicts the majority class.
+    public static func balancedAccuracy(scores: [Float], labels: [Float], threshold: Float = 0.5) -> Double? {
+        precondition(scores.count == labels.count)
+        var tp = 0, fn = 0, tn = 0, fp = 0
+        for (s, y) in zip(scores, labels) {
+            switch (y >= 0.5, s >= threshold) {
+            case (true, true): tp += 1
+            case (true, false): fn += 1
+            case (false, false): tn += 1
+            case (false, true): fp += 1
+            }
+        }
+        guard tp + fn > 0, tn + fp > 0 else { return nil }
+        return (Double(tp) / Double(tp + fn) + Double(tn) / Double(tn + fp)) / 2
+    }
+
+    /// Accuracy of always predicting the more common class: the floor any useful model must beat.
+    public static func majorityClassAccuracy(_ labels: [Float]) -> Double {
+        let p = prevalence(labels)
+        return max(p, 1 - p)
+    }
+
     /// Area under the ROC curve by the Mann–Whitney statistic; tied scores count one half.
     /// `nil` when the labels hold a single class (AUROC is undefined there, not 0.5).
     public static func auroc(scores: [Float], labels: [Float]) -> Double? {

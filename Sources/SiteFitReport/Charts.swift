@@ -10,7 +10,8 @@ enum Charts {
         let left = 60.0, right = 150.0, top = 30.0, bottom = 50.0
         let plotWidth = width - left - right, plotHeight = height - top - bottom
         let rounds = metrics.arms.map { $0.rounds.count - 1 }.max() ?? 1
-        let values = metrics.arms.flatMap { $0.rounds.map(\.evaluation.accuracy) }.filter(\.isFinite)
+        let floor = metrics.arms.first?.final.majorityClassAccuracy
+        let values = (metrics.arms.flatMap { $0.rounds.map(\.evaluation.accuracy) } + [floor ?? .nan]).filter(\.isFinite)
         var low = ((values.min() ?? 0) * 20).rounded(.down) / 20
         var high = ((values.max() ?? 1) * 20).rounded(.up) / 20
         if high - low < 0.1 { low = max(0, low - 0.05); high = min(1, high + 0.05) }
@@ -37,6 +38,12 @@ enum Charts {
         svg += "<text x=\"\(f(left + plotWidth / 2))\" y=\"\(f(height - 10))\" text-anchor=\"middle\">round (0 = pretrained)</text>\n"
         svg += "<line x1=\"\(f(left))\" y1=\"\(f(top))\" x2=\"\(f(left))\" y2=\"\(f(top + plotHeight))\" stroke=\"black\"/>\n"
         svg += "<line x1=\"\(f(left))\" y1=\"\(f(top + plotHeight))\" x2=\"\(f(left + plotWidth))\" y2=\"\(f(top + plotHeight))\" stroke=\"black\"/>\n"
+        // The majority-class rate: the accuracy of predicting "no outcome" for everyone.
+        if let floor, floor.isFinite {
+            svg += "<line x1=\"\(f(left))\" y1=\"\(f(y(floor)))\" x2=\"\(f(left + plotWidth))\" y2=\"\(f(y(floor)))\" "
+                + "stroke=\"#555555\" stroke-dasharray=\"5,4\"/>\n"
+            svg += "<text x=\"\(f(left + plotWidth + 15))\" y=\"\(f(y(floor) + 4))\" fill=\"#555555\">majority class</text>\n"
+        }
         for (i, arm) in metrics.arms.enumerated() {
             let color = palette[i % palette.count]
             let points = arm.rounds.map { "\(f(x($0.round))),\(f(y($0.evaluation.accuracy)))" }.joined(separator: " ")

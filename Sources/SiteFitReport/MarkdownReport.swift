@@ -7,26 +7,30 @@ public enum MarkdownReport {
         out += "Task: 1-year incident heart failure from a year of EHR history (OMOP CDM shards).\n\n"
 
         out += "## Summary\n\n"
-        out += "| arm | mode | accuracy | AUROC | worst-site accuracy | change since pretrained | parameters sent per update | share of model | bytes up (total) | local training per site and round | optimiser state |\n"
-        out += "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        out += "| arm | mode | accuracy | balanced accuracy | AUROC | worst-site accuracy | change since pretrained | parameters sent per update | share of model | bytes up (total) | local training per site and round | optimiser state |\n"
+        out += "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
         for arm in m.arms {
             let start = arm.rounds.first?.evaluation.accuracy ?? .nan
-            out += "| \(arm.name) | \(arm.mode) | \(Format.fixed(arm.final.accuracy)) | \(Format.fixed(arm.final.auroc)) "
+            out += "| \(arm.name) | \(arm.mode) | \(Format.fixed(arm.final.accuracy)) | \(Format.fixed(arm.final.balancedAccuracy)) "
+            out += "| \(Format.fixed(arm.final.auroc)) "
             out += "| \(Format.fixed(arm.final.worstSiteAccuracy)) | \(signed(arm.final.accuracy - start)) "
             out += "| \(Format.integer(arm.privacy.parametersExposed)) | \(Format.percent(arm.privacy.exposedShare)) "
             out += "| \(Format.bytes(arm.privacy.bytesUp)) | \(Format.flops(arm.compute.trainingFlopsPerSiteRound)) "
             out += "| \(Format.bytes(arm.compute.optimizerStateBytes)) |\n"
         }
-        out += "\nAccuracy is at threshold 0.5, pooled over every site's test patients; AUROC likewise. "
+        let floor = m.arms.first?.final.majorityClassAccuracy ?? .nan
+        out += "\nAccuracy is at threshold 0.5, pooled over every site's test patients; always predicting the majority class "
+        out += "would score \(Format.fixed(floor)) on the same patients, so read balanced accuracy (0.5 = no skill) and AUROC beside it. "
         out += "\"Change since pretrained\" compares with round 0, the source model before any site trained it.\n\n"
         out += "### What this shows\n\n" + narrative(m) + "\n"
 
         out += "## Sites at a glance\n\n"
-        out += "| site | hospital | patients | train / test | outcome prevalence | female | mean age | creatinine unit | labs missing |\n"
-        out += "|---|---|---:|---:|---:|---:|---:|---|---:|\n"
+        out += "| site | hospital | patients | train / test | outcome prevalence | majority-class test accuracy | female | mean age | creatinine unit | labs missing |\n"
+        out += "|---|---|---:|---:|---:|---:|---:|---:|---|---:|\n"
         for s in m.sites {
             out += "| \(s.id) | \(s.name) | \(Format.integer(s.cohortSize)) | \(s.trainSize) / \(s.testSize) "
-            out += "| \(Format.percent(s.outcomePrevalence)) | \(Format.percent(s.femaleShare)) | \(Format.fixed(s.meanAge, 1)) "
+            let floor = m.arms.first?.final.perSite[s.id]?.majorityClassAccuracy
+            out += "| \(Format.percent(s.outcomePrevalence)) | \(Format.fixed(floor)) | \(Format.percent(s.femaleShare)) | \(Format.fixed(s.meanAge, 1)) "
             out += "| \(s.creatinineUnit) | \(Format.percent(s.labMissingShare)) |\n"
         }
         out += "\nCreatinine in µmol/L is converted to mg/dL by `unit_concept_id` during feature extraction (÷ 88.42).\n\n"
@@ -44,13 +48,13 @@ public enum MarkdownReport {
         out += m.model.features.map { "`\($0)`" }.joined(separator: ", ") + ".\n\n"
 
         out += "## Per-site results (final round)\n\n"
-        out += "| site | test patients |" + m.arms.map { " \($0.name) accuracy | \($0.name) AUROC |" }.joined() + "\n"
-        out += "|---|---:|" + String(repeating: "---:|---:|", count: m.arms.count) + "\n"
+        out += "| site | test patients |" + m.arms.map { " \($0.name) accuracy | \($0.name) balanced accuracy | \($0.name) AUROC |" }.joined() + "\n"
+        out += "|---|---:|" + String(repeating: "---:|---:|---:|", count: m.arms.count) + "\n"
         for s in m.sites {
             out += "| \(s.id) | \(s.testSize) |"
             for arm in m.arms {
                 let e = arm.final.perSite[s.id]
-                out += " \(Format.fixed(e?.accuracy)) | \(Format.fixed(e?.auroc)) |"
+                out += " \(Format.fixed(e?.accuracy)) | \(Format.fixed(e?.balancedAccuracy)) | \(Format.fixed(e?.auroc)) |"
             }
             out += "\n"
         }
@@ -101,7 +105,10 @@ public enum MarkdownReport {
         var lines: [String] = []
         let pretrained = best.rounds.first?.evaluation.accuracy ?? .nan
         lines.append("- **\(best.name)** ends with the highest pooled accuracy, \(Format.fixed(best.final.accuracy)) "
-                     + "(pretrained model: \(Format.fixed(pretrained)), \(signed(best.final.accuracy - pretrained))).")
+                     + "(pretrained model: \(Format.fixed(pretrained)), \(signed(best.final.accuracy - pretrained)); "
+                     + "majority-class rate: \(Format.fixed(best.final.majorityClassAccuracy)), "
+                     + "\(signed(best.final.accuracy - best.final.majorityClassAccuracy))). Its AUROC is \(Format.fixed(best.final.auroc)) "
+                     + "and its balanced accuracy \(Format.fixed(best.final.balancedAccuracy)).")
         for arm in m.arms where arm.name != best.name {
             let gap = best.final.accuracy - arm.final.accuracy
             let ratio = Double(best.privacy.bytesUp) / Double(max(arm.privacy.bytesUp, 1))

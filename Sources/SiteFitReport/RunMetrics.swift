@@ -126,13 +126,19 @@ public struct PretrainingInfo: Codable, Sendable, Equatable {
 /// Test-set performance: pooled over every site's test patients, and per site.
 public struct Evaluation: Codable, Sendable, Equatable {
     public var accuracy: Double
+    public var balancedAccuracy: Double?
+    /// Accuracy of always predicting the majority class on the same patients.
+    public var majorityClassAccuracy: Double
     public var auroc: Double?
     public var brier: Double
     public var worstSiteAccuracy: Double
     public var perSite: [String: SiteEvaluation]
 
-    public init(accuracy: Double, auroc: Double?, brier: Double, worstSiteAccuracy: Double, perSite: [String: SiteEvaluation]) {
+    public init(accuracy: Double, balancedAccuracy: Double?, majorityClassAccuracy: Double, auroc: Double?, brier: Double,
+                worstSiteAccuracy: Double, perSite: [String: SiteEvaluation]) {
         self.accuracy = accuracy
+        self.balancedAccuracy = balancedAccuracy
+        self.majorityClassAccuracy = majorityClassAccuracy
         self.auroc = auroc
         self.brier = brier
         self.worstSiteAccuracy = worstSiteAccuracy
@@ -141,6 +147,7 @@ public struct Evaluation: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case accuracy, auroc, brier
+        case balancedAccuracy = "balanced_accuracy", majorityClassAccuracy = "majority_class_accuracy"
         case worstSiteAccuracy = "worst_site_accuracy", perSite = "per_site"
     }
 }
@@ -148,18 +155,23 @@ public struct Evaluation: Codable, Sendable, Equatable {
 /// One site's test-set performance.
 public struct SiteEvaluation: Codable, Sendable, Equatable {
     public var accuracy: Double
+    public var balancedAccuracy: Double?
+    public var majorityClassAccuracy: Double
     /// Absent when the site's test set holds a single class.
     public var auroc: Double?
     public var testSize: Int
 
-    public init(accuracy: Double, auroc: Double?, testSize: Int) {
+    public init(accuracy: Double, balancedAccuracy: Double?, majorityClassAccuracy: Double, auroc: Double?, testSize: Int) {
         self.accuracy = accuracy
+        self.balancedAccuracy = balancedAccuracy
+        self.majorityClassAccuracy = majorityClassAccuracy
         self.auroc = auroc
         self.testSize = testSize
     }
 
     enum CodingKeys: String, CodingKey {
         case accuracy, auroc
+        case balancedAccuracy = "balanced_accuracy", majorityClassAccuracy = "majority_class_accuracy"
         case testSize = "test_size"
     }
 }

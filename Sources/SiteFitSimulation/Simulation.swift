@@ -215,11 +215,15 @@ public enum Simulation {
         let scores = predictions.flatMap(\.scores), labels = predictions.flatMap(\.labels)
         var perSite: [String: SiteEvaluation] = [:]
         for p in predictions {
-            perSite[p.site] = SiteEvaluation(accuracy: Metrics.accuracy(scores: p.scores, labels: p.labels),
-                                             auroc: Metrics.auroc(scores: p.scores, labels: p.labels),
-                                             testSize: p.labels.count)
+            perSite[p.site] = SiteEvaluation(
+                accuracy: Metrics.accuracy(scores: p.scores, labels: p.labels),
+                balancedAccuracy: Metrics.balancedAccuracy(scores: p.scores, labels: p.labels),
+                majorityClassAccuracy: Metrics.majorityClassAccuracy(p.labels),
+                auroc: Metrics.auroc(scores: p.scores, labels: p.labels), testSize: p.labels.count)
         }
         return Evaluation(accuracy: Metrics.accuracy(scores: scores, labels: labels),
+                          balancedAccuracy: Metrics.balancedAccuracy(scores: scores, labels: labels),
+                          majorityClassAccuracy: Metrics.majorityClassAccuracy(labels),
                           auroc: Metrics.auroc(scores: scores, labels: labels),
                           brier: Metrics.brier(scores: scores, labels: labels),
                           worstSiteAccuracy: perSite.values.map(\.accuracy).min() ?? .nan, perSite: perSite)

@@ -12,10 +12,8 @@ struct SiteFit: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sitefit",
         abstract: "Simulate federated fine-tuning (BitFit, full) of a pretrained model across hospital sites.",
-        discussion: """
-            Each site holds an OMOP-shaped SQLite shard that only its own actor reads. A scenario file
-            names the sites, the model and the arms to compare; `sitefit run` writes a Markdown report.
-            """,
+        discussion: "Each site holds an OMOP-shaped SQLite shard that only its own actor reads. A scenario file "
+            + "names the sites, the model and the arms to compare; `sitefit run` writes a Markdown report.",
         version: siteFitVersion,
         subcommands: [Run.self, Validate.self, Sites.self, Bench.self])
 }

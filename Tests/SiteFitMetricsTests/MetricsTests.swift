@@ -35,6 +35,17 @@ struct MetricsTests {
         #expect(abs(Metrics.brier(scores: [0.9, 0.2, 0.6], labels: [1, 0, 0]) - 0.41 / 3) < 1e-7)
     }
 
+    @Test("balanced accuracy averages sensitivity and specificity")
+    func balancedAccuracy() {
+        // labels 1,1,0,0,0; decisions 1,0,0,0,1 → TPR 1/2, TNR 2/3 → (0.5 + 0.6667)/2 = 7/12
+        let value = Metrics.balancedAccuracy(scores: [0.9, 0.1, 0.2, 0.3, 0.8], labels: [1, 1, 0, 0, 0])
+        #expect(abs(value! - 7.0 / 12.0) < 1e-12)
+        // always predicting negative: TPR 0, TNR 1 → 0.5 even though accuracy is 0.8
+        #expect(Metrics.balancedAccuracy(scores: [0, 0, 0, 0, 0], labels: [1, 0, 0, 0, 0]) == 0.5)
+        #expect(Metrics.balancedAccuracy(scores: [0.2], labels: [1]) == nil)
+        #expect(Metrics.majorityClassAccuracy([1, 0, 0, 0, 0]) == 0.8)
+    }
+
     @Test("prevalence is the share of positive labels")
     func prevalence() {
         #expect(Metrics.prevalence([1, 0, 0, 1, 0]) == 0.4)

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
 import Testing
 @testable import SiteFitCore
 @testable import SiteFitReport
@@ -99,6 +102,7 @@ struct SimulationTests {
         #expect(markdown.contains("## Sites at a glance"))
         let svg = try String(contentsOf: output.charts[0], encoding: .utf8)
         #expect(svg.hasPrefix("<svg") && svg.hasSuffix("</svg>\n"))
+        #expect(XMLParser(data: Data(svg.utf8)).parse(), "the chart must be well-formed XML")
     }
 
     @Test("a stale shard (built from another profile) is refused, not rebuilt")
