@@ -3,19 +3,6 @@ import SiteFitCore
 import SiteFitEHR
 import SiteFitNN
 
-/// Local training settings every site of an arm uses.
-public struct LocalTrainingConfiguration: Sendable, Equatable {
-    public var epochs: Int
-    public var batchSize: Int
-    public var optimizer: OptimizerConfiguration
-
-    public init(epochs: Int, batchSize: Int, optimizer: OptimizerConfiguration) {
-        self.epochs = epochs
-        self.batchSize = batchSize
-        self.optimizer = optimizer
-    }
-}
-
 /// A site's test-set predictions, with the subgroup attributes the report audits.
 public struct SitePredictions: Sendable, Equatable {
     public var site: String
@@ -121,7 +108,7 @@ public actor SiteActor {
     /// One round: install the broadcast, train the selected tensors, reply with them alone.
     /// Shuffling uses the stream (seed, arm, site, round, "local-training").
     public func localUpdate(
-        arm: String, round: Int, broadcast: [UInt8], configuration: LocalTrainingConfiguration
+        arm: String, round: Int, broadcast: [UInt8], configuration: TrainingConfiguration
     ) throws -> LocalUpdate {
         do {
             _ = try WireFormat.apply(broadcast, selection: selection, to: &local)
@@ -130,10 +117,7 @@ public actor SiteActor {
         }
         var random = RandomStream(seed: seed, "local-training", arm, id, String(round))
         let summary = trainer.train(
-            parameters: &local, data: train, selection: selection,
-            configuration: TrainingConfiguration(optimizer: configuration.optimizer, epochs: configuration.epochs,
-                                                 batchSize: configuration.batchSize),
-            random: &random)
+            parameters: &local, data: train, selection: selection, configuration: configuration, random: &random)
         let blob = WireFormat.encode(parameters: local, selection: selection, metadata: [
             WireFormat.Key.kind: "update", WireFormat.Key.round: String(round),
             WireFormat.Key.site: id, WireFormat.Key.trainSize: String(trainSize),

@@ -115,5 +115,3 @@ public struct Trainer {
         return scores
     }
 }
-
-import Foundation

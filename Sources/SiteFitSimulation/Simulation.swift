@@ -131,9 +131,9 @@ public enum Simulation {
         let selection = arm.mode.selection(for: model.mlp.layout)
         let server = FederatedServer(pretrained: model.parameters, selection: selection, logger: logger)
         for site in sites { await site.begin(pretrained: model.parameters, selection: selection) }
-        let configuration = LocalTrainingConfiguration(
-            epochs: arm.localEpochs, batchSize: scenario.federation.batchSize,
-            optimizer: OptimizerConfiguration(kind: scenario.federation.optimizer, learningRate: arm.learningRate))
+        let configuration = TrainingConfiguration(
+            optimizer: OptimizerConfiguration(kind: scenario.federation.optimizer, learningRate: arm.learningRate),
+            epochs: arm.localEpochs, batchSize: scenario.federation.batchSize)
 
         var rounds: [RoundMetrics] = []
         var broadcast = await server.broadcast(round: 0)

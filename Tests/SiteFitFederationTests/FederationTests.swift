@@ -104,8 +104,8 @@ struct SiteActorTests {
         let server = FederatedServer(pretrained: model.parameters, selection: selection)
         let update = try await site.localUpdate(
             arm: "bitfit", round: 1, broadcast: await server.broadcast(round: 1),
-            configuration: LocalTrainingConfiguration(epochs: 1, batchSize: 16,
-                                                      optimizer: OptimizerConfiguration(kind: .adam, learningRate: 0.01)))
+            configuration: TrainingConfiguration(optimizer: OptimizerConfiguration(kind: .adam, learningRate: 0.01),
+                                                 epochs: 1, batchSize: 16))
         let (tensors, metadata) = try Safetensors.decode(update.blob)
         #expect(Set(tensors.map(\.name)) == ["layers.0.bias", "layers.1.bias"])
         #expect(metadata["train_size"] == String(site.trainSize))
@@ -117,8 +117,8 @@ struct SiteActorTests {
         let (a, model, _) = try Self.site()
         let (b, _, _) = try Self.site()
         let selection = FineTuningMode.full.selection(for: model.mlp.layout)
-        let configuration = LocalTrainingConfiguration(epochs: 2, batchSize: 8,
-                                                       optimizer: OptimizerConfiguration(kind: .sgd, learningRate: 0.05))
+        let configuration = TrainingConfiguration(optimizer: OptimizerConfiguration(kind: .sgd, learningRate: 0.05),
+                                                  epochs: 2, batchSize: 8)
         let broadcast = WireFormat.encode(parameters: model.parameters, selection: selection,
                                           metadata: ["kind": "broadcast", "round": "1"])
         await a.begin(pretrained: model.parameters, selection: selection)

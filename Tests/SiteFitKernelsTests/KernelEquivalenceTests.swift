@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import SiteFitKernels
 
@@ -68,5 +69,3 @@ struct KernelEquivalenceTests {
         #expect(Self.close(sums, NaiveKernels.columnSums(y, m: m, n: n)))
     }
 }
-
-import Foundation
