@@ -10,6 +10,7 @@ public enum ShardSchema {
         "condition_occurrence": ["condition_occurrence_id", "person_id", "condition_concept_id", "condition_start_date"],
         "drug_exposure": ["drug_exposure_id", "person_id", "drug_concept_id", "drug_exposure_start_date"],
         "measurement": ["measurement_id", "person_id", "measurement_concept_id", "measurement_date", "value_as_number", "unit_concept_id"],
+        "observation": ["observation_id", "person_id", "observation_concept_id", "observation_date", "value_as_number"],
         "cohort": ["cohort_definition_id", "subject_id", "cohort_start_date", "cohort_end_date"],
         "concept": ["concept_id", "concept_name"],
         "cdm_source": ["cdm_source_name"],
@@ -77,6 +78,16 @@ public enum ShardSchema {
           meas_event_field_concept_id INTEGER)
         """,
         """
+        CREATE TABLE observation (
+          observation_id INTEGER PRIMARY KEY, person_id INTEGER NOT NULL, observation_concept_id INTEGER NOT NULL,
+          observation_date TEXT NOT NULL, observation_datetime TEXT, observation_type_concept_id INTEGER NOT NULL,
+          value_as_number REAL, value_as_string TEXT, value_as_concept_id INTEGER, qualifier_concept_id INTEGER,
+          unit_concept_id INTEGER, provider_id INTEGER, visit_occurrence_id INTEGER, visit_detail_id INTEGER,
+          observation_source_value TEXT, observation_source_concept_id INTEGER, unit_source_value TEXT,
+          qualifier_source_value TEXT, value_source_value TEXT, observation_event_id INTEGER,
+          obs_event_field_concept_id INTEGER)
+        """,
+        """
         CREATE TABLE cohort (
           cohort_definition_id INTEGER NOT NULL, subject_id INTEGER NOT NULL,
           cohort_start_date TEXT NOT NULL, cohort_end_date TEXT NOT NULL)
@@ -105,6 +116,7 @@ public enum ShardSchema {
         "CREATE INDEX idx_condition_person ON condition_occurrence (person_id, condition_concept_id, condition_start_date)",
         "CREATE INDEX idx_measurement_person ON measurement (person_id, measurement_concept_id, measurement_date)",
         "CREATE INDEX idx_drug_person ON drug_exposure (person_id, drug_concept_id, drug_exposure_start_date)",
+        "CREATE INDEX idx_observation_person ON observation (person_id, observation_concept_id, observation_date)",
         "CREATE INDEX idx_visit_person ON visit_occurrence (person_id, visit_start_date)",
         "CREATE INDEX idx_cohort_subject ON cohort (cohort_definition_id, subject_id, cohort_start_date)",
     ]

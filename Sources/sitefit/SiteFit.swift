@@ -103,7 +103,26 @@ extension SiteFit {
 
     struct Sites: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Work with site profiles and their shards.", subcommands: [Build.self])
+            abstract: "Work with site profiles and their shards.", subcommands: [Build.self, Inspect.self])
+
+        struct Inspect: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Summarise a shard: table sizes, outcome, demographics, lab missingness and units, subgroup prevalence.",
+                discussion: "Aggregates only; no patient row is printed. Groups under \(ShardInspection.minimumGroupSize) patients are shown as too small.")
+
+            @Argument(help: "A shard file, e.g. Sites/riverside-general.sqlite.")
+            var shard: String
+
+            func run() throws {
+                do {
+                    let url = URL(fileURLWithPath: shard)
+                    let site = url.deletingPathExtension().lastPathComponent
+                    print(InspectionText.render(try SiteShard(site: site, url: url).inspect()), terminator: "")
+                } catch {
+                    throw reportFailure(error)
+                }
+            }
+        }
 
         struct Build: ParsableCommand {
             static let configuration = CommandConfiguration(

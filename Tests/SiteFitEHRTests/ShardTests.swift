@@ -115,7 +115,7 @@ struct ShardTests {
         mg.patients = 800
         mg.labMissingRate = 0
         var micromole = mg
-        micromole.creatinineUnit = .micromolePerLiter
+        micromole.labs[.creatinine] = LabKnob(unit: .micromolePerLiter)
         try ShardBuilder.build(profile: mg, to: folder.appendingPathComponent("mg.sqlite"))
         try ShardBuilder.build(profile: micromole, to: folder.appendingPathComponent("umol.sqlite"))
         let column = FeatureSpec.heartFailure.columnNames.firstIndex { $0.contains("creatinine") }!

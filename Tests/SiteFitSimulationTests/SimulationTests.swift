@@ -17,7 +17,7 @@ func tinyScenario(_ name: String = #function) -> URL {
     try! FileManager.default.createDirectory(at: folder.appendingPathComponent("Sites"), withIntermediateDirectories: true)
     let files = [
         "Sites/north.yaml": "name: North\nseed: 1\npatients: 260\noutcome_prevalence: 0.25\n",
-        "Sites/south.yaml": "name: South\nseed: 2\npatients: 180\ncreatinine_unit: umol/L\nlab_missing_rate: 0.3\n",
+        "Sites/south.yaml": "name: South\nseed: 2\npatients: 180\nlabs:\n  creatinine:\n    unit: umol/L\nlab_missing_rate: 0.3\n",
         "tiny.yaml": """
             seed: 5
             sites:

@@ -1,0 +1,26 @@
+import Foundation
+import SiteFitEHR
+
+/// Plain-text rendering of a shard inspection for the terminal.
+enum InspectionText {
+    static func render(_ i: ShardInspection) -> String {
+        func pct(_ v: Double) -> String { String(format: "%5.1f %%", v * 100) }
+        var out = "site: \(i.site)"
+        if let name = i.sourceName { out += " (\(name))" }
+        if let generator = i.generator { out += ", built by \(generator)" }
+        out += "\n\ntables\n"
+        for t in i.tables { out += "  \(t.table.padding(toLength: 22, withPad: " ", startingAt: 0)) \(String(format: "%9d", t.rows)) rows\n" }
+        out += "\ncohort: \(i.cohortSize) patients, outcome prevalence \(pct(i.outcomePrevalence)), mean age \(String(format: "%.1f", i.meanAge))\n"
+        out += "\nlabs (latest value in the look-back window)\n"
+        for lab in i.labs {
+            let units = lab.units.map { "\($0.unit) × \($0.rows)" }.joined(separator: ", ")
+            out += "  \(lab.name.padding(toLength: 46, withPad: " ", startingAt: 0)) missing \(pct(lab.missingShare))   units: \(units.isEmpty ? "none" : units)\n"
+        }
+        out += "\noutcome prevalence by subgroup\n"
+        for g in i.subgroups {
+            let rate = g.prevalence.map(pct) ?? "too small"
+            out += "  \(g.attribute.padding(toLength: 9, withPad: " ", startingAt: 0)) \(g.group.padding(toLength: 8, withPad: " ", startingAt: 0)) \(String(format: "%6d", g.patients)) patients   \(rate)\n"
+        }
+        return out
+    }
+}
