@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/swiftcsv/SwiftCSV", from: "0.10.0"),
     ],
     targets: [
         // Ids, seeded random streams, located diagnostics. No dependencies.
@@ -34,6 +35,7 @@ let package = Package(
             "SiteFitCore",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "SwiftCSV", package: "SwiftCSV"),
         ]),
         // Pure metric functions.
         .target(name: "SiteFitMetrics"),

@@ -134,7 +134,7 @@ public enum CohortExtraction {
             let gender: Int = row[1]
             result.sex.append(gender == OMOPConcept.female ? "female" : gender == OMOPConcept.male ? "male" : "unknown")
             let race: Int = row[2]
-            result.race.append(raceNames[race] ?? "Other")
+            result.race.append(raceNames[race] ?? (race == 0 ? "Unknown" : "Other"))
             for c in 0..<columns.count {
                 let value: Double? = row[3 + c]
                 result.features.append(value ?? .nan)

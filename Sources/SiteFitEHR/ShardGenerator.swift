@@ -163,13 +163,6 @@ public enum ShardGenerator {
         var random = RandomStream(seed: profile.seed, "generator", profile.id, "records")
         let type = OMOPConcept.ehrRecord
 
-        let concept = try db.makeStatement(sql: """
-            INSERT INTO concept (concept_id, concept_name, domain_id, vocabulary_id, concept_class_id,
-              standard_concept, concept_code, valid_start_date, valid_end_date) VALUES (?, ?, ?, ?, ?, 'S', ?, '1970-01-01', '2099-12-31')
-            """)
-        for c in OMOPConcept.all {
-            try concept.execute(arguments: [c.id, c.name, c.domain, c.vocabulary, c.conceptClass, c.code])
-        }
         try db.execute(sql: """
             INSERT INTO cdm_source (cdm_source_name, cdm_source_abbreviation, cdm_holder, source_description,
               cdm_etl_reference, source_release_date, cdm_release_date, cdm_version, cdm_version_concept_id,
@@ -272,15 +265,30 @@ public enum ShardGenerator {
                 try cohort.execute(arguments: [ShardSchema.outcomeCohort, p.id, CivilDate.iso(onset), CivilDate.iso(onset)])
             }
         }
-        // The concept table lists only what this shard uses, so the shard explains itself.
-        try db.execute(sql: """
-            DELETE FROM concept WHERE concept_id NOT IN (
-              SELECT gender_concept_id FROM person UNION SELECT race_concept_id FROM person
-              UNION SELECT ethnicity_concept_id FROM person UNION SELECT visit_concept_id FROM visit_occurrence
-              UNION SELECT condition_concept_id FROM condition_occurrence UNION SELECT drug_concept_id FROM drug_exposure
-              UNION SELECT measurement_concept_id FROM measurement UNION SELECT unit_concept_id FROM measurement
-              UNION SELECT visit_type_concept_id FROM visit_occurrence UNION SELECT observation_concept_id FROM observation)
+        try writeUsedConcepts(db)
+    }
+
+    /// Fills the `concept` table with exactly the concepts the shard's rows use, so the shard
+    /// explains itself; id 0 is OHDSI's "No matching concept".
+    static func writeUsedConcepts(_ db: Database) throws {
+        let used = Set(try Int.fetchAll(db, sql: """
+            SELECT gender_concept_id FROM person UNION SELECT race_concept_id FROM person
+            UNION SELECT ethnicity_concept_id FROM person UNION SELECT visit_concept_id FROM visit_occurrence
+            UNION SELECT visit_type_concept_id FROM visit_occurrence
+            UNION SELECT condition_concept_id FROM condition_occurrence UNION SELECT drug_concept_id FROM drug_exposure
+            UNION SELECT measurement_concept_id FROM measurement UNION SELECT unit_concept_id FROM measurement
+            UNION SELECT observation_concept_id FROM observation
+            """).compactMap { $0 })
+        let insert = try db.makeStatement(sql: """
+            INSERT INTO concept (concept_id, concept_name, domain_id, vocabulary_id, concept_class_id,
+              standard_concept, concept_code, valid_start_date, valid_end_date) VALUES (?, ?, ?, ?, ?, ?, ?, '1970-01-01', '2099-12-31')
             """)
+        if used.contains(0) {
+            try insert.execute(arguments: [0, "No matching concept", "Metadata", "None", "Undefined", nil, "No matching concept"])
+        }
+        for c in OMOPConcept.all where used.contains(c.id) {
+            try insert.execute(arguments: [c.id, c.name, c.domain, c.vocabulary, c.conceptClass, "S", c.code])
+        }
     }
 
     static func rounded(_ value: Double) -> Double { (value * 100).rounded() / 100 }

@@ -9,7 +9,7 @@ public struct ShardInspection: Sendable, Equatable {
         public var rows: Int
     }
 
-    /// One lab: how many cohort members have a value in the look-back window, and in which units.
+    /// One kind of measurement: the share of cohort members with no value, and the units used.
     public struct LabSummary: Sendable, Equatable {
         public var name: String
         public var conceptId: Int
@@ -60,19 +60,32 @@ extension SiteShard {
                 let ageColumn = extract.columns.firstIndex(of: "age_years")!
                 let ages = (0..<extract.rows).map { extract.features[$0 * columns + ageColumn] }
                 let names = Dictionary(uniqueKeysWithValues: OMOPConcept.all.map { ($0.id, $0) })
+                // Every kind of measurement present: by standard concept, or by source value where the
+                // concept is 0 ("no matching concept"). Missing = cohort members with no value at all.
                 var labs: [ShardInspection.LabSummary] = []
-                for (offset, conceptId) in spec.measurements.enumerated() {
-                    let column = 3 + spec.conditions.count + offset
-                    let missing = (0..<extract.rows).filter { extract.features[$0 * columns + column].isNaN }.count
+                let kinds = try Row.fetchAll(db, sql: """
+                    SELECT measurement_concept_id,
+                      CASE WHEN measurement_concept_id = 0 THEN measurement_source_value END AS source,
+                      COUNT(DISTINCT person_id) AS patients
+                    FROM measurement GROUP BY 1, 2 ORDER BY 1, 2
+                    """)
+                for kind in kinds {
+                    let conceptId: Int = kind[0]
+                    let source: String? = kind[1]
+                    let patients: Int = kind[2]
                     let units = try Row.fetchAll(db, sql: """
-                        SELECT unit_concept_id, COUNT(*) AS n FROM measurement WHERE measurement_concept_id = ?
-                        GROUP BY unit_concept_id ORDER BY unit_concept_id
-                        """, arguments: [conceptId]).map { row -> (String, Int) in
+                        SELECT unit_concept_id, unit_source_value, COUNT(*) FROM measurement
+                        WHERE measurement_concept_id = ? AND (? IS NULL OR measurement_source_value = ?)
+                        GROUP BY 1, 2 ORDER BY 1, 2
+                        """, arguments: [conceptId, source, source]).map { row -> (String, Int) in
                         let unit: Int? = row[0]
-                        return (unit.flatMap { names[$0]?.code } ?? "concept \(unit.map(String.init) ?? "NULL")", row[1])
+                        let unitSource: String? = row[1]
+                        let code = unit.flatMap { $0 == 0 ? nil : names[$0]?.code } ?? unitSource ?? "none"
+                        return (code, row[2])
                     }
-                    labs.append(.init(name: names[conceptId]?.name ?? "concept \(conceptId)", conceptId: conceptId,
-                                      missingShare: Double(missing) / Double(extract.rows), units: units))
+                    let name = conceptId == 0 ? "\(source ?? "unnamed") (no standard concept)" : (names[conceptId]?.name ?? "concept \(conceptId)")
+                    labs.append(.init(name: name, conceptId: conceptId,
+                                      missingShare: max(0, 1 - Double(patients) / Double(extract.rows)), units: units))
                 }
                 func band(_ age: Double) -> String {
                     switch age {
@@ -86,7 +99,7 @@ extension SiteShard {
                 var subgroups: [ShardInspection.SubgroupSummary] = []
                 let attributes: [(String, [String], [String])] = [
                     ("sex", extract.sex, ["female", "male"]),
-                    ("race", extract.race, ["White", "Black", "Asian", "Other"]),
+                    ("race", extract.race, ["White", "Black", "Asian", "Other", "Unknown"]),
                     ("age band", ages.map(band), ["0–17", "18–49", "50–64", "65–79", "80+"]),
                 ]
                 for (attribute, values, groups) in attributes {

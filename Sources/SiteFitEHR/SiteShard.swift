@@ -22,27 +22,38 @@ public struct ShardError: Error, Sendable, CustomStringConvertible {
 public enum ShardBuilder {
     /// Builds `profile` into `url`, replacing any file there.
     public static func build(profile: SiteProfile, to url: URL, logger: Logger = Logger(label: "sitefit.ehr")) throws {
+        try write(site: profile.id, to: url, logger: logger) { db in try ShardGenerator.populate(db, profile: profile) }
+    }
+
+    /// Runs `populate` on a new database in one transaction and renames it into `url` only when
+    /// everything succeeded.
+    public static func write(
+        site: String, to url: URL, logger: Logger = Logger(label: "sitefit.ehr"),
+        populate: @escaping @Sendable (Database) throws -> Void
+    ) throws {
         let folder = url.deletingLastPathComponent()
         do {
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         } catch {
-            throw ShardError(site: profile.id, file: url.relativePath, problem: "cannot create folder \(folder.relativePath)")
+            throw ShardError(site: site, file: url.relativePath, problem: "cannot create folder \(folder.relativePath)")
         }
         let temporary = folder.appendingPathComponent(".\(url.lastPathComponent).tmp-\(UUID().uuidString)")
-        try? FileManager.default.removeItem(at: temporary)
         do {
             let queue = try DatabaseQueue(path: temporary.path)
-            try queue.write { db in try ShardGenerator.populate(db, profile: profile) }
+            try queue.write { db in try populate(db) }
             try queue.close()
             // rename(2) replaces the target atomically: readers see the old shard or the new one.
             guard rename(temporary.path, url.path) == 0 else {
-                throw ShardError(site: profile.id, file: url.relativePath, problem: "cannot move the new shard into place")
+                throw ShardError(site: site, file: url.relativePath, problem: "cannot move the new shard into place")
             }
+        } catch let error as ShardError {
+            try? FileManager.default.removeItem(at: temporary)
+            throw error
         } catch {
             try? FileManager.default.removeItem(at: temporary)
-            throw ShardError(site: profile.id, file: url.relativePath, problem: "build failed: \(describe(error))")
+            throw ShardError(site: site, file: url.relativePath, problem: "build failed: \(describe(error))")
         }
-        logger.info("built shard", metadata: ["site": "\(profile.id)", "file": "\(url.relativePath)"])
+        logger.info("wrote shard", metadata: ["site": "\(site)", "file": "\(url.relativePath)"])
     }
 }
 

@@ -11,7 +11,7 @@ enum InspectionText {
         out += "\n\ntables\n"
         for t in i.tables { out += "  \(t.table.padding(toLength: 22, withPad: " ", startingAt: 0)) \(String(format: "%9d", t.rows)) rows\n" }
         out += "\ncohort: \(i.cohortSize) patients, outcome prevalence \(pct(i.outcomePrevalence)), mean age \(String(format: "%.1f", i.meanAge))\n"
-        out += "\nlabs (latest value in the look-back window)\n"
+        out += "\nmeasurements (share of cohort members with no value; units)\n"
         for lab in i.labs {
             let units = lab.units.map { "\($0.unit) × \($0.rows)" }.joined(separator: ", ")
             out += "  \(lab.name.padding(toLength: 46, withPad: " ", startingAt: 0)) missing \(pct(lab.missingShare))   units: \(units.isEmpty ? "none" : units)\n"

@@ -103,7 +103,87 @@ extension SiteFit {
 
     struct Sites: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Work with site profiles and their shards.", subcommands: [Build.self, Inspect.self])
+            abstract: "Work with site profiles and their shards.", subcommands: [Build.self, Inspect.self, Import.self, Export.self])
+
+        struct Import: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Turn real data into site shards.", subcommands: [HeartDisease.self, OMOP.self])
+
+            struct HeartDisease: ParsableCommand {
+                static let configuration = CommandConfiguration(
+                    commandName: "heart-disease",
+                    abstract: "Import the four UCI Heart Disease hospitals (FLamby Fed-Heart-Disease) as shards.",
+                    discussion: "Reads processed.{cleveland,hungarian,switzerland,va}.data and flamby-split.csv; writes <site>.sqlite into --to. The data ship in Sites/heart-disease (CC BY 4.0, see its README).")
+
+                @Option(help: "Folder with the UCI files and flamby-split.csv.")
+                var from: String = "Sites/heart-disease"
+
+                @Option(help: "Folder for the four shards.")
+                var to: String = "Sites/heart-disease"
+
+                func run() throws {
+                    bootstrapLogging(verbose: false)
+                    do {
+                        for url in try HeartDiseaseImport.importAll(from: URL(fileURLWithPath: from), to: URL(fileURLWithPath: to)) {
+                            print(url.relativePath)
+                        }
+                    } catch {
+                        throw reportFailure(error)
+                    }
+                }
+            }
+
+            struct OMOP: ParsableCommand {
+                static let configuration = CommandConfiguration(
+                    commandName: "omop",
+                    abstract: "Import a folder of OMOP CDM CSV files (as OHDSI tools export them) as one shard.",
+                    discussion: "Needs person, observation_period, visit_occurrence, condition_occurrence, drug_exposure, measurement and cohort CSV files; observation, concept, cdm_source and metadata are optional. Headers may be upper or lower case, in any order, with extra columns.")
+
+                @Option(help: "Folder with <table>.csv files.")
+                var from: String
+
+                @Option(help: "The shard file to write, e.g. Sites/my-hospital.sqlite.")
+                var to: String
+
+                @Option(help: "The site's id, used in reports and errors.")
+                var name: String
+
+                func run() throws {
+                    bootstrapLogging(verbose: false)
+                    do {
+                        try OMOPCSV.importFolder(URL(fileURLWithPath: from), to: URL(fileURLWithPath: to), name: name)
+                        print(to)
+                    } catch {
+                        throw reportFailure(error)
+                    }
+                }
+            }
+        }
+
+        struct Export: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Write a shard's OMOP tables as CSV files (one per table).")
+
+            @Argument(help: "A shard file.")
+            var shard: String
+
+            @Option(help: "Folder for the CSV files.")
+            var to: String
+
+            @Flag(help: "Upper-case file and column names, as some OHDSI tools write them.")
+            var upperCase = false
+
+            func run() throws {
+                do {
+                    let url = URL(fileURLWithPath: shard)
+                    try OMOPCSV.export(SiteShard(site: url.deletingPathExtension().lastPathComponent, url: url),
+                                       to: URL(fileURLWithPath: to), upperCaseHeaders: upperCase)
+                    print(to)
+                } catch {
+                    throw reportFailure(error)
+                }
+            }
+        }
 
         struct Inspect: ParsableCommand {
             static let configuration = CommandConfiguration(
