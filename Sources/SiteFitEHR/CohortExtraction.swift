@@ -34,7 +34,7 @@ public struct FeatureSpec: Sendable, Equatable {
     public var columnNames: [String] {
         let names = Dictionary(uniqueKeysWithValues: OMOPConcept.all.map { ($0.id, $0.name) })
         func slug(_ id: Int) -> String {
-            (names[id] ?? "concept \(id)").lowercased()
+            (names[id] ?? "concept_\(id)").lowercased()
                 .map { $0.isLetter || $0.isNumber ? $0 : "_" }
                 .reduce(into: "") { $0.append($1) }
         }
@@ -66,10 +66,12 @@ public struct FeatureSpec: Sendable, Equatable {
                 """)
         }
         for id in measurements {
-            // Values are converted to the canonical unit by unit_concept_id (µmol/L creatinine ÷ 88.42).
+            // Values are converted to the canonical unit by unit_concept_id: creatinine in µmol/L ÷ 88.42.
+            let factor = id == OMOPConcept.creatinine
+                ? "CASE m.unit_concept_id WHEN \(OMOPConcept.micromolePerLiter) THEN \(1 / UnitConversion.creatinineMicromolePerMilligram) ELSE 1 END"
+                : "1"
             columns.append("""
-                (SELECT m.value_as_number * CASE m.unit_concept_id WHEN \(OMOPConcept.micromolePerLiter) \
-                THEN \(1 / UnitConversion.creatinineMicromolePerMilligram) ELSE 1 END FROM measurement m \
+                (SELECT m.value_as_number * \(factor) FROM measurement m \
                 WHERE m.person_id = t.subject_id AND m.measurement_concept_id = \(id) \
                 \(within("m.measurement_date")) ORDER BY m.measurement_date DESC, m.measurement_id DESC LIMIT 1)
                 """)

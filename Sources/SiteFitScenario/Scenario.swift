@@ -3,6 +3,7 @@ import SiteFitCore
 import SiteFitEHR
 import SiteFitNN
 import SiteFitTuning
+import Yams
 
 /// A typed scenario: which sites, which model, how to pretrain, and which arms to compare.
 public struct Scenario: Sendable {
@@ -15,6 +16,8 @@ public struct Scenario: Sendable {
     public var seed: UInt64
     public var sites: [SiteReference]
     public var testFraction: Double
+    /// The prediction task's windows and the concepts its SQL features use.
+    public var task: FeatureSpec
     public var model: MLPConfiguration
     public var pretraining: Pretraining
     public var federation: Federation
@@ -56,7 +59,30 @@ public struct Scenario: Sendable {
 
 /// Parses scenario files into `Scenario`, with `file:line:column: field: problem` diagnostics.
 public enum ScenarioLoader {
-    static let topKeys = ["name", "seed", "sites", "test_fraction", "model", "pretraining", "federation", "arms"]
+    static let topKeys = ["name", "seed", "sites", "test_fraction", "task", "model", "pretraining", "federation", "arms"]
+
+    /// Named concepts a `task` may list, besides integer concept ids.
+    static let drugNames = ["metformin": OMOPConcept.metformin, "lisinopril": OMOPConcept.lisinopril,
+                            "atorvastatin": OMOPConcept.atorvastatin, "aspirin": OMOPConcept.aspirin]
+
+    /// Concept lists of a task: each item a known short name or an integer concept id.
+    static func conceptList(_ node: Node, _ field: String, names: [String: Int], reader: inout YAMLReader) -> [Int]? {
+        guard let items = reader.sequence(node, field) else { return nil }
+        var ids: [Int] = []
+        for (i, item) in items.enumerated() {
+            guard let text = item.scalar?.string else {
+                reader.fail(item, "\(field)[\(i)]", "expected a concept name or id, found \(reader.describe(item))")
+                continue
+            }
+            if let id = Int(text), id > 0 { ids.append(id); continue }
+            if let id = names[text] { ids.append(id); continue }
+            var problem = "unknown concept '\(text)'; use an OMOP concept id or one of: \(names.keys.sorted().joined(separator: ", "))"
+            if let guess = suggestion(for: text, among: Array(names.keys)) { problem = "unknown concept '\(text)'; did you mean '\(guess)'?" }
+            reader.fail(item, "\(field)[\(i)]", problem)
+        }
+        if Set(ids).count != ids.count { reader.fail(node, field, "a concept is listed twice") }
+        return ids
+    }
 
     /// Loads and checks a scenario and every site profile it names.
     public static func load(_ url: URL) throws -> Scenario {
@@ -115,7 +141,18 @@ public enum ScenarioLoader {
             }
         }
 
-        var model = MLPConfiguration(inputSize: FeatureSpec.heartFailure.columnNames.count, hiddenSizes: [32, 16])
+        var task = FeatureSpec.heartFailure
+        if let node = top["task"], let fields = reader.mapping(node, "task", allowed: [
+            "lookback_days", "outcome_window_days", "conditions", "measurements", "drugs",
+        ]) {
+            if let n = fields["lookback_days"], let v = reader.integer(n, "task.lookback_days", in: 1...36500, what: "a number of days from 1 to 36500") { task.lookbackDays = v }
+            if let n = fields["outcome_window_days"], let v = reader.integer(n, "task.outcome_window_days", in: 1...36500, what: "a number of days from 1 to 36500") { task.outcomeWindowDays = v }
+            if let n = fields["conditions"], let v = conceptList(n, "task.conditions", names: Dictionary(uniqueKeysWithValues: ConditionName.allCases.map { ($0.rawValue, $0.conceptId) }), reader: &reader) { task.conditions = v }
+            if let n = fields["measurements"], let v = conceptList(n, "task.measurements", names: Dictionary(uniqueKeysWithValues: LabName.allCases.map { ($0.rawValue, $0.conceptId) }), reader: &reader) { task.measurements = v }
+            if let n = fields["drugs"], let v = conceptList(n, "task.drugs", names: drugNames, reader: &reader) { task.drugs = v }
+        }
+
+        var model = MLPConfiguration(inputSize: task.columnNames.count, hiddenSizes: [32, 16])
         if let node = top["model"], let fields = reader.mapping(node, "model", allowed: ["hidden"]) {
             if let hidden = fields["hidden"], let list = reader.sequence(hidden, "model.hidden") {
                 if list.isEmpty { reader.fail(hidden, "model.hidden", "list at least one hidden layer width (the brief asks for an MLP)") }
@@ -178,7 +215,7 @@ public enum ScenarioLoader {
         let all = reader.diagnostics + profileDiagnostics
         guard all.isEmpty else { throw DiagnosticList(all) }
         return Scenario(name: name, file: file, fingerprint: StableHash.hex(Array(text.utf8)), seed: seed, sites: sites,
-                        testFraction: testFraction, model: model, pretraining: pretraining, federation: federation, arms: arms)
+                        testFraction: testFraction, task: task, model: model, pretraining: pretraining, federation: federation, arms: arms)
     }
 
     /// A path relative to the working directory when the file lies below it, for messages users can click.

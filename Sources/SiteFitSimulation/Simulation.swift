@@ -85,7 +85,7 @@ public enum Simulation {
         _ scenario: Scenario, logger: Logger = Logger(label: "sitefit.simulation"),
         progress: @escaping @Sendable (String) -> Void = { _ in }
     ) async throws -> Result {
-        let spec = FeatureSpec.heartFailure
+        let spec = scenario.task
         let shards = try provisionShards(scenario, logger: logger, progress: progress)
         progress("pretraining on \(scenario.pretraining.source.patients) source patients (\(scenario.pretraining.epochs) epochs)")
         let (model, pretrainingInfo) = try pretrain(scenario, spec: spec)

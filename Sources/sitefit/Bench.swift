@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SiteFitCore
+import SiteFitEHR
 import SiteFitKernels
 import SiteFitNN
 import SiteFitTuning
@@ -10,7 +11,7 @@ extension SiteFit {
     struct Bench: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Measure kernel and training-step throughput (build with -c release).",
-            subcommands: [Kernels.self])
+            subcommands: [Kernels.self, Shards.self])
 
         struct Kernels: ParsableCommand {
             static let configuration = CommandConfiguration(abstract: "GFLOP/s of each kernel and of whole training steps.")
@@ -19,6 +20,7 @@ extension SiteFit {
             var seconds: Double = 0.3
 
             func run() throws {
+                bootstrapLogging(verbose: false)
                 print("kernel                         shape (m×k×n)      GFLOP/s   naive GFLOP/s")
                 for (m, k, n) in [(32, 40, 128), (32, 128, 128), (128, 32, 128), (256, 256, 256)] {
                     bench("matmul A·B", m, k, n, fast: SiteFitKernels.Kernels.matmul, naive: NaiveKernels.matmul)
@@ -94,6 +96,39 @@ extension SiteFit {
                 let shape = mlp.configuration.widths.map(String.init).joined(separator: "→")
                 print("  MLP \(shape) batch \(batch) \(mode.rawValue):".padding(toLength: 44, withPad: " ", startingAt: 0)
                       + String(format: "%8.2f GFLOP/s  %10.0f steps/s", rate, stepsPerSecond))
+            }
+        }
+
+        struct Shards: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Time building a shard and extracting its features (median of several runs).")
+
+            @Option(help: "Patients in the benchmark shard.")
+            var patients: Int = 10_000
+
+            @Option(help: "Repetitions (the median is reported).")
+            var repetitions: Int = 3
+
+            func run() throws {
+                bootstrapLogging(verbose: false)
+                let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sitefit-bench-\(ProcessInfo.processInfo.processIdentifier)")
+                defer { try? FileManager.default.removeItem(at: folder) }
+                let url = folder.appendingPathComponent("bench.sqlite")
+                let profile = SiteProfile(id: "bench", name: "Benchmark", seed: 1, patients: patients)
+                let clock = ContinuousClock()
+                func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
+                var build: [Double] = [], extract: [Double] = []
+                var rows = 0
+                for _ in 0..<max(1, repetitions) {
+                    build.append(seconds(try clock.measure { try ShardBuilder.build(profile: profile, to: url) }))
+                    let shard = try SiteShard(site: "bench", url: url)
+                    extract.append(seconds(try clock.measure { rows = try shard.extractCohort(.heartFailure).rows }))
+                }
+                let size = (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? 0
+                func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
+                print(String(format: "build shard, %d patients:        %7.3f s  (%.1f MB)", patients, median(build), Double(size) / 1e6))
+                print(String(format: "extract features, %d patients:   %7.3f s  (%d rows × %d features)", rows, median(extract),
+                             rows, FeatureSpec.heartFailure.columnNames.count))
             }
         }
     }

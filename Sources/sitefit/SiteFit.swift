@@ -92,6 +92,7 @@ extension SiteFit {
         var scenario: String
 
         func run() throws {
+            bootstrapLogging(verbose: false)
             do {
                 let loaded = try ScenarioLoader.load(URL(fileURLWithPath: scenario))
                 print("\(scenario): OK (\(loaded.sites.count) sites, \(loaded.arms.count) arms, \(loaded.federation.rounds) rounds)")
@@ -174,6 +175,7 @@ extension SiteFit {
             var upperCase = false
 
             func run() throws {
+                bootstrapLogging(verbose: false)
                 do {
                     let url = URL(fileURLWithPath: shard)
                     try OMOPCSV.export(SiteShard(site: url.deletingPathExtension().lastPathComponent, url: url),
@@ -194,6 +196,7 @@ extension SiteFit {
             var shard: String
 
             func run() throws {
+                bootstrapLogging(verbose: false)
                 do {
                     let url = URL(fileURLWithPath: shard)
                     let site = url.deletingPathExtension().lastPathComponent
@@ -224,11 +227,11 @@ extension SiteFit {
                 do {
                     for path in profiles {
                         let profile = try SiteProfileLoader.load(URL(fileURLWithPath: path))
-                        let folder = outputDirectory.map { URL(fileURLWithPath: $0) }
-                            ?? URL(fileURLWithPath: path).deletingLastPathComponent()
-                        let shard = folder.appendingPathComponent("\(profile.id).sqlite")
-                        try ShardBuilder.build(profile: profile, to: shard)
-                        print(shard.relativePath)
+                        // Printed as the user would type it: relative when they gave relative paths.
+                        let folder = outputDirectory ?? (path as NSString).deletingLastPathComponent
+                        let shard = folder.isEmpty ? "\(profile.id).sqlite" : (folder as NSString).appendingPathComponent("\(profile.id).sqlite")
+                        try ShardBuilder.build(profile: profile, to: URL(fileURLWithPath: shard))
+                        print(shard)
                     }
                 } catch {
                     throw reportFailure(error)

@@ -84,6 +84,30 @@ struct CLITests {
         #expect(result.stdout == (try String(contentsOf: golden, encoding: .utf8)))
     }
 
+    @Test("sites inspect refuses a file that is not a shard, naming the site and file")
+    func inspectJunk() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sitefit-cli-junk-\(ProcessInfo.processInfo.processIdentifier)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try Data(String(repeating: "junk", count: 500).utf8).write(to: folder.appendingPathComponent("junk.sqlite"))
+        let result = try Self.run(["sites", "inspect", "junk.sqlite"], in: folder)
+        #expect(result.status == 1)
+        #expect(result.stderr == "error: site 'junk': junk.sqlite: not a SQLite database\n")
+    }
+
+    @Test("sites build then sites inspect prints the shard's summary")
+    func buildAndInspect() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sitefit-cli-inspect-\(ProcessInfo.processInfo.processIdentifier)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try Data("name: Small\nseed: 3\npatients: 120\n".utf8).write(to: folder.appendingPathComponent("small.yaml"))
+        let build = try Self.run(["sites", "build", "small.yaml"], in: folder)
+        #expect(build.status == 0)
+        #expect(build.stdout == "small.sqlite\n")
+        let inspect = try Self.run(["sites", "inspect", "small.sqlite"], in: folder)
+        #expect(inspect.status == 0)
+        #expect(inspect.stdout.contains("cohort: 120 patients"))
+        #expect(inspect.stdout.contains("outcome prevalence by subgroup"))
+    }
+
     @Test("an unknown option is refused with a usage hint")
     func unknownOption() throws {
         let result = try Self.run(["run", "Scenarios/quickstart.yaml", "--sede", "3"])

@@ -124,6 +124,32 @@ struct ScenarioTests {
         #expect(found.map(\.field) == ["seed", "sites", "arms"])
     }
 
+    @Test("the task section takes concept names or ids, and locates unknown names")
+    func task() throws {
+        let withTask = scenario + """
+
+            task:
+              lookback_days: 180
+              conditions: [type_2_diabetes, 4329847]
+              measurements: [creatinine]
+              drugs: []
+            """
+        let folder = fixture(["Sites/alpha.yaml": profile, "Scenarios/demo.yaml": withTask])
+        let s = try ScenarioLoader.load(folder.appendingPathComponent("Scenarios/demo.yaml"))
+        #expect(s.task.lookbackDays == 180)
+        #expect(s.task.conditions == [201826, 4329847])
+        #expect(s.task.measurements == [3016723])
+        #expect(s.task.drugs.isEmpty)
+        #expect(s.model.inputSize == 3 + 2 + 1)
+
+        let broken = fixture(["Sites/alpha.yaml": profile,
+                              "Scenarios/demo.yaml": withTask.replacingOccurrences(of: "[creatinine]", with: "[creatinin]")],
+                             name: "taskBroken")
+        let found = diagnostics { _ = try ScenarioLoader.load(broken.appendingPathComponent("Scenarios/demo.yaml")) }
+        #expect(found.map(\.field) == ["task.measurements[0]"])
+        #expect(found.first?.problem == "unknown concept 'creatinin'; did you mean 'creatinine'?")
+    }
+
     @Test("a missing scenario file is a user-facing error, not a crash")
     func missingFile() {
         #expect(throws: UserFacingError.self) {
