@@ -70,7 +70,7 @@ let package = Package(
         .testTarget(name: "SiteFitNNTests", dependencies: ["SiteFitNN", "SiteFitTuning", "SiteFitCore"]),
         .testTarget(name: "SiteFitEHRTests", dependencies: [
             "SiteFitEHR", "SiteFitCore", .product(name: "GRDB", package: "GRDB.swift"),
-        ]),
+        ], exclude: ["Fixtures"]),
         .testTarget(name: "SiteFitMetricsTests", dependencies: ["SiteFitMetrics"]),
         .testTarget(name: "SiteFitFederationTests", dependencies: [
             "SiteFitFederation", "SiteFitNN", "SiteFitTuning", "SiteFitEHR", "SiteFitCore",

@@ -138,6 +138,24 @@ struct ImportTests {
         #expect(zip(a.features, b.features).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) })
     }
 
+    @Test("the shipped OHDSI-style fixture (upper-case CSV, 25 patients) imports and extracts")
+    func omopFixture() throws {
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/omop-small")
+        let target = temporaryDirectory("fixture").appendingPathComponent("fixture.sqlite")
+        try OMOPCSV.importFolder(fixture, to: target, name: "fixture")
+        let shard = try SiteShard(site: "fixture", url: target)
+        let extract = try shard.extractCohort(.heartFailure)
+        #expect(extract.rows == 25)
+        // Its creatinine was exported in µmol/L and must come back near 1 mg/dL.
+        let column = extract.columns.firstIndex { $0.contains("creatinine") }!
+        let values = (0..<25).map { extract.features[$0 * extract.columns.count + column] }.filter { !$0.isNaN }
+        #expect(!values.isEmpty && values.allSatisfy { (0.2...4).contains($0) })
+        let units = try shard.reader.read { db in
+            try Int.fetchAll(db, sql: "SELECT DISTINCT unit_concept_id FROM measurement WHERE measurement_concept_id = 3016723")
+        }
+        #expect(units == [8749])
+    }
+
     @Test("OMOP import tolerates extra columns, any order and datetimes")
     func omopTolerant() throws {
         let folder = temporaryDirectory("tolerant")
