@@ -99,9 +99,11 @@ public actor SiteActor {
         selection = ParameterSelection(layout: model.mlp.layout, tensorNames: [])
     }
 
-    /// Resets the local model to the pretrained parameters for a new arm.
-    public func begin(pretrained: [Float], selection: ParameterSelection) {
-        local = pretrained
+    /// Resets the local model for a new arm: the arm's network (the pretrained one, or extended with
+    /// LoRA factors or adapters), its starting parameters and what it trains.
+    public func begin(mlp: MLP, parameters: [Float], selection: ParameterSelection) {
+        if mlp != trainer.mlp { trainer = Trainer(mlp: mlp, maxBatch: trainer.workspace.capacity) }
+        local = parameters
         self.selection = selection
     }
 

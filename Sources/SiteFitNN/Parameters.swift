@@ -1,7 +1,20 @@
 /// What a parameter tensor is for; fine-tuning modes select tensors by role.
-public enum TensorRole: String, Sendable, Codable, Equatable {
-    case weight
-    case bias
+public enum TensorRole: String, Sendable, Codable, Equatable, CaseIterable {
+    /// A hidden Linear layer's weight and bias.
+    case weight, bias
+    /// LayerNorm's gain γ and additive bias β.
+    case normGain = "norm_gain", normBias = "norm_bias"
+    /// The output (task head) Linear layer's weight and bias.
+    case headWeight = "head_weight", headBias = "head_bias"
+    /// LoRA's low-rank factors A (r, in) and B (out, r).
+    case loraA = "lora_a", loraB = "lora_b"
+    /// An adapter's down/up projection weights and biases.
+    case adapterWeight = "adapter_weight", adapterBias = "adapter_bias"
+
+    /// Bias terms in BitFit's sense: every Linear bias and every LayerNorm β.
+    public var isBiasTerm: Bool { self == .bias || self == .headBias || self == .normBias }
+    /// Tensors of the pretrained network (not added by LoRA or adapters).
+    public var isBase: Bool { !(self == .loraA || self == .loraB || self == .adapterWeight || self == .adapterBias) }
 }
 
 /// One named tensor inside the flat parameter buffer: a dotted key, a shape and a range.

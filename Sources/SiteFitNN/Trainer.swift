@@ -6,19 +6,39 @@ public struct TrainingConfiguration: Sendable, Equatable {
     public var optimizer: OptimizerConfiguration
     public var epochs: Int
     public var batchSize: Int
+    /// Weight w of positive examples in the loss, for imbalanced outcomes (1 = unweighted).
+    public var positiveWeight: Float
 
-    public init(optimizer: OptimizerConfiguration, epochs: Int, batchSize: Int) {
+    public init(optimizer: OptimizerConfiguration, epochs: Int, batchSize: Int, positiveWeight: Float = 1) {
         self.optimizer = optimizer
         self.epochs = epochs
         self.batchSize = batchSize
+        self.positiveWeight = positiveWeight
+    }
+}
+
+/// Early stopping on a validation set: stop after `patience` epochs without a lower validation
+/// loss and keep the best parameters seen.
+public struct EarlyStopping: Sendable, Equatable {
+    public var validation: Dataset
+    public var patience: Int
+
+    public init(validation: Dataset, patience: Int) {
+        self.validation = validation
+        self.patience = patience
     }
 }
 
 /// What one training run did, for the compute footprint in reports.
 public struct TrainingSummary: Sendable, Equatable {
     public var steps: Int
+    /// Mean training loss of the last epoch run.
     public var finalLoss: Double
     public var optimizerStateBytes: Int
+    /// Epochs actually run (fewer than configured when early stopping ended training).
+    public var epochs: Int
+    /// Best validation loss, when early stopping was used.
+    public var bestValidationLoss: Double?
 }
 
 /// Runs forward/backward/update loops; the caller owns the workspace so nothing is allocated per step.
@@ -38,21 +58,26 @@ public struct Trainer {
     }
 
     /// Trains `parameters` in place on `data`; only `selection` changes. Rows are shuffled each
-    /// epoch by `random`, so the caller decides the stream key (seed, site, round, purpose).
+    /// epoch, and dropout masks drawn, from `random`, so the caller decides the stream key
+    /// (seed, site, round, purpose). With `earlyStopping` the best parameters by validation loss
+    /// are kept.
     public mutating func train(
         parameters: inout [Float], data: Dataset, selection: ParameterSelection,
-        configuration: TrainingConfiguration, random: inout RandomStream
+        configuration: TrainingConfiguration, random: inout RandomStream, earlyStopping: EarlyStopping? = nil
     ) -> TrainingSummary {
         precondition(data.columns == mlp.configuration.inputSize)
         precondition(configuration.batchSize <= workspace.capacity)
         var optimizer = Optimizer(configuration.optimizer, selection: selection)
         let mask = TrainableMask(mlp: mlp, selection: selection)
         var order = Array(0..<data.rows)
-        var steps = 0
+        var steps = 0, epochsRun = 0
         var lastEpochLoss = 0.0
+        var best: (loss: Double, parameters: [Float])? = nil
+        var sinceBest = 0
         let columns = data.columns
         let workspace = self.workspace
         let mlp = self.mlp
+        let positiveWeight = configuration.positiveWeight
         for _ in 0..<configuration.epochs {
             random.shuffle(&order)
             var epochLoss = 0.0
@@ -73,11 +98,11 @@ public struct Trainer {
                     gradient.withUnsafeMutableBufferPointer { grad in
                         batchFeatures.withUnsafeBufferPointer { x in
                             batchLabels.withUnsafeBufferPointer { y in
-                                mlp.forward(parameters: params.baseAddress!, input: x.baseAddress!,
-                                            batch: batch, workspace: workspace)
+                                mlp.forward(parameters: params.baseAddress!, input: x.baseAddress!, batch: batch,
+                                            workspace: workspace, training: true, random: &random)
                                 let loss = BinaryCrossEntropy.lossAndGradient(
                                     logits: workspace.logits, labels: y.baseAddress!, batch: batch,
-                                    dLogits: workspace.dLogitsPointer)
+                                    dLogits: workspace.dLogitsPointer, positiveWeight: positiveWeight)
                                 mlp.backward(parameters: params.baseAddress!, input: x.baseAddress!, batch: batch,
                                              workspace: workspace, gradient: grad.baseAddress!, trainable: mask)
                                 optimizer.update(parameters: params.baseAddress!, gradient: grad.baseAddress!)
@@ -90,14 +115,33 @@ public struct Trainer {
                 steps += 1
                 start += batch
             }
+            epochsRun += 1
             lastEpochLoss = epochLoss / Double(max(order.count, 1))
+            if let stopping = earlyStopping {
+                let validationLoss = loss(parameters: parameters, data: stopping.validation, positiveWeight: positiveWeight)
+                if best == nil || validationLoss < best!.loss {
+                    best = (validationLoss, parameters)
+                    sinceBest = 0
+                } else {
+                    sinceBest += 1
+                    if sinceBest >= stopping.patience { break }
+                }
+            }
         }
-        return TrainingSummary(steps: steps, finalLoss: lastEpochLoss, optimizerStateBytes: optimizer.stateBytes)
+        if let best { parameters = best.parameters }
+        return TrainingSummary(steps: steps, finalLoss: lastEpochLoss, optimizerStateBytes: optimizer.stateBytes,
+                               epochs: epochsRun, bestValidationLoss: best?.loss)
     }
 
-    /// Predicted probabilities σ(z) for every row of `data`.
-    public func predict(parameters: [Float], data: Dataset) -> [Float] {
-        var scores = [Float](repeating: 0, count: data.rows)
+    /// Mean (weighted) BCE of `parameters` on `data`, from logits.
+    public func loss(parameters: [Float], data: Dataset, positiveWeight: Float = 1) -> Double {
+        BinaryCrossEntropy.loss(logits: logits(parameters: parameters, data: data), labels: data.labels,
+                                positiveWeight: positiveWeight)
+    }
+
+    /// Logits for every row of `data` (inference: no dropout).
+    public func logits(parameters: [Float], data: Dataset) -> [Float] {
+        var out = [Float](repeating: 0, count: data.rows)
         let capacity = workspace.capacity
         let columns = data.columns
         parameters.withUnsafeBufferPointer { params in
@@ -107,11 +151,16 @@ public struct Trainer {
                     let batch = min(capacity, data.rows - start)
                     mlp.forward(parameters: params.baseAddress!, input: x.baseAddress! + start * columns,
                                 batch: batch, workspace: workspace)
-                    for r in 0..<batch { scores[start + r] = sigmoid(workspace.logits[r]) }
+                    for r in 0..<batch { out[start + r] = workspace.logits[r] }
                     start += batch
                 }
             }
         }
-        return scores
+        return out
+    }
+
+    /// Predicted probabilities σ(z) for every row of `data`.
+    public func predict(parameters: [Float], data: Dataset) -> [Float] {
+        logits(parameters: parameters, data: data).map(sigmoid)
     }
 }

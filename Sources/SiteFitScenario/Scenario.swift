@@ -34,9 +34,16 @@ public struct Scenario: Sendable {
     /// The synthetic source population and how the model is trained on it before any site sees it.
     public struct Pretraining: Sendable, Equatable {
         public var source: SiteProfile
+        /// Maximum epochs; early stopping may end sooner.
         public var epochs: Int
         public var batchSize: Int
         public var learningRate: Double
+        /// Share of source patients held out for validation and early stopping.
+        public var validationFraction: Double
+        /// Epochs without a lower validation loss before training stops.
+        public var patience: Int
+        /// An existing checkpoint to use instead of pretraining (resolved against the scenario's folder).
+        public var checkpoint: URL?
     }
 
     /// Rounds of federated averaging and each site's local training.
@@ -46,6 +53,10 @@ public struct Scenario: Sendable {
         public var batchSize: Int
         public var optimizer: OptimizerKind
         public var learningRate: Double
+        public var weightDecay: Double
+        public var gradientClipNorm: Double?
+        /// Weight of positive examples in the local loss.
+        public var positiveWeight: Double
     }
 
     /// One compared configuration: a fine-tuning mode and optional overrides.
@@ -54,6 +65,12 @@ public struct Scenario: Sendable {
         public var mode: FineTuningMode
         public var learningRate: Double
         public var localEpochs: Int
+        /// LoRA settings (mode `lora`).
+        public var lora: LoRAConfiguration?
+        /// Whether a LoRA arm also trains the bias terms.
+        public var loraTrainsBiases: Bool
+        /// Adapter settings (mode `adapter`).
+        public var adapter: AdapterConfiguration?
     }
 }
 
@@ -153,42 +170,59 @@ public enum ScenarioLoader {
         }
 
         var model = MLPConfiguration(inputSize: task.columnNames.count, hiddenSizes: [32, 16])
-        if let node = top["model"], let fields = reader.mapping(node, "model", allowed: ["hidden"]) {
+        if let node = top["model"], let fields = reader.mapping(node, "model", allowed: ["hidden", "activation", "layer_norm", "dropout"]) {
             if let hidden = fields["hidden"], let list = reader.sequence(hidden, "model.hidden") {
                 if list.isEmpty { reader.fail(hidden, "model.hidden", "list at least one hidden layer width (the brief asks for an MLP)") }
                 model.hiddenSizes = list.enumerated().compactMap { i, n in
                     reader.integer(n, "model.hidden[\(i)]", in: 1...4096, what: "a layer width from 1 to 4096")
                 }
             }
+            if let n = fields["activation"], let v = reader.choice(n, "model.activation", Activation.self) { model.activation = v }
+            if let n = fields["layer_norm"], let v = reader.boolean(n, "model.layer_norm") { model.layerNorm = v }
+            if let n = fields["dropout"], let v = reader.number(n, "model.dropout", in: 0...0.9, what: "a probability from 0 to 0.9") { model.dropout = v }
         }
 
         var source = SiteProfile(id: "source", name: "Source population", seed: seed &+ 1, patients: 4000,
                                  ageMean: 58, ageStandardDeviation: 14, femaleFraction: 0.5,
                                  raceMix: RaceMix(white: 0.75, black: 0.15, asian: 0.10), outcomePrevalence: 0.12,
                                  labMissingRate: 0.05)
-        var pretraining = Scenario.Pretraining(source: source, epochs: 20, batchSize: 32, learningRate: 0.003)
+        var pretraining = Scenario.Pretraining(source: source, epochs: 30, batchSize: 32, learningRate: 0.003,
+                                               validationFraction: 0.2, patience: 5, checkpoint: nil)
         if let node = top["pretraining"], let fields = reader.mapping(node, "pretraining", allowed: [
             "patients", "age_mean", "female_fraction", "outcome_prevalence", "epochs", "batch_size", "learning_rate",
+            "validation_fraction", "patience", "checkpoint",
         ]) {
             if let n = fields["patients"], let v = reader.integer(n, "pretraining.patients", in: 100...1_000_000, what: "an integer from 100 to 1000000") { source.patients = v }
-            if let n = fields["age_mean"], let v = reader.number(n, "pretraining.age_mean", in: 18...95, what: "an age from 18 to 95") { source.ageMean = v }
+            if let n = fields["age_mean"], let v = reader.number(n, "pretraining.age_mean", in: 0...95, what: "an age from 0 to 95") { source.ageMean = v }
             if let n = fields["female_fraction"], let v = reader.number(n, "pretraining.female_fraction", in: 0...1, what: "a fraction from 0 to 1") { source.femaleFraction = v }
             if let n = fields["outcome_prevalence"], let v = reader.number(n, "pretraining.outcome_prevalence", in: 0.01...0.9, what: "a fraction from 0.01 to 0.9") { source.outcomePrevalence = v }
             if let n = fields["epochs"], let v = reader.integer(n, "pretraining.epochs", in: 1...1000, what: "an integer from 1 to 1000") { pretraining.epochs = v }
             if let n = fields["batch_size"], let v = reader.integer(n, "pretraining.batch_size", in: 1...4096, what: "an integer from 1 to 4096") { pretraining.batchSize = v }
             if let n = fields["learning_rate"], let v = reader.number(n, "pretraining.learning_rate", in: 1e-7...10, what: "a positive learning rate up to 10") { pretraining.learningRate = v }
+            if let n = fields["validation_fraction"], let v = reader.number(n, "pretraining.validation_fraction", in: 0.05...0.5, what: "a fraction from 0.05 to 0.5") { pretraining.validationFraction = v }
+            if let n = fields["patience"], let v = reader.integer(n, "pretraining.patience", in: 1...1000, what: "an integer from 1 to 1000") { pretraining.patience = v }
+            if let n = fields["checkpoint"], let v = reader.string(n, "pretraining.checkpoint") {
+                let url = URL(fileURLWithPath: v, relativeTo: folder).standardizedFileURL
+                if FileManager.default.fileExists(atPath: url.path) { pretraining.checkpoint = URL(fileURLWithPath: relativePath(url)) }
+                else { reader.fail(n, "pretraining.checkpoint", "checkpoint '\(v)' not found (looked in \(relativePath(url)))") }
+            }
         }
         pretraining.source = source
 
-        var federation = Scenario.Federation(rounds: 5, localEpochs: 1, batchSize: 32, optimizer: .adam, learningRate: 0.003)
+        var federation = Scenario.Federation(rounds: 5, localEpochs: 1, batchSize: 32, optimizer: .adam, learningRate: 0.003,
+                                             weightDecay: 0.01, gradientClipNorm: nil, positiveWeight: 1)
         if let node = top["federation"], let fields = reader.mapping(node, "federation", allowed: [
-            "rounds", "local_epochs", "batch_size", "optimizer", "learning_rate",
+            "rounds", "local_epochs", "batch_size", "optimizer", "learning_rate", "weight_decay", "gradient_clip_norm",
+            "positive_weight",
         ]) {
             if let n = fields["rounds"], let v = reader.integer(n, "federation.rounds", in: 1...1000, what: "an integer from 1 to 1000") { federation.rounds = v }
             if let n = fields["local_epochs"], let v = reader.integer(n, "federation.local_epochs", in: 1...1000, what: "an integer from 1 to 1000") { federation.localEpochs = v }
             if let n = fields["batch_size"], let v = reader.integer(n, "federation.batch_size", in: 1...4096, what: "an integer from 1 to 4096") { federation.batchSize = v }
             if let n = fields["optimizer"], let v = reader.choice(n, "federation.optimizer", OptimizerKind.self) { federation.optimizer = v }
             if let n = fields["learning_rate"], let v = reader.number(n, "federation.learning_rate", in: 1e-7...10, what: "a positive learning rate up to 10") { federation.learningRate = v }
+            if let n = fields["weight_decay"], let v = reader.number(n, "federation.weight_decay", in: 0...1, what: "a number from 0 to 1") { federation.weightDecay = v }
+            if let n = fields["gradient_clip_norm"], let v = reader.number(n, "federation.gradient_clip_norm", in: 1e-6...1e6, what: "a positive norm") { federation.gradientClipNorm = v }
+            if let n = fields["positive_weight"], let v = reader.number(n, "federation.positive_weight", in: 0.01...100, what: "a weight from 0.01 to 100") { federation.positiveWeight = v }
         }
 
         var arms: [Scenario.Arm] = []
@@ -196,18 +230,46 @@ public enum ScenarioLoader {
             if list.isEmpty { reader.fail(node, "arms", "list at least one arm") }
             for (i, item) in list.enumerated() {
                 let field = "arms[\(i)]"
-                guard let fields = reader.mapping(item, field, allowed: ["name", "mode", "learning_rate", "local_epochs"],
+                guard let fields = reader.mapping(item, field, allowed: ["name", "mode", "learning_rate", "local_epochs", "lora", "adapter"],
                                                   required: ["mode"]) else { continue }
                 guard let modeNode = fields["mode"], let mode = reader.choice(modeNode, "\(field).mode", FineTuningMode.self)
                 else { continue }
                 var arm = Scenario.Arm(name: mode.rawValue, mode: mode, learningRate: federation.learningRate,
-                                       localEpochs: federation.localEpochs)
+                                       localEpochs: federation.localEpochs, lora: nil, loraTrainsBiases: false, adapter: nil)
                 if let n = fields["name"], let v = reader.string(n, "\(field).name") {
                     if arms.contains(where: { $0.name == v }) { reader.fail(n, "\(field).name", "arm '\(v)' is defined twice") }
                     arm.name = v
                 }
                 if let n = fields["learning_rate"], let v = reader.number(n, "\(field).learning_rate", in: 1e-7...10, what: "a positive learning rate up to 10") { arm.learningRate = v }
                 if let n = fields["local_epochs"], let v = reader.integer(n, "\(field).local_epochs", in: 1...1000, what: "an integer from 1 to 1000") { arm.localEpochs = v }
+                if mode == .lora {
+                    var lora = LoRAConfiguration(rank: 4, alpha: 8)
+                    if let n = fields["lora"], let l = reader.mapping(n, "\(field).lora", allowed: ["rank", "alpha", "layers", "train_biases"]) {
+                        if let r = l["rank"], let v = reader.integer(r, "\(field).lora.rank", in: 1...256, what: "a rank from 1 to 256") { lora.rank = v }
+                        if let a = l["alpha"], let v = reader.number(a, "\(field).lora.alpha", in: 1e-3...1e4, what: "a positive alpha") { lora.alpha = v }
+                        if let list = l["layers"], let items = reader.sequence(list, "\(field).lora.layers") {
+                            let count = model.hiddenSizes.count + 1
+                            lora.layers = items.enumerated().compactMap { i, item in
+                                reader.integer(item, "\(field).lora.layers[\(i)]", in: 0...(count - 1), what: "a layer index from 0 to \(count - 1)")
+                            }
+                        }
+                        if let b = l["train_biases"], let v = reader.boolean(b, "\(field).lora.train_biases") { arm.loraTrainsBiases = v }
+                    }
+                    arm.lora = lora
+                } else if let n = fields["lora"] {
+                    reader.fail(n, "\(field).lora", "LoRA settings need mode 'lora'")
+                }
+                if mode == .adapter {
+                    var adapter = AdapterConfiguration(bottleneck: 8)
+                    if let n = fields["adapter"], let a = reader.mapping(n, "\(field).adapter", allowed: ["bottleneck"]),
+                       let b = a["bottleneck"], let v = reader.integer(b, "\(field).adapter.bottleneck", in: 1...1024, what: "a width from 1 to 1024") {
+                        adapter.bottleneck = v
+                    }
+                    if model.hiddenSizes.isEmpty { reader.fail(modeNode, "\(field).mode", "adapters sit after hidden layers; the model has none") }
+                    arm.adapter = adapter
+                } else if let n = fields["adapter"] {
+                    reader.fail(n, "\(field).adapter", "adapter settings need mode 'adapter'")
+                }
                 arms.append(arm)
             }
         }

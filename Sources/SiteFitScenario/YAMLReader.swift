@@ -113,6 +113,16 @@ struct YAMLReader {
         return value
     }
 
+    mutating func boolean(_ node: Node, _ field: String) -> Bool? {
+        switch node.scalar?.string {
+        case "true": return true
+        case "false": return false
+        default:
+            fail(node, field, "expected true or false, found \(describe(node))")
+            return nil
+        }
+    }
+
     mutating func choice<T: RawRepresentable & CaseIterable>(_ node: Node, _ field: String, _ type: T.Type) -> T?
     where T.RawValue == String {
         let options = T.allCases.map(\.rawValue)

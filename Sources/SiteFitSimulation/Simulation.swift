@@ -16,6 +16,8 @@ public enum Simulation {
     public struct Result: Sendable {
         public var metrics: RunMetrics
         public var predictions: [PredictionRow]
+        /// The pretrained model as a safetensors checkpoint (written next to the report).
+        public var checkpoint: [UInt8]
     }
 
     /// Makes sure every site's shard exists and matches its profile; builds missing ones.
@@ -41,8 +43,26 @@ public enum Simulation {
     }
 
     /// Trains the MLP on a synthetic source population held in an in-memory database, with the
-    /// same OMOP tables and feature SQL as the sites. Streams: (seed, "pretraining", ...).
-    public static func pretrain(_ scenario: Scenario, spec: FeatureSpec) throws -> (PretrainedModel, PretrainingInfo) {
+    /// same OMOP tables and feature SQL as the sites, a validation split and early stopping.
+    /// Streams: (seed, "pretraining", ...). A scenario's named checkpoint is used instead, and a
+    /// model cached under `cacheDirectory` is reused when configuration and seed match.
+    public static func pretrain(
+        _ scenario: Scenario, spec: FeatureSpec, cacheDirectory: URL? = nil
+    ) throws -> (PretrainedModel, PretrainingInfo) {
+        if let file = scenario.pretraining.checkpoint {
+            let (model, notes) = try loadCheckpoint(file)
+            guard model.columns == spec.columnNames else {
+                throw UserFacingError("\(file.relativePath): the checkpoint's features differ from the scenario's task; "
+                                      + "pretrain again or change the task")
+            }
+            return (model, info(notes, scenario: scenario))
+        }
+        let key = cacheKey(scenario, spec: spec)
+        let cached = cacheDirectory?.appendingPathComponent("pretrained-\(key).safetensors")
+        if let cached, FileManager.default.fileExists(atPath: cached.path),
+           let (model, notes) = try? loadCheckpoint(cached), notes["cache_key"] == key {
+            return (model, info(notes, scenario: scenario))
+        }
         let source = scenario.pretraining.source
         let database = try DatabaseQueue()
         let extract = try database.write { db -> CohortExtract in
@@ -52,7 +72,7 @@ public enum Simulation {
         var random = RandomStream(seed: scenario.seed, "pretraining", "split")
         var order = Array(0..<extract.rows)
         random.shuffle(&order)
-        let validationCount = extract.rows / 5
+        let validationCount = Int(Double(extract.rows) * scenario.pretraining.validationFraction)
         let validationRows = Array(order.prefix(validationCount)).sorted()
         let trainRows = Array(order.dropFirst(validationCount)).sorted()
         let columns = extract.columns.count
@@ -61,34 +81,79 @@ public enum Simulation {
                             labels: trainRows.map { extract.labels[$0] }, columns: columns)
         let validation = Dataset(features: standardizer.transform(extract.features, columns: columns, rows: validationRows),
                                  labels: validationRows.map { extract.labels[$0] }, columns: columns)
-        let mlp = MLP(MLPConfiguration(inputSize: columns, hiddenSizes: scenario.model.hiddenSizes))
+        var configuration = scenario.model
+        configuration.inputSize = columns
+        let mlp = MLP(configuration.base)
         var initRandom = RandomStream(seed: scenario.seed, "pretraining", "init")
         var parameters = mlp.initialParameters(random: &initRandom)
         var trainer = Trainer(mlp: mlp, maxBatch: max(scenario.pretraining.batchSize, 256))
         var shuffle = RandomStream(seed: scenario.seed, "pretraining", "shuffle")
-        _ = trainer.train(
+        let summary = trainer.train(
             parameters: &parameters, data: train, selection: FineTuningMode.full.selection(for: mlp.layout),
             configuration: TrainingConfiguration(
                 optimizer: OptimizerConfiguration(kind: .adam, learningRate: scenario.pretraining.learningRate),
                 epochs: scenario.pretraining.epochs, batchSize: scenario.pretraining.batchSize),
-            random: &shuffle)
+            random: &shuffle, earlyStopping: EarlyStopping(validation: validation, patience: scenario.pretraining.patience))
         let scores = trainer.predict(parameters: parameters, data: validation)
-        let info = PretrainingInfo(
-            sourcePatients: source.patients, epochs: scenario.pretraining.epochs,
-            validationAccuracy: Metrics.accuracy(scores: scores, labels: validation.labels),
-            validationAuroc: Metrics.auroc(scores: scores, labels: validation.labels))
-        return (PretrainedModel(mlp: mlp, parameters: parameters, standardizer: standardizer, columns: extract.columns), info)
+        let model = PretrainedModel(mlp: mlp, parameters: parameters, standardizer: standardizer, columns: extract.columns)
+        let notes = [
+            "cache_key": key, "source_patients": String(source.patients), "epochs_run": String(summary.epochs),
+            "validation_accuracy": "\(Metrics.accuracy(scores: scores, labels: validation.labels))",
+            "validation_auroc": Metrics.auroc(scores: scores, labels: validation.labels).map { "\($0)" } ?? "",
+        ]
+        if let cached {
+            try? FileManager.default.createDirectory(at: cached.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try? Data(Checkpoint.encode(model, notes: notes)).write(to: cached, options: .atomic)
+        }
+        return (model, info(notes, scenario: scenario))
+    }
+
+    static func loadCheckpoint(_ url: URL) throws -> (PretrainedModel, [String: String]) {
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw UserFacingError("checkpoint '\(url.relativePath)' cannot be read")
+        }
+        do {
+            return try Checkpoint.decode(Array(data), file: url.relativePath)
+        } catch {
+            throw UserFacingError(error.description)
+        }
+    }
+
+    static func info(_ notes: [String: String], scenario: Scenario) -> PretrainingInfo {
+        PretrainingInfo(sourcePatients: notes["source_patients"].flatMap(Int.init) ?? 0,
+                        epochs: notes["epochs_run"].flatMap(Int.init) ?? 0,
+                        validationAccuracy: notes["validation_accuracy"].flatMap(Double.init) ?? .nan,
+                        validationAuroc: notes["validation_auroc"].flatMap(Double.init))
+    }
+
+    /// Everything pretraining depends on, hashed: the same key means the same model.
+    static func cacheKey(_ scenario: Scenario, spec: FeatureSpec) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let p = scenario.pretraining
+        let parts: [String] = [
+            String(decoding: (try? encoder.encode(scenario.model.base)) ?? Data(), as: UTF8.self),
+            String(decoding: (try? encoder.encode(p.source)) ?? Data(), as: UTF8.self),
+            spec.columnNames.joined(separator: ","), "\(spec.lookbackDays)", "\(spec.outcomeWindowDays)",
+            "\(p.epochs)", "\(p.batchSize)", "\(p.learningRate)", "\(p.validationFraction)", "\(p.patience)",
+            String(scenario.seed), ShardGenerator.version, siteFitVersion,
+        ]
+        return StableHash.hex(Array(parts.joined(separator: "|").utf8))
     }
 
     /// Runs every arm of `scenario`; `progress` receives one line per step worth telling a user.
     public static func run(
-        _ scenario: Scenario, logger: Logger = Logger(label: "sitefit.simulation"),
+        _ scenario: Scenario, logger: Logger = Logger(label: "sitefit.simulation"), cacheDirectory: URL? = nil,
         progress: @escaping @Sendable (String) -> Void = { _ in }
     ) async throws -> Result {
         let spec = scenario.task
         let shards = try provisionShards(scenario, logger: logger, progress: progress)
-        progress("pretraining on \(scenario.pretraining.source.patients) source patients (\(scenario.pretraining.epochs) epochs)")
-        let (model, pretrainingInfo) = try pretrain(scenario, spec: spec)
+        if let checkpoint = scenario.pretraining.checkpoint {
+            progress("using the pretrained checkpoint \(checkpoint.relativePath)")
+        } else {
+            progress("pretraining on \(scenario.pretraining.source.patients) source patients (up to \(scenario.pretraining.epochs) epochs)")
+        }
+        let (model, pretrainingInfo) = try pretrain(scenario, spec: spec, cacheDirectory: cacheDirectory)
         progress("pretrained model: validation accuracy \(Format3.string(pretrainingInfo.validationAccuracy)), "
                  + "AUROC \(Format3.string(pretrainingInfo.validationAuroc))")
         let maxBatch = max(scenario.federation.batchSize, 256)
@@ -121,19 +186,33 @@ public enum Simulation {
                              tensors: model.mlp.layout.tensors.map { TensorInfo(name: $0.name, shape: $0.shape, role: $0.role.rawValue) },
                              features: model.columns),
             pretraining: pretrainingInfo, arms: arms)
-        return Result(metrics: metrics, predictions: predictions)
+        return Result(metrics: metrics, predictions: predictions,
+                      checkpoint: Checkpoint.encode(model, notes: [
+                          "source_patients": String(pretrainingInfo.sourcePatients), "epochs_run": String(pretrainingInfo.epochs),
+                          "validation_accuracy": "\(pretrainingInfo.validationAccuracy)",
+                          "validation_auroc": pretrainingInfo.validationAuroc.map { "\($0)" } ?? "",
+                      ]))
     }
 
     static func runArm(
         _ arm: Scenario.Arm, scenario: Scenario, model: PretrainedModel, sites: [SiteActor], logger: Logger,
         progress: @escaping @Sendable (String) -> Void
     ) async throws -> (ArmMetrics, [PredictionRow]) {
-        let selection = arm.mode.selection(for: model.mlp.layout)
-        let server = FederatedServer(pretrained: model.parameters, selection: selection, logger: logger)
-        for site in sites { await site.begin(pretrained: model.parameters, selection: selection) }
+        // LoRA and adapter arms extend the pretrained network; the new tensors start as the identity change.
+        var armConfiguration = model.mlp.configuration
+        armConfiguration.lora = arm.mode == .lora ? arm.lora : nil
+        armConfiguration.adapter = arm.mode == .adapter ? arm.adapter : nil
+        let mlp = MLP(armConfiguration)
+        var extensionRandom = RandomStream(seed: scenario.seed, "extension", arm.name)
+        let start = mlp.parameters(extending: model.parameters, of: model.mlp, random: &extensionRandom)
+        let selection = arm.mode.selection(for: mlp.layout, withBiases: arm.loraTrainsBiases)
+        let server = FederatedServer(pretrained: start, selection: selection, logger: logger)
+        for site in sites { await site.begin(mlp: mlp, parameters: start, selection: selection) }
+        let federation = scenario.federation
         let configuration = TrainingConfiguration(
-            optimizer: OptimizerConfiguration(kind: scenario.federation.optimizer, learningRate: arm.learningRate),
-            epochs: arm.localEpochs, batchSize: scenario.federation.batchSize)
+            optimizer: OptimizerConfiguration(kind: federation.optimizer, learningRate: arm.learningRate,
+                                              weightDecay: federation.weightDecay, gradientClipNorm: federation.gradientClipNorm),
+            epochs: arm.localEpochs, batchSize: federation.batchSize, positiveWeight: Float(federation.positiveWeight))
 
         var rounds: [RoundMetrics] = []
         var broadcast = await server.broadcast(round: 0)
@@ -177,15 +256,15 @@ public enum Simulation {
                      + "AUROC \(Format3.string(evaluation.auroc)), \(outcome.acceptedSites.count)/\(sites.count) updates accepted, "
                      + "\(bytesUp) bytes up")
         }
-        let mask = TrainableMask(mlp: model.mlp, selection: selection)
+        let mask = TrainableMask(mlp: mlp, selection: selection)
         let siteRounds = Double(sites.count * scenario.federation.rounds)
         let privacy = PrivacyFootprint(
             bytesUp: rounds.reduce(0) { $0 + $1.bytesUp }, bytesDown: rounds.reduce(0) { $0 + $1.bytesDown },
-            bytesUpPerUpdate: updateBytes, parametersExposed: selection.count, parametersTotal: model.mlp.layout.count,
+            bytesUpPerUpdate: updateBytes, parametersExposed: selection.count, parametersTotal: mlp.layout.count,
             tensorsExposed: selection.tensorNames)
         let compute = ComputeFootprint(
             stepsPerSiteRound: Double(totalSteps) / siteRounds,
-            trainingFlopsPerSiteRound: Double(totalExamples) * model.mlp.trainingFlopsPerExample(mask) / siteRounds,
+            trainingFlopsPerSiteRound: Double(totalExamples) * mlp.trainingFlopsPerExample(mask) / siteRounds,
             optimizerStateBytes: stateBytes)
         let metrics = ArmMetrics(name: arm.name, mode: arm.mode.rawValue, learningRate: arm.learningRate,
                                  localEpochs: arm.localEpochs, rounds: rounds, final: rounds.last!.evaluation,

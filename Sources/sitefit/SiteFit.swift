@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import SiteFitCore
 import SiteFitEHR
+import SiteFitNN
 import SiteFitReport
 import SiteFitScenario
 import SiteFitSimulation
@@ -15,7 +16,7 @@ struct SiteFit: AsyncParsableCommand {
         discussion: "Each site holds an OMOP-shaped SQLite shard that only its own actor reads. A scenario file "
             + "names the sites, the model and the arms to compare; `sitefit run` writes a Markdown report.",
         version: siteFitVersion,
-        subcommands: [Run.self, Validate.self, Sites.self, Bench.self])
+        subcommands: [Run.self, Validate.self, Sites.self, Model.self, Bench.self])
 }
 
 /// Prints a user-facing error without a stack trace and turns it into exit code 1.
@@ -58,6 +59,9 @@ extension SiteFit {
         @Flag(help: "Print only the report path.")
         var quiet = false
 
+        @Flag(help: "Pretrain again even if .sitefit-cache holds a model with the same configuration and seed.")
+        var noCache = false
+
         @Flag(help: "Log what each component does (to stderr).")
         var verbose = false
 
@@ -71,14 +75,52 @@ extension SiteFit {
                     loaded.pretraining.source.seed = seed &+ 1
                 }
                 let quiet = self.quiet
-                let result = try await Simulation.run(loaded, logger: Logger(label: "sitefit")) { line in
+                let cache = noCache ? nil : URL(fileURLWithPath: ".sitefit-cache")
+                let result = try await Simulation.run(loaded, logger: Logger(label: "sitefit"), cacheDirectory: cache) { line in
                     if !quiet { FileHandle.standardError.write(Data((line + "\n").utf8)) }
                 }
                 let output = try ReportWriter.write(result.metrics, predictions: result.predictions,
                                                     to: URL(fileURLWithPath: outputDirectory))
+                let checkpoint = output.metrics.deletingLastPathComponent().appendingPathComponent("pretrained.safetensors")
+                do {
+                    try Data(result.checkpoint).write(to: checkpoint, options: .atomic)
+                } catch {
+                    throw UserFacingError("cannot write '\(checkpoint.relativePath)': check that the folder is writable")
+                }
                 print(output.report.relativePath)
             } catch {
                 throw reportFailure(error)
+            }
+        }
+    }
+
+    struct Model: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Work with model checkpoints.", subcommands: [Inspect.self])
+
+        struct Inspect: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "List a safetensors checkpoint's tensors, shapes, roles and parameter counts.")
+
+            @Argument(help: "A .safetensors file, e.g. Reports/quickstart/pretrained.safetensors.")
+            var file: String
+
+            func run() throws {
+                bootstrapLogging(verbose: false)
+                do {
+                    guard let data = FileManager.default.contents(atPath: file) else {
+                        throw UserFacingError("checkpoint '\(file)' does not exist or cannot be read")
+                    }
+                    let (model, notes): (PretrainedModel, [String: String])
+                    do {
+                        (model, notes) = try Checkpoint.decode(Array(data), file: file)
+                    } catch {
+                        throw UserFacingError(error.description)
+                    }
+                    print(CheckpointText.render(model, notes: notes, file: file, bytes: data.count), terminator: "")
+                } catch {
+                    throw reportFailure(error)
+                }
             }
         }
     }

@@ -100,7 +100,7 @@ struct SiteActorTests {
     func sendsOnlySelection() async throws {
         let (site, model, _) = try Self.site()
         let selection = FineTuningMode.bitfit.selection(for: model.mlp.layout)
-        await site.begin(pretrained: model.parameters, selection: selection)
+        await site.begin(mlp: model.mlp, parameters: model.parameters, selection: selection)
         let server = FederatedServer(pretrained: model.parameters, selection: selection)
         let update = try await site.localUpdate(
             arm: "bitfit", round: 1, broadcast: await server.broadcast(round: 1),
@@ -121,8 +121,8 @@ struct SiteActorTests {
                                                   epochs: 2, batchSize: 8)
         let broadcast = WireFormat.encode(parameters: model.parameters, selection: selection,
                                           metadata: ["kind": "broadcast", "round": "1"])
-        await a.begin(pretrained: model.parameters, selection: selection)
-        await b.begin(pretrained: model.parameters, selection: selection)
+        await a.begin(mlp: model.mlp, parameters: model.parameters, selection: selection)
+        await b.begin(mlp: model.mlp, parameters: model.parameters, selection: selection)
         let ua = try await a.localUpdate(arm: "x", round: 1, broadcast: broadcast, configuration: configuration)
         let ub = try await b.localUpdate(arm: "x", round: 1, broadcast: broadcast, configuration: configuration)
         #expect(ua.blob == ub.blob)

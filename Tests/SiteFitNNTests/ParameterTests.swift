@@ -52,12 +52,12 @@ struct ParameterTests {
         var params = [Float](repeating: 1, count: 26)
         var gradient = [Float](repeating: 0.5, count: 26)
         gradient[25] = -2
-        optimizer.update(parameters: &params, gradient: gradient)
+        optimizer.update(parameters: &params, gradient: &gradient)
         #expect(abs(params[25] - 1.1) < 1e-6)
         #expect(params[0] == 1, "an unselected parameter must not move")
         #expect(optimizer.stateBytes == 2 * 4, "state only for the one selected scalar")
         // second step with the same gradient: m̂ = g, v̂ = g² again → another lr·sign(g)
-        optimizer.update(parameters: &params, gradient: gradient)
+        optimizer.update(parameters: &params, gradient: &gradient)
         #expect(abs(params[25] - 1.2) < 1e-5)
     }
 
@@ -66,10 +66,10 @@ struct ParameterTests {
         let selection = FineTuningMode.full.selection(for: mlp.layout)
         var optimizer = Optimizer(OptimizerConfiguration(kind: .sgd, learningRate: 0.1, momentum: 0.9), selection: selection)
         var params = [Float](repeating: 1, count: 26)
-        let gradient = [Float](repeating: 0.5, count: 26)
-        optimizer.update(parameters: &params, gradient: gradient)
+        var gradient = [Float](repeating: 0.5, count: 26)
+        optimizer.update(parameters: &params, gradient: &gradient)
         #expect(abs(params[3] - 0.95) < 1e-6)
-        optimizer.update(parameters: &params, gradient: gradient)
+        optimizer.update(parameters: &params, gradient: &gradient)
         #expect(abs(params[3] - 0.855) < 1e-6)
     }
 
@@ -87,7 +87,7 @@ struct ParameterTests {
                                                                epochs: 3, batchSize: 4), random: &shuffle)
         for spec in mlp.layout.tensors {
             let changed = spec.range.contains { params[$0] != before[$0] }
-            #expect(changed == (spec.role == .bias), "\(spec.name)")
+            #expect(changed == spec.role.isBiasTerm, "\(spec.name)")
         }
     }
 

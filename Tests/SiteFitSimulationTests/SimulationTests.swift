@@ -105,6 +105,62 @@ struct SimulationTests {
         #expect(XMLParser(data: Data(svg.utf8)).parse(), "the chart must be well-formed XML")
     }
 
+    @Test("every fine-tuning mode runs; LoRA and adapters start exactly at the pretrained model")
+    func allModes() async throws {
+        let folder = tinyScenario()
+        let text = try String(contentsOf: folder.appendingPathComponent("tiny.yaml"), encoding: .utf8)
+        let arms = """
+            arms:
+              - mode: full
+              - mode: bitfit
+              - mode: bitfit+head
+              - mode: head
+              - mode: lora
+                lora: {rank: 2, alpha: 4}
+              - mode: adapter
+                adapter: {bottleneck: 3}
+            """
+        let modes = text.components(separatedBy: "arms:")[0] + arms
+        try Data(modes.replacingOccurrences(of: "hidden: [8]", with: "hidden: [8]\n  layer_norm: true\n  activation: gelu").utf8)
+            .write(to: folder.appendingPathComponent("modes.yaml"))
+        let scenario = try ScenarioLoader.load(folder.appendingPathComponent("modes.yaml"))
+        let result = try await Simulation.run(scenario)
+        let byName = Dictionary(uniqueKeysWithValues: result.metrics.arms.map { ($0.name, $0) })
+        // 21 → 8 → 1 with LayerNorm: biases 8 + 1, LayerNorm β 8; head 8 + 1.
+        #expect(byName["bitfit"]?.privacy.parametersExposed == 17)
+        #expect(byName["bitfit+head"]?.privacy.parametersExposed == 17 + 8)
+        #expect(byName["head"]?.privacy.parametersExposed == 9)
+        // LoRA r = 2 on both layers: 2·(21 + 8) + 2·(8 + 1)
+        #expect(byName["lora"]?.privacy.parametersExposed == 2 * 29 + 2 * 9)
+        // one adapter after the hidden layer: 3·8 + 3 + 8·3 + 8
+        #expect(byName["adapter"]?.privacy.parametersExposed == 59)
+        let start = byName["full"]!.rounds[0].evaluation
+        for arm in result.metrics.arms { #expect(arm.rounds[0].evaluation == start, "\(arm.name) must start at the pretrained model") }
+        #expect(byName["bitfit"]!.compute.trainingFlopsPerSiteRound < byName["full"]!.compute.trainingFlopsPerSiteRound)
+        #expect(byName["bitfit"]!.compute.optimizerStateBytes == 2 * 4 * 17)
+    }
+
+    @Test("the pretrained model is cached by configuration and seed, and a named checkpoint is used as is")
+    func checkpointReuse() async throws {
+        let folder = tinyScenario()
+        let scenario = try ScenarioLoader.load(folder.appendingPathComponent("tiny.yaml"))
+        let cache = folder.appendingPathComponent("cache")
+        let first = try await Simulation.run(scenario, cacheDirectory: cache)
+        let cached = try FileManager.default.contentsOfDirectory(atPath: cache.path)
+        #expect(cached.count == 1 && cached[0].hasPrefix("pretrained-"))
+        let second = try await Simulation.run(scenario, cacheDirectory: cache)
+        #expect(try ReportWriter.metricsJSON(first.metrics) == ReportWriter.metricsJSON(second.metrics))
+
+        try Data(first.checkpoint).write(to: folder.appendingPathComponent("model.safetensors"))
+        let text = try String(contentsOf: folder.appendingPathComponent("tiny.yaml"), encoding: .utf8)
+        try Data(text.replacingOccurrences(of: "  epochs: 3", with: "  epochs: 3\n  checkpoint: model.safetensors").utf8)
+            .write(to: folder.appendingPathComponent("named.yaml"))
+        let named = try ScenarioLoader.load(folder.appendingPathComponent("named.yaml"))
+        #expect(named.pretraining.checkpoint != nil)
+        let third = try await Simulation.run(named)
+        #expect(third.metrics.arms.map(\.final) == first.metrics.arms.map(\.final))
+    }
+
     @Test("a stale shard (built from another profile) is refused, not rebuilt")
     func staleShard() async throws {
         let folder = tinyScenario()

@@ -1,0 +1,77 @@
+import Foundation
+
+/// A pretrained model as a safetensors file that Python's `safetensors` loads unchanged: every
+/// tensor under its dotted key, and in `__metadata__` the model configuration, the
+/// standardiser, the feature names, each tensor's role and free-form notes (all JSON strings).
+public enum Checkpoint {
+    public static let format = "sitefit-checkpoint-1"
+
+    /// Why a checkpoint could not be used.
+    public struct Failure: Error, Sendable, CustomStringConvertible {
+        public var file: String
+        public var problem: String
+        public var description: String { "\(file): \(problem)" }
+    }
+
+    /// Serialises a model; `notes` are extra metadata strings (e.g. validation metrics, cache key).
+    public static func encode(_ model: PretrainedModel, notes: [String: String] = [:]) -> [UInt8] {
+        var metadata = notes
+        metadata["format"] = format
+        metadata["model"] = json(model.mlp.configuration)
+        metadata["standardizer"] = json(model.standardizer)
+        metadata["features"] = json(model.columns)
+        metadata["roles"] = json(Dictionary(uniqueKeysWithValues: model.mlp.layout.tensors.map { ($0.name, $0.role.rawValue) }))
+        let tensors = model.mlp.layout.tensors.map {
+            NamedTensor(name: $0.name, shape: $0.shape, values: Array(model.parameters[$0.range]))
+        }
+        return Safetensors.encode(tensors, metadata: metadata)
+    }
+
+    /// Parses a SiteFit checkpoint, checking that its tensors are exactly those of its configuration.
+    public static func decode(_ bytes: [UInt8], file: String) throws(Failure) -> (model: PretrainedModel, notes: [String: String]) {
+        let decoded: (tensors: [NamedTensor], metadata: [String: String])
+        do {
+            decoded = try Safetensors.decode(bytes)
+        } catch {
+            throw Failure(file: file, problem: error.description)
+        }
+        let metadata = decoded.metadata
+        guard metadata["format"] == format else {
+            throw Failure(file: file, problem: "not a SiteFit checkpoint (metadata 'format' is not '\(format)')")
+        }
+        guard let configuration: MLPConfiguration = parse(metadata["model"]),
+              let standardizer: Standardizer = parse(metadata["standardizer"]),
+              let columns: [String] = parse(metadata["features"])
+        else { throw Failure(file: file, problem: "metadata 'model', 'standardizer' or 'features' is missing or malformed") }
+        guard configuration.inputSize == columns.count, standardizer.means.count == columns.count,
+              configuration.hiddenSizes.allSatisfy({ $0 > 0 }), configuration.inputSize > 0
+        else { throw Failure(file: file, problem: "the model configuration does not match its feature list") }
+        let mlp = MLP(configuration)
+        let byName = Dictionary(decoded.tensors.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        guard byName.count == mlp.layout.tensors.count else {
+            throw Failure(file: file, problem: "holds \(byName.count) tensors, the configuration has \(mlp.layout.tensors.count)")
+        }
+        var parameters = [Float](repeating: 0, count: mlp.layout.count)
+        for spec in mlp.layout.tensors {
+            guard let tensor = byName[spec.name] else { throw Failure(file: file, problem: "tensor '\(spec.name)' is missing") }
+            guard tensor.shape == spec.shape else {
+                throw Failure(file: file, problem: "tensor '\(spec.name)' has shape \(tensor.shape), expected \(spec.shape)")
+            }
+            guard tensor.values.allSatisfy(\.isFinite) else { throw Failure(file: file, problem: "tensor '\(spec.name)' holds a non-finite value") }
+            parameters.replaceSubrange(spec.range, with: tensor.values)
+        }
+        let notes = metadata.filter { !["format", "model", "standardizer", "features", "roles"].contains($0.key) }
+        return (PretrainedModel(mlp: mlp, parameters: parameters, standardizer: standardizer, columns: columns), notes)
+    }
+
+    static func json<T: Encodable>(_ value: T) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: (try? encoder.encode(value)) ?? Data(), as: UTF8.self)
+    }
+
+    static func parse<T: Decodable>(_ text: String?) -> T? {
+        guard let text else { return nil }
+        return try? JSONDecoder().decode(T.self, from: Data(text.utf8))
+    }
+}

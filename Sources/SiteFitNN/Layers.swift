@@ -1,0 +1,155 @@
+import Foundation
+import SiteFitCore
+
+// Element-wise and row-wise layers as forward/backward pairs on contiguous row-major buffers.
+// Legend: m rows (batch), n columns (width). Matrix products live in SiteFitKernels.
+
+/// Layer normalisation over each row (Ba, Kiros & Hinton, arXiv:1607.06450):
+/// y = γ ⊙ (x − μ) / √(σ² + ε) + β, with μ, σ² the row's mean and (biased) variance.
+public enum LayerNorm {
+    public static let epsilon: Float = 1e-5
+
+    /// Forward for (m, n); keeps x̂ (m, n) and 1/√(σ²+ε) (m) for the backward pass.
+    public static func forward(
+        _ x: UnsafePointer<Float>, gain: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+        y: UnsafeMutablePointer<Float>, normalized: UnsafeMutablePointer<Float>, inverseStd: UnsafeMutablePointer<Float>,
+        m: Int, n: Int
+    ) {
+        for i in 0..<m {
+            let row = x + i * n
+            var mean: Float = 0
+            for j in 0..<n { mean += row[j] }
+            mean /= Float(n)
+            var variance: Float = 0
+            for j in 0..<n { let d = row[j] - mean; variance += d * d }
+            variance /= Float(n)
+            let rstd = 1 / (variance + epsilon).squareRoot()
+            inverseStd[i] = rstd
+            for j in 0..<n {
+                let h = (row[j] - mean) * rstd
+                normalized[i * n + j] = h
+                y[i * n + j] = gain[j] * h + bias[j]
+            }
+        }
+    }
+
+    /// dX = (rstd / n)·(n·ĝ − Σĝ − x̂·Σ(ĝ⊙x̂)) with ĝ = dY ⊙ γ; dγ = Σ_rows dY ⊙ x̂; dβ = Σ_rows dY.
+    /// `dX` may alias `dY`. Gradients of γ and β are written (not accumulated) when given.
+    public static func backward(
+        _ dY: UnsafePointer<Float>, gain: UnsafePointer<Float>, normalized: UnsafePointer<Float>,
+        inverseStd: UnsafePointer<Float>, dX: UnsafeMutablePointer<Float>,
+        dGain: UnsafeMutablePointer<Float>?, dBias: UnsafeMutablePointer<Float>?, m: Int, n: Int
+    ) {
+        if let dGain { dGain.update(repeating: 0, count: n) }
+        if let dBias { dBias.update(repeating: 0, count: n) }
+        for i in 0..<m {
+            var sum: Float = 0, dot: Float = 0
+            for j in 0..<n {
+                let g = dY[i * n + j]
+                let h = normalized[i * n + j]
+                dGain?[j] += g * h
+                dBias?[j] += g
+                let gh = g * gain[j]
+                sum += gh
+                dot += gh * h
+            }
+            let scale = inverseStd[i] / Float(n)
+            for j in 0..<n {
+                let gh = dY[i * n + j] * gain[j]
+                dX[i * n + j] = scale * (Float(n) * gh - sum - normalized[i * n + j] * dot)
+            }
+        }
+    }
+}
+
+/// Non-linearities between hidden layers.
+public enum Activation: String, Sendable, Codable, CaseIterable {
+    case relu
+    /// Exact GELU, x·Φ(x) (Hendrycks & Gimpel, arXiv:1606.08415).
+    case gelu
+
+    /// y = act(x) for `count` values; `x` is kept by the caller for the backward pass.
+    public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+        switch self {
+        case .relu: for i in 0..<count { y[i] = max(0, x[i]) }
+        case .gelu: for i in 0..<count { y[i] = 0.5 * x[i] * (1 + erff(x[i] * 0.70710678)) }
+        }
+    }
+
+    /// dX = dY ⊙ act′(x); `dX` may alias `dY`.
+    public func backward(_ dY: UnsafePointer<Float>, input x: UnsafePointer<Float>, _ dX: UnsafeMutablePointer<Float>, count: Int) {
+        switch self {
+        case .relu:
+            for i in 0..<count { dX[i] = x[i] > 0 ? dY[i] : 0 }
+        case .gelu:
+            // d/dx x·Φ(x) = Φ(x) + x·φ(x)
+            for i in 0..<count {
+                let v = x[i]
+                let cdf = 0.5 * (1 + erff(v * 0.70710678))
+                let pdf = 0.39894228 * expf(-0.5 * v * v)
+                dX[i] = dY[i] * (cdf + v * pdf)
+            }
+        }
+    }
+}
+
+/// Inverted dropout (Srivastava et al., JMLR 2014): at training time each unit is kept with
+/// probability 1 − p and scaled by 1/(1 − p); the mask comes from the caller's seeded stream.
+public enum Dropout {
+    /// Draws the mask (0 or 1/(1−p)) and applies it in place.
+    public static func forward(_ x: UnsafeMutablePointer<Float>, mask: UnsafeMutablePointer<Float>, count: Int,
+                               probability p: Double, random: inout RandomStream) {
+        let keep = Float(1 / (1 - p))
+        for i in 0..<count {
+            mask[i] = random.uniform() < p ? 0 : keep
+            x[i] *= mask[i]
+        }
+    }
+
+    /// dX = dY ⊙ mask, in place.
+    public static func backward(_ gradient: UnsafeMutablePointer<Float>, mask: UnsafePointer<Float>, count: Int) {
+        for i in 0..<count { gradient[i] *= mask[i] }
+    }
+}
+
+/// Binary cross-entropy on logits, numerically stable, with an optional positive-class weight w:
+/// ℓ(z, y) = w·y·softplus(−z) + (1 − y)·softplus(z), softplus(t) = max(t, 0) + log(1 + e^{−|t|}).
+public enum BinaryCrossEntropy {
+    @inline(__always)
+    static func softplus(_ t: Float) -> Float { max(t, 0) + log1p(exp(-abs(t))) }
+
+    /// Mean loss over `batch` and ∂(mean loss)/∂z = (σ(z)·(w·y + 1 − y) − w·y) / batch into `dLogits`.
+    @discardableResult
+    public static func lossAndGradient(
+        logits: UnsafePointer<Float>, labels: UnsafePointer<Float>, batch: Int,
+        dLogits: UnsafeMutablePointer<Float>, positiveWeight: Float = 1
+    ) -> Double {
+        var total = 0.0
+        let scale = 1 / Float(batch)
+        for i in 0..<batch {
+            let z = logits[i], y = labels[i]
+            total += Double(positiveWeight * y * softplus(-z) + (1 - y) * softplus(z))
+            dLogits[i] = (sigmoid(z) * (positiveWeight * y + 1 - y) - positiveWeight * y) * scale
+        }
+        return total / Double(batch)
+    }
+
+    /// Mean loss only.
+    public static func loss(logits: [Float], labels: [Float], positiveWeight: Float = 1) -> Double {
+        var total = 0.0
+        for (z, y) in zip(logits, labels) {
+            total += Double(positiveWeight * y * softplus(-z) + (1 - y) * softplus(z))
+        }
+        return total / Double(max(logits.count, 1))
+    }
+}
+
+/// σ(z) computed without overflow for large |z|.
+@inline(__always)
+public func sigmoid(_ z: Float) -> Float {
+    if z >= 0 {
+        return 1 / (1 + exp(-z))
+    }
+    let e = exp(z)
+    return e / (1 + e)
+}
