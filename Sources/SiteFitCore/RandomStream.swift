@@ -4,10 +4,10 @@
 /// clock, so a run is bit-identical for the same seed whatever the task scheduling. Keys are hashed
 /// with FNV-1a (stable across processes, unlike `Hasher`) and expanded with SplitMix64.
 public struct RandomStream: RandomNumberGenerator, Sendable {
-    private var s0: UInt64
-    private var s1: UInt64
-    private var s2: UInt64
-    private var s3: UInt64
+    @usableFromInline var s0: UInt64
+    @usableFromInline var s1: UInt64
+    @usableFromInline var s2: UInt64
+    @usableFromInline var s3: UInt64
 
     /// A stream for one purpose, e.g. `RandomStream(seed: 42, "split", "riverside-general")`.
     public init(seed: UInt64, _ components: String...) {
@@ -35,6 +35,7 @@ public struct RandomStream: RandomNumberGenerator, Sendable {
         return z ^ (z >> 31)
     }
 
+    @inlinable
     public mutating func next() -> UInt64 {
         let result = ((s1 &* 5) << 7 | (s1 &* 5) >> 57) &* 9
         let t = s1 << 17
@@ -53,6 +54,7 @@ public struct RandomStream: RandomNumberGenerator, Sendable {
     }
 
     /// Uniform integer in 0..<bound (Lemire's unbiased method via the standard library).
+    @inlinable
     public mutating func int(below bound: Int) -> Int {
         precondition(bound > 0)
         return Int(next(upperBound: UInt64(bound)))
@@ -88,6 +90,8 @@ public struct RandomStream: RandomNumberGenerator, Sendable {
     }
 
     /// Fisher–Yates shuffle driven by this stream (the standard library's algorithm may change).
+    /// Inlinable so callers get a specialised loop instead of generic witness calls per swap.
+    @inlinable
     public mutating func shuffle<T>(_ array: inout [T]) {
         guard array.count > 1 else { return }
         for i in stride(from: array.count - 1, to: 0, by: -1) {

@@ -1,3 +1,5 @@
+import Foundation
+
 // The only SIMD / unsafe-pointer code in SiteFit. Every kernel here has a plain-loop twin in
 // `NaiveKernels` and an equivalence test on odd shapes (SiteFitKernelsTests).
 //
@@ -14,7 +16,15 @@ public enum Kernels {
         _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
         m: Int, k: Int, n: Int, accumulate: Bool = false
     ) {
-        rowCombination(a, rowStride: k, columnStride: 1, b, c, m: m, k: k, n: n, accumulate: accumulate)
+        blocked(a, rowStride: k, columnStride: 1, b, ldb: n, c, m: m, k: k, n: n, accumulate: accumulate)
+    }
+
+    /// `matmul` with the register tile chosen by the caller, so tests cover both tile sets on any CPU.
+    static func matmul(
+        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
+        m: Int, k: Int, n: Int, accumulate: Bool, wide: Bool
+    ) {
+        blocked(a, rowStride: k, columnStride: 1, b, ldb: n, c, m: m, k: k, n: n, accumulate: accumulate, wide: wide)
     }
 
     /// C(m,n) (+)= A(k,m)ᵀ · B(k,n).  Weight gradient of a Linear layer: dW = dYᵀ · X.
@@ -22,133 +32,249 @@ public enum Kernels {
         _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
         m: Int, k: Int, n: Int, accumulate: Bool = false
     ) {
-        rowCombination(a, rowStride: 1, columnStride: m, b, c, m: m, k: k, n: n, accumulate: accumulate)
+        blocked(a, rowStride: 1, columnStride: m, b, ldb: n, c, m: m, k: k, n: n, accumulate: accumulate)
     }
 
+    /// Independent SIMD16 FMA chains on registers only: the single-core FP32 peak the benchmark
+    /// compares kernels with. Twelve chains fill AVX-512's 32 registers; six (twelve ymm halves)
+    /// fit AVX2's sixteen without spilling. Returns the FLOPs done and a value that keeps the work.
+    public static func fmaPeakLoop(iterations: Int) -> (flops: Double, sink: Float) {
+        let x = V(repeating: 0.999_999), y = V(repeating: 1e-7)
+        var a0 = V(repeating: 1), a1 = V(repeating: 2), a2 = V(repeating: 3), a3 = V(repeating: 4)
+        var a4 = V(repeating: 5), a5 = V(repeating: 6)
+        if hasWideRegisters {
+            var a6 = V(repeating: 7), a7 = V(repeating: 8), a8 = V(repeating: 9), a9 = V(repeating: 10)
+            var a10 = V(repeating: 11), a11 = V(repeating: 12)
+            for _ in 0..<iterations {
+                a0 = a0.addingProduct(x, y); a1 = a1.addingProduct(x, y); a2 = a2.addingProduct(x, y)
+                a3 = a3.addingProduct(x, y); a4 = a4.addingProduct(x, y); a5 = a5.addingProduct(x, y)
+                a6 = a6.addingProduct(x, y); a7 = a7.addingProduct(x, y); a8 = a8.addingProduct(x, y)
+                a9 = a9.addingProduct(x, y); a10 = a10.addingProduct(x, y); a11 = a11.addingProduct(x, y)
+            }
+            return (Double(2 * 16 * 12 * iterations), (a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11).sum())
+        }
+        for _ in 0..<iterations {
+            a0 = a0.addingProduct(x, y); a1 = a1.addingProduct(x, y); a2 = a2.addingProduct(x, y)
+            a3 = a3.addingProduct(x, y); a4 = a4.addingProduct(x, y); a5 = a5.addingProduct(x, y)
+        }
+        return (Double(2 * 16 * 6 * iterations), (a0 + a1 + a2 + a3 + a4 + a5).sum())
+    }
+
+    /// Floats of scratch `matmulTransposedB` needs for inner dimension k.
+    public static func transposedBScratch(k: Int) -> Int { k * panel }
+
     /// C(m,n) (+)= A(m,k) · B(n,k)ᵀ.  Forward of a Linear layer: Y = X · Wᵀ with W stored (out, in).
+    /// Bᵀ is packed 32 columns at a time into `scratch` (at least `transposedBScratch(k:)` floats)
+    /// so the register-tiled micro-kernel streams contiguous rows.
+    public static func matmulTransposedB(
+        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
+        m: Int, k: Int, n: Int, accumulate: Bool = false, scratch: UnsafeMutablePointer<Float>
+    ) {
+        var j0 = 0
+        while j0 < n {
+            let width = min(panel, n - j0)
+            // Pack Bᵀ[p, j0 ..< j0 + width] as rows of `width` floats.
+            for jj in 0..<width {
+                let row = b + (j0 + jj) * k
+                for p in 0..<k { scratch[p * width + jj] = row[p] }
+            }
+            blocked(a, rowStride: k, columnStride: 1, UnsafePointer(scratch), ldb: width, c + j0, ldc: n,
+                    m: m, k: k, n: width, accumulate: accumulate)
+            j0 += width
+        }
+    }
+
+    /// `matmulTransposedB` with scratch from the stack or heap (for tests and one-off calls;
+    /// training passes a workspace buffer instead so that a step allocates nothing).
     public static func matmulTransposedB(
         _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
         m: Int, k: Int, n: Int, accumulate: Bool = false
     ) {
-        let vectorEnd = k - k % width
-        for i in 0..<m {
-            let aRow = a + i * k
-            let aRaw = UnsafeRawPointer(aRow)
-            var j = 0
-            // Four dot products at once so each A chunk is loaded once per four rows of B.
-            while j + 4 <= n {
-                let b0 = b + j * k, b1 = b0 + k, b2 = b1 + k, b3 = b2 + k
-                var s0 = V(), s1 = V(), s2 = V(), s3 = V()
-                var p = 0
-                while p < vectorEnd {
-                    let av = aRaw.loadUnaligned(fromByteOffset: p * 4, as: V.self)
-                    s0 = s0.addingProduct(av, UnsafeRawPointer(b0).loadUnaligned(fromByteOffset: p * 4, as: V.self))
-                    s1 = s1.addingProduct(av, UnsafeRawPointer(b1).loadUnaligned(fromByteOffset: p * 4, as: V.self))
-                    s2 = s2.addingProduct(av, UnsafeRawPointer(b2).loadUnaligned(fromByteOffset: p * 4, as: V.self))
-                    s3 = s3.addingProduct(av, UnsafeRawPointer(b3).loadUnaligned(fromByteOffset: p * 4, as: V.self))
-                    p += width
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: max(1, transposedBScratch(k: k))) { scratch in
+            matmulTransposedB(a, b, c, m: m, k: k, n: n, accumulate: accumulate, scratch: scratch.baseAddress!)
+        }
+    }
+
+    /// Columns per packed panel and per micro-kernel tile (two SIMD16 vectors).
+    @usableFromInline static let panel = 32
+
+    /// Whether the CPU has 32 vector registers of 512 bits (AVX-512). The kernels are built for the
+    /// build machine (`-target-cpu native`); this picks the register tile that fits its register file.
+    public static let hasWideRegisters: Bool = {
+        #if os(Linux)
+        if let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+           let flags = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) {
+            return flags.split(separator: " ").contains("avx512f")
+        }
+        #endif
+        return false
+    }()
+
+    /// C[i, 0..<n] (+)= Σ_p a(i,p) · B[p, 0..<n] with a(i,p) = a[i·rowStride + p·columnStride] and
+    /// B rows `ldb` apart, in register tiles: 8×32 (16 SIMD16 accumulators) with AVX-512's 32 zmm
+    /// registers, 6×16 (12 ymm halves) with AVX2's 16 registers; then 1-row and scalar edges.
+    @inline(__always)
+    static func blocked(
+        _ a: UnsafePointer<Float>, rowStride: Int, columnStride: Int,
+        _ b: UnsafePointer<Float>, ldb: Int, _ c: UnsafeMutablePointer<Float>, ldc: Int? = nil,
+        m: Int, k: Int, n: Int, accumulate: Bool, wide: Bool = hasWideRegisters
+    ) {
+        let ldc = ldc ?? n
+        var j = 0
+        if wide {
+            while j + 32 <= n {
+                var i = 0
+                while i + 8 <= m {
+                    tile8x32(a + i * rowStride, rowStride, columnStride, b + j, ldb, c + i * ldc + j, ldc, k, accumulate)
+                    i += 8
                 }
-                var t0 = s0.sum(), t1 = s1.sum(), t2 = s2.sum(), t3 = s3.sum()
-                while p < k {
-                    let av = aRow[p]
-                    t0 += av * b0[p]; t1 += av * b1[p]; t2 += av * b2[p]; t3 += av * b3[p]
-                    p += 1
+                while i < m {
+                    tile1xV(a + i * rowStride, columnStride, b + j, ldb, c + i * ldc + j, k, accumulate, vectors: 2)
+                    i += 1
                 }
-                let cRow = c + i * n + j
-                if accumulate {
-                    cRow[0] += t0; cRow[1] += t1; cRow[2] += t2; cRow[3] += t3
-                } else {
-                    cRow[0] = t0; cRow[1] = t1; cRow[2] = t2; cRow[3] = t3
-                }
-                j += 4
+                j += 32
             }
-            while j < n {
-                let bRow = b + j * k
-                var s = V()
-                var p = 0
-                while p < vectorEnd {
-                    s = s.addingProduct(
-                        aRaw.loadUnaligned(fromByteOffset: p * 4, as: V.self),
-                        UnsafeRawPointer(bRow).loadUnaligned(fromByteOffset: p * 4, as: V.self))
-                    p += width
+        }
+        while j + 16 <= n {
+            var i = 0
+            while i + 6 <= m {
+                tile6x16(a + i * rowStride, rowStride, columnStride, b + j, ldb, c + i * ldc + j, ldc, k, accumulate)
+                i += 6
+            }
+            while i < m {
+                tile1xV(a + i * rowStride, columnStride, b + j, ldb, c + i * ldc + j, k, accumulate, vectors: 1)
+                i += 1
+            }
+            j += 16
+        }
+        if j < n {
+            for i in 0..<m {
+                let aRow = a + i * rowStride
+                for jj in j..<n {
+                    var t: Float = accumulate ? c[i * ldc + jj] : 0
+                    for p in 0..<k { t += aRow[p * columnStride] * b[p * ldb + jj] }
+                    c[i * ldc + jj] = t
                 }
-                var t = s.sum()
-                while p < k {
-                    t += aRow[p] * bRow[p]
-                    p += 1
-                }
-                if accumulate { c[i * n + j] += t } else { c[i * n + j] = t }
-                j += 1
             }
         }
     }
 
-    /// C[i,:] (+)= Σ_p a(i,p) · B[p,:], where a(i,p) = a[i·rowStride + p·columnStride].
-    /// Four rows of C are updated per pass over B so each B chunk loaded feeds four FMAs.
     @inline(__always)
-    static func rowCombination(
-        _ a: UnsafePointer<Float>, rowStride: Int, columnStride: Int,
-        _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
-        m: Int, k: Int, n: Int, accumulate: Bool
+    static func load(_ p: UnsafePointer<Float>) -> V { UnsafeRawPointer(p).loadUnaligned(as: V.self) }
+
+    @inline(__always)
+    static func store(_ v: V, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self) }
+
+    @inline(__always)
+    static func tile8x32(
+        _ a: UnsafePointer<Float>, _ rs: Int, _ cs: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ k: Int, _ accumulate: Bool
     ) {
-        let vectorEnd = n - n % width
-        var i = 0
-        while i + 4 <= m {
-            let a0 = a + i * rowStride, a1 = a0 + rowStride, a2 = a1 + rowStride, a3 = a2 + rowStride
-            var j = 0
-            while j < vectorEnd {
-                let cRaw = UnsafeMutableRawPointer(c + i * n + j)
-                let rowBytes = n * 4
-                var c0 = V(), c1 = V(), c2 = V(), c3 = V()
-                if accumulate {
-                    c0 = UnsafeRawPointer(cRaw).loadUnaligned(as: V.self)
-                    c1 = UnsafeRawPointer(cRaw).loadUnaligned(fromByteOffset: rowBytes, as: V.self)
-                    c2 = UnsafeRawPointer(cRaw).loadUnaligned(fromByteOffset: 2 * rowBytes, as: V.self)
-                    c3 = UnsafeRawPointer(cRaw).loadUnaligned(fromByteOffset: 3 * rowBytes, as: V.self)
-                }
-                for p in 0..<k {
-                    let bv = UnsafeRawPointer(b + p * n + j).loadUnaligned(as: V.self)
-                    let offset = p * columnStride
-                    c0 = c0.addingProduct(V(repeating: a0[offset]), bv)
-                    c1 = c1.addingProduct(V(repeating: a1[offset]), bv)
-                    c2 = c2.addingProduct(V(repeating: a2[offset]), bv)
-                    c3 = c3.addingProduct(V(repeating: a3[offset]), bv)
-                }
-                cRaw.storeBytes(of: c0, as: V.self)
-                cRaw.storeBytes(of: c1, toByteOffset: rowBytes, as: V.self)
-                cRaw.storeBytes(of: c2, toByteOffset: 2 * rowBytes, as: V.self)
-                cRaw.storeBytes(of: c3, toByteOffset: 3 * rowBytes, as: V.self)
-                j += width
-            }
-            for row in 0..<4 {
-                let aRow = a + (i + row) * rowStride
-                for jj in vectorEnd..<n {
-                    var t: Float = accumulate ? c[(i + row) * n + jj] : 0
-                    for p in 0..<k { t += aRow[p * columnStride] * b[p * n + jj] }
-                    c[(i + row) * n + jj] = t
-                }
-            }
-            i += 4
+        var c00 = V(), c01 = V(), c10 = V(), c11 = V(), c20 = V(), c21 = V(), c30 = V(), c31 = V()
+        var c40 = V(), c41 = V(), c50 = V(), c51 = V(), c60 = V(), c61 = V(), c70 = V(), c71 = V()
+        if accumulate {
+            c00 = load(c); c01 = load(c + 16); c10 = load(c + ldc); c11 = load(c + ldc + 16)
+            c20 = load(c + 2 * ldc); c21 = load(c + 2 * ldc + 16); c30 = load(c + 3 * ldc); c31 = load(c + 3 * ldc + 16)
+            c40 = load(c + 4 * ldc); c41 = load(c + 4 * ldc + 16); c50 = load(c + 5 * ldc); c51 = load(c + 5 * ldc + 16)
+            c60 = load(c + 6 * ldc); c61 = load(c + 6 * ldc + 16); c70 = load(c + 7 * ldc); c71 = load(c + 7 * ldc + 16)
         }
-        while i < m {
-            let aRow = a + i * rowStride
-            var j = 0
-            while j < vectorEnd {
-                let cRaw = UnsafeMutableRawPointer(c + i * n + j)
-                var acc = accumulate ? UnsafeRawPointer(cRaw).loadUnaligned(as: V.self) : V()
-                for p in 0..<k {
-                    acc = acc.addingProduct(
-                        V(repeating: aRow[p * columnStride]),
-                        UnsafeRawPointer(b + p * n + j).loadUnaligned(as: V.self))
-                }
-                cRaw.storeBytes(of: acc, as: V.self)
-                j += width
+        var ap = a, bp = b
+        for _ in 0..<k {
+            let b0 = load(bp), b1 = load(bp + 16)
+            var x = V(repeating: ap[0])
+            c00 = c00.addingProduct(x, b0); c01 = c01.addingProduct(x, b1)
+            x = V(repeating: ap[rs]); c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
+            x = V(repeating: ap[2 * rs]); c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1)
+            x = V(repeating: ap[3 * rs]); c30 = c30.addingProduct(x, b0); c31 = c31.addingProduct(x, b1)
+            x = V(repeating: ap[4 * rs]); c40 = c40.addingProduct(x, b0); c41 = c41.addingProduct(x, b1)
+            x = V(repeating: ap[5 * rs]); c50 = c50.addingProduct(x, b0); c51 = c51.addingProduct(x, b1)
+            x = V(repeating: ap[6 * rs]); c60 = c60.addingProduct(x, b0); c61 = c61.addingProduct(x, b1)
+            x = V(repeating: ap[7 * rs]); c70 = c70.addingProduct(x, b0); c71 = c71.addingProduct(x, b1)
+            ap += cs
+            bp += ldb
+        }
+        store(c00, c); store(c01, c + 16); store(c10, c + ldc); store(c11, c + ldc + 16)
+        store(c20, c + 2 * ldc); store(c21, c + 2 * ldc + 16); store(c30, c + 3 * ldc); store(c31, c + 3 * ldc + 16)
+        store(c40, c + 4 * ldc); store(c41, c + 4 * ldc + 16); store(c50, c + 5 * ldc); store(c51, c + 5 * ldc + 16)
+        store(c60, c + 6 * ldc); store(c61, c + 6 * ldc + 16); store(c70, c + 7 * ldc); store(c71, c + 7 * ldc + 16)
+    }
+
+    @inline(__always)
+    static func tile6x16(
+        _ a: UnsafePointer<Float>, _ rs: Int, _ cs: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ k: Int, _ accumulate: Bool
+    ) {
+        var c0 = V(), c1 = V(), c2 = V(), c3 = V(), c4 = V(), c5 = V()
+        if accumulate {
+            c0 = load(c); c1 = load(c + ldc); c2 = load(c + 2 * ldc)
+            c3 = load(c + 3 * ldc); c4 = load(c + 4 * ldc); c5 = load(c + 5 * ldc)
+        }
+        var ap = a, bp = b
+        for _ in 0..<k {
+            let b0 = load(bp)
+            c0 = c0.addingProduct(V(repeating: ap[0]), b0); c1 = c1.addingProduct(V(repeating: ap[rs]), b0)
+            c2 = c2.addingProduct(V(repeating: ap[2 * rs]), b0); c3 = c3.addingProduct(V(repeating: ap[3 * rs]), b0)
+            c4 = c4.addingProduct(V(repeating: ap[4 * rs]), b0); c5 = c5.addingProduct(V(repeating: ap[5 * rs]), b0)
+            ap += cs
+            bp += ldb
+        }
+        store(c0, c); store(c1, c + ldc); store(c2, c + 2 * ldc)
+        store(c3, c + 3 * ldc); store(c4, c + 4 * ldc); store(c5, c + 5 * ldc)
+    }
+
+    /// One row of C against one or two SIMD16 column vectors.
+    @inline(__always)
+    static func tile1xV(
+        _ a: UnsafePointer<Float>, _ cs: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+        _ c: UnsafeMutablePointer<Float>, _ k: Int, _ accumulate: Bool, vectors: Int
+    ) {
+        var c0 = accumulate ? load(c) : V()
+        var c1 = accumulate && vectors == 2 ? load(c + 16) : V()
+        var ap = a, bp = b
+        if vectors == 2 {
+            for _ in 0..<k {
+                let x = V(repeating: ap[0])
+                c0 = c0.addingProduct(x, load(bp)); c1 = c1.addingProduct(x, load(bp + 16))
+                ap += cs
+                bp += ldb
             }
-            for jj in vectorEnd..<n {
-                var t: Float = accumulate ? c[i * n + jj] : 0
-                for p in 0..<k { t += aRow[p * columnStride] * b[p * n + jj] }
-                c[i * n + jj] = t
+            store(c0, c); store(c1, c + 16)
+        } else {
+            for _ in 0..<k {
+                c0 = c0.addingProduct(V(repeating: ap[0]), load(bp))
+                ap += cs
+                bp += ldb
             }
+            store(c0, c)
+        }
+    }
+
+    /// One fused Adam step over `count` contiguous parameters (Kingma & Ba, arXiv:1412.6980 §2,
+    /// bias corrections folded into `alpha` and `epsilonHat` by the caller):
+    /// m ← β₁m + (1−β₁)g; v ← β₂v + (1−β₂)g²; θ ← θ·decay − α·m / (√v + ε̂). `decay` is AdamW's 1 − lr·λ (1 for Adam).
+    public static func adamStep(
+        _ parameters: UnsafeMutablePointer<Float>, gradient: UnsafePointer<Float>,
+        firstMoment m: UnsafeMutablePointer<Float>, secondMoment v: UnsafeMutablePointer<Float>, count: Int,
+        alpha: Float, beta1: Float, beta2: Float, epsilonHat: Float, decay: Float
+    ) {
+        let vectorEnd = count - count % width
+        let b1 = V(repeating: beta1), b2 = V(repeating: beta2), c1 = V(repeating: 1 - beta1), c2 = V(repeating: 1 - beta2)
+        let a = V(repeating: alpha), e = V(repeating: epsilonHat), d = V(repeating: decay)
+        var i = 0
+        while i < vectorEnd {
+            let g = load(gradient + i)
+            let mi = b1 * load(m + i) + c1 * g
+            let vi = b2 * load(v + i) + c2 * g * g
+            store(mi, m + i)
+            store(vi, v + i)
+            store(load(parameters + i) * d - a * mi / (vi.squareRoot() + e), parameters + i)
+            i += width
+        }
+        while i < count {
+            let g = gradient[i]
+            m[i] = beta1 * m[i] + (1 - beta1) * g
+            v[i] = beta2 * v[i] + (1 - beta2) * g * g
+            parameters[i] = parameters[i] * decay - alpha * m[i] / (v[i].squareRoot() + epsilonHat)
             i += 1
         }
     }
@@ -173,11 +299,51 @@ public enum Kernels {
         }
     }
 
-    /// Y(m,n) ← Y + bias (the output layer, which has no activation).
+    /// Y(m,n) ← Y + bias.
     public static func addBias(_ y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>, m: Int, n: Int) {
+        let vectorEnd = n - n % width
         for i in 0..<m {
             let row = y + i * n
-            for j in 0..<n { row[j] += bias[j] }
+            var j = 0
+            while j < vectorEnd {
+                store(load(row + j) + load(bias + j), row + j)
+                j += width
+            }
+            while j < n {
+                row[j] += bias[j]
+                j += 1
+            }
+        }
+    }
+
+    /// y = max(0, x).
+    public static func relu(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+        let vectorEnd = count - count % width
+        let zero = V()
+        var i = 0
+        while i < vectorEnd {
+            let v = load(x + i)
+            store(v.replacing(with: zero, where: v .< zero), y + i)
+            i += width
+        }
+        while i < count {
+            y[i] = max(0, x[i])
+            i += 1
+        }
+    }
+
+    /// y = x·Φ(x) (exact GELU; erf has no SIMD form here, so this loop is scalar).
+    public static func gelu(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+        for i in 0..<count { y[i] = 0.5 * x[i] * (1 + erff(x[i] * 0.70710678)) }
+    }
+
+    /// dX = dY ⊙ (Φ(x) + x·φ(x)); `dX` may alias `dY`.
+    public static func geluBackward(_ dY: UnsafePointer<Float>, input x: UnsafePointer<Float>, _ dX: UnsafeMutablePointer<Float>, count: Int) {
+        for i in 0..<count {
+            let v = x[i]
+            let cdf = 0.5 * (1 + erff(v * 0.70710678))
+            let pdf = 0.39894228 * expf(-0.5 * v * v)
+            dX[i] = dY[i] * (cdf + v * pdf)
         }
     }
 
@@ -203,9 +369,19 @@ public enum Kernels {
         _ x: UnsafePointer<Float>, m: Int, n: Int, into sums: UnsafeMutablePointer<Float>, accumulate: Bool = false
     ) {
         if !accumulate { sums.update(repeating: 0, count: n) }
-        for i in 0..<m {
-            let row = x + i * n
-            for j in 0..<n { sums[j] += row[j] }
+        let vectorEnd = n - n % width
+        var j = 0
+        while j < vectorEnd {
+            var acc = load(sums + j)
+            for i in 0..<m { acc += load(x + i * n + j) }
+            store(acc, sums + j)
+            j += width
+        }
+        while j < n {
+            var t = sums[j]
+            for i in 0..<m { t += x[i * n + j] }
+            sums[j] = t
+            j += 1
         }
     }
 }
@@ -250,6 +426,20 @@ public enum NaiveKernels {
         var out = y
         for i in 0..<m { for j in 0..<n { out[i * n + j] = max(0, y[i * n + j] + bias[j]) } }
         return out
+    }
+
+    /// Plain Adam step, the reference for `Kernels.adamStep`.
+    public static func adamStep(
+        parameters: [Float], gradient: [Float], firstMoment: [Float], secondMoment: [Float],
+        alpha: Float, beta1: Float, beta2: Float, epsilonHat: Float, decay: Float
+    ) -> (parameters: [Float], firstMoment: [Float], secondMoment: [Float]) {
+        var p = parameters, m = firstMoment, v = secondMoment
+        for i in p.indices {
+            m[i] = beta1 * m[i] + (1 - beta1) * gradient[i]
+            v[i] = beta2 * v[i] + (1 - beta2) * gradient[i] * gradient[i]
+            p[i] = p[i] * decay - alpha * m[i] / (v[i].squareRoot() + epsilonHat)
+        }
+        return (p, m, v)
     }
 
     /// Gradient masked where the activation was not positive.

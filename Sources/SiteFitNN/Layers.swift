@@ -1,5 +1,6 @@
 import Foundation
 import SiteFitCore
+import SiteFitKernels
 
 // Element-wise and row-wise layers as forward/backward pairs on contiguous row-major buffers.
 // Legend: m rows (batch), n columns (width). Matrix products live in SiteFitKernels.
@@ -71,8 +72,8 @@ public enum Activation: String, Sendable, Codable, CaseIterable {
     /// y = act(x) for `count` values; `x` is kept by the caller for the backward pass.
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
         switch self {
-        case .relu: for i in 0..<count { y[i] = max(0, x[i]) }
-        case .gelu: for i in 0..<count { y[i] = 0.5 * x[i] * (1 + erff(x[i] * 0.70710678)) }
+        case .relu: Kernels.relu(x, y, count: count)
+        case .gelu: Kernels.gelu(x, y, count: count)
         }
     }
 
@@ -80,15 +81,11 @@ public enum Activation: String, Sendable, Codable, CaseIterable {
     public func backward(_ dY: UnsafePointer<Float>, input x: UnsafePointer<Float>, _ dX: UnsafeMutablePointer<Float>, count: Int) {
         switch self {
         case .relu:
-            for i in 0..<count { dX[i] = x[i] > 0 ? dY[i] : 0 }
+            // ReLU′(x) = 1[x > 0], the same mask as 1[relu(x) > 0], so the kernel takes x as "activated".
+            if UnsafePointer(dX) != dY { dX.update(from: dY, count: count) }
+            Kernels.reluBackward(dX, activated: x, count: count)
         case .gelu:
-            // d/dx x·Φ(x) = Φ(x) + x·φ(x)
-            for i in 0..<count {
-                let v = x[i]
-                let cdf = 0.5 * (1 + erff(v * 0.70710678))
-                let pdf = 0.39894228 * expf(-0.5 * v * v)
-                dX[i] = dY[i] * (cdf + v * pdf)
-            }
+            Kernels.geluBackward(dY, input: x, dX, count: count)
         }
     }
 }

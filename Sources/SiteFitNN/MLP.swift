@@ -73,6 +73,8 @@ public struct MLPConfiguration: Sendable, Equatable, Codable {
 public struct MLP: Sendable, Equatable {
     public let configuration: MLPConfiguration
     public let layout: ParameterLayout
+    /// `configuration.widths`, stored so the passes do not rebuild the array (a training step allocates nothing).
+    let widths: [Int]
     /// Tensor indices of each layer, for the passes.
     let layers: [LayerTensors]
 
@@ -122,9 +124,10 @@ public struct MLP: Sendable, Equatable {
         }
         self.layout = layout
         self.layers = layers
+        self.widths = widths
     }
 
-    public var layerCount: Int { configuration.widths.count - 1 }
+    public var layerCount: Int { widths.count - 1 }
 
     func spec(_ index: Int) -> TensorSpec { layout.tensors[index] }
     func offset(_ index: Int) -> Int { layout.tensors[index].offset }
@@ -176,21 +179,21 @@ public struct MLP: Sendable, Equatable {
         training: Bool, random: inout RandomStream
     ) {
         precondition(batch <= w.capacity)
-        let widths = configuration.widths
         var x = input
+        let scratch = w.scratch
         for l in 0..<layerCount {
             let (inW, outW) = (widths[l], widths[l + 1])
             let t = layers[l]
             let z = w.z[l]
             // (batch, out) = (batch, in) · (out, in)ᵀ
-            Kernels.matmulTransposedB(x, p + offset(t.weight), z, m: batch, k: inW, n: outW)
+            Kernels.matmulTransposedB(x, p + offset(t.weight), z, m: batch, k: inW, n: outW, scratch: scratch)
             if let a = t.loraA, let b = t.loraB, let lora = configuration.lora {
                 let r = lora.rank
                 let u = w.lora[l]
-                Kernels.matmulTransposedB(x, p + offset(a), u, m: batch, k: inW, n: r)       // (batch, r)
+                Kernels.matmulTransposedB(x, p + offset(a), u, m: batch, k: inW, n: r, scratch: scratch)  // (batch, r)
                 let s = lora.scale
                 for i in 0..<(batch * r) { u[i] *= s }
-                Kernels.matmulTransposedB(u, p + offset(b), z, m: batch, k: r, n: outW, accumulate: true)
+                Kernels.matmulTransposedB(u, p + offset(b), z, m: batch, k: r, n: outW, accumulate: true, scratch: scratch)
             }
             Kernels.addBias(z, bias: p + offset(t.bias), m: batch, n: outW)
             if l == layerCount - 1 { break }
@@ -210,11 +213,11 @@ public struct MLP: Sendable, Equatable {
             if let dw = t.adapterDownWeight, let db = t.adapterDownBias, let uw = t.adapterUpWeight, let ub = t.adapterUpBias,
                let m = configuration.adapter?.bottleneck {
                 let pre = w.adapterPre[l], act = w.adapterAct[l], out = w.a[l]
-                Kernels.matmulTransposedB(g, p + offset(dw), pre, m: batch, k: outW, n: m)
+                Kernels.matmulTransposedB(g, p + offset(dw), pre, m: batch, k: outW, n: m, scratch: scratch)
                 Kernels.addBias(pre, bias: p + offset(db), m: batch, n: m)
                 configuration.activation.forward(pre, act, count: batch * m)
                 out.update(from: g, count: batch * outW)                                     // residual
-                Kernels.matmulTransposedB(act, p + offset(uw), out, m: batch, k: m, n: outW, accumulate: true)
+                Kernels.matmulTransposedB(act, p + offset(uw), out, m: batch, k: m, n: outW, accumulate: true, scratch: scratch)
                 Kernels.addBias(out, bias: p + offset(ub), m: batch, n: outW)
                 x = UnsafePointer(out)
             }
@@ -235,7 +238,6 @@ public struct MLP: Sendable, Equatable {
         workspace w: MLPWorkspace, gradient: UnsafeMutablePointer<Float>, trainable: TrainableMask,
         dInput: UnsafeMutablePointer<Float>? = nil
     ) {
-        let widths = configuration.widths
         guard let lowest = dInput != nil ? 0 : trainable.lowestTrainableLayer else { return }
         func wants(_ index: Int?) -> Bool { index.map { trainable.tensors[$0] } ?? false }
         var dOut = w.dLogits
@@ -332,6 +334,8 @@ public final class MLPWorkspace {
     let adapterDelta: [UnsafeMutablePointer<Float>]
     let lora: [UnsafeMutablePointer<Float>], loraDelta: [UnsafeMutablePointer<Float>]
     let dLogits: UnsafeMutablePointer<Float>
+    /// Packing space for A·Bᵀ products (the widest inner dimension × one panel).
+    let scratch: UnsafeMutablePointer<Float>
 
     public init(mlp: MLP, capacity: Int) {
         self.capacity = capacity
@@ -361,6 +365,7 @@ public final class MLPWorkspace {
         lora = widths.map { _ in buffer(capacity * rank) }
         loraDelta = widths.map { _ in buffer(capacity * rank) }
         dLogits = buffer(capacity)
+        scratch = buffer(Kernels.transposedBScratch(k: configuration.widths.max()! + rank + bottleneck))
         self.storage = storage
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import SiteFitKernels
 
 /// Which optimiser a local training run uses.
 public enum OptimizerKind: String, Sendable, Codable, CaseIterable {
@@ -92,25 +93,26 @@ public struct Optimizer: Sendable {
                 } }
             }
         case .adam, .adamw:
-            if configuration.kind == .adamw {
-                let decay = 1 - lr * Float(configuration.weightDecay)
-                for range in selection.ranges { for i in range { parameters[i] *= decay } }
-            }
-            let b1 = Float(configuration.beta1), b2 = Float(configuration.beta2)
-            let eps = Float(configuration.epsilon)
             // Bias corrections folded into the step size, as in Kingma & Ba (arXiv:1412.6980) §2.
             let c1 = 1 - pow(configuration.beta1, Double(step))
             let c2 = 1 - pow(configuration.beta2, Double(step))
             let alpha = Float(configuration.learningRate * c2.squareRoot() / c1)
-            let epsHat = eps * Float(c2.squareRoot())
-            var cursor = 0
-            for range in selection.ranges { for i in range {
-                let g = gradient[i]
-                firstMoment[cursor] = b1 * firstMoment[cursor] + (1 - b1) * g
-                secondMoment[cursor] = b2 * secondMoment[cursor] + (1 - b2) * g * g
-                parameters[i] -= alpha * firstMoment[cursor] / (secondMoment[cursor].squareRoot() + epsHat)
-                cursor += 1
-            } }
+            let epsilonHat = Float(configuration.epsilon * c2.squareRoot())
+            let decay = configuration.kind == .adamw ? 1 - lr * Float(configuration.weightDecay) : 1
+            let (b1, b2) = (Float(configuration.beta1), Float(configuration.beta2))
+            let ranges = selection.ranges
+            firstMoment.withUnsafeMutableBufferPointer { m in
+                secondMoment.withUnsafeMutableBufferPointer { v in
+                    var cursor = 0
+                    for range in ranges {
+                        Kernels.adamStep(parameters + range.lowerBound, gradient: gradient + range.lowerBound,
+                                         firstMoment: m.baseAddress! + cursor, secondMoment: v.baseAddress! + cursor,
+                                         count: range.count, alpha: alpha, beta1: b1, beta2: b2, epsilonHat: epsilonHat,
+                                         decay: decay)
+                        cursor += range.count
+                    }
+                }
+            }
         }
     }
 }

@@ -11,7 +11,7 @@ extension SiteFit {
     struct Bench: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Measure kernel and training-step throughput (build with -c release).",
-            subcommands: [Kernels.self, Shards.self])
+            subcommands: [Kernels.self, Shards.self, Allocations.self])
 
         struct Kernels: ParsableCommand {
             static let configuration = CommandConfiguration(abstract: "GFLOP/s of each kernel and of whole training steps.")
@@ -19,8 +19,18 @@ extension SiteFit {
             @Option(help: "Minimum seconds per measurement.")
             var seconds: Double = 0.3
 
+            @Flag(help: "Only the whole training steps (for profiling).")
+            var stepsOnly = false
+
             func run() throws {
                 bootstrapLogging(verbose: false)
+                var sink: Float = 0
+                let flopsPerCall = SiteFitKernels.Kernels.fmaPeakLoop(iterations: 100_000).flops
+                let peak = measure(flopsPerCall) { sink += SiteFitKernels.Kernels.fmaPeakLoop(iterations: 100_000).sink }
+                print(String(format: "single-core FP32 peak (register-only FMAs): %.1f GFLOP/s%@", peak,
+                             SiteFitKernels.Kernels.hasWideRegisters ? " (AVX-512 tiles)" : " (AVX2 tiles)"))
+                if sink == 42 { print("") }
+                if !stepsOnly {
                 print("kernel                         shape (m×k×n)      GFLOP/s   naive GFLOP/s")
                 for (m, k, n) in [(32, 40, 128), (32, 128, 128), (128, 32, 128), (256, 256, 256)] {
                     bench("matmul A·B", m, k, n, fast: SiteFitKernels.Kernels.matmul, naive: NaiveKernels.matmul)
@@ -28,6 +38,7 @@ extension SiteFit {
                     bench("matmul A·Bᵀ", m, k, n, fast: SiteFitKernels.Kernels.matmulTransposedB, naive: NaiveKernels.matmulTransposedB)
                 }
                 print("")
+                }
                 print("training step (forward + backward + Adam), one core")
                 for (widths, batch, mode) in [([40, 128, 128], 32, FineTuningMode.full), ([40, 128, 128], 32, .bitfit),
                                               ([13], 4, .full)] {
@@ -129,6 +140,34 @@ extension SiteFit {
                 print(String(format: "build shard, %d patients:        %7.3f s  (%.1f MB)", patients, median(build), Double(size) / 1e6))
                 print(String(format: "extract features, %d patients:   %7.3f s  (%d rows × %d features)", rows, median(extract),
                              rows, FeatureSpec.heartFailure.columnNames.count))
+            }
+        }
+
+        /// Runs training steps so that an allocation counter (valgrind's heap summary) can show that
+        /// the count does not grow with the number of steps.
+        struct Allocations: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                commandName: "allocations",
+                abstract: "Run N training steps of the MLP 40→128→128→1 at batch 32 (for counting allocations per step).")
+
+            @Option(help: "Training steps.")
+            var steps: Int = 100
+
+            func run() throws {
+                let mlp = MLP(MLPConfiguration(inputSize: 40, hiddenSizes: [128, 128]))
+                var random = RandomStream(seed: 1, "bench", "allocations")
+                var parameters = mlp.initialParameters(random: &random)
+                let batch = 32
+                let data = Dataset(features: (0..<(batch * 40)).map { _ in Float(random.gaussian()) },
+                                   labels: (0..<batch).map { _ in random.bernoulli(0.3) ? 1 : 0 }, columns: 40)
+                var trainer = Trainer(mlp: mlp, maxBatch: batch)
+                // One epoch of one batch is one step; `steps` epochs in one call keep per-call set-up out of the count.
+                let summary = trainer.train(
+                    parameters: &parameters, data: data, selection: FineTuningMode.full.selection(for: mlp.layout),
+                    configuration: TrainingConfiguration(optimizer: OptimizerConfiguration(kind: .adam, learningRate: 1e-3),
+                                                         epochs: steps, batchSize: batch),
+                    random: &random)
+                print("steps: \(summary.steps), final loss: \(String(format: "%.4f", summary.finalLoss))")
             }
         }
     }

@@ -31,6 +31,42 @@ struct KernelEquivalenceTests {
         #expect(Self.close(c, NaiveKernels.matmul(a, b, m: m, k: k, n: n).map { 2 * $0 }))
     }
 
+    @Test("A·B with each register tile set (AVX-512 8×32 and AVX2 6×16)", arguments: shapes + [(17, 9, 70), (8, 5, 32)])
+    func tiles(shape: (Int, Int, Int)) {
+        let (m, k, n) = shape
+        let a = Self.values(m * k, seed: 11), b = Self.values(k * n, seed: 12)
+        for wide in [false, true] {
+            var c = Self.values(m * n, seed: 13)
+            let start = c
+            Kernels.matmul(a, b, &c, m: m, k: k, n: n, accumulate: true, wide: wide)
+            let expected = zip(NaiveKernels.matmul(a, b, m: m, k: k, n: n), start).map { $0 + $1 }
+            #expect(Self.close(c, expected), "wide: \(wide)")
+        }
+    }
+
+    @Test("fused Adam step matches its naive twin", arguments: [1, 15, 16, 17, 100])
+    func adam(count: Int) {
+        let p = Self.values(count, seed: 14), g = Self.values(count, seed: 15)
+        let m = Self.values(count, seed: 16).map { $0 * 0.1 }, v = Self.values(count, seed: 17).map { $0 * $0 }
+        var fast = (p, m, v)
+        Kernels.adamStep(&fast.0, gradient: g, firstMoment: &fast.1, secondMoment: &fast.2, count: count,
+                         alpha: 0.01, beta1: 0.9, beta2: 0.999, epsilonHat: 1e-8, decay: 0.999)
+        let naive = NaiveKernels.adamStep(parameters: p, gradient: g, firstMoment: m, secondMoment: v,
+                                          alpha: 0.01, beta1: 0.9, beta2: 0.999, epsilonHat: 1e-8, decay: 0.999)
+        #expect(Self.close(fast.0, naive.parameters) && Self.close(fast.1, naive.firstMoment) && Self.close(fast.2, naive.secondMoment))
+    }
+
+    @Test("ReLU and bias kernels", arguments: [1, 16, 37])
+    func reluAndBias(count: Int) {
+        let x = Self.values(count, seed: 18), bias = Self.values(count, seed: 19)
+        var y = [Float](repeating: 0, count: count)
+        Kernels.relu(x, &y, count: count)
+        #expect(y == x.map { max(0, $0) })
+        var z = x
+        Kernels.addBias(&z, bias: bias, m: 1, n: count)
+        #expect(z == zip(x, bias).map { $0 + $1 })
+    }
+
     @Test("Aᵀ·B", arguments: shapes)
     func matmulTransposedA(shape: (Int, Int, Int)) {
         let (m, k, n) = shape
