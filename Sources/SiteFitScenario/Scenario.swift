@@ -274,10 +274,18 @@ public enum ScenarioLoader {
             }
         }
 
-        let all = reader.diagnostics + profileDiagnostics
+        // In reading order: the scenario first, then each profile, each by line and column.
+        let all = readingOrder(reader.diagnostics) + readingOrder(profileDiagnostics)
         guard all.isEmpty else { throw DiagnosticList(all) }
         return Scenario(name: name, file: file, fingerprint: StableHash.hex(Array(text.utf8)), seed: seed, sites: sites,
                         testFraction: testFraction, task: task, model: model, pretraining: pretraining, federation: federation, arms: arms)
+    }
+
+    /// Diagnostics by file, line and column; ties keep the order they were found in.
+    static func readingOrder(_ diagnostics: [Diagnostic]) -> [Diagnostic] {
+        diagnostics.enumerated()
+            .sorted { ($0.element.file, $0.element.line, $0.element.column, $0.offset) < ($1.element.file, $1.element.line, $1.element.column, $1.offset) }
+            .map(\.element)
     }
 
     /// A path relative to the working directory when the file lies below it, for messages users can click.

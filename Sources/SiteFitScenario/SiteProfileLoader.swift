@@ -25,7 +25,9 @@ public enum SiteProfileLoader {
             throw DiagnosticList(reader.diagnostics)
         }
         let profile = parse(fields, id: id, reader: &reader)
-        guard reader.diagnostics.isEmpty else { throw DiagnosticList(reader.diagnostics) }
+        guard reader.diagnostics.isEmpty else {
+            throw DiagnosticList(ScenarioLoader.readingOrder(reader.diagnostics))
+        }
         return profile
     }
 

@@ -319,7 +319,8 @@ struct EngineBehaviourTests {
             } }
         }
         let unmergedOut = outputs(mlp, parameters, x, batch: 5), mergedOut = outputs(baseModel, merged, x, batch: 5)
-        for (u, m) in zip(unmergedOut, mergedOut) { #expect(abs(u - m) <= 1e-6 * max(1, abs(u)) * 4) }
+        // Both paths round differently in Float; outputs here are O(1), so 1e-6 absolute (relative for larger values).
+        for (u, m) in zip(unmergedOut, mergedOut) { #expect(abs(u - m) <= 1e-6 * max(1, abs(u)), "\(u) vs \(m)") }
     }
 
     @Test("AdamW decays weights before the Adam step: θ ← θ(1 − lr·λ) − lr·sign(g) on step one")
