@@ -56,6 +56,16 @@ struct KernelEquivalenceTests {
         #expect(Self.close(fast.0, naive.parameters) && Self.close(fast.1, naive.firstMoment) && Self.close(fast.2, naive.secondMoment))
     }
 
+    @Test("the SIMD square root agrees with Float.squareRoot to 1e-6 relative, and √0 = 0")
+    func squareRoot() {
+        let values: [Float] = [0, 1e-30, 1e-12, 3e-8, 0.25, 1, 2, 9, 1234.5, 1e10, 3e30, 7e-5, 0.5, 42, 1e-3, 100]
+        let roots = Kernels.squareRoot(SIMD16<Float>(values))
+        for (v, r) in zip(values, (0..<16).map { roots[$0] }) {
+            #expect(abs(r - v.squareRoot()) <= 1e-6 * v.squareRoot(), "√\(v): \(r)")
+        }
+        #expect(roots[0] == 0)
+    }
+
     @Test("ReLU and bias kernels", arguments: [1, 16, 37])
     func reluAndBias(count: Int) {
         let x = Self.values(count, seed: 18), bias = Self.values(count, seed: 19)
