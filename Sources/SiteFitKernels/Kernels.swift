@@ -60,16 +60,27 @@ public enum Kernels {
         return (Double(2 * 16 * 6 * iterations), (a0 + a1 + a2 + a3 + a4 + a5).sum())
     }
 
-    /// Floats of scratch `matmulTransposedB` needs for inner dimension k.
-    public static func transposedBScratch(k: Int) -> Int { k * panel }
+    /// Floats of scratch `matmulTransposedB` needs for C(m,n) = A(m,k)·B(n,k)ᵀ.
+    public static func transposedBScratch(m: Int, k: Int, n: Int) -> Int { max(k * panel, m * (k + n)) }
 
     /// C(m,n) (+)= A(m,k) · B(n,k)ᵀ.  Forward of a Linear layer: Y = X · Wᵀ with W stored (out, in).
-    /// Bᵀ is packed 32 columns at a time into `scratch` (at least `transposedBScratch(k:)` floats)
-    /// so the register-tiled micro-kernel streams contiguous rows.
+    ///
+    /// Why two strategies: the micro-kernel needs the right-hand operand with contiguous columns.
+    /// When A is the smaller matrix (a batch narrower than the layer), it computes Cᵀ = B·Aᵀ with
+    /// A packed (m·k floats) and transposes Cᵀ into C (m·n); otherwise it packs Bᵀ 32 columns at a
+    /// time. Both use 8×8 register transposes. `scratch` holds `transposedBScratch(m:k:n:)` floats.
     public static func matmulTransposedB(
         _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
         m: Int, k: Int, n: Int, accumulate: Bool = false, scratch: UnsafeMutablePointer<Float>
     ) {
+        if !accumulate && m >= 8 && m < n {
+            let packedA = scratch, transposedC = scratch + k * m
+            pack(a, k: k, width: m, into: packedA)                                   // Aᵀ (k, m)
+            blocked(b, rowStride: k, columnStride: 1, UnsafePointer(packedA), ldb: m, transposedC,
+                    m: n, k: k, n: m, accumulate: false)                              // Cᵀ (n, m) = B·Aᵀ
+            pack(UnsafePointer(transposedC), k: m, width: n, into: c)                 // C (m, n)
+            return
+        }
         var j0 = 0
         while j0 < n {
             let width = min(panel, n - j0)
@@ -117,7 +128,7 @@ public enum Kernels {
         _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
         m: Int, k: Int, n: Int, accumulate: Bool = false
     ) {
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: max(1, transposedBScratch(k: k))) { scratch in
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: max(1, transposedBScratch(m: m, k: k, n: n))) { scratch in
             matmulTransposedB(a, b, c, m: m, k: k, n: n, accumulate: accumulate, scratch: scratch.baseAddress!)
         }
     }
@@ -167,6 +178,11 @@ public enum Kernels {
             while i + 6 <= m {
                 tile6x16(a + i * rowStride, rowStride, columnStride, b + j, ldb, c + i * ldc + j, ldc, k, accumulate)
                 i += 6
+            }
+            // Leftover rows in pairs: each B vector loaded feeds two FMAs instead of one.
+            while i + 2 <= m {
+                tile2x16(a + i * rowStride, rowStride, columnStride, b + j, ldb, c + i * ldc + j, ldc, k, accumulate)
+                i += 2
             }
             while i < m {
                 tile1xV(a + i * rowStride, columnStride, b + j, ldb, c + i * ldc + j, k, accumulate, vectors: 1)
@@ -247,6 +263,22 @@ public enum Kernels {
         }
         store(c0, c); store(c1, c + ldc); store(c2, c + 2 * ldc)
         store(c3, c + 3 * ldc); store(c4, c + 4 * ldc); store(c5, c + 5 * ldc)
+    }
+
+    @inline(__always)
+    static func tile2x16(
+        _ a: UnsafePointer<Float>, _ rs: Int, _ cs: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ k: Int, _ accumulate: Bool
+    ) {
+        var c0 = accumulate ? load(c) : V(), c1 = accumulate ? load(c + ldc) : V()
+        var ap = a, bp = b
+        for _ in 0..<k {
+            let b0 = load(bp)
+            c0 = c0.addingProduct(V(repeating: ap[0]), b0); c1 = c1.addingProduct(V(repeating: ap[rs]), b0)
+            ap += cs
+            bp += ldb
+        }
+        store(c0, c); store(c1, c + ldc)
     }
 
     /// One row of C against one or two SIMD16 column vectors.

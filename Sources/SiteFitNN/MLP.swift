@@ -365,7 +365,8 @@ public final class MLPWorkspace {
         lora = widths.map { _ in buffer(capacity * rank) }
         loraDelta = widths.map { _ in buffer(capacity * rank) }
         dLogits = buffer(capacity)
-        scratch = buffer(Kernels.transposedBScratch(k: configuration.widths.max()! + rank + bottleneck))
+        let widest = configuration.widths.max()! + rank + bottleneck
+        scratch = buffer(Kernels.transposedBScratch(m: capacity, k: widest, n: widest))
         self.storage = storage
     }
 
