@@ -46,7 +46,7 @@ let package = Package(
         ]),
         // YAML scenarios and site profiles → typed values, with file:line:column errors.
         .target(name: "SiteFitScenario", dependencies: [
-            "SiteFitCore", "SiteFitEHR", "SiteFitTuning",
+            "SiteFitCore", "SiteFitEHR", "SiteFitTuning", "SiteFitFederation",
             .product(name: "Yams", package: "Yams"),
         ]),
         // Markdown report, metrics.json, predictions.csv.

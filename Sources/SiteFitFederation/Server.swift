@@ -1,20 +1,25 @@
 import Logging
 import SiteFitNN
 
-/// The federated-averaging server. It never holds patient data: it sees only serialised updates,
+/// The federated-averaging server (FedAvg, or FedAdam/FedYogi/FedAdagrad on the averaged update). It never holds patient data: it sees only serialised updates,
 /// and accepts only tensors in the selection, with the selection's shapes and finite values.
 public actor FederatedServer {
     public nonisolated let selection: ParameterSelection
     /// Global values of the selected tensors, packed in selection order; frozen tensors are not
     /// the server's business.
     private var global: [Float]
+    private let optimizer: ServerOptimizer
+    private var optimizerState: ServerOptimizerState
     private let logger: Logger
 
     /// Starts from the pretrained values of the selected tensors.
-    public init(pretrained: [Float], selection: ParameterSelection, logger: Logger = Logger(label: "sitefit.server")) {
+    public init(pretrained: [Float], selection: ParameterSelection, optimizer: ServerOptimizer = .fedAvg,
+                logger: Logger = Logger(label: "sitefit.server")) {
         self.selection = selection
         self.logger = logger
+        self.optimizer = optimizer
         global = selection.gather(from: pretrained)
+        optimizerState = ServerOptimizerState(count: selection.count, optimizer: optimizer)
     }
 
     /// The round's broadcast: the current global values of the selected tensors.
@@ -46,7 +51,7 @@ public actor FederatedServer {
             }
         }
         if !accepted.isEmpty {
-            global = FedAvg.aggregate(accepted)
+            global = optimizerState.step(global: global, average: FedAvg.aggregate(accepted), optimizer: optimizer)
         }
         return AggregationOutcome(acceptedSites: acceptedSites, rejected: rejected.map { RejectedUpdate(site: $0.site, reason: $0.reason) })
     }

@@ -8,12 +8,17 @@ public struct TrainingConfiguration: Sendable, Equatable {
     public var batchSize: Int
     /// Weight w of positive examples in the loss, for imbalanced outcomes (1 = unweighted).
     public var positiveWeight: Float
+    /// FedProx's μ (Li et al., arXiv:1812.06127): the local loss gains (μ/2)·‖w − w₀‖² over the
+    /// selected parameters, w₀ being the parameters at the start of training (the global model).
+    public var proximalMu: Double
 
-    public init(optimizer: OptimizerConfiguration, epochs: Int, batchSize: Int, positiveWeight: Float = 1) {
+    public init(optimizer: OptimizerConfiguration, epochs: Int, batchSize: Int, positiveWeight: Float = 1,
+                proximalMu: Double = 0) {
         self.optimizer = optimizer
         self.epochs = epochs
         self.batchSize = batchSize
         self.positiveWeight = positiveWeight
+        self.proximalMu = proximalMu
     }
 }
 
@@ -78,6 +83,9 @@ public struct Trainer {
         let workspace = self.workspace
         let mlp = self.mlp
         let positiveWeight = configuration.positiveWeight
+        let mu = Float(configuration.proximalMu)
+        let anchor = mu > 0 ? parameters : []
+        let ranges = selection.ranges
         for _ in 0..<configuration.epochs {
             random.shuffle(&order)
             var epochLoss = 0.0
@@ -105,6 +113,10 @@ public struct Trainer {
                                     dLogits: workspace.dLogitsPointer, positiveWeight: positiveWeight)
                                 mlp.backward(parameters: params.baseAddress!, input: x.baseAddress!, batch: batch,
                                              workspace: workspace, gradient: grad.baseAddress!, trainable: mask)
+                                if mu > 0 {
+                                    // ∂/∂w (μ/2)‖w − w₀‖² = μ(w − w₀)
+                                    for range in ranges { for i in range { grad[i] += mu * (params[i] - anchor[i]) } }
+                                }
                                 optimizer.update(parameters: params.baseAddress!, gradient: grad.baseAddress!)
                                 return loss
                             }

@@ -7,11 +7,11 @@ public enum MarkdownReport {
         out += "Task: 1-year incident heart failure from a year of EHR history (OMOP CDM shards).\n\n"
 
         out += "## Summary\n\n"
-        out += "| arm | mode | accuracy | balanced accuracy | AUROC | worst-site accuracy | change since pretrained | parameters sent per update | share of model | bytes up (total) | local training per site and round | optimiser state |\n"
-        out += "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        out += "| arm | mode | strategy | accuracy | balanced accuracy | AUROC | worst-site accuracy | change since pretrained | parameters sent per update | share of model | bytes up (total) | local training per site and round | optimiser state |\n"
+        out += "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
         for arm in m.arms {
             let start = arm.rounds.first?.evaluation.accuracy ?? .nan
-            out += "| \(arm.name) | \(arm.mode) | \(Format.fixed(arm.final.accuracy)) | \(Format.fixed(arm.final.balancedAccuracy)) "
+            out += "| \(arm.name) | \(arm.mode) | \(arm.strategy) | \(Format.fixed(arm.final.accuracy)) | \(Format.fixed(arm.final.balancedAccuracy)) "
             out += "| \(Format.fixed(arm.final.auroc)) "
             out += "| \(Format.fixed(arm.final.worstSiteAccuracy)) | \(signed(arm.final.accuracy - start)) "
             out += "| \(Format.integer(arm.privacy.parametersExposed)) | \(Format.percent(arm.privacy.exposedShare)) "

@@ -270,6 +270,8 @@ public struct ComputeFootprint: Codable, Sendable, Equatable {
 public struct ArmMetrics: Codable, Sendable, Equatable {
     public var name: String
     public var mode: String
+    /// fedavg, fedprox, fedadam, fedyogi or fedadagrad.
+    public var strategy: String
     public var learningRate: Double
     public var localEpochs: Int
     /// Round 0 is the pretrained model before any fine-tuning.
@@ -278,10 +280,11 @@ public struct ArmMetrics: Codable, Sendable, Equatable {
     public var privacy: PrivacyFootprint
     public var compute: ComputeFootprint
 
-    public init(name: String, mode: String, learningRate: Double, localEpochs: Int, rounds: [RoundMetrics],
+    public init(name: String, mode: String, strategy: String, learningRate: Double, localEpochs: Int, rounds: [RoundMetrics],
                 final: Evaluation, privacy: PrivacyFootprint, compute: ComputeFootprint) {
         self.name = name
         self.mode = mode
+        self.strategy = strategy
         self.learningRate = learningRate
         self.localEpochs = localEpochs
         self.rounds = rounds
@@ -291,7 +294,7 @@ public struct ArmMetrics: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, mode, rounds, final, privacy, compute
+        case name, mode, strategy, rounds, final, privacy, compute
         case learningRate = "learning_rate", localEpochs = "local_epochs"
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import SiteFitCore
 import SiteFitEHR
+import SiteFitFederation
 import SiteFitNN
 import SiteFitTuning
 import Yams
@@ -71,6 +72,15 @@ public struct Scenario: Sendable {
         public var loraTrainsBiases: Bool
         /// Adapter settings (mode `adapter`).
         public var adapter: AdapterConfiguration?
+        /// How the server combines updates, and FedProx's client-side term.
+        public var strategy: Strategy
+        public var proximalMu: Double
+        public var server: ServerOptimizerSettings
+    }
+
+    /// Federated strategies an arm can use.
+    public enum Strategy: String, Sendable, Equatable, CaseIterable {
+        case fedavg, fedprox, fedadam, fedyogi, fedadagrad
     }
 }
 
@@ -230,12 +240,38 @@ public enum ScenarioLoader {
             if list.isEmpty { reader.fail(node, "arms", "list at least one arm") }
             for (i, item) in list.enumerated() {
                 let field = "arms[\(i)]"
-                guard let fields = reader.mapping(item, field, allowed: ["name", "mode", "learning_rate", "local_epochs", "lora", "adapter"],
+                guard let fields = reader.mapping(item, field, allowed: [
+                    "name", "mode", "learning_rate", "local_epochs", "lora", "adapter", "strategy", "proximal_mu",
+                    "server_learning_rate", "server_beta1", "server_beta2", "server_tau",
+                ],
                                                   required: ["mode"]) else { continue }
                 guard let modeNode = fields["mode"], let mode = reader.choice(modeNode, "\(field).mode", FineTuningMode.self)
                 else { continue }
                 var arm = Scenario.Arm(name: mode.rawValue, mode: mode, learningRate: federation.learningRate,
-                                       localEpochs: federation.localEpochs, lora: nil, loraTrainsBiases: false, adapter: nil)
+                                       localEpochs: federation.localEpochs, lora: nil, loraTrainsBiases: false, adapter: nil,
+                                       strategy: .fedavg, proximalMu: 0,
+                                       server: ServerOptimizerSettings(learningRate: 0.01, beta1: 0.9, beta2: 0.999, tau: 1e-8))
+                if let n = fields["strategy"], let v = reader.choice(n, "\(field).strategy", Scenario.Strategy.self) { arm.strategy = v }
+                if let n = fields["proximal_mu"], let v = reader.number(n, "\(field).proximal_mu", in: 0...100, what: "a number from 0 to 100") {
+                    if arm.strategy == .fedprox { arm.proximalMu = v } else { reader.fail(n, "\(field).proximal_mu", "proximal_mu needs strategy 'fedprox'") }
+                } else if arm.strategy == .fedprox {
+                    arm.proximalMu = 0.01
+                }
+                let adaptive = [Scenario.Strategy.fedadam, .fedyogi, .fedadagrad].contains(arm.strategy)
+                for (key, range, what) in [("server_learning_rate", 1e-6...100.0, "a positive learning rate up to 100"),
+                                           ("server_beta1", 0.0...0.9999, "a number from 0 to 0.9999"),
+                                           ("server_beta2", 0.0...0.999999, "a number from 0 to 0.999999"),
+                                           ("server_tau", 1e-12...10.0, "a positive number up to 10")] {
+                    guard let n = fields[key] else { continue }
+                    guard adaptive else { reader.fail(n, "\(field).\(key)", "\(key) needs strategy fedadam, fedyogi or fedadagrad"); continue }
+                    guard let v = reader.number(n, "\(field).\(key)", in: range, what: what) else { continue }
+                    switch key {
+                    case "server_learning_rate": arm.server.learningRate = v
+                    case "server_beta1": arm.server.beta1 = v
+                    case "server_beta2": arm.server.beta2 = v
+                    default: arm.server.tau = v
+                    }
+                }
                 if let n = fields["name"], let v = reader.string(n, "\(field).name") {
                     if arms.contains(where: { $0.name == v }) { reader.fail(n, "\(field).name", "arm '\(v)' is defined twice") }
                     arm.name = v

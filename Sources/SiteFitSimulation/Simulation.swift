@@ -206,13 +206,21 @@ public enum Simulation {
         var extensionRandom = RandomStream(seed: scenario.seed, "extension", arm.name)
         let start = mlp.parameters(extending: model.parameters, of: model.mlp, random: &extensionRandom)
         let selection = arm.mode.selection(for: mlp.layout, withBiases: arm.loraTrainsBiases)
-        let server = FederatedServer(pretrained: start, selection: selection, logger: logger)
+        let serverOptimizer: ServerOptimizer
+        switch arm.strategy {
+        case .fedavg, .fedprox: serverOptimizer = .fedAvg
+        case .fedadam: serverOptimizer = .fedAdam(arm.server)
+        case .fedyogi: serverOptimizer = .fedYogi(arm.server)
+        case .fedadagrad: serverOptimizer = .fedAdagrad(arm.server)
+        }
+        let server = FederatedServer(pretrained: start, selection: selection, optimizer: serverOptimizer, logger: logger)
         for site in sites { await site.begin(mlp: mlp, parameters: start, selection: selection) }
         let federation = scenario.federation
         let configuration = TrainingConfiguration(
             optimizer: OptimizerConfiguration(kind: federation.optimizer, learningRate: arm.learningRate,
                                               weightDecay: federation.weightDecay, gradientClipNorm: federation.gradientClipNorm),
-            epochs: arm.localEpochs, batchSize: federation.batchSize, positiveWeight: Float(federation.positiveWeight))
+            epochs: arm.localEpochs, batchSize: federation.batchSize, positiveWeight: Float(federation.positiveWeight),
+            proximalMu: arm.proximalMu)
 
         var rounds: [RoundMetrics] = []
         var broadcast = await server.broadcast(round: 0)
@@ -266,7 +274,7 @@ public enum Simulation {
             stepsPerSiteRound: Double(totalSteps) / siteRounds,
             trainingFlopsPerSiteRound: Double(totalExamples) * mlp.trainingFlopsPerExample(mask) / siteRounds,
             optimizerStateBytes: stateBytes)
-        let metrics = ArmMetrics(name: arm.name, mode: arm.mode.rawValue, learningRate: arm.learningRate,
+        let metrics = ArmMetrics(name: arm.name, mode: arm.mode.rawValue, strategy: arm.strategy.rawValue, learningRate: arm.learningRate,
                                  localEpochs: arm.localEpochs, rounds: rounds, final: rounds.last!.evaluation,
                                  privacy: privacy, compute: compute)
         let rows = predictions.flatMap { site in

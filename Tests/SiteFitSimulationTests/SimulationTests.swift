@@ -140,6 +140,33 @@ struct SimulationTests {
         #expect(byName["bitfit"]!.compute.optimizerStateBytes == 2 * 4 * 17)
     }
 
+    @Test("every strategy runs: FedAvg, FedProx, FedAdam, FedYogi, FedAdagrad")
+    func strategies() async throws {
+        let folder = tinyScenario()
+        let text = try String(contentsOf: folder.appendingPathComponent("tiny.yaml"), encoding: .utf8)
+        let arms = """
+            arms:
+              - {name: avg, mode: full}
+              - {name: prox, mode: full, strategy: fedprox, proximal_mu: 0.1}
+              - {name: adam, mode: bitfit, strategy: fedadam, server_learning_rate: 0.05}
+              - {name: yogi, mode: full, strategy: fedyogi}
+              - {name: adagrad, mode: full, strategy: fedadagrad, server_learning_rate: 0.3}
+            """
+        try Data((text.components(separatedBy: "arms:")[0] + arms).utf8).write(to: folder.appendingPathComponent("s.yaml"))
+        let scenario = try ScenarioLoader.load(folder.appendingPathComponent("s.yaml"))
+        #expect(scenario.arms.map(\.strategy) == [.fedavg, .fedprox, .fedadam, .fedyogi, .fedadagrad])
+        let result = try await Simulation.run(scenario)
+        let finals = result.metrics.arms.map(\.final.accuracy)
+        #expect(finals.allSatisfy { $0.isFinite && $0 > 0.5 })
+        #expect(Set(result.metrics.arms.map(\.strategy)) == ["fedavg", "fedprox", "fedadam", "fedyogi", "fedadagrad"])
+        // Different server rules give different models.
+        #expect(result.metrics.arms[0].final != result.metrics.arms[3].final)
+
+        let wrong = text.components(separatedBy: "arms:")[0] + "arms:\n  - {mode: full, proximal_mu: 0.1}\n"
+        try Data(wrong.utf8).write(to: folder.appendingPathComponent("wrong.yaml"))
+        #expect(throws: DiagnosticList.self) { try ScenarioLoader.load(folder.appendingPathComponent("wrong.yaml")) }
+    }
+
     @Test("the pretrained model is cached by configuration and seed, and a named checkpoint is used as is")
     func checkpointReuse() async throws {
         let folder = tinyScenario()
