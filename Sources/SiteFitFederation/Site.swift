@@ -128,6 +128,10 @@ public actor SiteActor {
                            optimizerStateBytes: summary.optimizerStateBytes)
     }
 
+    /// The site's standardised training rows, for the pooled baseline only. Pooling patient rows is
+    /// exactly what a federation avoids; the simulation offers it as an upper reference, labelled so.
+    public func trainingRowsForPooledBaseline() -> Dataset { train }
+
     /// Scores the site's held-out test patients with the broadcast global model.
     public func evaluate(broadcast: [UInt8]) throws -> SitePredictions {
         var model = local

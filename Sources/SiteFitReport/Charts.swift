@@ -5,7 +5,10 @@ enum Charts {
     static let palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 
     /// Pooled test accuracy per round, one line per arm; round 0 is the pretrained model.
-    static func accuracyByRound(_ metrics: RunMetrics) -> String {
+    static func accuracyByRound(_ all: RunMetrics) -> String {
+        // Baselines have no rounds to plot; the chart shows the federations.
+        var metrics = all
+        metrics.arms = all.arms.filter { $0.strategy != "baseline" }
         let width = 640.0, height = 360.0
         let left = 60.0, right = 150.0, top = 30.0, bottom = 50.0
         let plotWidth = width - left - right, plotHeight = height - top - bottom

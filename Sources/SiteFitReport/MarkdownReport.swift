@@ -21,7 +21,9 @@ public enum MarkdownReport {
         let floor = m.arms.first?.final.majorityClassAccuracy ?? .nan
         out += "\nAccuracy is at threshold 0.5, pooled over every site's test patients; always predicting the majority class "
         out += "would score \(Format.fixed(floor)) on the same patients, so read balanced accuracy (0.5 = no skill) and AUROC beside it. "
-        out += "\"Change since pretrained\" compares with round 0, the source model before any site trained it.\n\n"
+        out += "\"Change since pretrained\" compares with round 0, the source model before any site trained it. "
+        out += "Rows of strategy *baseline* are references, not federations: the pretrained model as is, each site "
+        out += "training alone on its own rows, and pooled training on all sites' rows (possible only in a simulation).\n\n"
         out += "### What this shows\n\n" + narrative(m) + "\n"
 
         out += "## Sites at a glance\n\n"
@@ -61,7 +63,7 @@ public enum MarkdownReport {
         out += "\nAn AUROC of n/a means the site's test set holds a single class, where AUROC is undefined.\n\n"
 
         out += "## Rounds\n\n![Pooled test accuracy by round](\(chartPath))\n\n"
-        for arm in m.arms {
+        for arm in m.arms where arm.strategy != "baseline" {
             out += "### \(arm.name)\n\n"
             out += "| round | accuracy | AUROC |" + m.sites.map { " \($0.id) |" }.joined()
                 + " bytes down | bytes up | updates accepted | rejected |\n"
@@ -101,7 +103,11 @@ public enum MarkdownReport {
 
     /// Plain-language findings computed from the numbers above; nothing here is canned.
     static func narrative(_ m: RunMetrics) -> String {
-        guard let best = m.arms.max(by: { $0.final.accuracy < $1.final.accuracy }) else { return "No arm ran.\n" }
+        let federated = m.arms.filter { $0.strategy != "baseline" }
+        let baselines = m.arms.filter { $0.strategy == "baseline" }
+        var m = m
+        m.arms = federated
+        guard let best = federated.max(by: { $0.final.accuracy < $1.final.accuracy }) else { return "No arm ran.\n" }
         var lines: [String] = []
         let pretrained = best.rounds.first?.evaluation.accuracy ?? .nan
         lines.append("- **\(best.name)** ends with the highest pooled accuracy, \(Format.fixed(best.final.accuracy)) "
@@ -133,6 +139,11 @@ public enum MarkdownReport {
                 lines.append("- Under **\(arm.name)** the sites range from \(Format.fixed(worst.value.accuracy)) (\(worst.key)) "
                              + "to \(Format.fixed(bestSite.value.accuracy)) (\(bestSite.key)).")
             }
+        }
+        if !baselines.isEmpty {
+            lines.append("- Baselines: " + baselines.map { "\($0.name) \(Format.fixed($0.final.accuracy)) (AUROC \(Format.fixed($0.final.auroc)))" }
+                .joined(separator: ", ") + ". " + (baselines.contains { $0.name.hasPrefix("pooled") }
+                    ? "Pooled training needs every site's patient rows in one place, which a federation exists to avoid." : ""))
         }
         let rejected = m.arms.flatMap { $0.rounds.flatMap(\.rejected) }
         lines.append(rejected.isEmpty ? "- The server accepted every update." : "- The server rejected \(rejected.count) update(s); see the round tables.")

@@ -23,6 +23,14 @@ public struct Scenario: Sendable {
     public var pretraining: Pretraining
     public var federation: Federation
     public var arms: [Arm]
+    /// Reference results computed beside the arms.
+    public var baselines: [Baseline]
+
+    /// Baselines every report needs: the pretrained model as is, each site training alone, and
+    /// centralised training on all sites' rows (simulation only).
+    public enum Baseline: String, Sendable, Equatable, CaseIterable {
+        case pretrained, local, pooled
+    }
 
     /// One participating hospital: its profile and where its shard lives.
     public struct SiteReference: Sendable {
@@ -86,7 +94,7 @@ public struct Scenario: Sendable {
 
 /// Parses scenario files into `Scenario`, with `file:line:column: field: problem` diagnostics.
 public enum ScenarioLoader {
-    static let topKeys = ["name", "seed", "sites", "test_fraction", "task", "model", "pretraining", "federation", "arms"]
+    static let topKeys = ["name", "seed", "sites", "test_fraction", "task", "model", "pretraining", "federation", "arms", "baselines"]
 
     /// Named concepts a `task` may list, besides integer concept ids.
     static let drugNames = ["metformin": OMOPConcept.metformin, "lisinopril": OMOPConcept.lisinopril,
@@ -310,11 +318,17 @@ public enum ScenarioLoader {
             }
         }
 
+        var baselines = Scenario.Baseline.allCases
+        if let node = top["baselines"], let list = reader.sequence(node, "baselines") {
+            baselines = list.enumerated().compactMap { i, item in reader.choice(item, "baselines[\(i)]", Scenario.Baseline.self) }
+        }
+
         // In reading order: the scenario first, then each profile, each by line and column.
         let all = readingOrder(reader.diagnostics) + readingOrder(profileDiagnostics)
         guard all.isEmpty else { throw DiagnosticList(all) }
         return Scenario(name: name, file: file, fingerprint: StableHash.hex(Array(text.utf8)), seed: seed, sites: sites,
-                        testFraction: testFraction, task: task, model: model, pretraining: pretraining, federation: federation, arms: arms)
+                        testFraction: testFraction, task: task, model: model, pretraining: pretraining, federation: federation, arms: arms,
+                        baselines: baselines)
     }
 
     /// Diagnostics by file, line and column; ties keep the order they were found in.

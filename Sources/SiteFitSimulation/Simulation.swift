@@ -169,6 +169,11 @@ public enum Simulation {
             arms.append(metrics)
             predictions += rows
         }
+        for baseline in scenario.baselines {
+            let (metrics, rows) = try await runBaseline(baseline, scenario: scenario, model: model, sites: sites, progress: progress)
+            arms.append(metrics)
+            predictions += rows
+        }
         var siteInfos: [SiteInfo] = []
         for (reference, site) in zip(scenario.sites, sites) {
             let summary = site.summary
@@ -280,6 +285,96 @@ public enum Simulation {
         let rows = predictions.flatMap { site in
             site.personIds.indices.map { i in
                 PredictionRow(arm: arm.name, site: site.site, personId: site.personIds[i], label: Int(site.labels[i]),
+                              score: site.scores[i], sex: site.sex[i], race: site.race[i])
+            }
+        }
+        return (metrics, rows)
+    }
+
+    /// A baseline as an arm of strategy "baseline": round 0 is the pretrained model, the last round
+    /// the baseline's final model; no update crosses the network, so nothing is exposed.
+    static func runBaseline(
+        _ baseline: Scenario.Baseline, scenario: Scenario, model: PretrainedModel, sites: [SiteActor],
+        progress: @escaping @Sendable (String) -> Void
+    ) async throws -> (ArmMetrics, [PredictionRow]) {
+        let selection = FineTuningMode.full.selection(for: model.mlp.layout)
+        for site in sites { await site.begin(mlp: model.mlp, parameters: model.parameters, selection: selection) }
+        let federation = scenario.federation
+        let configuration = TrainingConfiguration(
+            optimizer: OptimizerConfiguration(kind: federation.optimizer, learningRate: federation.learningRate,
+                                              weightDecay: federation.weightDecay, gradientClipNorm: federation.gradientClipNorm),
+            epochs: federation.localEpochs, batchSize: federation.batchSize, positiveWeight: Float(federation.positiveWeight))
+        let pretrainedBlob = WireFormat.encode(parameters: model.parameters, selection: selection,
+                                               metadata: [WireFormat.Key.kind: "baseline", WireFormat.Key.round: "0"])
+        let start = try await evaluate(sites, broadcast: pretrainedBlob)
+        var final = start
+        let name: String
+        var steps = 0.0
+        switch baseline {
+        case .pretrained:
+            name = "pretrained"
+        case .local:
+            name = "local only"
+            // Each site trains alone for as many epochs as a federated site would, from its own model.
+            final = try await withThrowingTaskGroup(of: (Int, SitePredictions, Int).self) { group in
+                for (index, site) in sites.enumerated() {
+                    group.addTask {
+                        var blob = pretrainedBlob
+                        var siteSteps = 0
+                        for round in 1...federation.rounds {
+                            let update = try await site.localUpdate(arm: "baseline-local", round: round, broadcast: blob,
+                                                                    configuration: configuration)
+                            blob = update.blob
+                            siteSteps += update.steps
+                        }
+                        return (index, try await site.evaluate(broadcast: blob), siteSteps)
+                    }
+                }
+                var collected: [(Int, SitePredictions, Int)] = []
+                for try await result in group { collected.append(result) }
+                steps = Double(collected.reduce(0) { $0 + $1.2 }) / Double(sites.count * federation.rounds)
+                return collected.sorted { $0.0 < $1.0 }.map(\.1)
+            }
+        case .pooled:
+            name = "pooled (simulation only)"
+            var pooledFeatures: [Float] = [], pooledLabels: [Float] = []
+            for site in sites {
+                let rows = await site.trainingRowsForPooledBaseline()
+                pooledFeatures += rows.features
+                pooledLabels += rows.labels
+            }
+            let pooled = Dataset(features: pooledFeatures, labels: pooledLabels, columns: model.mlp.configuration.inputSize)
+            var parameters = model.parameters
+            var trainer = Trainer(mlp: model.mlp, maxBatch: max(federation.batchSize, 1))
+            var random = RandomStream(seed: scenario.seed, "baseline-pooled")
+            var pooledConfiguration = configuration
+            pooledConfiguration.epochs = federation.localEpochs * federation.rounds
+            let summary = trainer.train(parameters: &parameters, data: pooled, selection: selection,
+                                        configuration: pooledConfiguration, random: &random)
+            steps = Double(summary.steps) / Double(federation.rounds)
+            final = try await evaluate(sites, broadcast: WireFormat.encode(
+                parameters: parameters, selection: selection, metadata: [WireFormat.Key.kind: "baseline", WireFormat.Key.round: "final"]))
+        }
+        let startEvaluation = evaluation(start), finalEvaluation = evaluation(final)
+        progress("[\(name)] accuracy \(Format3.string(finalEvaluation.accuracy)), AUROC \(Format3.string(finalEvaluation.auroc))")
+        let rounds = [
+            RoundMetrics(round: 0, evaluation: startEvaluation, bytesUp: 0, bytesDown: 0, acceptedSites: [], rejected: [], meanLocalLoss: nil),
+            RoundMetrics(round: baseline == .pretrained ? 0 : federation.rounds, evaluation: finalEvaluation, bytesUp: 0, bytesDown: 0,
+                         acceptedSites: [], rejected: [], meanLocalLoss: nil),
+        ]
+        let mask = TrainableMask(mlp: model.mlp, selection: selection)
+        let metrics = ArmMetrics(
+            name: name, mode: baseline == .pretrained ? "none" : "full", strategy: "baseline",
+            learningRate: baseline == .pretrained ? 0 : federation.learningRate, localEpochs: federation.localEpochs,
+            rounds: baseline == .pretrained ? [rounds[0]] : rounds, final: finalEvaluation,
+            privacy: PrivacyFootprint(bytesUp: 0, bytesDown: 0, bytesUpPerUpdate: 0, parametersExposed: 0,
+                                      parametersTotal: model.mlp.layout.count, tensorsExposed: []),
+            compute: ComputeFootprint(stepsPerSiteRound: steps,
+                                      trainingFlopsPerSiteRound: steps * Double(federation.batchSize) * model.mlp.trainingFlopsPerExample(mask),
+                                      optimizerStateBytes: baseline == .pretrained ? 0 : 2 * 4 * model.mlp.layout.count))
+        let rows = final.flatMap { site in
+            site.personIds.indices.map { i in
+                PredictionRow(arm: name, site: site.site, personId: site.personIds[i], label: Int(site.labels[i]),
                               score: site.scores[i], sex: site.sex[i], race: site.race[i])
             }
         }

@@ -72,7 +72,7 @@ struct SimulationTests {
                                             to: folder.appendingPathComponent("Reports"))
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: output.metrics)) as! [String: Any]
         let arms = json["arms"] as! [[String: Any]]
-        #expect(arms.map { $0["name"] as! String } == ["full", "bitfit"])
+        #expect(arms.map { $0["name"] as! String } == ["full", "bitfit", "pretrained", "local only", "pooled (simulation only)"])
         for arm in arms {
             let final = arm["final"] as! [String: Any]
             #expect(final["accuracy"] is Double)
@@ -81,7 +81,8 @@ struct SimulationTests {
             #expect(Set(perSite.keys) == ["north", "south"])
             #expect(perSite["north"]?["accuracy"] is Double)
             let privacy = arm["privacy"] as! [String: Any]
-            #expect((privacy["bytes_up"] as! Int) > 0)
+            // Federations send bytes; baselines send none.
+            #expect(((privacy["bytes_up"] as! Int) > 0) == ((arm["strategy"] as! String) != "baseline"))
             #expect(privacy["parameters_exposed"] is Int)
         }
         let full = result.metrics.arms[0], bitfit = result.metrics.arms[1]
@@ -94,7 +95,12 @@ struct SimulationTests {
         let csv = try String(contentsOf: output.predictions, encoding: .utf8).split(separator: "\n")
         #expect(csv.first == "arm,site,person_id,label,score,sex,race")
         let testPatients = result.metrics.sites.reduce(0) { $0 + $1.testSize }
-        #expect(csv.count == 1 + 2 * testPatients)
+        #expect(csv.count == 1 + 5 * testPatients)
+        // The pretrained baseline is round 0 of every arm; local and pooled train without exposing anything.
+        let baselines = result.metrics.arms.filter { $0.strategy == "baseline" }
+        #expect(baselines.map(\.final)[0] == full.rounds[0].evaluation)
+        #expect(baselines.allSatisfy { $0.privacy.bytesUp == 0 && $0.privacy.parametersExposed == 0 })
+        #expect(baselines[1].final != baselines[0].final && baselines[2].final != baselines[0].final)
 
         let markdown = try String(contentsOf: output.report, encoding: .utf8)
         #expect(markdown.contains("| full | full |"))
@@ -158,7 +164,7 @@ struct SimulationTests {
         let result = try await Simulation.run(scenario)
         let finals = result.metrics.arms.map(\.final.accuracy)
         #expect(finals.allSatisfy { $0.isFinite && $0 > 0.5 })
-        #expect(Set(result.metrics.arms.map(\.strategy)) == ["fedavg", "fedprox", "fedadam", "fedyogi", "fedadagrad"])
+        #expect(Set(result.metrics.arms.map(\.strategy)) == ["fedavg", "fedprox", "fedadam", "fedyogi", "fedadagrad", "baseline"])
         // Different server rules give different models.
         #expect(result.metrics.arms[0].final != result.metrics.arms[3].final)
 
