@@ -7,8 +7,9 @@ import Testing
 @Suite("Feature extraction on a hand-built shard")
 struct HandBuiltExtractionTests {
     /// Two patients, index dates 2021-06-01, with rows just inside and just outside every window.
-    static func build() throws -> URL {
-        let url = temporaryDirectory("handbuilt").appendingPathComponent("tiny.sqlite")
+    /// Each test builds its own copy: tests run in parallel and must not share a file.
+    static func build(_ test: String = #function) throws -> URL {
+        let url = temporaryDirectory("handbuilt-\(test)").appendingPathComponent("tiny.sqlite")
         try ShardBuilder.write(site: "tiny", to: url) { db in
             try ShardSchema.create(in: db)
             try db.execute(sql: """
