@@ -48,7 +48,11 @@ public actor SiteActor {
     private var trainer: Trainer
     /// The site's full local model: frozen tensors stay at their pretrained values.
     private var local: [Float]
+    /// What the site trains.
     private var selection: ParameterSelection
+    /// What the site receives and sends: the trained selection, or for personalised arms the part
+    /// of it that is federated (the rest stays on site).
+    private var shared: ParameterSelection
     private let logger: Logger
 
     /// Opens `shard`, extracts `spec`, standardises with the pretrained model's statistics and
@@ -97,14 +101,17 @@ public actor SiteActor {
         trainer = Trainer(mlp: model.mlp, maxBatch: maxBatch)
         local = model.parameters
         selection = ParameterSelection(layout: model.mlp.layout, tensorNames: [])
+        shared = selection
     }
 
     /// Resets the local model for a new arm: the arm's network (the pretrained one, or extended with
     /// LoRA factors or adapters), its starting parameters and what it trains.
-    public func begin(mlp: MLP, parameters: [Float], selection: ParameterSelection) {
+    /// `shared` defaults to `selection`; a personalised arm shares less than it trains.
+    public func begin(mlp: MLP, parameters: [Float], selection: ParameterSelection, shared: ParameterSelection? = nil) {
         if mlp != trainer.mlp { trainer = Trainer(mlp: mlp, maxBatch: trainer.workspace.capacity) }
         local = parameters
         self.selection = selection
+        self.shared = shared ?? selection
     }
 
     /// One round: install the broadcast, train the selected tensors, reply with them alone.
@@ -113,14 +120,14 @@ public actor SiteActor {
         arm: String, round: Int, broadcast: [UInt8], configuration: TrainingConfiguration
     ) throws -> LocalUpdate {
         do {
-            _ = try WireFormat.apply(broadcast, selection: selection, to: &local)
+            _ = try WireFormat.apply(broadcast, selection: shared, to: &local)
         } catch {
             throw UserFacingError("site '\(id)': refused the server's broadcast: \(error.reason)")
         }
         var random = RandomStream(seed: seed, "local-training", arm, id, String(round))
         let summary = trainer.train(
             parameters: &local, data: train, selection: selection, configuration: configuration, random: &random)
-        let blob = WireFormat.encode(parameters: local, selection: selection, metadata: [
+        let blob = WireFormat.encode(parameters: local, selection: shared, metadata: [
             WireFormat.Key.kind: "update", WireFormat.Key.round: String(round),
             WireFormat.Key.site: id, WireFormat.Key.trainSize: String(trainSize),
         ])
@@ -132,11 +139,12 @@ public actor SiteActor {
     /// exactly what a federation avoids; the simulation offers it as an upper reference, labelled so.
     public func trainingRowsForPooledBaseline() -> Dataset { train }
 
-    /// Scores the site's held-out test patients with the broadcast global model.
+    /// Scores the site's held-out test patients with the broadcast global model (over the site's
+    /// own local part, for personalised arms).
     public func evaluate(broadcast: [UInt8]) throws -> SitePredictions {
         var model = local
         do {
-            _ = try WireFormat.apply(broadcast, selection: selection, to: &model)
+            _ = try WireFormat.apply(broadcast, selection: shared, to: &model)
         } catch {
             throw UserFacingError("site '\(id)': refused the server's broadcast: \(error.reason)")
         }

@@ -89,6 +89,9 @@ public struct Scenario: Sendable {
     /// Federated strategies an arm can use.
     public enum Strategy: String, Sendable, Equatable, CaseIterable {
         case fedavg, fedprox, fedadam, fedyogi, fedadagrad
+        /// FedAvg on everything but the bias terms, which stay at each site and are evaluated there
+        /// (personalised BitFit: shared weights, site-local biases).
+        case personalized
     }
 }
 
@@ -259,7 +262,12 @@ public enum ScenarioLoader {
                                        localEpochs: federation.localEpochs, lora: nil, loraTrainsBiases: false, adapter: nil,
                                        strategy: .fedavg, proximalMu: 0,
                                        server: ServerOptimizerSettings(learningRate: 0.01, beta1: 0.9, beta2: 0.999, tau: 1e-8))
-                if let n = fields["strategy"], let v = reader.choice(n, "\(field).strategy", Scenario.Strategy.self) { arm.strategy = v }
+                if let n = fields["strategy"], let v = reader.choice(n, "\(field).strategy", Scenario.Strategy.self) {
+                    arm.strategy = v
+                    if v == .personalized && ![FineTuningMode.full, .bitfitHead, .head].contains(mode) {
+                        reader.fail(n, "\(field).strategy", "personalized keeps bias terms local and shares the rest; mode '\(mode.rawValue)' trains nothing else to share (use full, bitfit+head or head)")
+                    }
+                }
                 if let n = fields["proximal_mu"], let v = reader.number(n, "\(field).proximal_mu", in: 0...100, what: "a number from 0 to 100") {
                     if arm.strategy == .fedprox { arm.proximalMu = v } else { reader.fail(n, "\(field).proximal_mu", "proximal_mu needs strategy 'fedprox'") }
                 } else if arm.strategy == .fedprox {

@@ -211,15 +211,19 @@ public enum Simulation {
         var extensionRandom = RandomStream(seed: scenario.seed, "extension", arm.name)
         let start = mlp.parameters(extending: model.parameters, of: model.mlp, random: &extensionRandom)
         let selection = arm.mode.selection(for: mlp.layout, withBiases: arm.loraTrainsBiases)
+        // Personalised arms federate everything they train except the bias terms, which stay on site.
+        let shared = arm.strategy == .personalized
+            ? ParameterSelection(layout: mlp.layout, tensorNames: selection.tensors.filter { !$0.role.isBiasTerm }.map(\.name))
+            : selection
         let serverOptimizer: ServerOptimizer
         switch arm.strategy {
-        case .fedavg, .fedprox: serverOptimizer = .fedAvg
+        case .fedavg, .fedprox, .personalized: serverOptimizer = .fedAvg
         case .fedadam: serverOptimizer = .fedAdam(arm.server)
         case .fedyogi: serverOptimizer = .fedYogi(arm.server)
         case .fedadagrad: serverOptimizer = .fedAdagrad(arm.server)
         }
-        let server = FederatedServer(pretrained: start, selection: selection, optimizer: serverOptimizer, logger: logger)
-        for site in sites { await site.begin(mlp: mlp, parameters: start, selection: selection) }
+        let server = FederatedServer(pretrained: start, selection: shared, optimizer: serverOptimizer, logger: logger)
+        for site in sites { await site.begin(mlp: mlp, parameters: start, selection: selection, shared: shared) }
         let federation = scenario.federation
         let configuration = TrainingConfiguration(
             optimizer: OptimizerConfiguration(kind: federation.optimizer, learningRate: arm.learningRate,
@@ -273,8 +277,8 @@ public enum Simulation {
         let siteRounds = Double(sites.count * scenario.federation.rounds)
         let privacy = PrivacyFootprint(
             bytesUp: rounds.reduce(0) { $0 + $1.bytesUp }, bytesDown: rounds.reduce(0) { $0 + $1.bytesDown },
-            bytesUpPerUpdate: updateBytes, parametersExposed: selection.count, parametersTotal: mlp.layout.count,
-            tensorsExposed: selection.tensorNames)
+            bytesUpPerUpdate: updateBytes, parametersExposed: shared.count, parametersTotal: mlp.layout.count,
+            tensorsExposed: shared.tensorNames)
         let compute = ComputeFootprint(
             stepsPerSiteRound: Double(totalSteps) / siteRounds,
             trainingFlopsPerSiteRound: Double(totalExamples) * mlp.trainingFlopsPerExample(mask) / siteRounds,

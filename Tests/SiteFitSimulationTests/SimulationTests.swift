@@ -157,20 +157,28 @@ struct SimulationTests {
               - {name: adam, mode: bitfit, strategy: fedadam, server_learning_rate: 0.05}
               - {name: yogi, mode: full, strategy: fedyogi}
               - {name: adagrad, mode: full, strategy: fedadagrad, server_learning_rate: 0.3}
+              - {name: personal, mode: full, strategy: personalized}
             """
         try Data((text.components(separatedBy: "arms:")[0] + arms).utf8).write(to: folder.appendingPathComponent("s.yaml"))
         let scenario = try ScenarioLoader.load(folder.appendingPathComponent("s.yaml"))
-        #expect(scenario.arms.map(\.strategy) == [.fedavg, .fedprox, .fedadam, .fedyogi, .fedadagrad])
+        #expect(scenario.arms.map(\.strategy) == [.fedavg, .fedprox, .fedadam, .fedyogi, .fedadagrad, .personalized])
         let result = try await Simulation.run(scenario)
         let finals = result.metrics.arms.map(\.final.accuracy)
         #expect(finals.allSatisfy { $0.isFinite && $0 > 0.5 })
-        #expect(Set(result.metrics.arms.map(\.strategy)) == ["fedavg", "fedprox", "fedadam", "fedyogi", "fedadagrad", "baseline"])
+        #expect(Set(result.metrics.arms.map(\.strategy)) == ["fedavg", "fedprox", "fedadam", "fedyogi", "fedadagrad", "personalized", "baseline"])
+        // Personalised BitFit shares the weights (21·8 + 8·1) and keeps the 9 biases on site.
+        let personal = result.metrics.arms.first { $0.name == "personal" }!
+        #expect(personal.privacy.parametersExposed == 176)
+        #expect(personal.privacy.tensorsExposed == ["layers.0.weight", "layers.1.weight"])
+        #expect(personal.final != result.metrics.arms[0].final)
         // Different server rules give different models.
         #expect(result.metrics.arms[0].final != result.metrics.arms[3].final)
 
-        let wrong = text.components(separatedBy: "arms:")[0] + "arms:\n  - {mode: full, proximal_mu: 0.1}\n"
-        try Data(wrong.utf8).write(to: folder.appendingPathComponent("wrong.yaml"))
-        #expect(throws: DiagnosticList.self) { try ScenarioLoader.load(folder.appendingPathComponent("wrong.yaml")) }
+        for wrongArm in ["{mode: full, proximal_mu: 0.1}", "{mode: bitfit, strategy: personalized}"] {
+            let wrong = text.components(separatedBy: "arms:")[0] + "arms:\n  - \(wrongArm)\n"
+            try Data(wrong.utf8).write(to: folder.appendingPathComponent("wrong.yaml"))
+            #expect(throws: DiagnosticList.self) { try ScenarioLoader.load(folder.appendingPathComponent("wrong.yaml")) }
+        }
     }
 
     @Test("the pretrained model is cached by configuration and seed, and a named checkpoint is used as is")
