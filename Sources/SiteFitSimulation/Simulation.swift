@@ -96,16 +96,22 @@ public enum Simulation {
             random: &shuffle, earlyStopping: EarlyStopping(validation: validation, patience: scenario.pretraining.patience))
         let scores = trainer.predict(parameters: parameters, data: validation)
         let model = PretrainedModel(mlp: mlp, parameters: parameters, standardizer: standardizer, columns: extract.columns)
-        let notes = [
-            "cache_key": key, "source_patients": String(source.patients), "epochs_run": String(summary.epochs),
-            "validation_accuracy": "\(Metrics.accuracy(scores: scores, labels: validation.labels))",
-            "validation_auroc": Metrics.auroc(scores: scores, labels: validation.labels).map { "\($0)" } ?? "",
-        ]
+        let info = PretrainingInfo(sourcePatients: source.patients, epochs: summary.epochs,
+                                   validationAccuracy: Metrics.accuracy(scores: scores, labels: validation.labels),
+                                   validationAuroc: Metrics.auroc(scores: scores, labels: validation.labels))
+        var notes = checkpointNotes(info)
+        notes["cache_key"] = key
         if let cached {
             try? FileManager.default.createDirectory(at: cached.deletingLastPathComponent(), withIntermediateDirectories: true)
             try? Data(Checkpoint.encode(model, notes: notes)).write(to: cached, options: .atomic)
         }
-        return (model, info(notes, scenario: scenario))
+        return (model, info)
+    }
+
+    /// The checkpoint metadata that records how the model was pretrained (read back by `info`).
+    static func checkpointNotes(_ info: PretrainingInfo) -> [String: String] {
+        ["source_patients": String(info.sourcePatients), "epochs_run": String(info.epochs),
+         "validation_accuracy": "\(info.validationAccuracy)", "validation_auroc": info.validationAuroc.map { "\($0)" } ?? ""]
     }
 
     static func loadCheckpoint(_ url: URL) throws -> (PretrainedModel, [String: String]) {
@@ -192,11 +198,7 @@ public enum Simulation {
                              features: model.columns),
             pretraining: pretrainingInfo, arms: arms)
         return Result(metrics: metrics, predictions: predictions,
-                      checkpoint: Checkpoint.encode(model, notes: [
-                          "source_patients": String(pretrainingInfo.sourcePatients), "epochs_run": String(pretrainingInfo.epochs),
-                          "validation_accuracy": "\(pretrainingInfo.validationAccuracy)",
-                          "validation_auroc": pretrainingInfo.validationAuroc.map { "\($0)" } ?? "",
-                      ]))
+                      checkpoint: Checkpoint.encode(model, notes: checkpointNotes(pretrainingInfo)))
     }
 
     static func runArm(
