@@ -65,15 +65,17 @@ public enum Kernels {
 
     /// C(m,n) (+)= A(m,k) · B(n,k)ᵀ.  Forward of a Linear layer: Y = X · Wᵀ with W stored (out, in).
     ///
-    /// Why two strategies: the micro-kernel needs the right-hand operand with contiguous columns.
-    /// When A is the smaller matrix (a batch narrower than the layer), it computes Cᵀ = B·Aᵀ with
-    /// A packed (m·k floats) and transposes Cᵀ into C (m·n); otherwise it packs Bᵀ 32 columns at a
-    /// time. Both use 8×8 register transposes. `scratch` holds `transposedBScratch(m:k:n:)` floats.
+    /// Why two strategies: the micro-kernel needs the right-hand operand with contiguous columns,
+    /// so one side must be transposed, and at the model's shapes that transpose costs as much as a
+    /// quarter of the products. Either Bᵀ is packed 32 columns at a time (n·k floats moved), or
+    /// Cᵀ = B·Aᵀ is computed with A packed and Cᵀ transposed into C (m·k + m·n floats moved);
+    /// whichever moves fewer floats wins (a batch of 32 against a 128-wide hidden layer: Cᵀ;
+    /// against the 40 inputs: Bᵀ). `scratch` holds `transposedBScratch(m:k:n:)` floats.
     public static func matmulTransposedB(
         _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
         m: Int, k: Int, n: Int, accumulate: Bool = false, scratch: UnsafeMutablePointer<Float>
     ) {
-        if !accumulate && m >= 8 && m < n {
+        if !accumulate && m >= 8 && m * (k + n) < n * k {
             let packedA = scratch, transposedC = scratch + k * m
             pack(a, k: k, width: m, into: packedA)                                   // Aᵀ (k, m)
             blocked(b, rowStride: k, columnStride: 1, UnsafePointer(packedA), ldb: m, transposedC,
@@ -103,14 +105,31 @@ public enum Kernels {
         while jj < fullRows {
             var p = 0
             while p < fullColumns {
-                let r0 = load8(b + jj * k + p), r1 = load8(b + (jj + 1) * k + p)
-                let r2 = load8(b + (jj + 2) * k + p), r3 = load8(b + (jj + 3) * k + p)
-                let r4 = load8(b + (jj + 4) * k + p), r5 = load8(b + (jj + 5) * k + p)
-                let r6 = load8(b + (jj + 6) * k + p), r7 = load8(b + (jj + 7) * k + p)
-                for q in 0..<8 {
-                    let column = W(r0[q], r1[q], r2[q], r3[q], r4[q], r5[q], r6[q], r7[q])
-                    UnsafeMutableRawPointer(scratch + (p + q) * width + jj).storeBytes(of: column, as: W.self)
+                var r0 = load8(b + jj * k + p), r1 = load8(b + (jj + 1) * k + p)
+                var r2 = load8(b + (jj + 2) * k + p), r3 = load8(b + (jj + 3) * k + p)
+                var r4 = load8(b + (jj + 4) * k + p), r5 = load8(b + (jj + 5) * k + p)
+                var r6 = load8(b + (jj + 6) * k + p), r7 = load8(b + (jj + 7) * k + p)
+                // The AVX2 8×8 transpose in three rounds of two-source shuffles (unpack, shufps,
+                // 128-bit lane swap; 24 in all), each written as a lane pattern that LLVM lowers to
+                // one instruction. Building each column lane by lane cost 64 inserts per block.
+                @inline(__always) func unpackLow(_ x: W, _ y: W) -> W { W(x[0], y[0], x[1], y[1], x[4], y[4], x[5], y[5]) }
+                @inline(__always) func unpackHigh(_ x: W, _ y: W) -> W { W(x[2], y[2], x[3], y[3], x[6], y[6], x[7], y[7]) }
+                @inline(__always) func pairsLow(_ x: W, _ y: W) -> W { W(x[0], x[1], y[0], y[1], x[4], x[5], y[4], y[5]) }
+                @inline(__always) func pairsHigh(_ x: W, _ y: W) -> W { W(x[2], x[3], y[2], y[3], x[6], x[7], y[6], y[7]) }
+                @inline(__always) func halvesLow(_ x: W, _ y: W) -> W { W(lowHalf: x.lowHalf, highHalf: y.lowHalf) }
+                @inline(__always) func halvesHigh(_ x: W, _ y: W) -> W { W(lowHalf: x.highHalf, highHalf: y.highHalf) }
+                let t0 = unpackLow(r0, r1), t1 = unpackHigh(r0, r1), t2 = unpackLow(r2, r3), t3 = unpackHigh(r2, r3)
+                let t4 = unpackLow(r4, r5), t5 = unpackHigh(r4, r5), t6 = unpackLow(r6, r7), t7 = unpackHigh(r6, r7)
+                let u0 = pairsLow(t0, t2), u1 = pairsHigh(t0, t2), u2 = pairsLow(t1, t3), u3 = pairsHigh(t1, t3)
+                let u4 = pairsLow(t4, t6), u5 = pairsHigh(t4, t6), u6 = pairsLow(t5, t7), u7 = pairsHigh(t5, t7)
+                r0 = halvesLow(u0, u4); r1 = halvesLow(u1, u5); r2 = halvesLow(u2, u6); r3 = halvesLow(u3, u7)
+                r4 = halvesHigh(u0, u4); r5 = halvesHigh(u1, u5); r6 = halvesHigh(u2, u6); r7 = halvesHigh(u3, u7)
+                let row = scratch + p * width + jj
+                @inline(__always) func store8(_ v: W, _ q: Int) {
+                    UnsafeMutableRawPointer(row + q * width).storeBytes(of: v, as: W.self)
                 }
+                store8(r0, 0); store8(r1, 1); store8(r2, 2); store8(r3, 3)
+                store8(r4, 4); store8(r5, 5); store8(r6, 6); store8(r7, 7)
                 p += 8
             }
             for p in fullColumns..<k { for r in 0..<8 { scratch[p * width + jj + r] = b[(jj + r) * k + p] } }
@@ -175,9 +194,16 @@ public enum Kernels {
         }
         while j + 16 <= n {
             var i = 0
-            while i + 6 <= m {
+            // Why not 6-row tiles to the end: a 2-row tile keeps only four FMA chains in flight,
+            // half of what the two FMA units need, so 6+2 rows run as 4+4 (eight chains each).
+            let sixRowEnd = m % 6 == 2 && m >= 8 ? m - 8 : m - m % 6
+            while i < sixRowEnd {
                 tile6x16(a + i * rowStride, rowStride, columnStride, b + j, ldb, c + i * ldc + j, ldc, k, accumulate)
                 i += 6
+            }
+            while i + 4 <= m {
+                tile4x16(a + i * rowStride, rowStride, columnStride, b + j, ldb, c + i * ldc + j, ldc, k, accumulate)
+                i += 4
             }
             // Leftover rows in pairs: each B vector loaded feeds two FMAs instead of one.
             while i + 2 <= m {
@@ -263,6 +289,24 @@ public enum Kernels {
         }
         store(c0, c); store(c1, c + ldc); store(c2, c + 2 * ldc)
         store(c3, c + 3 * ldc); store(c4, c + 4 * ldc); store(c5, c + 5 * ldc)
+    }
+
+    @inline(__always)
+    static func tile4x16(
+        _ a: UnsafePointer<Float>, _ rs: Int, _ cs: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ k: Int, _ accumulate: Bool
+    ) {
+        var c0 = V(), c1 = V(), c2 = V(), c3 = V()
+        if accumulate { c0 = load(c); c1 = load(c + ldc); c2 = load(c + 2 * ldc); c3 = load(c + 3 * ldc) }
+        var ap = a, bp = b
+        for _ in 0..<k {
+            let b0 = load(bp)
+            c0 = c0.addingProduct(V(repeating: ap[0]), b0); c1 = c1.addingProduct(V(repeating: ap[rs]), b0)
+            c2 = c2.addingProduct(V(repeating: ap[2 * rs]), b0); c3 = c3.addingProduct(V(repeating: ap[3 * rs]), b0)
+            ap += cs
+            bp += ldb
+        }
+        store(c0, c); store(c1, c + ldc); store(c2, c + 2 * ldc); store(c3, c + 3 * ldc)
     }
 
     @inline(__always)
@@ -353,21 +397,26 @@ public enum Kernels {
         return v * y
     }
 
-    /// Y(m,n) ← max(0, Y + bias) in one pass (fused bias + ReLU after a Linear forward).
-    public static func addBiasReLU(_ y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>, m: Int, n: Int) {
+    /// Z(m,n) ← Z + bias and G ← max(0, Z) in one pass: the Linear → ReLU step of a hidden layer.
+    /// Why fused: two separate passes read the (batch, width) block twice; Z is still written
+    /// because LayerNorm-free ReLU backward reads G and LoRA/GELU variants read Z.
+    public static func addBiasReLU(
+        _ z: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>, activated g: UnsafeMutablePointer<Float>, m: Int, n: Int
+    ) {
         let vectorEnd = n - n % width
         let zero = V()
         for i in 0..<m {
-            let row = UnsafeMutableRawPointer(y + i * n)
+            let zRow = z + i * n, gRow = g + i * n
             var j = 0
             while j < vectorEnd {
-                let v = UnsafeRawPointer(row).loadUnaligned(fromByteOffset: j * 4, as: V.self)
-                    + UnsafeRawPointer(bias + j).loadUnaligned(as: V.self)
-                row.storeBytes(of: v.replacing(with: zero, where: v .< zero), toByteOffset: j * 4, as: V.self)
+                let v = load(zRow + j) + load(bias + j)
+                store(v, zRow + j)
+                store(v.replacing(with: zero, where: v .< zero), gRow + j)
                 j += width
             }
             while j < n {
-                y[i * n + j] = max(0, y[i * n + j] + bias[j])
+                zRow[j] += bias[j]
+                gRow[j] = max(0, zRow[j])
                 j += 1
             }
         }
@@ -495,11 +544,11 @@ public enum NaiveKernels {
         return c
     }
 
-    /// max(0, y + bias) row by row.
-    public static func addBiasReLU(_ y: [Float], bias: [Float], m: Int, n: Int) -> [Float] {
-        var out = y
-        for i in 0..<m { for j in 0..<n { out[i * n + j] = max(0, y[i * n + j] + bias[j]) } }
-        return out
+    /// (y + bias, max(0, y + bias)) row by row.
+    public static func addBiasReLU(_ y: [Float], bias: [Float], m: Int, n: Int) -> (biased: [Float], activated: [Float]) {
+        var biased = y
+        for i in 0..<m { for j in 0..<n { biased[i * n + j] = y[i * n + j] + bias[j] } }
+        return (biased, biased.map { max(0, $0) })
     }
 
     /// Plain Adam step, the reference for `Kernels.adamStep`.

@@ -9,6 +9,9 @@ import Testing
 struct KernelEquivalenceTests {
     static let shapes: [(Int, Int, Int)] = [
         (1, 1, 1), (3, 5, 7), (4, 16, 16), (5, 17, 33), (17, 33, 19), (32, 40, 128), (9, 128, 31), (64, 13, 1),
+        // Row counts that end in 4-row tiles (m % 6 = 2 or 4), and shapes where A·Bᵀ takes the
+        // Cᵀ = B·Aᵀ path (m·(k+n) < n·k) with and without full 8×8 transpose blocks.
+        (14, 24, 40), (10, 20, 50), (32, 128, 128), (12, 70, 90),
     ]
 
     static func values(_ count: Int, seed: Int) -> [Float] {
@@ -101,9 +104,11 @@ struct KernelEquivalenceTests {
     func elementwise(shape: (Int, Int)) {
         let (m, n) = shape
         let y = Self.values(m * n, seed: 7), bias = Self.values(n, seed: 8)
-        var fused = y
-        Kernels.addBiasReLU(&fused, bias: bias, m: m, n: n)
-        #expect(fused == NaiveKernels.addBiasReLU(y, bias: bias, m: m, n: n))
+        var biased = y, fused = [Float](repeating: .nan, count: m * n)
+        Kernels.addBiasReLU(&biased, bias: bias, activated: &fused, m: m, n: n)
+        let reference = NaiveKernels.addBiasReLU(y, bias: bias, m: m, n: n)
+        #expect(biased == reference.biased)
+        #expect(fused == reference.activated)
 
         var gradient = Self.values(m * n, seed: 9)
         let expected = NaiveKernels.reluBackward(gradient, activated: fused)
