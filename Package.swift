@@ -3,7 +3,7 @@ import PackageDescription
 
 // Kernels are compiled with these flags in every configuration: without `-target-cpu native` the
 // SIMD code falls back to SSE2 and runs ~100x slower, which would make even `swift test` crawl.
-// `native` means the binary uses the build machine's instruction set (AVX-512 here); build on the
+// `native` means the binary uses the build machine's instruction set (AVX2 and FMA on this machine kind); build on the
 // machine that runs it.
 let kernelFlags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-target-cpu", "native"])]
 
@@ -60,7 +60,7 @@ let package = Package(
         // The thin command-line front end.
         .executableTarget(name: "sitefit", dependencies: [
             "SiteFitSimulation", "SiteFitScenario", "SiteFitEHR", "SiteFitReport", "SiteFitKernels", "SiteFitNN",
-            "SiteFitTuning", "SiteFitCore",
+            "SiteFitTuning", "SiteFitCore", "SiteFitFederation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

@@ -16,7 +16,7 @@ struct SiteFit: AsyncParsableCommand {
         discussion: "Each site holds an OMOP-shaped SQLite shard that only its own actor reads. A scenario file "
             + "names the sites, the model and the arms to compare; `sitefit run` writes a Markdown report.",
         version: siteFitVersion,
-        subcommands: [Run.self, Validate.self, Sites.self, Model.self, Bench.self])
+        subcommands: [Run.self, Validate.self, Sites.self, Model.self, Privacy.self, Bench.self])
 }
 
 /// Prints a user-facing error without a stack trace and turns it into exit code 1.
