@@ -75,7 +75,7 @@ let package = Package(
         .testTarget(name: "SiteFitFederationTests", dependencies: [
             "SiteFitFederation", "SiteFitNN", "SiteFitTuning", "SiteFitEHR", "SiteFitCore",
         ]),
-        .testTarget(name: "SiteFitScenarioTests", dependencies: ["SiteFitScenario"]),
+        .testTarget(name: "SiteFitScenarioTests", dependencies: ["SiteFitScenario", "SiteFitFederation"]),
         .testTarget(name: "SiteFitSimulationTests", dependencies: ["SiteFitSimulation", "SiteFitScenario"]),
         .testTarget(name: "SiteFitCLITests", dependencies: ["sitefit"], exclude: ["Golden"]),
     ],

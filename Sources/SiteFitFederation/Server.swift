@@ -1,4 +1,5 @@
 import Logging
+import SiteFitCore
 import SiteFitNN
 
 /// The federated-averaging server (FedAvg, or FedAdam/FedYogi/FedAdagrad on the averaged update). It never holds patient data: it sees only serialised updates,
@@ -28,32 +29,57 @@ public actor FederatedServer {
                           metadata: [WireFormat.Key.kind: "broadcast", WireFormat.Key.round: String(round)])
     }
 
-    /// Validates every update, averages the accepted ones (in the given order) and installs the result.
-    /// With no accepted update the global model is left as it was.
-    public func aggregate(round: Int, updates: [(site: String, blob: [UInt8])]) -> AggregationOutcome {
+    /// Validates every update, combines the accepted ones (in the given order) and installs the
+    /// result. Fewer than `quorum` accepted updates skip the round and leave the model as it was.
+    /// With `privacy` the server takes each update's change from the global model, enforces the
+    /// clip norm (sites clip already; this makes the bound hold whatever a site sent), and adds
+    /// Gaussian noise from the given stream to the sum (DP-FedAvg).
+    public func aggregate(round: Int, updates: [(site: String, blob: [UInt8])], quorum: Int = 1,
+                          privacy: PrivateAggregation? = nil) -> AggregationOutcome {
         var accepted: [(values: [Float], trainSize: Int)] = []
         var acceptedSites: [String] = []
         var rejected: [(site: String, reason: String)] = []
         for update in updates {
             do throws(UpdateRejection) {
                 let (tensors, metadata) = try WireFormat.validate(update.blob, selection: selection)
-                guard let size = metadata[WireFormat.Key.trainSize].flatMap(Int.init), size > 0 else {
-                    throw UpdateRejection("metadata 'train_size' is missing or not a positive integer")
-                }
-                guard metadata[WireFormat.Key.round] == String(round) else {
-                    throw UpdateRejection("update is for round \(metadata[WireFormat.Key.round] ?? "?"), expected \(round)")
-                }
-                accepted.append((tensors.flatMap(\.values), size))
+                accepted.append((tensors.flatMap(\.values), try Self.checkedTrainSize(metadata, round: round)))
                 acceptedSites.append(update.site)
             } catch {
                 logger.warning("rejected update", metadata: ["site": "\(update.site)", "round": "\(round)", "reason": "\(error.reason)"])
                 rejected.append((update.site, error.reason))
             }
         }
-        if !accepted.isEmpty {
-            global = optimizerState.step(global: global, average: FedAvg.aggregate(accepted), optimizer: optimizer)
+        let rejections = rejected.map { RejectedUpdate(site: $0.site, reason: $0.reason) }
+        guard accepted.count >= max(quorum, 1) else {
+            logger.warning("round skipped", metadata: ["round": "\(round)", "accepted": "\(accepted.count)", "quorum": "\(quorum)"])
+            return AggregationOutcome(acceptedSites: acceptedSites, rejected: rejections, skipped: true)
         }
-        return AggregationOutcome(acceptedSites: acceptedSites, rejected: rejected.map { RejectedUpdate(site: $0.site, reason: $0.reason) })
+        let average: [Float]
+        if var privacy {
+            let deltas = accepted.map { update -> [Float] in
+                var delta = zip(update.values, global).map { $0 - $1 }
+                DPFedAvg.clip(&delta, clipNorm: privacy.settings.clipNorm)
+                return delta
+            }
+            let noisy = DPFedAvg.noisyMean(deltas, count: global.count, settings: privacy.settings,
+                                           expectedParticipants: privacy.expectedParticipants, random: &privacy.noise)
+            average = zip(global, noisy).map { $0 + $1 }
+        } else {
+            average = FedAvg.aggregate(accepted)
+        }
+        global = optimizerState.step(global: global, average: average, optimizer: optimizer)
+        return AggregationOutcome(acceptedSites: acceptedSites, rejected: rejections, skipped: false)
+    }
+
+    /// The metadata checks every update passes: a positive train size and this round's number.
+    static func checkedTrainSize(_ metadata: [String: String], round: Int) throws(UpdateRejection) -> Int {
+        guard let size = metadata[WireFormat.Key.trainSize].flatMap(Int.init), size > 0 else {
+            throw UpdateRejection("metadata 'train_size' is missing or not a positive integer")
+        }
+        guard metadata[WireFormat.Key.round] == String(round) else {
+            throw UpdateRejection("update is for round \(metadata[WireFormat.Key.round] ?? "?"), expected \(round)")
+        }
+        return size
     }
 
     /// The current global selected values, packed in selection order.
@@ -64,6 +90,22 @@ public actor FederatedServer {
 public struct AggregationOutcome: Sendable, Equatable {
     public var acceptedSites: [String]
     public var rejected: [RejectedUpdate]
+    /// Too few accepted updates for the quorum: the global model did not change.
+    public var skipped: Bool
+}
+
+/// What the server needs for a DP-FedAvg round: the settings, the fixed denominator and the
+/// round's own noise stream (seed, "dp-noise", arm, round).
+public struct PrivateAggregation: Sendable {
+    public var settings: DPSettings
+    public var expectedParticipants: Double
+    public var noise: RandomStream
+
+    public init(settings: DPSettings, expectedParticipants: Double, noise: RandomStream) {
+        self.settings = settings
+        self.expectedParticipants = expectedParticipants
+        self.noise = noise
+    }
 }
 
 /// An update the server refused, with its reason (shown in the report).

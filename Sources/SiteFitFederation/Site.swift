@@ -30,6 +30,8 @@ public struct LocalUpdate: Sendable {
     public var steps: Int
     public var loss: Double
     public var optimizerStateBytes: Int
+    /// L2 norm of the change before DP clipping (nil without DP).
+    public var updateNorm: Double?
 }
 
 /// A hospital. Its rows never leave this actor: it opens its shard read-only, extracts and splits
@@ -116,23 +118,32 @@ public actor SiteActor {
 
     /// One round: install the broadcast, train the selected tensors, reply with them alone.
     /// Shuffling uses the stream (seed, arm, site, round, "local-training").
+    /// With `clipNorm` (DP-FedAvg) the change from the broadcast is clipped to that L2 norm before
+    /// it leaves the site.
     public func localUpdate(
-        arm: String, round: Int, broadcast: [UInt8], configuration: TrainingConfiguration
+        arm: String, round: Int, broadcast: [UInt8], configuration: TrainingConfiguration, clipNorm: Double? = nil
     ) throws -> LocalUpdate {
         do {
             _ = try WireFormat.apply(broadcast, selection: shared, to: &local)
         } catch {
             throw UserFacingError("site '\(id)': refused the server's broadcast: \(error.reason)")
         }
+        let received = clipNorm == nil ? [] : shared.gather(from: local)
         var random = RandomStream(seed: seed, "local-training", arm, id, String(round))
         let summary = trainer.train(
             parameters: &local, data: train, selection: selection, configuration: configuration, random: &random)
+        var updateNorm: Double? = nil
+        if let clipNorm {
+            var delta = zip(shared.gather(from: local), received).map { $0 - $1 }
+            updateNorm = DPFedAvg.clip(&delta, clipNorm: clipNorm)
+            shared.scatter(zip(received, delta).map { $0 + $1 }, into: &local)
+        }
         let blob = WireFormat.encode(parameters: local, selection: shared, metadata: [
             WireFormat.Key.kind: "update", WireFormat.Key.round: String(round),
             WireFormat.Key.site: id, WireFormat.Key.trainSize: String(trainSize),
         ])
         return LocalUpdate(site: id, blob: blob, steps: summary.steps, loss: summary.finalLoss,
-                           optimizerStateBytes: summary.optimizerStateBytes)
+                           optimizerStateBytes: summary.optimizerStateBytes, updateNorm: updateNorm)
     }
 
     /// The site's standardised training rows, for the pooled baseline only. Pooling patient rows is

@@ -11,11 +11,15 @@ public struct TrainingConfiguration: Sendable, Equatable {
     /// FedProx's μ (Li et al., arXiv:1812.06127): the local loss gains (μ/2)·‖w − w₀‖² over the
     /// selected parameters, w₀ being the parameters at the start of training (the global model).
     public var proximalMu: Double
+    /// When set, training runs exactly this many mini-batch steps (reshuffling at each pass over
+    /// the data) and `epochs` is ignored: FLamby's protocol counts local updates, not epochs.
+    public var steps: Int?
 
     public init(optimizer: OptimizerConfiguration, epochs: Int, batchSize: Int, positiveWeight: Float = 1,
-                proximalMu: Double = 0) {
+                proximalMu: Double = 0, steps: Int? = nil) {
         self.optimizer = optimizer
         self.epochs = epochs
+        self.steps = steps
         self.batchSize = batchSize
         self.positiveWeight = positiveWeight
         self.proximalMu = proximalMu
@@ -86,11 +90,13 @@ public struct Trainer {
         let mu = Float(configuration.proximalMu)
         let anchor = mu > 0 ? parameters : []
         let ranges = selection.ranges
-        for _ in 0..<configuration.epochs {
+        let stepLimit = configuration.steps ?? Int.max
+        let epochLimit = configuration.steps == nil ? configuration.epochs : Int.max
+        while epochsRun < epochLimit && steps < stepLimit && !order.isEmpty {
             random.shuffle(&order)
             var epochLoss = 0.0
             var start = 0
-            while start < order.count {
+            while start < order.count && steps < stepLimit {
                 let batch = min(configuration.batchSize, order.count - start)
                 data.features.withUnsafeBufferPointer { source in
                     batchFeatures.withUnsafeMutableBufferPointer { target in
@@ -128,7 +134,7 @@ public struct Trainer {
                 start += batch
             }
             epochsRun += 1
-            lastEpochLoss = epochLoss / Double(max(order.count, 1))
+            lastEpochLoss = epochLoss / Double(max(start, 1))
             if let stopping = earlyStopping {
                 let validationLoss = loss(parameters: parameters, data: stopping.validation, positiveWeight: positiveWeight)
                 if best == nil || validationLoss < best!.loss {

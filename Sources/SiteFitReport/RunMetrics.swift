@@ -185,9 +185,22 @@ public struct RoundMetrics: Codable, Sendable, Equatable {
     public var acceptedSites: [String]
     public var rejected: [Rejection]
     public var meanLocalLoss: Double?
+    /// Sites asked for an update this round (all of them unless the scenario samples).
+    public var sampledSites: [String]
+    /// Sampled sites that sent nothing the server could use, and why (dropped out, missed the deadline).
+    public var absent: [Rejection]
+    /// Fewer accepted updates than the quorum: the global model did not change this round.
+    public var skipped: Bool
+    /// Cumulative ε at the arm's δ after this round (DP arms only).
+    public var epsilon: Double?
 
     public init(round: Int, evaluation: Evaluation, bytesUp: Int, bytesDown: Int, acceptedSites: [String],
-                rejected: [Rejection], meanLocalLoss: Double?) {
+                rejected: [Rejection], meanLocalLoss: Double?, sampledSites: [String] = [], absent: [Rejection] = [],
+                skipped: Bool = false, epsilon: Double? = nil) {
+        self.sampledSites = sampledSites
+        self.absent = absent
+        self.skipped = skipped
+        self.epsilon = epsilon
         self.round = round
         self.evaluation = evaluation
         self.bytesUp = bytesUp
@@ -201,6 +214,7 @@ public struct RoundMetrics: Codable, Sendable, Equatable {
         case round, evaluation, rejected
         case bytesUp = "bytes_up", bytesDown = "bytes_down", acceptedSites = "accepted_sites"
         case meanLocalLoss = "mean_local_loss"
+        case sampledSites = "sampled_sites", absent, skipped, epsilon
     }
 }
 
@@ -224,6 +238,15 @@ public struct PrivacyFootprint: Codable, Sendable, Equatable {
     public var parametersTotal: Int
     public var exposedShare: Double
     public var tensorsExposed: [String]
+    /// Site-level DP: ε reached at `delta` (nil without DP), σ and C.
+    public var epsilon: Double?
+    public var delta: Double?
+    public var noiseMultiplier: Double?
+    public var clipNorm: Double?
+    /// Rounds the ε budget allowed (training stopped before the next would exceed it), when it stopped early.
+    public var stoppedByBudgetAfterRound: Int?
+    /// Updates travelled pairwise-masked; the server never held one site's values.
+    public var secureAggregation: Bool = false
 
     public init(bytesUp: Int, bytesDown: Int, bytesUpPerUpdate: Int, parametersExposed: Int, parametersTotal: Int,
                 tensorsExposed: [String]) {
@@ -240,6 +263,8 @@ public struct PrivacyFootprint: Codable, Sendable, Equatable {
         case bytesUp = "bytes_up", bytesDown = "bytes_down", bytesUpPerUpdate = "bytes_up_per_update"
         case parametersExposed = "parameters_exposed", parametersTotal = "parameters_total"
         case exposedShare = "exposed_share", tensorsExposed = "tensors_exposed"
+        case epsilon, delta, noiseMultiplier = "noise_multiplier", clipNorm = "clip_norm"
+        case stoppedByBudgetAfterRound = "stopped_by_budget_after_round", secureAggregation = "secure_aggregation"
     }
 }
 

@@ -66,6 +66,10 @@ public struct Scenario: Sendable {
         public var gradientClipNorm: Double?
         /// Weight of positive examples in the local loss.
         public var positiveWeight: Double
+        /// Local mini-batch steps per round instead of `localEpochs` (FLamby counts updates).
+        public var localSteps: Int?
+        /// Client sampling, quorum, dropout and stragglers.
+        public var participation: ParticipationSettings
     }
 
     /// One compared configuration: a fine-tuning mode and optional overrides.
@@ -84,6 +88,10 @@ public struct Scenario: Sendable {
         public var strategy: Strategy
         public var proximalMu: Double
         public var server: ServerOptimizerSettings
+        /// Site-level DP-FedAvg (clip, noise, accountant), or nil.
+        public var privacy: DPSettings?
+        /// Pairwise-masked secure aggregation: the server only ever holds masked vectors.
+        public var secureAggregation: Bool
     }
 
     /// Federated strategies an arm can use.
@@ -231,11 +239,17 @@ public enum ScenarioLoader {
         pretraining.source = source
 
         var federation = Scenario.Federation(rounds: 5, localEpochs: 1, batchSize: 32, optimizer: .adam, learningRate: 0.003,
-                                             weightDecay: 0.01, gradientClipNorm: nil, positiveWeight: 1)
+                                             weightDecay: 0.01, gradientClipNorm: nil, positiveWeight: 1, localSteps: nil,
+                                             participation: ParticipationSettings())
         if let node = top["federation"], let fields = reader.mapping(node, "federation", allowed: [
-            "rounds", "local_epochs", "batch_size", "optimizer", "learning_rate", "weight_decay", "gradient_clip_norm",
-            "positive_weight",
+            "rounds", "local_epochs", "local_steps", "batch_size", "optimizer", "learning_rate", "weight_decay",
+            "gradient_clip_norm", "positive_weight", "sampling", "quorum", "dropout", "stragglers",
         ]) {
+            federation.participation = participation(fields, siteIds: sites.map(\.profile.id), reader: &reader)
+            if let n = fields["local_steps"], let v = reader.integer(n, "federation.local_steps", in: 1...1_000_000, what: "an integer from 1 to 1000000") {
+                if fields["local_epochs"] != nil { reader.fail(n, "federation.local_steps", "give local_steps or local_epochs, not both") }
+                federation.localSteps = v
+            }
             if let n = fields["rounds"], let v = reader.integer(n, "federation.rounds", in: 1...1000, what: "an integer from 1 to 1000") { federation.rounds = v }
             if let n = fields["local_epochs"], let v = reader.integer(n, "federation.local_epochs", in: 1...1000, what: "an integer from 1 to 1000") { federation.localEpochs = v }
             if let n = fields["batch_size"], let v = reader.integer(n, "federation.batch_size", in: 1...4096, what: "an integer from 1 to 4096") { federation.batchSize = v }
@@ -253,7 +267,7 @@ public enum ScenarioLoader {
                 let field = "arms[\(i)]"
                 guard let fields = reader.mapping(item, field, allowed: [
                     "name", "mode", "learning_rate", "local_epochs", "lora", "adapter", "strategy", "proximal_mu",
-                    "server_learning_rate", "server_beta1", "server_beta2", "server_tau",
+                    "server_learning_rate", "server_beta1", "server_beta2", "server_tau", "dp", "secure_aggregation",
                 ],
                                                   required: ["mode"]) else { continue }
                 guard let modeNode = fields["mode"], let mode = reader.choice(modeNode, "\(field).mode", FineTuningMode.self)
@@ -261,7 +275,18 @@ public enum ScenarioLoader {
                 var arm = Scenario.Arm(name: mode.rawValue, mode: mode, learningRate: federation.learningRate,
                                        localEpochs: federation.localEpochs, lora: nil, loraTrainsBiases: false, adapter: nil,
                                        strategy: .fedavg, proximalMu: 0,
-                                       server: ServerOptimizerSettings(learningRate: 0.01, beta1: 0.9, beta2: 0.999, tau: 1e-8))
+                                       server: ServerOptimizerSettings(learningRate: 0.01, beta1: 0.9, beta2: 0.999, tau: 1e-8),
+                                       privacy: nil, secureAggregation: false)
+                if let n = fields["dp"], let d = reader.mapping(n, "\(field).dp", allowed: ["clip_norm", "noise_multiplier", "delta", "epsilon_budget"],
+                                                                required: ["clip_norm", "noise_multiplier"]) {
+                    var settings = DPSettings(clipNorm: 1, noiseMultiplier: 1)
+                    if let c = d["clip_norm"], let v = reader.number(c, "\(field).dp.clip_norm", in: 1e-9...1e9, what: "a positive L2 norm") { settings.clipNorm = v }
+                    if let c = d["noise_multiplier"], let v = reader.number(c, "\(field).dp.noise_multiplier", in: 0...1000, what: "a number from 0 to 1000") { settings.noiseMultiplier = v }
+                    if let c = d["delta"], let v = reader.number(c, "\(field).dp.delta", in: 1e-20...0.5, what: "a probability above 0 and at most 0.5") { settings.delta = v }
+                    if let c = d["epsilon_budget"], let v = reader.number(c, "\(field).dp.epsilon_budget", in: 1e-6...1e6, what: "a positive ε") { settings.epsilonBudget = v }
+                    arm.privacy = settings
+                }
+                if let n = fields["secure_aggregation"], let v = reader.boolean(n, "\(field).secure_aggregation") { arm.secureAggregation = v }
                 if let n = fields["strategy"], let v = reader.choice(n, "\(field).strategy", Scenario.Strategy.self) {
                     arm.strategy = v
                     if v == .personalized && ![FineTuningMode.full, .bitfitHead, .head].contains(mode) {
@@ -337,6 +362,58 @@ public enum ScenarioLoader {
         return Scenario(name: name, file: file, fingerprint: StableHash.hex(Array(text.utf8)), seed: seed, sites: sites,
                         testFraction: testFraction, task: task, model: model, pretraining: pretraining, federation: federation, arms: arms,
                         baselines: baselines)
+    }
+
+    /// `federation.sampling`, `quorum`, `dropout` and `stragglers`; site ids are checked against the scenario's sites.
+    static func participation(_ fields: [String: Node], siteIds: [String], reader: inout YAMLReader) -> ParticipationSettings {
+        var settings = ParticipationSettings()
+        func checkSite(_ node: Node, _ field: String) -> String? {
+            guard let id = reader.string(node, field) else { return nil }
+            guard siteIds.contains(id) else {
+                var problem = "no site '\(id)' in this scenario"
+                if let guess = suggestion(for: id, among: siteIds) { problem += "; did you mean '\(guess)'?" }
+                reader.fail(node, field, problem)
+                return nil
+            }
+            return id
+        }
+        if let n = fields["sampling"], let m = reader.mapping(n, "federation.sampling", allowed: ["fraction", "count"]) {
+            if m.count != 1 { reader.fail(n, "federation.sampling", "give exactly one of fraction or count") }
+            if let f = m["fraction"], let v = reader.number(f, "federation.sampling.fraction", in: 1e-6...1, what: "a fraction above 0 and at most 1") {
+                settings.sampling = .fraction(v)
+            } else if let c = m["count"], let v = reader.integer(c, "federation.sampling.count", in: 1...max(1, siteIds.count), what: "an integer from 1 to \(max(1, siteIds.count)) (the number of sites)") {
+                settings.sampling = .count(v)
+            }
+        }
+        if let n = fields["quorum"], let v = reader.integer(n, "federation.quorum", in: 1...max(1, siteIds.count), what: "an integer from 1 to \(max(1, siteIds.count)) (the number of sites)") {
+            settings.quorum = v
+        }
+        if let n = fields["dropout"], let m = reader.mapping(n, "federation.dropout", allowed: ["probability", "schedule"]) {
+            if let p = m["probability"], let v = reader.number(p, "federation.dropout.probability", in: 0...1, what: "a probability from 0 to 1") { settings.dropoutProbability = v }
+            if let schedule = m["schedule"], let rounds = reader.mapping(schedule, "federation.dropout.schedule", allowed: schedule.mapping?.keys.compactMap { $0.scalar?.string } ?? []) {
+                for (key, list) in rounds {
+                    let field = "federation.dropout.schedule.\(key)"
+                    guard let round = Int(key), round >= 1 else { reader.fail(list, field, "keys are round numbers from 1, found '\(key)'"); continue }
+                    guard let items = reader.sequence(list, field) else { continue }
+                    settings.dropoutSchedule[round] = Set(items.enumerated().compactMap { i, item in checkSite(item, "\(field)[\(i)]") })
+                }
+            }
+        }
+        if let n = fields["stragglers"], let m = reader.mapping(n, "federation.stragglers", allowed: ["seconds_per_step", "jitter", "deadline_seconds"]) {
+            if let perStep = m["seconds_per_step"] {
+                if let v = perStep.scalar.flatMap({ Double($0.string) }) {
+                    if v > 0 && v.isFinite { settings.defaultSecondsPerStep = v } else { reader.fail(perStep, "federation.stragglers.seconds_per_step", "expected a positive number of seconds") }
+                } else if let sitesMap = reader.mapping(perStep, "federation.stragglers.seconds_per_step", allowed: ["default"] + siteIds) {
+                    for (key, value) in sitesMap {
+                        guard let v = reader.number(value, "federation.stragglers.seconds_per_step.\(key)", in: 1e-12...1e6, what: "a positive number of seconds") else { continue }
+                        if key == "default" { settings.defaultSecondsPerStep = v } else { settings.secondsPerStep[key] = v }
+                    }
+                }
+            }
+            if let j = m["jitter"], let v = reader.number(j, "federation.stragglers.jitter", in: 0...5, what: "a log-normal spread from 0 to 5") { settings.timeJitter = v }
+            if let d = m["deadline_seconds"], let v = reader.number(d, "federation.stragglers.deadline_seconds", in: 1e-9...1e9, what: "a positive number of seconds") { settings.deadlineSeconds = v }
+        }
+        return settings
     }
 
     /// Diagnostics by file, line and column; ties keep the order they were found in.

@@ -231,56 +231,114 @@ public enum Simulation {
             optimizer: OptimizerConfiguration(kind: federation.optimizer, learningRate: arm.learningRate,
                                               weightDecay: federation.weightDecay, gradientClipNorm: federation.gradientClipNorm),
             epochs: arm.localEpochs, batchSize: federation.batchSize, positiveWeight: Float(federation.positiveWeight),
-            proximalMu: arm.proximalMu)
+            proximalMu: arm.proximalMu, steps: federation.localSteps)
+        let participation = federation.participation
+        let siteIds = sites.map(\.id)
+        let sampleRate = participation.sampleRate(siteCount: sites.count)
+        var accountant = RDPAccountant()
+        var stoppedByBudget: Int? = nil
 
         var rounds: [RoundMetrics] = []
         var broadcast = await server.broadcast(round: 0)
         var predictions = try await evaluate(sites, broadcast: broadcast)
         rounds.append(RoundMetrics(round: 0, evaluation: evaluation(predictions), bytesUp: 0, bytesDown: 0,
                                    acceptedSites: [], rejected: [], meanLocalLoss: nil))
-        var totalSteps = 0, totalExamples = 0, stateBytes = 0, updateBytes = 0
-        for round in 1...scenario.federation.rounds {
+        var totalSteps = 0, totalExamples = 0, stateBytes = 0, updateBytes = 0, siteRoundsTrained = 0
+        for round in 1...federation.rounds {
+            // The budget is checked before a round runs: a round that would overspend never starts.
+            if let privacy = arm.privacy {
+                var next = accountant
+                next.compose(noiseMultiplier: privacy.noiseMultiplier, sampleRate: sampleRate)
+                if let budget = privacy.epsilonBudget, next.epsilon(delta: privacy.delta).epsilon > budget {
+                    stoppedByBudget = round - 1
+                    progress("[\(arm.name)] stopped before round \(round): it would take ε past the budget of \(budget)")
+                    break
+                }
+                accountant = next
+            }
             broadcast = await server.broadcast(round: round)
             let message = broadcast
+            let sampled = RoundPlanner.sampled(siteIds: siteIds, settings: participation, seed: scenario.seed, arm: arm.name, round: round)
+            var absent: [Rejection] = []
+            var training: [Int] = []
+            for index in sampled {
+                if let absence = RoundPlanner.dropsOut(site: siteIds[index], settings: participation, seed: scenario.seed,
+                                                       arm: arm.name, round: round) {
+                    absent.append(Rejection(site: siteIds[index], reason: describe(absence)))
+                } else {
+                    training.append(index)
+                }
+            }
             // Sites train concurrently; results are put back in site order before aggregation so
             // the average (and everything after it) does not depend on which site finished first.
+            let clipNorm = arm.privacy?.clipNorm
             let updates = try await withThrowingTaskGroup(of: (Int, LocalUpdate).self) { group in
-                for (index, site) in sites.enumerated() {
+                for index in training {
+                    let site = sites[index]
                     group.addTask {
                         (index, try await site.localUpdate(arm: arm.name, round: round, broadcast: message,
-                                                           configuration: configuration))
+                                                           configuration: configuration, clipNorm: clipNorm))
                     }
                 }
                 var collected: [(Int, LocalUpdate)] = []
                 for try await result in group { collected.append(result) }
-                return collected.sorted { $0.0 < $1.0 }.map(\.1)
+                return collected.sorted { $0.0 < $1.0 }
             }
-            let outcome = await server.aggregate(round: round, updates: updates.map { ($0.site, $0.blob) })
-            for (site, update) in zip(sites, updates) {
+            var arrived: [LocalUpdate] = []
+            for (index, update) in updates {
+                let site = sites[index]
                 totalSteps += update.steps
-                totalExamples += site.trainSize * arm.localEpochs
+                totalExamples += federation.localSteps.map { min($0 * federation.batchSize, $0 * site.trainSize) }
+                    ?? site.trainSize * arm.localEpochs
+                siteRoundsTrained += 1
                 stateBytes = max(stateBytes, update.optimizerStateBytes)
                 updateBytes = max(updateBytes, update.blob.count)
+                let seconds = RoundPlanner.simulatedSeconds(site: site.id, steps: update.steps, settings: participation,
+                                                            seed: scenario.seed, arm: arm.name, round: round)
+                if let deadline = participation.deadlineSeconds, seconds > deadline {
+                    absent.append(Rejection(site: site.id, reason: describe(.missedDeadline(seconds: seconds, deadline: deadline))))
+                } else {
+                    arrived.append(update)
+                }
             }
+            absent.sort { siteIds.firstIndex(of: $0.site)! < siteIds.firstIndex(of: $1.site)! }
+            let privateAggregation = arm.privacy.map {
+                PrivateAggregation(settings: $0, expectedParticipants: participation.expectedParticipants(siteCount: sites.count),
+                                   noise: RandomStream(seed: scenario.seed, "dp-noise", arm.name, String(round)))
+            }
+            let outcome = await server.aggregate(round: round, updates: arrived.map { ($0.site, $0.blob) },
+                                                 quorum: participation.quorum, privacy: privateAggregation)
             let after = await server.broadcast(round: round)
             predictions = try await evaluate(sites, broadcast: after)
             let evaluation = evaluation(predictions)
-            let bytesUp = updates.reduce(0) { $0 + $1.blob.count }
+            let bytesUp = updates.reduce(0) { $0 + $1.1.blob.count }
+            let epsilon = arm.privacy.map { accountant.epsilon(delta: $0.delta).epsilon }
             rounds.append(RoundMetrics(
-                round: round, evaluation: evaluation, bytesUp: bytesUp, bytesDown: message.count * sites.count,
+                round: round, evaluation: evaluation, bytesUp: bytesUp, bytesDown: message.count * sampled.count,
                 acceptedSites: outcome.acceptedSites,
                 rejected: outcome.rejected.map { Rejection(site: $0.site, reason: $0.reason) },
-                meanLocalLoss: updates.reduce(0) { $0 + $1.loss } / Double(updates.count)))
-            progress("[\(arm.name)] round \(round)/\(scenario.federation.rounds): accuracy \(Format3.string(evaluation.accuracy)), "
-                     + "AUROC \(Format3.string(evaluation.auroc)), \(outcome.acceptedSites.count)/\(sites.count) updates accepted, "
-                     + "\(bytesUp) bytes up")
+                meanLocalLoss: updates.isEmpty ? nil : updates.reduce(0) { $0 + $1.1.loss } / Double(updates.count),
+                sampledSites: sampled.map { siteIds[$0] }, absent: absent, skipped: outcome.skipped, epsilon: epsilon))
+            var line = "[\(arm.name)] round \(round)/\(federation.rounds): accuracy \(Format3.string(evaluation.accuracy)), "
+                + "AUROC \(Format3.string(evaluation.auroc)), \(outcome.acceptedSites.count)/\(sampled.count) updates accepted, "
+                + "\(bytesUp) bytes up"
+            if outcome.skipped { line += ", skipped (quorum \(participation.quorum))" }
+            if let epsilon { line += ", ε = \(Format3.string(epsilon))" }
+            progress(line)
         }
         let mask = TrainableMask(mlp: mlp, selection: selection)
-        let siteRounds = Double(sites.count * scenario.federation.rounds)
-        let privacy = PrivacyFootprint(
+        let siteRounds = Double(max(siteRoundsTrained, 1))
+        var privacy = PrivacyFootprint(
             bytesUp: rounds.reduce(0) { $0 + $1.bytesUp }, bytesDown: rounds.reduce(0) { $0 + $1.bytesDown },
             bytesUpPerUpdate: updateBytes, parametersExposed: shared.count, parametersTotal: mlp.layout.count,
             tensorsExposed: shared.tensorNames)
+        if let dp = arm.privacy {
+            privacy.epsilon = accountant.epsilon(delta: dp.delta).epsilon
+            privacy.delta = dp.delta
+            privacy.noiseMultiplier = dp.noiseMultiplier
+            privacy.clipNorm = dp.clipNorm
+            privacy.stoppedByBudgetAfterRound = stoppedByBudget
+        }
         let compute = ComputeFootprint(
             stepsPerSiteRound: Double(totalSteps) / siteRounds,
             trainingFlopsPerSiteRound: Double(totalExamples) * mlp.trainingFlopsPerExample(mask) / siteRounds,
@@ -309,7 +367,8 @@ public enum Simulation {
         let configuration = TrainingConfiguration(
             optimizer: OptimizerConfiguration(kind: federation.optimizer, learningRate: federation.learningRate,
                                               weightDecay: federation.weightDecay, gradientClipNorm: federation.gradientClipNorm),
-            epochs: federation.localEpochs, batchSize: federation.batchSize, positiveWeight: Float(federation.positiveWeight))
+            epochs: federation.localEpochs, batchSize: federation.batchSize, positiveWeight: Float(federation.positiveWeight),
+            steps: federation.localSteps)
         let pretrainedBlob = WireFormat.encode(parameters: model.parameters, selection: selection,
                                                metadata: [WireFormat.Key.kind: "baseline", WireFormat.Key.round: "0"])
         let start = try await evaluate(sites, broadcast: pretrainedBlob)
@@ -355,6 +414,7 @@ public enum Simulation {
             var random = RandomStream(seed: scenario.seed, "baseline-pooled")
             var pooledConfiguration = configuration
             pooledConfiguration.epochs = federation.localEpochs * federation.rounds
+            pooledConfiguration.steps = federation.localSteps.map { $0 * federation.rounds }
             let summary = trainer.train(parameters: &parameters, data: pooled, selection: selection,
                                         configuration: pooledConfiguration, random: &random)
             steps = Double(summary.steps) / Double(federation.rounds)
@@ -385,6 +445,16 @@ public enum Simulation {
             }
         }
         return (metrics, rows)
+    }
+
+    /// How an absence reads in the report.
+    static func describe(_ absence: Absence) -> String {
+        switch absence {
+        case .notSampled: return "not sampled"
+        case .droppedOut(let scheduled): return scheduled ? "dropped out (scheduled)" : "dropped out"
+        case .missedDeadline(let seconds, let deadline):
+            return String(format: "missed the deadline (%.3g s > %.3g s)", seconds, deadline)
+        }
     }
 
     static func evaluate(_ sites: [SiteActor], broadcast: [UInt8]) async throws -> [SitePredictions] {

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import SiteFitCore
 @testable import SiteFitScenario
+import SiteFitFederation
 
 /// Writes files into a fresh folder and returns it.
 func fixture(_ files: [String: String], name: String = #function) -> URL {
@@ -86,6 +87,43 @@ struct ScenarioTests {
         #expect(found.map(\.field) == ["seed", "arms[1].mode"])
         #expect(found[0].description.hasSuffix("demo.yaml:1:7: seed: expected a non-negative integer, found '-3'"))
         #expect(found[1].problem.contains("did you mean 'bitfit'?"))
+    }
+
+    @Test("participation, DP and secure aggregation load; their mistakes are located")
+    func federationFaults() throws {
+        let good = scenario.replacingOccurrences(of: "  rounds: 3", with: """
+              rounds: 3
+              local_steps: 100
+              sampling: {fraction: 0.5}
+              quorum: 1
+              dropout:
+                probability: 0.1
+                schedule: {2: [alpha]}
+              stragglers:
+                seconds_per_step: {default: 0.001, alpha: 0.01}
+                jitter: 0.2
+                deadline_seconds: 1.5
+            """) + "\n    dp: {clip_norm: 0.5, noise_multiplier: 1.1, epsilon_budget: 8}\n    secure_aggregation: true\n"
+        let folder = fixture(["Sites/alpha.yaml": profile, "Scenarios/demo.yaml": good])
+        let s = try ScenarioLoader.load(folder.appendingPathComponent("Scenarios/demo.yaml"))
+        let p = s.federation.participation
+        #expect(s.federation.localSteps == 100)
+        #expect(p.sampling == .fraction(0.5) && p.quorum == 1 && p.dropoutProbability == 0.1)
+        #expect(p.dropoutSchedule == [2: ["alpha"]])
+        #expect(p.secondsPerStep == ["alpha": 0.01] && p.defaultSecondsPerStep == 0.001 && p.deadlineSeconds == 1.5)
+        #expect(s.arms[1].privacy == DPSettings(clipNorm: 0.5, noiseMultiplier: 1.1, delta: 1e-5, epsilonBudget: 8))
+        #expect(s.arms[1].secureAggregation && !s.arms[0].secureAggregation)
+
+        let bad = good.replacingOccurrences(of: "schedule: {2: [alpha]}", with: "schedule: {2: [alpah]}")
+            .replacingOccurrences(of: "quorum: 1", with: "quorum: 4")
+            .replacingOccurrences(of: "noise_multiplier: 1.1", with: "noise: 1.1")
+        let badFolder = fixture(["Sites/alpha.yaml": profile, "Scenarios/demo.yaml": bad], name: "federationFaultsBad")
+        let found = diagnostics { _ = try ScenarioLoader.load(badFolder.appendingPathComponent("Scenarios/demo.yaml")) }
+        #expect(found.map(\.field) == ["federation.quorum", "federation.dropout.schedule.2[0]", "arms[1].dp.noise_multiplier", "arms[1].dp.noise"])
+        #expect(found[0].problem == "expected an integer from 1 to 1 (the number of sites), found '4'")
+        #expect(found[1].problem == "no site 'alpah' in this scenario; did you mean 'alpha'?")
+        #expect(found[2].problem == "missing required key 'noise_multiplier'")
+        #expect(found[3].problem.contains("did you mean 'noise_multiplier'?"))
     }
 
     @Test("a problem inside a site profile is reported in the profile's file")

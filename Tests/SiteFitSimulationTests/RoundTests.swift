@@ -1,0 +1,91 @@
+import Foundation
+import Testing
+@testable import SiteFitFederation
+@testable import SiteFitReport
+@testable import SiteFitScenario
+@testable import SiteFitSimulation
+
+/// The tiny scenario with three sites and the given `federation:` and `arms:` blocks.
+func faultScenario(_ federation: String, arms: String = "  - mode: bitfit\n    learning_rate: 0.01\n",
+                   name: String = #function) throws -> Scenario {
+    let folder = tinyScenario(name)
+    try Data("name: East\nseed: 3\npatients: 200\n".utf8).write(to: folder.appendingPathComponent("Sites/east.yaml"))
+    let text = """
+        seed: 5
+        sites:
+          - profile: Sites/north.yaml
+          - profile: Sites/south.yaml
+          - profile: Sites/east.yaml
+        model:
+          hidden: [8]
+        pretraining:
+          patients: 600
+          epochs: 3
+        federation:
+          batch_size: 16
+        \(federation.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
+        baselines: []
+        arms:
+        \(arms)
+        """
+    let url = folder.appendingPathComponent("faults.yaml")
+    try Data(text.utf8).write(to: url)
+    return try ScenarioLoader.load(url)
+}
+
+@Suite("Rounds: sampling, dropout, quorum, deadlines and DP in a run")
+struct RoundTests {
+    @Test("a scheduled dropout leaves the site out of that round only")
+    func scheduledDropout() async throws {
+        let scenario = try faultScenario("rounds: 2\ndropout:\n  schedule:\n    1: [north]\n")
+        let arm = try await Simulation.run(scenario).metrics.arms[0]
+        #expect(arm.rounds[1].absent == [Rejection(site: "north", reason: "dropped out (scheduled)")])
+        #expect(arm.rounds[1].acceptedSites == ["south", "east"])
+        #expect(arm.rounds[2].acceptedSites == ["north", "south", "east"])
+    }
+
+    @Test("below the quorum a round is skipped and the model does not change")
+    func quorum() async throws {
+        let scenario = try faultScenario("rounds: 2\nquorum: 3\ndropout:\n  schedule:\n    2: [east]\n")
+        let arm = try await Simulation.run(scenario).metrics.arms[0]
+        #expect(!arm.rounds[1].skipped)
+        #expect(arm.rounds[2].skipped)
+        #expect(arm.rounds[2].evaluation == arm.rounds[1].evaluation)
+    }
+
+    @Test("a slow site misses the deadline: its bytes were sent, its update is not used")
+    func deadline() async throws {
+        let scenario = try faultScenario("rounds: 1\nstragglers:\n  seconds_per_step: {default: 0.0001, north: 1.0}\n  deadline_seconds: 0.5\n")
+        let arm = try await Simulation.run(scenario).metrics.arms[0]
+        let round = arm.rounds[1]
+        #expect(round.acceptedSites == ["south", "east"])
+        #expect(round.absent.map(\.site) == ["north"])
+        #expect(round.absent[0].reason.hasPrefix("missed the deadline"))
+        #expect(round.bytesUp > 2 * arm.privacy.bytesUpPerUpdate, "three updates were sent")
+    }
+
+    @Test("sampling a count asks exactly that many sites each round, reproducibly")
+    func samplingCount() async throws {
+        let scenario = try faultScenario("rounds: 3\nsampling: {count: 2}\n")
+        let first = try await Simulation.run(scenario).metrics.arms[0]
+        let second = try await Simulation.run(scenario).metrics.arms[0]
+        for round in first.rounds.dropFirst() { #expect(round.sampledSites.count == 2) }
+        #expect(first.rounds.map(\.sampledSites) == second.rounds.map(\.sampledSites))
+    }
+
+    @Test("DP: ε per round is the accountant's, and a budget stops training before it is exceeded")
+    func privacyBudget() async throws {
+        let perRound = (1...3).map { RDPAccountant.epsilon(noiseMultiplier: 2, sampleRate: 1, rounds: $0, delta: 1e-5).epsilon }
+        let budget = (perRound[1] + perRound[2]) / 2
+        let scenario = try faultScenario("rounds: 3\n", arms: """
+              - mode: bitfit
+                dp: {clip_norm: 0.5, noise_multiplier: 2, delta: 1e-5, epsilon_budget: \(budget)}
+            """)
+        let arm = try await Simulation.run(scenario).metrics.arms[0]
+        #expect(arm.rounds.count == 3, "round 0 and the two rounds the budget allows")
+        #expect(arm.rounds[1].epsilon == perRound[0])
+        #expect(arm.rounds[2].epsilon == perRound[1])
+        #expect(arm.privacy.epsilon == perRound[1])
+        #expect(arm.privacy.stoppedByBudgetAfterRound == 2)
+    }
+}
