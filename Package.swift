@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/swiftcsv/SwiftCSV", from: "0.10.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.0.0"),
     ],
     targets: [
         // Ids, seeded random streams, located diagnostics. No dependencies.
@@ -43,6 +44,7 @@ let package = Package(
         .target(name: "SiteFitFederation", dependencies: [
             "SiteFitCore", "SiteFitNN", "SiteFitTuning", "SiteFitEHR", "SiteFitMetrics",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // YAML scenarios and site profiles → typed values, with file:line:column errors.
         .target(name: "SiteFitScenario", dependencies: [
@@ -56,6 +58,7 @@ let package = Package(
             "SiteFitCore", "SiteFitNN", "SiteFitTuning", "SiteFitEHR", "SiteFitFederation",
             "SiteFitScenario", "SiteFitMetrics", "SiteFitReport",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // The thin command-line front end.
         .executableTarget(name: "sitefit", dependencies: [

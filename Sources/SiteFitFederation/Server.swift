@@ -71,6 +71,46 @@ public actor FederatedServer {
         return AggregationOutcome(acceptedSites: acceptedSites, rejected: rejections, skipped: false)
     }
 
+    /// Secure aggregation: sums the masked vectors of `participants` (the masking set) and adds
+    /// the unmasked, dequantised sum of changes to the global model (divided by the expected count
+    /// with noise added under DP; the changes are already weighted by the sites otherwise).
+    /// A missing or refused masked vector means the masks cannot cancel: nothing is unmasked and
+    /// the outcome names the sites to re-key without (`needsRekey`), never a wrong sum.
+    public func aggregateMasked(round: Int, masked: [(site: String, blob: [UInt8])], participants: [String], scale: Double,
+                                quorum: Int = 1, privacy: PrivateAggregation? = nil) -> MaskedAggregationOutcome {
+        var vectors: [[UInt32]] = []
+        var arrived: [String] = []
+        var rejected: [RejectedUpdate] = []
+        for update in masked {
+            do throws(UpdateRejection) {
+                guard participants.contains(update.site) else { throw UpdateRejection("site is not in this round's masking set") }
+                let (words, metadata) = try SecureAggregation.decode(update.blob, count: global.count)
+                _ = try Self.checkedTrainSize(metadata, round: round)
+                vectors.append(words)
+                arrived.append(update.site)
+            } catch {
+                logger.warning("rejected masked update", metadata: ["site": "\(update.site)", "round": "\(round)", "reason": "\(error.reason)"])
+                rejected.append(RejectedUpdate(site: update.site, reason: error.reason))
+            }
+        }
+        guard arrived.count == participants.count else {
+            return MaskedAggregationOutcome(outcome: AggregationOutcome(acceptedSites: [], rejected: rejected, skipped: true),
+                                            rekeyWith: participants.filter { arrived.contains($0) })
+        }
+        guard arrived.count >= max(quorum, 1) else {
+            return MaskedAggregationOutcome(outcome: AggregationOutcome(acceptedSites: arrived, rejected: rejected, skipped: true), rekeyWith: nil)
+        }
+        var change = SecureAggregation.dequantise(SecureAggregation.sum(vectors, count: global.count), scale: scale)
+        if var privacy {
+            // Sites sent clipped, unweighted changes; noise goes on the sum, then the fixed denominator.
+            let standardDeviation = privacy.settings.noiseMultiplier * privacy.settings.clipNorm
+            change = change.map { Float((Double($0) + standardDeviation * privacy.noise.gaussian()) / privacy.expectedParticipants) }
+        }
+        let average = zip(global, change).map { $0 + $1 }
+        global = optimizerState.step(global: global, average: average, optimizer: optimizer)
+        return MaskedAggregationOutcome(outcome: AggregationOutcome(acceptedSites: arrived, rejected: rejected, skipped: false), rekeyWith: nil)
+    }
+
     /// The metadata checks every update passes: a positive train size and this round's number.
     static func checkedTrainSize(_ metadata: [String: String], round: Int) throws(UpdateRejection) -> Int {
         guard let size = metadata[WireFormat.Key.trainSize].flatMap(Int.init), size > 0 else {
@@ -92,6 +132,19 @@ public struct AggregationOutcome: Sendable, Equatable {
     public var rejected: [RejectedUpdate]
     /// Too few accepted updates for the quorum: the global model did not change.
     public var skipped: Bool
+
+    public init(acceptedSites: [String], rejected: [RejectedUpdate], skipped: Bool) {
+        self.acceptedSites = acceptedSites
+        self.rejected = rejected
+        self.skipped = skipped
+    }
+}
+
+/// The result of a secure-aggregation attempt: an outcome, or the survivors to re-key among.
+public struct MaskedAggregationOutcome: Sendable, Equatable {
+    public var outcome: AggregationOutcome
+    /// Non-nil when some participant's masked vector was missing or refused: mask again among these sites.
+    public var rekeyWith: [String]?
 }
 
 /// What the server needs for a DP-FedAvg round: the settings, the fixed denominator and the

@@ -1,3 +1,4 @@
+import Crypto
 import Logging
 import SiteFitCore
 import SiteFitEHR
@@ -56,6 +57,10 @@ public actor SiteActor {
     /// of it that is federated (the rest stays on site).
     private var shared: ParameterSelection
     private let logger: Logger
+    /// Secure aggregation: this round's change from the broadcast, kept on site until masked.
+    private var pendingChange: [Float] = []
+    /// Secure aggregation: the private key of the current masking context.
+    private var maskingKey: (context: String, key: Curve25519.KeyAgreement.PrivateKey)? = nil
 
     /// Opens `shard`, extracts `spec`, standardises with the pretrained model's statistics and
     /// splits train/test stratified by outcome with the stream (seed, "split", site).
@@ -121,7 +126,8 @@ public actor SiteActor {
     /// With `clipNorm` (DP-FedAvg) the change from the broadcast is clipped to that L2 norm before
     /// it leaves the site.
     public func localUpdate(
-        arm: String, round: Int, broadcast: [UInt8], configuration: TrainingConfiguration, clipNorm: Double? = nil
+        arm: String, round: Int, broadcast: [UInt8], configuration: TrainingConfiguration, clipNorm: Double? = nil,
+        secure: Bool = false
     ) throws -> LocalUpdate {
         do {
             _ = try WireFormat.apply(broadcast, selection: shared, to: &local)
@@ -129,6 +135,7 @@ public actor SiteActor {
             throw UserFacingError("site '\(id)': refused the server's broadcast: \(error.reason)")
         }
         let received = clipNorm == nil ? [] : shared.gather(from: local)
+        let receivedForSecure = secure ? shared.gather(from: local) : []
         var random = RandomStream(seed: seed, "local-training", arm, id, String(round))
         let summary = trainer.train(
             parameters: &local, data: train, selection: selection, configuration: configuration, random: &random)
@@ -138,12 +145,45 @@ public actor SiteActor {
             updateNorm = DPFedAvg.clip(&delta, clipNorm: clipNorm)
             shared.scatter(zip(received, delta).map { $0 + $1 }, into: &local)
         }
+        if secure {
+            // Nothing leaves the site in the clear: the change waits here to be masked.
+            let now = shared.gather(from: local)
+            pendingChange = zip(now, receivedForSecure).map { $0 - $1 }
+            return LocalUpdate(site: id, blob: [], steps: summary.steps, loss: summary.finalLoss,
+                               optimizerStateBytes: summary.optimizerStateBytes, updateNorm: updateNorm)
+        }
         let blob = WireFormat.encode(parameters: local, selection: shared, metadata: [
             WireFormat.Key.kind: "update", WireFormat.Key.round: String(round),
             WireFormat.Key.site: id, WireFormat.Key.trainSize: String(trainSize),
         ])
         return LocalUpdate(site: id, blob: blob, steps: summary.steps, loss: summary.finalLoss,
                            optimizerStateBytes: summary.optimizerStateBytes, updateNorm: updateNorm)
+    }
+
+    /// Secure aggregation: a fresh X25519 public key for one masking context (round and attempt).
+    public func maskingPublicKey(context: String) -> Curve25519.KeyAgreement.PublicKey {
+        let key = Curve25519.KeyAgreement.PrivateKey()
+        maskingKey = (context, key)
+        return key.publicKey
+    }
+
+    /// Secure aggregation: this round's change times `weight`, quantised and masked against every
+    /// other participant of `context`. Only this masked message leaves the site.
+    public func maskedUpdate(
+        context: String, round: Int, peers: [(site: String, publicKey: Curve25519.KeyAgreement.PublicKey)],
+        weight: Double, scale: Double, range: Double
+    ) throws -> (blob: [UInt8], clamped: Int) {
+        guard let maskingKey, maskingKey.context == context else {
+            throw UserFacingError("site '\(id)': no masking key for \(context)")
+        }
+        let contribution = pendingChange.map { Float(Double($0) * weight) }
+        let (words, clamped) = SecureAggregation.quantise(contribution, scale: scale, range: range)
+        let masked = try SecureAggregation.masked(words, me: id, privateKey: maskingKey.key, peers: peers,
+                                                  order: peers.map(\.site), context: context)
+        let blob = SecureAggregation.encode(masked, metadata: [
+            WireFormat.Key.kind: "masked-update", WireFormat.Key.round: String(round), WireFormat.Key.site: id,
+            WireFormat.Key.trainSize: String(trainSize)])
+        return (blob, clamped)
     }
 
     /// The site's standardised training rows, for the pooled baseline only. Pooling patient rows is

@@ -24,8 +24,11 @@ public struct SafetensorsError: Error, Sendable, Equatable, CustomStringConverti
 /// data), written deterministically: tensors in the given order, metadata keys sorted, header
 /// padded with spaces to 8 bytes as the reference implementation does.
 public enum Safetensors {
-    /// Serialises `tensors` (FP32) with string `metadata` under `__metadata__`.
-    public static func encode(_ tensors: [NamedTensor], metadata: [String: String] = [:]) -> [UInt8] {
+    /// Serialises `tensors` (FP32) with string `metadata` under `__metadata__`. With `dtype: "U32"`
+    /// each value's 32 bits are written as an unsigned integer (secure aggregation's masked
+    /// vectors travel as `Float(bitPattern:)`; bits are moved, never computed on).
+    public static func encode(_ tensors: [NamedTensor], metadata: [String: String] = [:], dtype: String = "F32") -> [UInt8] {
+        precondition(dtype == "F32" || dtype == "U32")
         var header = "{"
         var entries: [String] = []
         if !metadata.isEmpty {
@@ -37,7 +40,7 @@ public enum Safetensors {
             precondition(tensor.values.count == tensor.shape.reduce(1, *), "shape does not match values of \(tensor.name)")
             let end = offset + tensor.values.count * 4
             let shape = tensor.shape.map(String.init).joined(separator: ",")
-            entries.append("\(jsonString(tensor.name)):{\"dtype\":\"F32\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(end)]}")
+            entries.append("\(jsonString(tensor.name)):{\"dtype\":\"\(dtype)\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(end)]}")
             offset = end
         }
         header += entries.joined(separator: ",") + "}"
@@ -58,7 +61,8 @@ public enum Safetensors {
     }
 
     /// Parses a blob, checking every offset and shape; tensors come back in data order.
-    public static func decode(_ bytes: [UInt8]) throws(SafetensorsError) -> (tensors: [NamedTensor], metadata: [String: String]) {
+    /// `dtype` is the one dtype accepted (F32, or U32 for masked vectors).
+    public static func decode(_ bytes: [UInt8], dtype expected: String = "F32") throws(SafetensorsError) -> (tensors: [NamedTensor], metadata: [String: String]) {
         guard bytes.count >= 8 else { throw SafetensorsError("shorter than its 8-byte header length") }
         var length: UInt64 = 0
         for i in 0..<8 { length |= UInt64(bytes[i]) << (8 * UInt64(i)) }
@@ -84,7 +88,7 @@ public enum Safetensors {
                   let shape = info["shape"] as? [Int],
                   let offsets = info["data_offsets"] as? [Int], offsets.count == 2
             else { throw SafetensorsError("tensor '\(name)' has an incomplete entry") }
-            guard dtype == "F32" else { throw SafetensorsError("tensor '\(name)' has dtype \(dtype), expected F32") }
+            guard dtype == expected else { throw SafetensorsError("tensor '\(name)' has dtype \(dtype), expected \(expected)") }
             guard shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= dataCount
             else { throw SafetensorsError("tensor '\(name)' has offsets outside the data") }
             guard (offsets[1] - offsets[0]) == shape.reduce(1, *) * 4

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import GRDB
 import Logging
@@ -277,7 +278,8 @@ public enum Simulation {
                     let site = sites[index]
                     group.addTask {
                         (index, try await site.localUpdate(arm: arm.name, round: round, broadcast: message,
-                                                           configuration: configuration, clipNorm: clipNorm))
+                                                           configuration: configuration, clipNorm: clipNorm,
+                                                           secure: arm.secureAggregation))
                     }
                 }
                 var collected: [(Int, LocalUpdate)] = []
@@ -292,7 +294,7 @@ public enum Simulation {
                     ?? site.trainSize * arm.localEpochs
                 siteRoundsTrained += 1
                 stateBytes = max(stateBytes, update.optimizerStateBytes)
-                updateBytes = max(updateBytes, update.blob.count)
+                updateBytes = max(updateBytes, arm.secureAggregation ? maskedUpdateBytes(count: shared.count) : update.blob.count)
                 let seconds = RoundPlanner.simulatedSeconds(site: site.id, steps: update.steps, settings: participation,
                                                             seed: scenario.seed, arm: arm.name, round: round)
                 if let deadline = participation.deadlineSeconds, seconds > deadline {
@@ -306,15 +308,32 @@ public enum Simulation {
                 PrivateAggregation(settings: $0, expectedParticipants: participation.expectedParticipants(siteCount: sites.count),
                                    noise: RandomStream(seed: scenario.seed, "dp-noise", arm.name, String(round)))
             }
-            let outcome = await server.aggregate(round: round, updates: arrived.map { ($0.site, $0.blob) },
+            let outcome: AggregationOutcome
+            var secureBytesUp = 0, secureBytesDown = 0
+            if arm.secureAggregation {
+                let result = try await secureAggregate(
+                    arm: arm, round: round, masking: updates.map { sites[$0.0] }, arrived: Set(arrived.map(\.site)),
+                    server: server, quorum: participation.quorum, privacy: privateAggregation)
+                outcome = result.outcome
+                secureBytesUp = result.bytesUp
+                secureBytesDown = result.bytesDown
+                if let survivors = result.rekeyedAmong {
+                    absent = absent.map { a in
+                        guard a.reason.hasPrefix("missed the deadline") else { return a }
+                        return Rejection(site: a.site, reason: a.reason + " after masking; the round re-keyed among \(survivors) survivors")
+                    }
+                }
+            } else {
+                outcome = await server.aggregate(round: round, updates: arrived.map { ($0.site, $0.blob) },
                                                  quorum: participation.quorum, privacy: privateAggregation)
+            }
             let after = await server.broadcast(round: round)
             predictions = try await evaluate(sites, broadcast: after)
             let evaluation = evaluation(predictions)
-            let bytesUp = updates.reduce(0) { $0 + $1.1.blob.count }
+            let bytesUp = updates.reduce(0) { $0 + $1.1.blob.count } + secureBytesUp
             let epsilon = arm.privacy.map { accountant.epsilon(delta: $0.delta).epsilon }
             rounds.append(RoundMetrics(
-                round: round, evaluation: evaluation, bytesUp: bytesUp, bytesDown: message.count * sampled.count,
+                round: round, evaluation: evaluation, bytesUp: bytesUp, bytesDown: message.count * sampled.count + secureBytesDown,
                 acceptedSites: outcome.acceptedSites,
                 rejected: outcome.rejected.map { Rejection(site: $0.site, reason: $0.reason) },
                 meanLocalLoss: updates.isEmpty ? nil : updates.reduce(0) { $0 + $1.1.loss } / Double(updates.count),
@@ -332,6 +351,7 @@ public enum Simulation {
             bytesUp: rounds.reduce(0) { $0 + $1.bytesUp }, bytesDown: rounds.reduce(0) { $0 + $1.bytesDown },
             bytesUpPerUpdate: updateBytes, parametersExposed: shared.count, parametersTotal: mlp.layout.count,
             tensorsExposed: shared.tensorNames)
+        privacy.secureAggregation = arm.secureAggregation
         if let dp = arm.privacy {
             privacy.epsilon = accountant.epsilon(delta: dp.delta).epsilon
             privacy.delta = dp.delta
@@ -445,6 +465,53 @@ public enum Simulation {
             }
         }
         return (metrics, rows)
+    }
+
+    /// Size of one masked message (the selection as 32-bit words plus its header), for the footprint.
+    static func maskedUpdateBytes(count: Int) -> Int {
+        SecureAggregation.encode([UInt32](repeating: 0, count: count), metadata: [
+            WireFormat.Key.kind: "masked-update", WireFormat.Key.round: "0", WireFormat.Key.site: "", WireFormat.Key.trainSize: "0"]).count
+    }
+
+    /// Values within ±this are quantised exactly; a weighted change beyond it is clamped (and counted).
+    static let secureRange = 8.0
+
+    /// One round of secure aggregation over the sites that trained (the masking set). Each of them
+    /// publishes a fresh X25519 key (32 bytes up) and receives the others' (32 bytes each, down);
+    /// those whose update arrives in time send a masked vector. If one did not, the server refuses
+    /// to unmask and the survivors re-key and mask again among themselves; every byte is counted.
+    static func secureAggregate(
+        arm: Scenario.Arm, round: Int, masking: [SiteActor], arrived: Set<String>, server: FederatedServer,
+        quorum: Int, privacy: PrivateAggregation?
+    ) async throws -> (outcome: AggregationOutcome, bytesUp: Int, bytesDown: Int, rekeyedAmong: Int?) {
+        var participants = masking
+        var bytesUp = 0, bytesDown = 0
+        var rekeyedAmong: Int? = nil
+        for attempt in 0..<2 {
+            let context = "\(arm.name)|\(round)|\(attempt)"
+            var peers: [(site: String, publicKey: Curve25519.KeyAgreement.PublicKey)] = []
+            for site in participants { peers.append((site.id, await site.maskingPublicKey(context: context))) }
+            bytesUp += 32 * participants.count
+            bytesDown += 32 * participants.count * max(participants.count - 1, 0)
+            let totalTrain = Double(participants.reduce(0) { $0 + $1.trainSize })
+            let scale = SecureAggregation.scale(range: secureRange, participants: participants.count)
+            var masked: [(site: String, blob: [UInt8])] = []
+            for site in participants where arrived.contains(site.id) {
+                // FedAvg weights are applied on site; DP sums unweighted clipped changes.
+                let weight = privacy == nil ? Double(site.trainSize) / totalTrain : 1
+                let (blob, _) = try await site.maskedUpdate(context: context, round: round, peers: peers, weight: weight,
+                                                            scale: scale, range: secureRange)
+                masked.append((site.id, blob))
+                bytesUp += blob.count
+            }
+            let result = await server.aggregateMasked(round: round, masked: masked, participants: participants.map(\.id),
+                                                      scale: scale, quorum: quorum, privacy: privacy)
+            guard let survivors = result.rekeyWith, attempt == 0 else { return (result.outcome, bytesUp, bytesDown, rekeyedAmong) }
+            participants = participants.filter { survivors.contains($0.id) }
+            rekeyedAmong = participants.count
+            if participants.isEmpty { break }
+        }
+        return (AggregationOutcome(acceptedSites: [], rejected: [], skipped: true), bytesUp, bytesDown, rekeyedAmong)
     }
 
     /// How an absence reads in the report.

@@ -89,3 +89,28 @@ struct RoundTests {
         #expect(arm.privacy.stoppedByBudgetAfterRound == 2)
     }
 }
+
+@Suite("Secure aggregation in a run")
+struct SecureRunTests {
+    @Test("a masked arm ends where the plain arm ends (within quantisation), and a late site makes the round re-key")
+    func secureMatchesPlain() async throws {
+        let scenario = try faultScenario("rounds: 2\nstragglers:\n  seconds_per_step: {default: 0.0001, north: 1.0}\n  deadline_seconds: 0.5\n", arms: """
+              - name: plain
+                mode: bitfit
+                learning_rate: 0.01
+              - name: masked
+                mode: bitfit
+                learning_rate: 0.01
+                secure_aggregation: true
+            """)
+        let arms = try await Simulation.run(scenario).metrics.arms
+        let (plain, masked) = (arms[0], arms[1])
+        #expect(masked.privacy.secureAggregation)
+        for (p, m) in zip(plain.rounds, masked.rounds) {
+            #expect(abs((p.evaluation.auroc ?? 0) - (m.evaluation.auroc ?? 0)) < 1e-3)
+            #expect(p.acceptedSites == m.acceptedSites)
+        }
+        #expect(masked.rounds[1].absent.first?.reason.contains("re-keyed among 2 survivors") == true)
+        #expect(masked.rounds[1].bytesUp > plain.rounds[1].bytesUp / 2)
+    }
+}
