@@ -51,7 +51,7 @@ public actor FederatedServer {
         }
         let rejections = rejected.map { RejectedUpdate(site: $0.site, reason: $0.reason) }
         guard accepted.count >= max(quorum, 1) else {
-            logger.warning("round skipped", metadata: ["round": "\(round)", "accepted": "\(accepted.count)", "quorum": "\(quorum)"])
+            logger.info("round skipped", metadata: ["round": "\(round)", "accepted": "\(accepted.count)", "quorum": "\(quorum)"])
             return AggregationOutcome(acceptedSites: acceptedSites, rejected: rejections, skipped: true)
         }
         let average: [Float]

@@ -1,5 +1,11 @@
 /// Renders `RunMetrics` as the Markdown report a user reads first.
 public enum MarkdownReport {
+    /// ε with its δ for a DP arm; "no DP" otherwise (no formal guarantee, whatever else limits exposure).
+    static func epsilonCell(_ p: PrivacyFootprint) -> String {
+        guard let epsilon = p.epsilon, let delta = p.delta else { return "no DP" }
+        return "\(Format.fixed(epsilon, 2)) (δ \(delta))"
+    }
+
     public static func render(_ m: RunMetrics, chartPath: String) -> String {
         var out = "# SiteFit report: \(m.scenario.name)\n\n"
         out += "Federated fine-tuning of a pretrained model across \(m.sites.count) hospital sites, "
@@ -7,15 +13,16 @@ public enum MarkdownReport {
         out += "Task: 1-year incident heart failure from a year of EHR history (OMOP CDM shards).\n\n"
 
         out += "## Summary\n\n"
-        out += "| arm | mode | strategy | accuracy | balanced accuracy | AUROC | worst-site accuracy | change since pretrained | parameters sent per update | share of model | bytes up (total) | local training per site and round | optimiser state |\n"
-        out += "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        out += "| arm | mode | strategy | accuracy | balanced accuracy | AUROC | worst-site accuracy | change since pretrained | parameters sent per update | share of model | bytes up (total) | ε (DP) | local training per site and round | optimiser state |\n"
+        out += "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
         for arm in m.arms {
             let start = arm.rounds.first?.evaluation.accuracy ?? .nan
             out += "| \(arm.name) | \(arm.mode) | \(arm.strategy) | \(Format.fixed(arm.final.accuracy)) | \(Format.fixed(arm.final.balancedAccuracy)) "
             out += "| \(Format.fixed(arm.final.auroc)) "
             out += "| \(Format.fixed(arm.final.worstSiteAccuracy)) | \(signed(arm.final.accuracy - start)) "
             out += "| \(Format.integer(arm.privacy.parametersExposed)) | \(Format.percent(arm.privacy.exposedShare)) "
-            out += "| \(Format.bytes(arm.privacy.bytesUp)) | \(Format.flops(arm.compute.trainingFlopsPerSiteRound)) "
+            out += "| \(Format.bytes(arm.privacy.bytesUp))\(arm.privacy.secureAggregation ? " (masked)" : "") | \(epsilonCell(arm.privacy)) "
+            out += "| \(Format.flops(arm.compute.trainingFlopsPerSiteRound)) "
             out += "| \(Format.bytes(arm.compute.optimizerStateBytes)) |\n"
         }
         let floor = m.arms.first?.final.majorityClassAccuracy ?? .nan
@@ -66,16 +73,31 @@ public enum MarkdownReport {
         for arm in m.arms where arm.strategy != "baseline" {
             out += "### \(arm.name)\n\n"
             out += "| round | accuracy | AUROC |" + m.sites.map { " \($0.id) |" }.joined()
-                + " bytes down | bytes up | updates accepted | rejected |\n"
-            out += "|---:|---:|---:|" + String(repeating: "---:|", count: m.sites.count) + "---:|---:|---:|---|\n"
+                + " bytes down | bytes up | updates accepted | rejected or absent |\(arm.privacy.epsilon == nil ? "" : " ε |")\n"
+            out += "|---:|---:|---:|" + String(repeating: "---:|", count: m.sites.count) + "---:|---:|---:|---|"
+                + (arm.privacy.epsilon == nil ? "" : "---:|") + "\n"
             for r in arm.rounds {
                 out += "| \(r.round) | \(Format.fixed(r.evaluation.accuracy)) | \(Format.fixed(r.evaluation.auroc)) |"
                 for s in m.sites { out += " \(Format.fixed(r.evaluation.perSite[s.id]?.accuracy)) |" }
-                let rejected = r.rejected.isEmpty ? "none" : r.rejected.map { "\($0.site): \($0.reason)" }.joined(separator: "; ")
-                out += " \(Format.bytes(r.bytesDown)) | \(Format.bytes(r.bytesUp)) | \(r.acceptedSites.count) | \(r.round == 0 ? "" : rejected) |\n"
+                var notes = r.rejected.map { "\($0.site): rejected, \($0.reason)" } + r.absent.map { "\($0.site): \($0.reason)" }
+                if r.skipped { notes.append("**round skipped** (too few updates for the quorum; model unchanged)") }
+                let rejected = notes.isEmpty ? "none" : notes.joined(separator: "; ")
+                let sampled = r.sampledSites.isEmpty || r.sampledSites.count == m.sites.count ? "" : " of \(r.sampledSites.count) sampled"
+                out += " \(Format.bytes(r.bytesDown)) | \(Format.bytes(r.bytesUp)) | \(r.acceptedSites.count)\(sampled) | \(r.round == 0 ? "" : rejected) |"
+                if arm.privacy.epsilon != nil { out += " \(r.round == 0 ? "0" : Format.fixed(r.epsilon, 2)) |" }
+                out += "\n"
             }
             out += "\nExposed tensors: " + arm.privacy.tensorsExposed.map { "`\($0)`" }.joined(separator: ", ")
-            out += ". Each update is a safetensors blob of \(Format.bytes(arm.privacy.bytesUpPerUpdate)).\n\n"
+            out += ". Each update is a safetensors blob of \(Format.bytes(arm.privacy.bytesUpPerUpdate))"
+            if arm.privacy.secureAggregation {
+                out += ", sent pairwise-masked (X25519 key agreement, values quantised mod 2^32): the server only held masked vectors and their sum"
+            }
+            if let epsilon = arm.privacy.epsilon, let delta = arm.privacy.delta {
+                out += ". Site-level DP-FedAvg: updates clipped to L2 norm \(Format.fixed(arm.privacy.clipNorm, 3)), Gaussian noise σ = "
+                    + "\(Format.fixed(arm.privacy.noiseMultiplier, 2))·C on the sum; ε = \(Format.fixed(epsilon, 2)) at δ = \(delta) (RDP accountant)"
+                if let stop = arm.privacy.stoppedByBudgetAfterRound { out += "; training stopped after round \(stop) to stay within the ε budget" }
+            }
+            out += ".\n\n"
         }
 
         out += "## How to read this report\n\n"
@@ -146,7 +168,21 @@ public enum MarkdownReport {
                     ? "Pooled training needs every site's patient rows in one place, which a federation exists to avoid." : ""))
         }
         let rejected = m.arms.flatMap { $0.rounds.flatMap(\.rejected) }
-        lines.append(rejected.isEmpty ? "- The server accepted every update." : "- The server rejected \(rejected.count) update(s); see the round tables.")
+        lines.append(rejected.isEmpty ? "- The server accepted every update it received." : "- The server rejected \(rejected.count) update(s); see the round tables.")
+        for arm in m.arms where arm.strategy != "baseline" {
+            let rounds = arm.rounds.dropFirst()
+            let absent = rounds.reduce(0) { $0 + $1.absent.count }, skipped = rounds.filter(\.skipped).count
+            let late = rounds.reduce(0) { $0 + $1.absent.filter { $0.reason.hasPrefix("missed") }.count }
+            var parts: [String] = []
+            if absent > 0 { parts.append("\(absent) sampled site-round(s) sent nothing usable (\(late) missed the deadline, \(absent - late) dropped out)") }
+            if skipped > 0 { parts.append("\(skipped) of \(rounds.count) rounds were skipped for lack of a quorum") }
+            if let epsilon = arm.privacy.epsilon, let delta = arm.privacy.delta {
+                var text = "its differential-privacy guarantee is ε = \(Format.fixed(epsilon, 2)) at δ = \(delta)"
+                if let stop = arm.privacy.stoppedByBudgetAfterRound { text += ", reached after \(stop) rounds, when the ε budget stopped training" }
+                parts.append(text)
+            }
+            if !parts.isEmpty { lines.append("- In **\(arm.name)**, " + parts.joined(separator: "; ") + ".") }
+        }
         return lines.joined(separator: "\n") + "\n"
     }
 }

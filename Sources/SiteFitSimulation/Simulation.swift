@@ -259,12 +259,14 @@ public enum Simulation {
             }
             broadcast = await server.broadcast(round: round)
             let message = broadcast
-            let sampled = RoundPlanner.sampled(siteIds: siteIds, settings: participation, seed: scenario.seed, arm: arm.name, round: round)
+            // Participation is keyed by round and site, not by arm: every arm meets the same
+            // samples, dropouts and slow sites, so differences between arms are the arms' own.
+            let sampled = RoundPlanner.sampled(siteIds: siteIds, settings: participation, seed: scenario.seed, arm: "", round: round)
             var absent: [Rejection] = []
             var training: [Int] = []
             for index in sampled {
                 if let absence = RoundPlanner.dropsOut(site: siteIds[index], settings: participation, seed: scenario.seed,
-                                                       arm: arm.name, round: round) {
+                                                       arm: "", round: round) {
                     absent.append(Rejection(site: siteIds[index], reason: describe(absence)))
                 } else {
                     training.append(index)
@@ -296,7 +298,7 @@ public enum Simulation {
                 stateBytes = max(stateBytes, update.optimizerStateBytes)
                 updateBytes = max(updateBytes, arm.secureAggregation ? maskedUpdateBytes(count: shared.count) : update.blob.count)
                 let seconds = RoundPlanner.simulatedSeconds(site: site.id, steps: update.steps, settings: participation,
-                                                            seed: scenario.seed, arm: arm.name, round: round)
+                                                            seed: scenario.seed, arm: "", round: round)
                 if let deadline = participation.deadlineSeconds, seconds > deadline {
                     absent.append(Rejection(site: site.id, reason: describe(.missedDeadline(seconds: seconds, deadline: deadline))))
                 } else {
