@@ -149,9 +149,10 @@ public enum Simulation {
     }
 
     /// Runs every arm of `scenario`; `progress` receives one line per step worth telling a user.
+    /// `sequentialSites` trains one site at a time (a check that results do not depend on scheduling).
     public static func run(
         _ scenario: Scenario, logger: Logger = Logger(label: "sitefit.simulation"), cacheDirectory: URL? = nil,
-        progress: @escaping @Sendable (String) -> Void = { _ in }
+        sequentialSites: Bool = false, progress: @escaping @Sendable (String) -> Void = { _ in }
     ) async throws -> Result {
         let spec = scenario.task
         let shards = try provisionShards(scenario, logger: logger, progress: progress)
@@ -172,6 +173,7 @@ public enum Simulation {
         var predictions: [PredictionRow] = []
         for arm in scenario.arms {
             let (metrics, rows) = try await runArm(arm, scenario: scenario, model: model, sites: sites, logger: logger,
+                                                   sequentialSites: sequentialSites,
                                                    progress: progress)
             arms.append(metrics)
             predictions += rows
@@ -204,7 +206,7 @@ public enum Simulation {
 
     static func runArm(
         _ arm: Scenario.Arm, scenario: Scenario, model: PretrainedModel, sites: [SiteActor], logger: Logger,
-        progress: @escaping @Sendable (String) -> Void
+        sequentialSites: Bool = false, progress: @escaping @Sendable (String) -> Void
     ) async throws -> (ArmMetrics, [PredictionRow]) {
         // LoRA and adapter arms extend the pretrained network; the new tensors start as the identity change.
         var armConfiguration = model.mlp.configuration
@@ -275,7 +277,15 @@ public enum Simulation {
             // Sites train concurrently; results are put back in site order before aggregation so
             // the average (and everything after it) does not depend on which site finished first.
             let clipNorm = arm.privacy?.clipNorm
-            let updates = try await withThrowingTaskGroup(of: (Int, LocalUpdate).self) { group in
+            let updates = sequentialSites ? try await {
+                var collected: [(Int, LocalUpdate)] = []
+                for index in training {
+                    collected.append((index, try await sites[index].localUpdate(
+                        arm: arm.name, round: round, broadcast: message, configuration: configuration,
+                        clipNorm: clipNorm, secure: arm.secureAggregation)))
+                }
+                return collected
+            }() : try await withThrowingTaskGroup(of: (Int, LocalUpdate).self) { group in
                 for index in training {
                     let site = sites[index]
                     group.addTask {

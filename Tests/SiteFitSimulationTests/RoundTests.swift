@@ -114,3 +114,24 @@ struct SecureRunTests {
         #expect(masked.rounds[1].bytesUp > plain.rounds[1].bytesUp / 2)
     }
 }
+
+@Suite("Determinism whatever the scheduling")
+struct SchedulingTests {
+    @Test("sites trained one at a time or all at once give byte-identical metrics.json and predictions")
+    func sequentialEqualsConcurrent() async throws {
+        let scenario = try faultScenario("rounds: 3\nsampling: {fraction: 0.7}\ndropout: {probability: 0.2}\n", arms: """
+              - mode: full
+              - mode: bitfit
+                learning_rate: 0.01
+                dp: {clip_norm: 0.1, noise_multiplier: 1.0}
+              - mode: bitfit
+                name: masked
+                learning_rate: 0.01
+                secure_aggregation: true
+            """)
+        let concurrent = try await Simulation.run(scenario)
+        let sequential = try await Simulation.run(scenario, sequentialSites: true)
+        #expect(try ReportWriter.metricsJSON(concurrent.metrics) == ReportWriter.metricsJSON(sequential.metrics))
+        #expect(concurrent.predictions == sequential.predictions)
+    }
+}
