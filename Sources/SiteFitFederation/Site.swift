@@ -134,8 +134,8 @@ public actor SiteActor {
         } catch {
             throw UserFacingError("site '\(id)': refused the server's broadcast: \(error.reason)")
         }
-        let received = clipNorm == nil ? [] : shared.gather(from: local)
-        let receivedForSecure = secure ? shared.gather(from: local) : []
+        // What the site received, when its change must be computed (DP clipping, masking).
+        let received = clipNorm == nil && !secure ? [] : shared.gather(from: local)
         var random = RandomStream(seed: seed, "local-training", arm, id, String(round))
         let summary = trainer.train(
             parameters: &local, data: train, selection: selection, configuration: configuration, random: &random)
@@ -148,7 +148,7 @@ public actor SiteActor {
         if secure {
             // Nothing leaves the site in the clear: the change waits here to be masked.
             let now = shared.gather(from: local)
-            pendingChange = zip(now, receivedForSecure).map { $0 - $1 }
+            pendingChange = zip(now, received).map { $0 - $1 }
             return LocalUpdate(site: id, blob: [], steps: summary.steps, loss: summary.finalLoss,
                                optimizerStateBytes: summary.optimizerStateBytes, updateNorm: updateNorm)
         }

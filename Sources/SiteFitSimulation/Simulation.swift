@@ -315,7 +315,9 @@ public enum Simulation {
                     arrived.append(update)
                 }
             }
-            absent.sort { siteIds.firstIndex(of: $0.site)! < siteIds.firstIndex(of: $1.site)! }
+            // Dropouts were found before training and late sites after it: list them in site order.
+            let position = Dictionary(uniqueKeysWithValues: sampled.map { (siteIds[$0], $0) })
+            absent.sort { position[$0.site]! < position[$1.site]! }
             let privateAggregation = arm.privacy.map {
                 PrivateAggregation(settings: $0, expectedParticipants: participation.expectedParticipants(siteCount: sites.count),
                                    noise: RandomStream(seed: scenario.seed, "dp-noise", arm.name, String(round)))
