@@ -2,25 +2,24 @@ import Logging
 import SiteFitCore
 import SiteFitNN
 
-/// The federated-averaging server (FedAvg, or FedAdam/FedYogi/FedAdagrad on the averaged update). It never holds patient data: it sees only serialised updates,
+/// The federated-averaging server; its `FederatedStrategy` turns the weighted average into the next global model. It never holds patient data: it sees only serialised updates,
 /// and accepts only tensors in the selection, with the selection's shapes and finite values.
 public actor FederatedServer {
     public nonisolated let selection: ParameterSelection
     /// Global values of the selected tensors, packed in selection order; frozen tensors are not
     /// the server's business.
     private var global: [Float]
-    private let optimizer: ServerOptimizer
-    private var optimizerState: ServerOptimizerState
+    /// Moves the global model from the round's average; holds the adaptive moments, if any.
+    private var strategy: any FederatedStrategy
     private let logger: Logger
 
     /// Starts from the pretrained values of the selected tensors.
-    public init(pretrained: [Float], selection: ParameterSelection, optimizer: ServerOptimizer = .fedAvg,
+    public init(pretrained: [Float], selection: ParameterSelection, strategy: any FederatedStrategy = FedAvg(),
                 logger: Logger = Logger(label: "sitefit.server")) {
         self.selection = selection
         self.logger = logger
-        self.optimizer = optimizer
+        self.strategy = strategy
         global = selection.gather(from: pretrained)
-        optimizerState = ServerOptimizerState(count: selection.count, optimizer: optimizer)
     }
 
     /// The round's broadcast: the current global values of the selected tensors.
@@ -67,7 +66,7 @@ public actor FederatedServer {
         } else {
             average = FedAvg.aggregate(accepted)
         }
-        global = optimizerState.step(global: global, average: average, optimizer: optimizer)
+        global = strategy.nextGlobal(current: global, average: average)
         return AggregationOutcome(acceptedSites: acceptedSites, rejected: rejections, skipped: false)
     }
 
@@ -107,7 +106,7 @@ public actor FederatedServer {
             change = change.map { Float((Double($0) + standardDeviation * privacy.noise.gaussian()) / privacy.expectedParticipants) }
         }
         let average = zip(global, change).map { $0 + $1 }
-        global = optimizerState.step(global: global, average: average, optimizer: optimizer)
+        global = strategy.nextGlobal(current: global, average: average)
         return MaskedAggregationOutcome(outcome: AggregationOutcome(acceptedSites: arrived, rejected: rejected, skipped: false), rekeyWith: nil)
     }
 

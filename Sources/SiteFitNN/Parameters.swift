@@ -94,6 +94,11 @@ public struct ParameterSelection: Sendable, Equatable {
 
     public var tensorNames: [String] { tensors.map(\.name) }
 
+    /// The selected tensors for which `isIncluded` holds.
+    public func filter(_ isIncluded: (TensorSpec) -> Bool) -> ParameterSelection {
+        ParameterSelection(tensors: tensors.filter(isIncluded))
+    }
+
     /// The selected values, packed in buffer order.
     public func gather(from buffer: [Float]) -> [Float] {
         var out: [Float] = []

@@ -92,9 +92,22 @@ public struct Scenario: Sendable {
         public var privacy: DPSettings?
         /// Pairwise-masked secure aggregation: the server only ever holds masked vectors.
         public var secureAggregation: Bool
+
+        /// The arm's strategy with fresh server state; `trainedCount` is the size of the trained
+        /// selection (what adaptive optimisers keep moments for, as they share all of it).
+        public func makeStrategy(trainedCount: Int) -> any FederatedStrategy {
+            switch strategy {
+            case .fedavg: FedAvg()
+            case .fedprox: FedProx(mu: proximalMu)
+            case .fedadam: FedAdam(settings: server, count: trainedCount)
+            case .fedyogi: FedYogi(settings: server, count: trainedCount)
+            case .fedadagrad: FedAdagrad(settings: server, count: trainedCount)
+            case .personalized: PersonalizedBitFit()
+            }
+        }
     }
 
-    /// Federated strategies an arm can use.
+    /// Federated strategies an arm can use; `Arm.makeStrategy` builds the `FederatedStrategy` of each.
     public enum Strategy: String, Sendable, Equatable, CaseIterable {
         case fedavg, fedprox, fedadam, fedyogi, fedadagrad
         /// FedAvg on everything but the bias terms, which stay at each site and are evaluated there

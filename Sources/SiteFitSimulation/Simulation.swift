@@ -216,25 +216,17 @@ public enum Simulation {
         var extensionRandom = RandomStream(seed: scenario.seed, "extension", arm.name)
         let start = mlp.parameters(extending: model.parameters, of: model.mlp, random: &extensionRandom)
         let selection = arm.mode.selection(for: mlp.layout, withBiases: arm.loraTrainsBiases)
-        // Personalised arms federate everything they train except the bias terms, which stay on site.
-        let shared = arm.strategy == .personalized
-            ? ParameterSelection(layout: mlp.layout, tensorNames: selection.tensors.filter { !$0.role.isBiasTerm }.map(\.name))
-            : selection
-        let serverOptimizer: ServerOptimizer
-        switch arm.strategy {
-        case .fedavg, .fedprox, .personalized: serverOptimizer = .fedAvg
-        case .fedadam: serverOptimizer = .fedAdam(arm.server)
-        case .fedyogi: serverOptimizer = .fedYogi(arm.server)
-        case .fedadagrad: serverOptimizer = .fedAdagrad(arm.server)
-        }
-        let server = FederatedServer(pretrained: start, selection: shared, optimizer: serverOptimizer, logger: logger)
+        // The strategy decides what leaves a site: personalised arms keep their bias terms at home.
+        let strategy = arm.makeStrategy(trainedCount: selection.count)
+        let shared = strategy.shared(from: selection)
+        let server = FederatedServer(pretrained: start, selection: shared, strategy: strategy, logger: logger)
         for site in sites { await site.begin(mlp: mlp, parameters: start, selection: selection, shared: shared) }
         let federation = scenario.federation
         let configuration = TrainingConfiguration(
             optimizer: OptimizerConfiguration(kind: federation.optimizer, learningRate: arm.learningRate,
                                               weightDecay: federation.weightDecay, gradientClipNorm: federation.gradientClipNorm),
             epochs: arm.localEpochs, batchSize: federation.batchSize, positiveWeight: Float(federation.positiveWeight),
-            proximalMu: arm.proximalMu, steps: federation.localSteps)
+            proximalMu: strategy.proximalMu, steps: federation.localSteps)
         let participation = federation.participation
         let siteIds = sites.map(\.id)
         let sampleRate = participation.sampleRate(siteCount: sites.count)

@@ -4,7 +4,7 @@ import Testing
 @testable import SiteFitNN
 @testable import SiteFitTuning
 
-@Suite("Server optimisers and FedProx against hand-computed values")
+@Suite("Federated strategies against hand-computed values")
 struct StrategyTests {
     // One coordinate: global 1.0, weighted average 1.5, so Δ = 0.5; η = 0.1, β₁ = 0.9, β₂ = 0.99, τ = 0.01.
     // m = 0.1·0.5 = 0.05 in every case; v starts at τ² = 1e-4.
@@ -12,32 +12,69 @@ struct StrategyTests {
 
     @Test("FedAvg installs the average", arguments: [[Float(1.5)], [0.25, -3]])
     func fedAvg(_ average: [Float]) {
-        var state = ServerOptimizerState(count: average.count, optimizer: .fedAvg)
-        #expect(state.step(global: [Float](repeating: 1, count: average.count), average: average, optimizer: .fedAvg) == average)
+        var strategy = FedAvg()
+        #expect(strategy.nextGlobal(current: [Float](repeating: 1, count: average.count), average: average) == average)
+        #expect(strategy.proximalMu == 0)
     }
 
     @Test("FedAdam: v = 0.99·1e-4 + 0.01·0.25 = 0.002599; w = 1 + 0.1·0.05/(√v + 0.01) = 1.0819935")
     func fedAdam() {
-        var state = ServerOptimizerState(count: 1, optimizer: .fedAdam(Self.settings))
-        let next = state.step(global: [1], average: [1.5], optimizer: .fedAdam(Self.settings))
-        #expect(abs(state.secondMoment[0] - 0.002599) < 1e-12)
+        var strategy = FedAdam(settings: Self.settings, count: 1)
+        let next = strategy.nextGlobal(current: [1], average: [1.5])
+        #expect(abs(strategy.moments.first[0] - 0.05) < 1e-12)
+        #expect(abs(strategy.moments.second[0] - 0.002599) < 1e-12)
         #expect(abs(Double(next[0]) - 1.0819935) < 1e-6)
+    }
+
+    @Test("FedAdam, second round from w = 1.0819935 towards 1.5: m = 0.9·0.05 + 0.1·Δ, v = 0.99·v₁ + 0.01·Δ²")
+    func fedAdamSecondRound() {
+        var strategy = FedAdam(settings: Self.settings, count: 1)
+        let w1 = strategy.nextGlobal(current: [1], average: [1.5])
+        let w2 = strategy.nextGlobal(current: w1, average: [1.5])
+        let delta = 1.5 - Double(w1[0])
+        let m = 0.9 * 0.05 + 0.1 * delta
+        let v = 0.99 * 0.002599 + 0.01 * delta * delta
+        #expect(abs(Double(w2[0]) - (Double(w1[0]) + 0.1 * m / (v.squareRoot() + 0.01))) < 1e-6)
     }
 
     @Test("FedYogi: v = 1e-4 − 0.01·0.25·sign(1e-4 − 0.25) = 0.0026; w = 1.0819804")
     func fedYogi() {
-        var state = ServerOptimizerState(count: 1, optimizer: .fedYogi(Self.settings))
-        let next = state.step(global: [1], average: [1.5], optimizer: .fedYogi(Self.settings))
-        #expect(abs(state.secondMoment[0] - 0.0026) < 1e-12)
+        var strategy = FedYogi(settings: Self.settings, count: 1)
+        let next = strategy.nextGlobal(current: [1], average: [1.5])
+        #expect(abs(strategy.moments.second[0] - 0.0026) < 1e-12)
         #expect(abs(Double(next[0]) - 1.0819804) < 1e-6)
+        // When v already exceeds Δ², Yogi shrinks it additively: 0.5 − 0.01·0.25 = 0.4975.
+        #expect(abs(FedYogi.secondMoment(0.5, squaredDelta: 0.25, beta2: 0.99) - 0.4975) < 1e-15)
     }
 
     @Test("FedAdagrad: v = 1e-4 + 0.25 = 0.2501; w = 1 + 0.005/(0.5001 + 0.01) = 1.0098020")
     func fedAdagrad() {
-        var state = ServerOptimizerState(count: 1, optimizer: .fedAdagrad(Self.settings))
-        let next = state.step(global: [1], average: [1.5], optimizer: .fedAdagrad(Self.settings))
-        #expect(abs(state.secondMoment[0] - 0.2501) < 1e-12)
+        var strategy = FedAdagrad(settings: Self.settings, count: 1)
+        let next = strategy.nextGlobal(current: [1], average: [1.5])
+        #expect(abs(strategy.moments.second[0] - 0.2501) < 1e-12)
         #expect(abs(Double(next[0]) - 1.0098020) < 1e-6)
+    }
+
+    @Test("FedProx's proximal gradient is μ(w − w_global), and its server step is FedAvg's")
+    func fedProxPure() {
+        var strategy = FedProx(mu: 0.5)
+        #expect(strategy.proximalMu == 0.5)
+        #expect(FedProx.proximalGradient(parameters: [2, -1], global: [1, 1], mu: 0.5) == [0.5, -1])
+        #expect(strategy.nextGlobal(current: [0, 0], average: [0.25, 4]) == [0.25, 4])
+    }
+
+    @Test("personalised BitFit shares every trained tensor except the bias terms, and averages them")
+    func personalized() {
+        let mlp = MLP(MLPConfiguration(inputSize: 3, hiddenSizes: [4]))
+        var strategy = PersonalizedBitFit()
+        let trained = FineTuningMode.full.selection(for: mlp.layout)
+        let shared = strategy.shared(from: trained)
+        #expect(shared.tensors.allSatisfy { !$0.role.isBiasTerm })
+        #expect(shared.tensorNames == ["layers.0.weight", "layers.1.weight"])
+        #expect(shared.count == 3 * 4 + 4 * 1)
+        #expect(strategy.nextGlobal(current: [1, 2], average: [3, 5]) == [3, 5])
+        // The shared-nothing case: BitFit trains only bias terms, so a personalised BitFit-only arm shares nothing.
+        #expect(strategy.shared(from: FineTuningMode.bitfit.selection(for: mlp.layout)).count == 0)
     }
 
     @Test("FedProx adds μ(w − w₀) to the gradient: after two SGD steps, w₂(μ) = w₂(0) − lr·μ·(w₁ − w₀)")

@@ -2,7 +2,9 @@
 ///
 /// A pure function of the packed selected values and each site's train size n_k. Sums run in
 /// Double in the given order, so the result is the same however the sites were scheduled.
-public enum FedAvg {
+public struct FedAvg {
+    public init() {}
+
     /// The weighted mean of `updates`; every update must have the same length and n_k > 0.
     public static func aggregate(_ updates: [(values: [Float], trainSize: Int)]) -> [Float] {
         precondition(!updates.isEmpty, "FedAvg of no updates")
@@ -16,4 +18,10 @@ public enum FedAvg {
         }
         return sums.map { Float($0) }
     }
+}
+
+extension FedAvg: FederatedStrategy {
+    public var name: String { "fedavg" }
+    /// The server installs the weighted average as it is.
+    public mutating func nextGlobal(current: [Float], average: [Float]) -> [Float] { average }
 }

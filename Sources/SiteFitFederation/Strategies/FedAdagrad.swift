@@ -1,0 +1,22 @@
+/// FedAdagrad (Reddi et al., arXiv:2003.00295): v ← v + Δ², so the server's step size only ever
+/// shrinks for coordinates that keep moving.
+public struct FedAdagrad: FederatedStrategy {
+    public let settings: ServerOptimizerSettings
+    public private(set) var moments: AdaptiveMoments
+
+    public init(settings: ServerOptimizerSettings, count: Int) {
+        self.settings = settings
+        moments = AdaptiveMoments(count: count, tau: settings.tau)
+    }
+
+    public var name: String { "fedadagrad" }
+
+    /// Adagrad's running sum of Δ² (β₂ plays no part).
+    public static func secondMoment(_ v: Double, squaredDelta: Double) -> Double { v + squaredDelta }
+
+    public mutating func nextGlobal(current: [Float], average: [Float]) -> [Float] {
+        moments.step(current: current, average: average, settings: settings) {
+            Self.secondMoment($0, squaredDelta: $1)
+        }
+    }
+}

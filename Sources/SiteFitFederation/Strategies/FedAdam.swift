@@ -1,0 +1,25 @@
+/// FedAdam: the server applies Adam to the pseudo-gradient (Reddi et al., arXiv:2003.00295),
+/// with v ← β₂v + (1−β₂)Δ².
+public struct FedAdam: FederatedStrategy {
+    public let settings: ServerOptimizerSettings
+    public private(set) var moments: AdaptiveMoments
+
+    public init(settings: ServerOptimizerSettings, count: Int) {
+        self.settings = settings
+        moments = AdaptiveMoments(count: count, tau: settings.tau)
+    }
+
+    public var name: String { "fedadam" }
+
+    /// Adam's exponential moving average of Δ².
+    public static func secondMoment(_ v: Double, squaredDelta: Double, beta2: Double) -> Double {
+        beta2 * v + (1 - beta2) * squaredDelta
+    }
+
+    public mutating func nextGlobal(current: [Float], average: [Float]) -> [Float] {
+        let beta2 = settings.beta2
+        return moments.step(current: current, average: average, settings: settings) {
+            Self.secondMoment($0, squaredDelta: $1, beta2: beta2)
+        }
+    }
+}

@@ -1,0 +1,72 @@
+import SiteFitNN
+
+/// A federated strategy: what a site shares, what it adds to local training, and how the server
+/// turns the weighted average of the accepted updates into the next global model.
+///
+/// Each strategy lives in its own file with its maths as a pure static function; the conforming
+/// value carries only the state that function threads from round to round (the adaptive moments).
+/// The server applies the step after validation, DP noise and unmasking, so every strategy
+/// composes with every privacy setting.
+public protocol FederatedStrategy: Sendable {
+    /// The name used in scenarios and reports (`fedavg`, `fedadam`, ...).
+    var name: String { get }
+    /// μ of the proximal term μ/2·‖w − w_global‖² each site adds to its local loss (FedProx); 0 otherwise.
+    var proximalMu: Double { get }
+    /// The part of a site's trained selection that leaves the site; the rest stays local.
+    func shared(from trained: ParameterSelection) -> ParameterSelection
+    /// The next global values of the shared tensors from the current ones and the weighted
+    /// average of this round's accepted updates. Called once per aggregated round, never for a
+    /// skipped one.
+    mutating func nextGlobal(current: [Float], average: [Float]) -> [Float]
+}
+
+extension FederatedStrategy {
+    public var proximalMu: Double { 0 }
+    public func shared(from trained: ParameterSelection) -> ParameterSelection { trained }
+}
+
+/// Server learning rate η, momentum β₁, second-moment decay β₂ and adaptivity τ of the adaptive
+/// server optimisers (Reddi et al., "Adaptive Federated Optimization", arXiv:2003.00295).
+public struct ServerOptimizerSettings: Sendable, Equatable {
+    public var learningRate: Double
+    public var beta1: Double
+    public var beta2: Double
+    public var tau: Double
+
+    public init(learningRate: Double, beta1: Double = 0.9, beta2: Double = 0.99, tau: Double = 1e-3) {
+        self.learningRate = learningRate
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.tau = tau
+    }
+}
+
+/// The moments FedAdam, FedYogi and FedAdagrad carry between rounds, and the step they share.
+///
+/// Algorithm 2 of Reddi et al.: the pseudo-gradient is Δ = average − w; m ← β₁m + (1−β₁)Δ;
+/// v ← rule(v, Δ²); w ← w + η·m / (√v + τ). As in the paper m starts at 0 and v at τ², with no
+/// bias correction. Only the second-moment rule differs between the three, so each strategy
+/// file supplies that rule and nothing else.
+public struct AdaptiveMoments: Sendable, Equatable {
+    public var first: [Double]
+    public var second: [Double]
+
+    public init(count: Int, tau: Double) {
+        first = [Double](repeating: 0, count: count)
+        second = [Double](repeating: tau * tau, count: count)
+    }
+
+    /// One server step in Double (the moments span many rounds, so they are not kept in Float).
+    public mutating func step(current: [Float], average: [Float], settings: ServerOptimizerSettings,
+                              secondMoment rule: (_ v: Double, _ squaredDelta: Double) -> Double) -> [Float] {
+        precondition(current.count == average.count && current.count == first.count)
+        var next = current
+        for i in current.indices {
+            let delta = Double(average[i]) - Double(current[i])
+            first[i] = settings.beta1 * first[i] + (1 - settings.beta1) * delta
+            second[i] = rule(second[i], delta * delta)
+            next[i] = Float(Double(current[i]) + settings.learningRate * first[i] / (second[i].squareRoot() + settings.tau))
+        }
+        return next
+    }
+}
