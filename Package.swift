@@ -39,7 +39,7 @@ let package = Package(
             .product(name: "SwiftCSV", package: "SwiftCSV"),
         ]),
         // Pure metric functions.
-        .target(name: "SiteFitMetrics"),
+        .target(name: "SiteFitMetrics", dependencies: ["SiteFitCore"]),
         // Site and server actors, FedAvg, the selected-parameter wire format.
         .target(name: "SiteFitFederation", dependencies: [
             "SiteFitCore", "SiteFitNN", "SiteFitTuning", "SiteFitEHR", "SiteFitMetrics",
@@ -74,7 +74,7 @@ let package = Package(
         .testTarget(name: "SiteFitEHRTests", dependencies: [
             "SiteFitEHR", "SiteFitCore", .product(name: "GRDB", package: "GRDB.swift"),
         ], exclude: ["Fixtures"]),
-        .testTarget(name: "SiteFitMetricsTests", dependencies: ["SiteFitMetrics"]),
+        .testTarget(name: "SiteFitMetricsTests", dependencies: ["SiteFitMetrics", "SiteFitCore"]),
         .testTarget(name: "SiteFitFederationTests", dependencies: [
             "SiteFitFederation", "SiteFitNN", "SiteFitTuning", "SiteFitEHR", "SiteFitCore",
         ]),

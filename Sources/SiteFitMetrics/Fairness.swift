@@ -1,0 +1,194 @@
+import Foundation
+import SiteFitCore
+
+/// One subgroup's rates at the decision threshold: what the fairness gaps are computed from.
+public struct GroupRates: Codable, Sendable, Equatable {
+    public var group: String
+    public var size: Int
+    public var positives: Int
+    /// P(ŷ = 1 | group).
+    public var selectionRate: Double
+    /// P(ŷ = 1 | y = 1, group); nil without positives.
+    public var truePositiveRate: Double?
+    /// P(ŷ = 1 | y = 0, group); nil without negatives.
+    public var falsePositiveRate: Double?
+    public var auroc: Double?
+    /// Mean score − observed rate: > 0 means the model over-predicts risk for this group.
+    public var calibrationInTheLarge: Double
+    /// Smaller than the scenario's minimum group size: shown, never used in a gap.
+    public var tooSmall: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case group, size, positives, auroc
+        case selectionRate = "selection_rate", truePositiveRate = "true_positive_rate"
+        case falsePositiveRate = "false_positive_rate", calibrationInTheLarge = "calibration_in_the_large"
+        case tooSmall = "too_small"
+    }
+}
+
+/// The gaps between the best- and worst-treated eligible groups of one attribute (max − min over
+/// groups); nil when fewer than two groups are large enough and define the rate.
+public struct FairnessGaps: Codable, Sendable, Equatable {
+    /// Demographic parity difference: spread of selection rates.
+    public var demographicParity: Double?
+    /// Equal-opportunity difference: spread of true-positive rates.
+    public var equalOpportunity: Double?
+    /// Equalised-odds difference: the larger of the TPR and FPR spreads.
+    public var equalizedOdds: Double?
+    /// Spread of within-group AUROC.
+    public var aurocGap: Double?
+    /// Spread of calibration in the large.
+    public var calibrationGap: Double?
+
+    public init(demographicParity: Double? = nil, equalOpportunity: Double? = nil, equalizedOdds: Double? = nil,
+                aurocGap: Double? = nil, calibrationGap: Double? = nil) {
+        self.demographicParity = demographicParity
+        self.equalOpportunity = equalOpportunity
+        self.equalizedOdds = equalizedOdds
+        self.aurocGap = aurocGap
+        self.calibrationGap = calibrationGap
+    }
+
+    /// The gap metrics by their `metrics.json` names, in report order.
+    public static let names = ["demographic_parity", "equal_opportunity", "equalized_odds", "auroc_gap", "calibration_gap"]
+
+    public subscript(name: String) -> Double? {
+        switch name {
+        case "demographic_parity": demographicParity
+        case "equal_opportunity": equalOpportunity
+        case "equalized_odds": equalizedOdds
+        case "auroc_gap": aurocGap
+        case "calibration_gap": calibrationGap
+        default: nil
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case demographicParity = "demographic_parity", equalOpportunity = "equal_opportunity"
+        case equalizedOdds = "equalized_odds", aurocGap = "auroc_gap", calibrationGap = "calibration_gap"
+    }
+}
+
+/// Subgroup audit: per-group rates and the gaps between groups, as pure functions.
+public enum Fairness {
+    /// Rates of every group (sorted by name) of one attribute.
+    public static func groupRates(scores: [Float], labels: [Float], groups: [String], minimumSize: Int,
+                                  threshold: Float = 0.5) -> [GroupRates] {
+        precondition(scores.count == labels.count && scores.count == groups.count)
+        var members: [String: [Int]] = [:]
+        for (i, g) in groups.enumerated() { members[g, default: []].append(i) }
+        return members.keys.sorted().map { group in
+            let rows = members[group]!
+            let s = rows.map { scores[$0] }, y = rows.map { labels[$0] }
+            var selected = 0, tp = 0, fp = 0, positives = 0
+            for (score, label) in zip(s, y) {
+                let decision = score >= threshold
+                if decision { selected += 1 }
+                if label >= 0.5 { positives += 1; if decision { tp += 1 } } else if decision { fp += 1 }
+            }
+            let negatives = rows.count - positives
+            return GroupRates(group: group, size: rows.count, positives: positives,
+                              selectionRate: Double(selected) / Double(rows.count),
+                              truePositiveRate: positives > 0 ? Double(tp) / Double(positives) : nil,
+                              falsePositiveRate: negatives > 0 ? Double(fp) / Double(negatives) : nil,
+                              auroc: Metrics.auroc(scores: s, labels: y),
+                              calibrationInTheLarge: Metrics.calibrationInTheLarge(scores: s, labels: y),
+                              tooSmall: rows.count < minimumSize)
+        }
+    }
+
+    /// max − min of the groups' defined values; nil below two.
+    static func spread(_ values: [Double?]) -> Double? {
+        let defined = values.compactMap { $0 }
+        guard defined.count >= 2, let low = defined.min(), let high = defined.max() else { return nil }
+        return high - low
+    }
+
+    /// The gaps over the groups that are not too small.
+    public static func gaps(_ rates: [GroupRates]) -> FairnessGaps {
+        let eligible = rates.filter { !$0.tooSmall }
+        let tpr = spread(eligible.map(\.truePositiveRate)), fpr = spread(eligible.map(\.falsePositiveRate))
+        let odds: Double? = switch (tpr, fpr) {
+        case let (t?, f?): max(t, f)
+        case let (t?, nil): t
+        case let (nil, f?): f
+        case (nil, nil): nil
+        }
+        return FairnessGaps(demographicParity: spread(eligible.map(\.selectionRate)), equalOpportunity: tpr,
+                            equalizedOdds: odds, aurocGap: spread(eligible.map(\.auroc)),
+                            calibrationGap: spread(eligible.map(\.calibrationInTheLarge)))
+    }
+
+    /// A percentile bootstrap interval for the change of every gap between two models scored on
+    /// the same patients (`before`, `after`): each replicate resamples patients with replacement
+    /// and recomputes both gaps on that one resample, so the interval reflects which patients
+    /// happened to be tested, not only the models. Group sizes are checked per replicate.
+    /// Returns the 2.5th and 97.5th percentiles per gap name; a gap undefined in most replicates
+    /// is left out.
+    public static func bootstrapDrift(before: [Float], after: [Float], labels: [Float], groups: [String], minimumSize: Int,
+                                      replicates: Int, random: inout RandomStream) -> [String: (low: Double, high: Double)] {
+        precondition(before.count == after.count && before.count == labels.count && labels.count == groups.count)
+        let n = labels.count
+        guard n > 0, replicates > 0 else { return [:] }
+        var samples: [String: [Double]] = [:]
+        var b = [Float](repeating: 0, count: n), a = b, y = b
+        var g = [String](repeating: "", count: n)
+        for _ in 0..<replicates {
+            for i in 0..<n {
+                let k = random.int(below: n)
+                b[i] = before[k]; a[i] = after[k]; y[i] = labels[k]; g[i] = groups[k]
+            }
+            let gapsBefore = gaps(groupRates(scores: b, labels: y, groups: g, minimumSize: minimumSize))
+            let gapsAfter = gaps(groupRates(scores: a, labels: y, groups: g, minimumSize: minimumSize))
+            for name in FairnessGaps.names {
+                if let x = gapsBefore[name], let z = gapsAfter[name] { samples[name, default: []].append(z - x) }
+            }
+        }
+        var intervals: [String: (low: Double, high: Double)] = [:]
+        for (name, values) in samples where values.count * 2 > replicates {
+            let sorted = values.sorted()
+            intervals[name] = (percentile(sorted, 0.025), percentile(sorted, 0.975))
+        }
+        return intervals
+    }
+
+    /// Linear interpolation between order statistics (numpy's default "linear" method).
+    public static func percentile(_ sorted: [Double], _ q: Double) -> Double {
+        precondition(!sorted.isEmpty)
+        let position = q * Double(sorted.count - 1)
+        let lower = Int(position.rounded(.down)), upper = min(lower + 1, sorted.count - 1)
+        return sorted[lower] + (position - Double(lower)) * (sorted[upper] - sorted[lower])
+    }
+
+    /// Age band of an age in years, as the report groups patients.
+    public static func ageBand(_ years: Float) -> String {
+        guard years.isFinite else { return "unknown" }
+        switch years {
+        case ..<45: return "18-44"
+        case ..<65: return "45-64"
+        case ..<75: return "65-74"
+        default: return "75+"
+        }
+    }
+}
+
+/// Loss-threshold membership inference (Yeom et al., arXiv:1709.01604): an attacker who sees a
+/// patient's loss under the final model guesses "was in training" when the loss is low. Its AUC
+/// over a site's train (members) and held-out (non-members) patients measures how much the model
+/// memorised: 0.5 is nothing learned about membership.
+public enum MembershipInference {
+    /// Binary cross-entropy of one prediction, with the score clamped away from 0 and 1.
+    public static func loss(score: Float, label: Float) -> Double {
+        let p = min(max(Double(score), 1e-7), 1 - 1e-7)
+        return label >= 0.5 ? -log(p) : -log(1 - p)
+    }
+
+    /// AUC of the attack: P(loss of a non-member > loss of a member), ties one half.
+    public static func auc(memberLosses: [Double], nonMemberLosses: [Double]) -> Double? {
+        // Score = −loss, positive = member: the tie-aware Mann–Whitney AUROC, in Double so that
+        // nearly equal losses are not merged into ties.
+        Metrics.mannWhitney(scores: (memberLosses + nonMemberLosses).map { -$0 },
+                            positive: [Bool](repeating: true, count: memberLosses.count)
+                                + [Bool](repeating: false, count: nonMemberLosses.count))
+    }
+}
