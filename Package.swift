@@ -78,8 +78,8 @@ let package = Package(
         .testTarget(name: "SiteFitFederationTests", dependencies: [
             "SiteFitFederation", "SiteFitNN", "SiteFitTuning", "SiteFitEHR", "SiteFitCore",
         ]),
-        .testTarget(name: "SiteFitScenarioTests", dependencies: ["SiteFitScenario", "SiteFitFederation"]),
-        .testTarget(name: "SiteFitSimulationTests", dependencies: ["SiteFitSimulation", "SiteFitScenario", "SiteFitFederation"]),
+        .testTarget(name: "SiteFitScenarioTests", dependencies: ["SiteFitScenario", "SiteFitFederation", "SiteFitTuning"]),
+        .testTarget(name: "SiteFitSimulationTests", dependencies: ["SiteFitSimulation", "SiteFitScenario", "SiteFitFederation"], exclude: ["Golden"]),
         .testTarget(name: "SiteFitCLITests", dependencies: ["sitefit"], exclude: ["Golden"]),
     ],
     swiftLanguageModes: [.v6]

@@ -2,6 +2,7 @@ import Crypto
 import Logging
 import SiteFitCore
 import SiteFitEHR
+import SiteFitMetrics
 import SiteFitNN
 
 /// A site's test-set predictions, with the subgroup attributes the report audits.
@@ -12,6 +13,8 @@ public struct SitePredictions: Sendable, Equatable {
     public var scores: [Float]
     public var sex: [String]
     public var race: [String]
+    /// Age band at the index date (18-44, 45-64, 65-74, 75+).
+    public var ageBand: [String]
 }
 
 /// Aggregate statistics of a site's cohort (never rows): what "sites at a glance" shows.
@@ -22,6 +25,13 @@ public struct SiteSummary: Sendable, Equatable {
     public var meanAge: Double
     /// Share of measurement features with no value in the look-back window.
     public var labMissingShare: Double
+    /// Share of the cohort in each race and each age band.
+    public var raceShares: [String: Double]
+    public var ageBandShares: [String: Double]
+    /// Per feature column, the sum and the sum of squares of the standardised values over the
+    /// whole cohort: enough to compare distributions across sites without sharing any row.
+    public var featureSums: [Double]
+    public var featureSquares: [Double]
 }
 
 /// What one site's local training produced in a round.
@@ -47,6 +57,7 @@ public actor SiteActor {
     private let testPersonIds: [Int64]
     private let testSex: [String]
     private let testRace: [String]
+    private let testAgeBand: [String]
     private let seed: UInt64
     private var trainer: Trainer
     /// The site's full local model: frozen tensors stay at their pretrained values.
@@ -94,7 +105,16 @@ public actor SiteActor {
         testSex = testRows.map { extract.sex[$0] }
         testRace = testRows.map { extract.race[$0] }
         let ageColumn = extract.columns.firstIndex(of: "age_years") ?? 0
+        testAgeBand = testRows.map { Fairness.ageBand(Float(extract.features[$0 * columns + ageColumn])) }
         let labColumns = extract.columns.indices.filter { extract.columns[$0].hasPrefix("measurement.") }
+        var moments = (sums: [Double](repeating: 0, count: columns), squares: [Double](repeating: 0, count: columns))
+        for data in [train, test] {
+            for r in 0..<data.rows { for c in 0..<columns {
+                let x = Double(data.features[r * columns + c])
+                moments.sums[c] += x
+                moments.squares[c] += x * x
+            } }
+        }
         var missing = 0
         for r in 0..<extract.rows { for c in labColumns where extract.features[r * columns + c].isNaN { missing += 1 } }
         summary = SiteSummary(
@@ -102,7 +122,10 @@ public actor SiteActor {
             outcomePrevalence: Double(extract.labels.filter { $0 >= 0.5 }.count) / Double(extract.rows),
             femaleShare: Double(extract.sex.filter { $0 == "female" }.count) / Double(extract.rows),
             meanAge: (0..<extract.rows).reduce(0.0) { $0 + extract.features[$1 * columns + ageColumn] } / Double(extract.rows),
-            labMissingShare: labColumns.isEmpty ? 0 : Double(missing) / Double(extract.rows * labColumns.count))
+            labMissingShare: labColumns.isEmpty ? 0 : Double(missing) / Double(extract.rows * labColumns.count),
+            raceShares: Self.shares(extract.race),
+            ageBandShares: Self.shares((0..<extract.rows).map { Fairness.ageBand(Float(extract.features[$0 * columns + ageColumn])) }),
+            featureSums: moments.sums, featureSquares: moments.squares)
         trainSize = trainRows.count
         testSize = testRows.count
         trainer = Trainer(mlp: model.mlp, maxBatch: maxBatch)
@@ -160,6 +183,13 @@ public actor SiteActor {
                            optimizerStateBytes: summary.optimizerStateBytes, updateNorm: updateNorm)
     }
 
+    /// Each distinct value's share of `values`.
+    static func shares(_ values: [String]) -> [String: Double] {
+        var counts: [String: Int] = [:]
+        for v in values { counts[v, default: 0] += 1 }
+        return counts.mapValues { Double($0) / Double(max(values.count, 1)) }
+    }
+
     /// Secure aggregation: a fresh X25519 public key for one masking context (round and attempt).
     public func maskingPublicKey(context: String) -> Curve25519.KeyAgreement.PublicKey {
         let key = Curve25519.KeyAgreement.PrivateKey()
@@ -200,6 +230,23 @@ public actor SiteActor {
             throw UserFacingError("site '\(id)': refused the server's broadcast: \(error.reason)")
         }
         return SitePredictions(site: id, personIds: testPersonIds, labels: test.labels,
-                               scores: trainer.predict(parameters: model, data: test), sex: testSex, race: testRace)
+                               scores: trainer.predict(parameters: model, data: test), sex: testSex, race: testRace,
+                               ageBand: testAgeBand)
+    }
+
+    /// The AUC of a loss-threshold membership-inference attack on this site's patients under the
+    /// broadcast model (over the site's local part, as in `evaluate`): train patients are members,
+    /// held-out ones are not. Only this one number leaves the site.
+    public func membershipInferenceAUC(broadcast: [UInt8]) throws -> Double? {
+        var model = local
+        do {
+            _ = try WireFormat.apply(broadcast, selection: shared, to: &model)
+        } catch {
+            throw UserFacingError("site '\(id)': refused the server's broadcast: \(error.reason)")
+        }
+        func losses(_ data: Dataset) -> [Double] {
+            zip(trainer.predict(parameters: model, data: data), data.labels).map { MembershipInference.loss(score: $0, label: $1) }
+        }
+        return MembershipInference.auc(memberLosses: losses(train), nonMemberLosses: losses(test))
     }
 }

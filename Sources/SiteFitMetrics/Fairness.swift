@@ -104,10 +104,18 @@ public enum Fairness {
         return high - low
     }
 
-    /// The gaps over the groups that are not too small.
-    public static func gaps(_ rates: [GroupRates]) -> FairnessGaps {
+    /// Fewest patients of a class a class-conditional rate (TPR, FPR, AUROC) needs to enter a gap:
+    /// a group of 100 with one positive has a TPR of 0 or 1 by chance alone.
+    public static let defaultClassMinimum = 10
+
+    /// The gaps over the groups that are not too small; TPR, FPR and AUROC also need
+    /// `classMinimum` patients of the class they condition on.
+    public static func gaps(_ rates: [GroupRates], classMinimum: Int = defaultClassMinimum) -> FairnessGaps {
         let eligible = rates.filter { !$0.tooSmall }
-        let tpr = spread(eligible.map(\.truePositiveRate)), fpr = spread(eligible.map(\.falsePositiveRate))
+        let withPositives = eligible.filter { $0.positives >= classMinimum }
+        let withNegatives = eligible.filter { $0.size - $0.positives >= classMinimum }
+        let withBoth = withPositives.filter { $0.size - $0.positives >= classMinimum }
+        let tpr = spread(withPositives.map(\.truePositiveRate)), fpr = spread(withNegatives.map(\.falsePositiveRate))
         let odds: Double? = switch (tpr, fpr) {
         case let (t?, f?): max(t, f)
         case let (t?, nil): t
@@ -115,7 +123,7 @@ public enum Fairness {
         case (nil, nil): nil
         }
         return FairnessGaps(demographicParity: spread(eligible.map(\.selectionRate)), equalOpportunity: tpr,
-                            equalizedOdds: odds, aurocGap: spread(eligible.map(\.auroc)),
+                            equalizedOdds: odds, aurocGap: spread(withBoth.map(\.auroc)),
                             calibrationGap: spread(eligible.map(\.calibrationInTheLarge)))
     }
 
@@ -126,7 +134,7 @@ public enum Fairness {
     /// Returns the 2.5th and 97.5th percentiles per gap name; a gap undefined in most replicates
     /// is left out.
     public static func bootstrapDrift(before: [Float], after: [Float], labels: [Float], groups: [String], minimumSize: Int,
-                                      replicates: Int, random: inout RandomStream) -> [String: (low: Double, high: Double)] {
+                                      classMinimum: Int = defaultClassMinimum, replicates: Int, random: inout RandomStream) -> [String: (low: Double, high: Double)] {
         precondition(before.count == after.count && before.count == labels.count && labels.count == groups.count)
         let n = labels.count
         guard n > 0, replicates > 0 else { return [:] }
@@ -138,8 +146,8 @@ public enum Fairness {
                 let k = random.int(below: n)
                 b[i] = before[k]; a[i] = after[k]; y[i] = labels[k]; g[i] = groups[k]
             }
-            let gapsBefore = gaps(groupRates(scores: b, labels: y, groups: g, minimumSize: minimumSize))
-            let gapsAfter = gaps(groupRates(scores: a, labels: y, groups: g, minimumSize: minimumSize))
+            let gapsBefore = gaps(groupRates(scores: b, labels: y, groups: g, minimumSize: minimumSize), classMinimum: classMinimum)
+            let gapsAfter = gaps(groupRates(scores: a, labels: y, groups: g, minimumSize: minimumSize), classMinimum: classMinimum)
             for name in FairnessGaps.names {
                 if let x = gapsBefore[name], let z = gapsAfter[name] { samples[name, default: []].append(z - x) }
             }

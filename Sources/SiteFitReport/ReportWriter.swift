@@ -12,22 +12,58 @@ public enum ReportWriter {
     }
 
     public static func write(_ metrics: RunMetrics, predictions: [PredictionRow], to directory: URL) throws -> Output {
+        let detail = try folder(for: metrics, in: directory)
+        let metricsURL = detail.appendingPathComponent("metrics.json")
+        let predictionsURL = detail.appendingPathComponent("predictions.csv")
+        try save(Data(metricsJSON(metrics).utf8), to: metricsURL)
+        try save(Data(predictionsCSV(predictions).utf8), to: predictionsURL)
+        let (report, charts) = try writeReport(metrics, to: directory)
+        return Output(report: report, metrics: metricsURL, predictions: predictionsURL, charts: charts)
+    }
+
+    /// The Markdown report and its charts from metrics alone (what `sitefit report` redraws).
+    public static func writeReport(_ metrics: RunMetrics, to directory: URL) throws -> (report: URL, charts: [URL]) {
         let name = metrics.scenario.name
-        let detail = directory.appendingPathComponent(name)
+        let detail = try folder(for: metrics, in: directory)
+        var chartURLs: [URL] = []
+        for chart in ReportCharts.all(metrics) {
+            let url = detail.appendingPathComponent(chart.file)
+            try save(Data(chart.svg.utf8), to: url)
+            chartURLs.append(url)
+        }
+        let reportURL = directory.appendingPathComponent("\(name).md")
+        try save(Data(MarkdownReport.render(metrics).utf8), to: reportURL)
+        return (reportURL, chartURLs)
+    }
+
+    static func folder(for metrics: RunMetrics, in directory: URL) throws -> URL {
+        let detail = directory.appendingPathComponent(metrics.scenario.name)
         do {
             try FileManager.default.createDirectory(at: detail, withIntermediateDirectories: true)
         } catch {
             throw UserFacingError("cannot create the report folder '\(detail.relativePath)': check that the path is writable")
         }
-        let metricsURL = detail.appendingPathComponent("metrics.json")
-        let predictionsURL = detail.appendingPathComponent("predictions.csv")
-        let chartURL = detail.appendingPathComponent("accuracy-by-round.svg")
-        let reportURL = directory.appendingPathComponent("\(name).md")
-        try save(Data(metricsJSON(metrics).utf8), to: metricsURL)
-        try save(Data(predictionsCSV(predictions).utf8), to: predictionsURL)
-        try save(Data(Charts.accuracyByRound(metrics).utf8), to: chartURL)
-        try save(Data(MarkdownReport.render(metrics, chartPath: "\(name)/accuracy-by-round.svg").utf8), to: reportURL)
-        return Output(report: reportURL, metrics: metricsURL, predictions: predictionsURL, charts: [chartURL])
+        return detail
+    }
+
+    /// Reads a `metrics.json` written by `sitefit run`; a damaged or foreign file is a clear error.
+    public static func readMetrics(_ url: URL) throws -> RunMetrics {
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw UserFacingError("\(url.relativePath): cannot read the file (does it exist?)")
+        }
+        do {
+            return try JSONDecoder().decode(RunMetrics.self, from: data)
+        } catch let DecodingError.keyNotFound(key, context) {
+            throw UserFacingError("\(url.relativePath): not a SiteFit metrics.json: missing '\(path(context.codingPath + [key]))'")
+        } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
+            throw UserFacingError("\(url.relativePath): not a SiteFit metrics.json: wrong value at '\(path(context.codingPath))'")
+        } catch {
+            throw UserFacingError("\(url.relativePath): not a SiteFit metrics.json (it is not valid JSON of that shape)")
+        }
+    }
+
+    static func path(_ keys: [any CodingKey]) -> String {
+        keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined().trimmingCharacters(in: CharacterSet(charactersIn: "."))
     }
 
     /// Sorted keys and fixed formatting: the same run gives the same bytes.
@@ -38,11 +74,11 @@ public enum ReportWriter {
         return String(decoding: data, as: UTF8.self) + "\n"
     }
 
-    /// `arm,site,person_id,label,score,sex,race`, one line per test patient of the final model.
+    /// `arm,site,person_id,label,score,sex,race,age_band`, one line per test patient of the final model.
     public static func predictionsCSV(_ rows: [PredictionRow]) -> String {
-        var out = "arm,site,person_id,label,score,sex,race\n"
+        var out = "arm,site,person_id,label,score,sex,race,age_band\n"
         for row in rows {
-            out += "\(csv(row.arm)),\(csv(row.site)),\(row.personId),\(row.label),\(row.score),\(row.sex),\(row.race)\n"
+            out += "\(csv(row.arm)),\(csv(row.site)),\(row.personId),\(row.label),\(row.score),\(csv(row.sex)),\(csv(row.race)),\(row.ageBand)\n"
         }
         return out
     }
@@ -86,6 +122,14 @@ enum Format {
             out.append(c)
         }
         return String(out.reversed())
+    }
+
+    /// Seconds with a unit that keeps 3 significant digits readable.
+    static func seconds(_ value: Double) -> String {
+        guard value.isFinite else { return "n/a" }
+        if value >= 1 { return String(format: "%.2f s", value) }
+        if value >= 1e-3 { return String(format: "%.1f ms", value * 1e3) }
+        return String(format: "%.0f µs", value * 1e6)
     }
 
     static func flops(_ value: Double) -> String {

@@ -1,3 +1,5 @@
+import SiteFitMetrics
+
 /// Everything a run measured: the content of `metrics.json` and the input of the Markdown report.
 public struct RunMetrics: Codable, Sendable, Equatable {
     public var scenario: ScenarioInfo
@@ -5,6 +7,8 @@ public struct RunMetrics: Codable, Sendable, Equatable {
     public var model: ModelInfo
     public var pretraining: PretrainingInfo
     public var arms: [ArmMetrics]
+    /// Mean and spread over every seed of a multi-seed scenario (nil for one seed).
+    public var seeds: SeedSummary?
 
     public init(scenario: ScenarioInfo, sites: [SiteInfo], model: ModelInfo, pretraining: PretrainingInfo, arms: [ArmMetrics]) {
         self.scenario = scenario
@@ -50,6 +54,11 @@ public struct SiteInfo: Codable, Sendable, Equatable {
     public var meanAge: Double
     public var creatinineUnit: String
     public var labMissingShare: Double
+    public var raceShares: [String: Double] = [:]
+    public var ageBandShares: [String: Double] = [:]
+    /// Root-mean-square standardised mean difference between this site's features and the pooled
+    /// cohort's (0 = same means; 0.1 is commonly read as a meaningful imbalance).
+    public var featureDistance: Double = 0
 
     public init(id: String, name: String, shard: String, cohortSize: Int, trainSize: Int, testSize: Int,
                 outcomePrevalence: Double, femaleShare: Double, meanAge: Double, creatinineUnit: String, labMissingShare: Double) {
@@ -71,6 +80,7 @@ public struct SiteInfo: Codable, Sendable, Equatable {
         case cohortSize = "cohort_size", trainSize = "train_size", testSize = "test_size"
         case outcomePrevalence = "outcome_prevalence", femaleShare = "female_share", meanAge = "mean_age"
         case creatinineUnit = "creatinine_unit", labMissingShare = "lab_missing_share"
+        case raceShares = "race_shares", ageBandShares = "age_band_shares", featureDistance = "feature_distance"
     }
 }
 
@@ -130,12 +140,21 @@ public struct Evaluation: Codable, Sendable, Equatable {
     /// Accuracy of always predicting the majority class on the same patients.
     public var majorityClassAccuracy: Double
     public var auroc: Double?
+    /// Average precision; its no-skill level is the prevalence.
+    public var auprc: Double?
     public var brier: Double
+    /// Expected calibration error over 10 equal-width bins.
+    public var ece: Double
     public var worstSiteAccuracy: Double
     public var perSite: [String: SiteEvaluation]
+    /// Per attribute: each group's rates and the gaps between groups.
+    public var subgroups: [SubgroupAudit]
 
-    public init(accuracy: Double, balancedAccuracy: Double?, majorityClassAccuracy: Double, auroc: Double?, brier: Double,
-                worstSiteAccuracy: Double, perSite: [String: SiteEvaluation]) {
+    public init(accuracy: Double, balancedAccuracy: Double?, majorityClassAccuracy: Double, auroc: Double?, auprc: Double?,
+                brier: Double, ece: Double, worstSiteAccuracy: Double, perSite: [String: SiteEvaluation], subgroups: [SubgroupAudit]) {
+        self.auprc = auprc
+        self.ece = ece
+        self.subgroups = subgroups
         self.accuracy = accuracy
         self.balancedAccuracy = balancedAccuracy
         self.majorityClassAccuracy = majorityClassAccuracy
@@ -146,9 +165,69 @@ public struct Evaluation: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case accuracy, auroc, brier
+        case accuracy, auroc, auprc, brier, ece, subgroups
         case balancedAccuracy = "balanced_accuracy", majorityClassAccuracy = "majority_class_accuracy"
         case worstSiteAccuracy = "worst_site_accuracy", perSite = "per_site"
+    }
+
+    /// The spread of per-site accuracy (best − worst): how unevenly the model serves the sites.
+    public var siteAccuracySpread: Double {
+        let values = perSite.values.map(\.accuracy)
+        guard let low = values.min(), let high = values.max() else { return .nan }
+        return high - low
+    }
+}
+
+/// One audited attribute (sex, age band, race) in one evaluation.
+public struct SubgroupAudit: Codable, Sendable, Equatable {
+    public var attribute: String
+    public var groups: [GroupRates]
+    public var gaps: FairnessGaps
+
+    public init(attribute: String, groups: [GroupRates], gaps: FairnessGaps) {
+        self.attribute = attribute
+        self.groups = groups
+        self.gaps = gaps
+    }
+}
+
+/// How one fairness gap changed from the pretrained model (round 0) to the arm's final model, with
+/// a seeded percentile-bootstrap 95 % interval over test patients.
+public struct BiasDrift: Codable, Sendable, Equatable {
+    public var attribute: String
+    public var metric: String
+    public var pretrained: Double
+    public var final: Double
+    public var drift: Double
+    public var low: Double?
+    public var high: Double?
+
+    public init(attribute: String, metric: String, pretrained: Double, final: Double, low: Double?, high: Double?) {
+        self.attribute = attribute
+        self.metric = metric
+        self.pretrained = pretrained
+        self.final = final
+        self.drift = final - pretrained
+        self.low = low
+        self.high = high
+    }
+
+    /// The interval excludes zero: the change is unlikely to be resampling noise alone.
+    public var isClear: Bool {
+        guard let low, let high else { return false }
+        return low > 0 || high < 0
+    }
+}
+
+/// How far the shared parameters moved from their pretrained values (L2 norms).
+public struct ParameterDrift: Codable, Sendable, Equatable {
+    public var l2: Double
+    /// ‖w − w₀‖ / ‖w₀‖.
+    public var relative: Double
+
+    public init(l2: Double, relative: Double) {
+        self.l2 = l2
+        self.relative = relative
     }
 }
 
@@ -159,9 +238,14 @@ public struct SiteEvaluation: Codable, Sendable, Equatable {
     public var majorityClassAccuracy: Double
     /// Absent when the site's test set holds a single class.
     public var auroc: Double?
+    public var auprc: Double?
+    public var brier: Double
     public var testSize: Int
 
-    public init(accuracy: Double, balancedAccuracy: Double?, majorityClassAccuracy: Double, auroc: Double?, testSize: Int) {
+    public init(accuracy: Double, balancedAccuracy: Double?, majorityClassAccuracy: Double, auroc: Double?, auprc: Double?,
+                brier: Double, testSize: Int) {
+        self.auprc = auprc
+        self.brier = brier
         self.accuracy = accuracy
         self.balancedAccuracy = balancedAccuracy
         self.majorityClassAccuracy = majorityClassAccuracy
@@ -170,7 +254,7 @@ public struct SiteEvaluation: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case accuracy, auroc
+        case accuracy, auroc, auprc, brier
         case balancedAccuracy = "balanced_accuracy", majorityClassAccuracy = "majority_class_accuracy"
         case testSize = "test_size"
     }
@@ -193,6 +277,8 @@ public struct RoundMetrics: Codable, Sendable, Equatable {
     public var skipped: Bool
     /// Cumulative ε at the arm's δ after this round (DP arms only).
     public var epsilon: Double?
+    /// How far the shared parameters are from the pretrained ones after this round (federated arms).
+    public var parameterDrift: ParameterDrift?
 
     public init(round: Int, evaluation: Evaluation, bytesUp: Int, bytesDown: Int, acceptedSites: [String],
                 rejected: [Rejection], meanLocalLoss: Double?, sampledSites: [String] = [], absent: [Rejection] = [],
@@ -214,7 +300,7 @@ public struct RoundMetrics: Codable, Sendable, Equatable {
         case round, evaluation, rejected
         case bytesUp = "bytes_up", bytesDown = "bytes_down", acceptedSites = "accepted_sites"
         case meanLocalLoss = "mean_local_loss"
-        case sampledSites = "sampled_sites", absent, skipped, epsilon
+        case sampledSites = "sampled_sites", absent, skipped, epsilon, parameterDrift = "parameter_drift"
     }
 }
 
@@ -277,6 +363,9 @@ public struct ComputeFootprint: Codable, Sendable, Equatable {
     public var trainingFlopsPerSiteRound: Double
     /// Bytes of optimiser state a site holds.
     public var optimizerStateBytes: Int
+    /// Simulated seconds of local training per site per round (mean), from the scenario's
+    /// per-step compute speeds: a modelled time, so reports stay byte-identical.
+    public var simulatedSecondsPerSiteRound: Double = 0
 
     public init(stepsPerSiteRound: Double, trainingFlopsPerSiteRound: Double, optimizerStateBytes: Int) {
         self.stepsPerSiteRound = stepsPerSiteRound
@@ -288,6 +377,7 @@ public struct ComputeFootprint: Codable, Sendable, Equatable {
         case stepsPerSiteRound = "steps_per_site_round"
         case trainingFlopsPerSiteRound = "training_flops_per_site_round"
         case optimizerStateBytes = "optimizer_state_bytes"
+        case simulatedSecondsPerSiteRound = "simulated_seconds_per_site_round"
     }
 }
 
@@ -304,6 +394,18 @@ public struct ArmMetrics: Codable, Sendable, Equatable {
     public var final: Evaluation
     public var privacy: PrivacyFootprint
     public var compute: ComputeFootprint
+    /// Every audited gap's change since the pretrained model, with its bootstrap interval.
+    public var biasDrift: [BiasDrift] = []
+    /// Loss-threshold membership-inference AUC per site (train vs held-out patients, final model).
+    public var membershipInference: [String: Double] = [:]
+
+    /// The audited change with the largest magnitude.
+    public var largestBiasDrift: BiasDrift? { biasDrift.max { abs($0.drift) < abs($1.drift) } }
+
+    /// Mean over sites of the membership-inference AUC.
+    public var meanMembershipInference: Double? {
+        membershipInference.isEmpty ? nil : membershipInference.values.reduce(0, +) / Double(membershipInference.count)
+    }
 
     public init(name: String, mode: String, strategy: String, learningRate: Double, localEpochs: Int, rounds: [RoundMetrics],
                 final: Evaluation, privacy: PrivacyFootprint, compute: ComputeFootprint) {
@@ -321,6 +423,7 @@ public struct ArmMetrics: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case name, mode, strategy, rounds, final, privacy, compute
         case learningRate = "learning_rate", localEpochs = "local_epochs"
+        case biasDrift = "bias_drift", membershipInference = "membership_inference"
     }
 }
 
@@ -333,8 +436,10 @@ public struct PredictionRow: Sendable, Equatable {
     public var score: Float
     public var sex: String
     public var race: String
+    public var ageBand: String
 
-    public init(arm: String, site: String, personId: Int64, label: Int, score: Float, sex: String, race: String) {
+    public init(arm: String, site: String, personId: Int64, label: Int, score: Float, sex: String, race: String, ageBand: String) {
+        self.ageBand = ageBand
         self.arm = arm
         self.site = site
         self.personId = personId
@@ -342,5 +447,64 @@ public struct PredictionRow: Sendable, Equatable {
         self.score = score
         self.sex = sex
         self.race = race
+    }
+}
+
+/// A mean and a sample standard deviation over seeds.
+public struct Spread: Codable, Sendable, Equatable {
+    public var mean: Double
+    public var standardDeviation: Double
+    public var count: Int
+
+    /// Over the finite values (AUROC is undefined on a single-class split).
+    public init(_ values: [Double?]) {
+        let finite = values.compactMap { $0 }.filter(\.isFinite)
+        count = finite.count
+        mean = finite.isEmpty ? .nan : finite.reduce(0, +) / Double(finite.count)
+        let m = mean
+        standardDeviation = finite.count < 2 ? 0 : (finite.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(finite.count - 1)).squareRoot()
+    }
+
+    /// "0.874 ± 0.006".
+    public var text: String {
+        guard mean.isFinite else { return "n/a" }
+        return String(format: "%.3f ± %.3f", mean, standardDeviation)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case mean, count, standardDeviation = "standard_deviation"
+    }
+}
+
+/// Every seed's headline numbers per arm, summarised.
+public struct SeedSummary: Codable, Sendable, Equatable {
+    public var seeds: [UInt64]
+    public var arms: [ArmSeedSummary]
+
+    public init(seeds: [UInt64], runs: [[ArmMetrics]]) {
+        self.seeds = seeds
+        arms = (runs.first ?? []).map { first in
+            let same = runs.compactMap { run in run.first { $0.name == first.name } }
+            return ArmSeedSummary(name: first.name,
+                                  accuracy: Spread(same.map(\.final.accuracy)),
+                                  worstSiteAccuracy: Spread(same.map(\.final.worstSiteAccuracy)),
+                                  auroc: Spread(same.map(\.final.auroc)), auprc: Spread(same.map(\.final.auprc)),
+                                  membershipInference: Spread(same.map(\.meanMembershipInference)))
+        }
+    }
+}
+
+/// One arm's headline numbers over seeds.
+public struct ArmSeedSummary: Codable, Sendable, Equatable {
+    public var name: String
+    public var accuracy: Spread
+    public var worstSiteAccuracy: Spread
+    public var auroc: Spread
+    public var auprc: Spread
+    public var membershipInference: Spread
+
+    enum CodingKeys: String, CodingKey {
+        case name, accuracy, auroc, auprc
+        case worstSiteAccuracy = "worst_site_accuracy", membershipInference = "membership_inference"
     }
 }

@@ -25,6 +25,29 @@ public struct Scenario: Sendable {
     public var arms: [Arm]
     /// Reference results computed beside the arms.
     public var baselines: [Baseline]
+    /// Which patient attributes the report audits for bias, and how.
+    public var subgroups: Subgroups = Subgroups()
+    /// Further seeds to run the whole scenario with (`seeds:` after the first); the report gives
+    /// the mean and spread over all of them beside the main seed's tables.
+    public var extraSeeds: [UInt64] = []
+
+    /// The subgroup audit: attributes from `person`, the smallest group a gap may use, and the
+    /// bootstrap replicates behind each drift interval.
+    public struct Subgroups: Sendable, Equatable {
+        public var attributes: [Attribute] = Attribute.allCases
+        public var minimumGroupSize: Int = 20
+        public var bootstrapReplicates: Int = 200
+
+        public init() {}
+
+        /// A patient attribute the audit can group by.
+        public enum Attribute: String, Sendable, Equatable, CaseIterable {
+            case sex
+            /// 18-44, 45-64, 65-74, 75+ at the index date.
+            case ageBand = "age_band"
+            case race
+        }
+    }
 
     /// Baselines every report needs: the pretrained model as is, each site training alone, and
     /// centralised training on all sites' rows (simulation only).
@@ -118,7 +141,13 @@ public struct Scenario: Sendable {
 
 /// Parses scenario files into `Scenario`, with `file:line:column: field: problem` diagnostics.
 public enum ScenarioLoader {
-    static let topKeys = ["name", "seed", "sites", "test_fraction", "task", "model", "pretraining", "federation", "arms", "baselines"]
+    static let topKeys = ["name", "seed", "seeds", "sites", "test_fraction", "task", "model", "pretraining", "federation", "arms", "baselines", "subgroups"]
+
+    /// Keys of an arm and of `federation` (the JSON Schema test checks the schema lists the same).
+    static let armKeys = ["name", "mode", "learning_rate", "local_epochs", "lora", "adapter", "strategy", "proximal_mu",
+                          "server_learning_rate", "server_beta1", "server_beta2", "server_tau", "dp", "secure_aggregation"]
+    static let federationKeys = ["rounds", "local_epochs", "local_steps", "batch_size", "optimizer", "learning_rate", "weight_decay",
+                                 "gradient_clip_norm", "positive_weight", "sampling", "quorum", "dropout", "stragglers"]
 
     /// Named concepts a `task` may list, besides integer concept ids.
     static let drugNames = ["metformin": OMOPConcept.metformin, "lisinopril": OMOPConcept.lisinopril,
@@ -149,7 +178,9 @@ public enum ScenarioLoader {
         let text = try readText(url, what: "scenario file")
         var reader = YAMLReader(file: file)
         guard let root = reader.compose(text),
-              let top = reader.mapping(root, "", allowed: topKeys, required: ["seed", "sites", "arms"])
+              let top = reader.mapping(root, "", allowed: topKeys,
+                                       required: (root.mapping?.keys.contains { $0.scalar?.string == "seeds" } ?? false)
+                                           ? ["sites", "arms"] : ["seed", "sites", "arms"])
         else { throw DiagnosticList(reader.diagnostics) }
         var profileDiagnostics: [Diagnostic] = []
         let folder = url.deletingLastPathComponent()
@@ -160,8 +191,22 @@ public enum ScenarioLoader {
             else { reader.fail(node, "name", "use only letters, digits, '-' and '_' (it names the report file), found '\(v)'") }
         }
         var seed: UInt64 = 0
+        var extraSeeds: [UInt64] = []
         if let node = top["seed"], let v = reader.integer(node, "seed", in: 0...Int.max, what: "a non-negative integer") {
             seed = UInt64(v)
+        }
+        // `seeds: [a, b, ...]` runs the scenario once per seed; the first gives the detailed tables.
+        if let node = top["seeds"] {
+            if top["seed"] != nil {
+                reader.fail(node, "seeds", "give either seed or seeds, not both")
+            } else if let items = reader.sequence(node, "seeds") {
+                let values = items.enumerated().compactMap { i, item in
+                    reader.integer(item, "seeds[\(i)]", in: 0...Int.max, what: "a non-negative integer").map(UInt64.init)
+                }
+                if items.isEmpty || items.count > 100 { reader.fail(node, "seeds", "list from 1 to 100 seeds") }
+                if Set(values).count != values.count { reader.fail(node, "seeds", "a seed is listed twice") }
+                if let first = values.first { seed = first; extraSeeds = Array(values.dropFirst()) }
+            }
         }
         var testFraction = 0.3
         if let node = top["test_fraction"],
@@ -254,10 +299,7 @@ public enum ScenarioLoader {
         var federation = Scenario.Federation(rounds: 5, localEpochs: 1, batchSize: 32, optimizer: .adam, learningRate: 0.003,
                                              weightDecay: 0.01, gradientClipNorm: nil, positiveWeight: 1, localSteps: nil,
                                              participation: ParticipationSettings())
-        if let node = top["federation"], let fields = reader.mapping(node, "federation", allowed: [
-            "rounds", "local_epochs", "local_steps", "batch_size", "optimizer", "learning_rate", "weight_decay",
-            "gradient_clip_norm", "positive_weight", "sampling", "quorum", "dropout", "stragglers",
-        ]) {
+        if let node = top["federation"], let fields = reader.mapping(node, "federation", allowed: federationKeys) {
             federation.participation = participation(fields, siteIds: sites.map(\.profile.id), reader: &reader)
             if let n = fields["local_steps"], let v = reader.integer(n, "federation.local_steps", in: 1...1_000_000, what: "an integer from 1 to 1000000") {
                 if fields["local_epochs"] != nil { reader.fail(n, "federation.local_steps", "give local_steps or local_epochs, not both") }
@@ -278,11 +320,7 @@ public enum ScenarioLoader {
             if list.isEmpty { reader.fail(node, "arms", "list at least one arm") }
             for (i, item) in list.enumerated() {
                 let field = "arms[\(i)]"
-                guard let fields = reader.mapping(item, field, allowed: [
-                    "name", "mode", "learning_rate", "local_epochs", "lora", "adapter", "strategy", "proximal_mu",
-                    "server_learning_rate", "server_beta1", "server_beta2", "server_tau", "dp", "secure_aggregation",
-                ],
-                                                  required: ["mode"]) else { continue }
+                guard let fields = reader.mapping(item, field, allowed: armKeys, required: ["mode"]) else { continue }
                 guard let modeNode = fields["mode"], let mode = reader.choice(modeNode, "\(field).mode", FineTuningMode.self)
                 else { continue }
                 var arm = Scenario.Arm(name: mode.rawValue, mode: mode, learningRate: federation.learningRate,
@@ -369,12 +407,31 @@ public enum ScenarioLoader {
             baselines = list.enumerated().compactMap { i, item in reader.choice(item, "baselines[\(i)]", Scenario.Baseline.self) }
         }
 
+        var subgroups = Scenario.Subgroups()
+        if let node = top["subgroups"], let m = reader.mapping(node, "subgroups", allowed: ["attributes", "min_group_size", "bootstrap"]) {
+            if let n = m["attributes"], let items = reader.sequence(n, "subgroups.attributes") {
+                subgroups.attributes = items.enumerated().compactMap { i, item in
+                    reader.choice(item, "subgroups.attributes[\(i)]", Scenario.Subgroups.Attribute.self)
+                }
+                if Set(subgroups.attributes).count != subgroups.attributes.count { reader.fail(n, "subgroups.attributes", "an attribute is listed twice") }
+            }
+            if let n = m["min_group_size"], let v = reader.integer(n, "subgroups.min_group_size", in: 1...1_000_000, what: "an integer from 1 to 1000000") {
+                subgroups.minimumGroupSize = v
+            }
+            if let n = m["bootstrap"], let v = reader.integer(n, "subgroups.bootstrap", in: 0...10_000, what: "a number of replicates from 0 to 10000") {
+                subgroups.bootstrapReplicates = v
+            }
+        }
+
         // In reading order: the scenario first, then each profile, each by line and column.
         let all = readingOrder(reader.diagnostics) + readingOrder(profileDiagnostics)
         guard all.isEmpty else { throw DiagnosticList(all) }
-        return Scenario(name: name, file: file, fingerprint: StableHash.hex(Array(text.utf8)), seed: seed, sites: sites,
-                        testFraction: testFraction, task: task, model: model, pretraining: pretraining, federation: federation, arms: arms,
-                        baselines: baselines)
+        var scenario = Scenario(name: name, file: file, fingerprint: StableHash.hex(Array(text.utf8)), seed: seed, sites: sites,
+                                testFraction: testFraction, task: task, model: model, pretraining: pretraining, federation: federation,
+                                arms: arms, baselines: baselines)
+        scenario.subgroups = subgroups
+        scenario.extraSeeds = extraSeeds
+        return scenario
     }
 
     /// `federation.sampling`, `quorum`, `dropout` and `stragglers`; site ids are checked against the scenario's sites.

@@ -150,9 +150,32 @@ public enum Simulation {
 
     /// Runs every arm of `scenario`; `progress` receives one line per step worth telling a user.
     /// `sequentialSites` trains one site at a time (a check that results do not depend on scheduling).
+    /// With several seeds the whole scenario runs once per seed; the first seed's run is the
+    /// result, and `metrics.seeds` holds every seed's headline numbers.
     public static func run(
         _ scenario: Scenario, logger: Logger = Logger(label: "sitefit.simulation"), cacheDirectory: URL? = nil,
         sequentialSites: Bool = false, progress: @escaping @Sendable (String) -> Void = { _ in }
+    ) async throws -> Result {
+        var result = try await runSeed(scenario, logger: logger, cacheDirectory: cacheDirectory,
+                                       sequentialSites: sequentialSites, progress: progress)
+        guard !scenario.extraSeeds.isEmpty else { return result }
+        var runs = [result.metrics.arms]
+        for seed in scenario.extraSeeds {
+            progress("seed \(seed) (\(runs.count + 1) of \(scenario.extraSeeds.count + 1))")
+            var again = scenario
+            again.seed = seed
+            // A source population derived from the scenario seed follows it, as `--seed` does.
+            if scenario.pretraining.source.seed == scenario.seed &+ 1 { again.pretraining.source.seed = seed &+ 1 }
+            runs.append(try await runSeed(again, logger: logger, cacheDirectory: cacheDirectory,
+                                          sequentialSites: sequentialSites, progress: progress).metrics.arms)
+        }
+        result.metrics.seeds = SeedSummary(seeds: [scenario.seed] + scenario.extraSeeds, runs: runs)
+        return result
+    }
+
+    static func runSeed(
+        _ scenario: Scenario, logger: Logger, cacheDirectory: URL?,
+        sequentialSites: Bool, progress: @escaping @Sendable (String) -> Void
     ) async throws -> Result {
         let spec = scenario.task
         let shards = try provisionShards(scenario, logger: logger, progress: progress)
@@ -184,13 +207,18 @@ public enum Simulation {
             predictions += rows
         }
         var siteInfos: [SiteInfo] = []
-        for (reference, site) in zip(scenario.sites, sites) {
+        let distances = featureDistances(sites.map(\.summary))
+        for ((reference, site), distance) in zip(zip(scenario.sites, sites), distances) {
             let summary = site.summary
-            siteInfos.append(SiteInfo(
+            var info = SiteInfo(
                 id: reference.profile.id, name: reference.profile.name, shard: reference.shardFile.relativePath,
                 cohortSize: summary.cohortSize, trainSize: site.trainSize, testSize: site.testSize,
                 outcomePrevalence: summary.outcomePrevalence, femaleShare: summary.femaleShare, meanAge: summary.meanAge,
-                creatinineUnit: reference.profile.creatinineUnit.rawValue, labMissingShare: summary.labMissingShare))
+                creatinineUnit: reference.profile.creatinineUnit.rawValue, labMissingShare: summary.labMissingShare)
+            info.raceShares = summary.raceShares
+            info.ageBandShares = summary.ageBandShares
+            info.featureDistance = distance
+            siteInfos.append(info)
         }
         let metrics = RunMetrics(
             scenario: ScenarioInfo(name: scenario.name, file: scenario.file, fingerprint: scenario.fingerprint,
@@ -236,9 +264,14 @@ public enum Simulation {
         var rounds: [RoundMetrics] = []
         var broadcast = await server.broadcast(round: 0)
         var predictions = try await evaluate(sites, broadcast: broadcast)
-        rounds.append(RoundMetrics(round: 0, evaluation: evaluation(predictions), bytesUp: 0, bytesDown: 0,
-                                   acceptedSites: [], rejected: [], meanLocalLoss: nil))
+        let pretrainedPredictions = predictions
+        let sharedStart = shared.gather(from: start)
+        var round0 = RoundMetrics(round: 0, evaluation: evaluation(predictions, subgroups: scenario.subgroups), bytesUp: 0, bytesDown: 0,
+                                  acceptedSites: [], rejected: [], meanLocalLoss: nil)
+        round0.parameterDrift = ParameterDrift(l2: 0, relative: 0)
+        rounds.append(round0)
         var totalSteps = 0, totalExamples = 0, stateBytes = 0, updateBytes = 0, siteRoundsTrained = 0
+        var totalSimulatedSeconds = 0.0
         for round in 1...federation.rounds {
             // The budget is checked before a round runs: a round that would overspend never starts.
             if let privacy = arm.privacy {
@@ -301,6 +334,7 @@ public enum Simulation {
                 updateBytes = max(updateBytes, arm.secureAggregation ? maskedUpdateBytes(count: shared.count) : update.blob.count)
                 let seconds = RoundPlanner.simulatedSeconds(site: site.id, steps: update.steps, settings: participation,
                                                             seed: scenario.seed, arm: "", round: round)
+                totalSimulatedSeconds += seconds
                 if let deadline = participation.deadlineSeconds, seconds > deadline {
                     absent.append(Rejection(site: site.id, reason: describe(.missedDeadline(seconds: seconds, deadline: deadline))))
                 } else {
@@ -335,7 +369,7 @@ public enum Simulation {
             }
             let after = await server.broadcast(round: round)
             predictions = try await evaluate(sites, broadcast: after)
-            let evaluation = evaluation(predictions)
+            let evaluation = evaluation(predictions, subgroups: scenario.subgroups)
             let bytesUp = updates.reduce(0) { $0 + $1.1.blob.count } + secureBytesUp
             let epsilon = arm.privacy.map { accountant.epsilon(delta: $0.delta).epsilon }
             rounds.append(RoundMetrics(
@@ -344,6 +378,7 @@ public enum Simulation {
                 rejected: outcome.rejected.map { Rejection(site: $0.site, reason: $0.reason) },
                 meanLocalLoss: updates.isEmpty ? nil : updates.reduce(0) { $0 + $1.1.loss } / Double(updates.count),
                 sampledSites: sampled.map { siteIds[$0] }, absent: absent, skipped: outcome.skipped, epsilon: epsilon))
+            rounds[rounds.count - 1].parameterDrift = parameterDrift(await server.globalValues(), from: sharedStart)
             var line = "[\(arm.name)] round \(round)/\(federation.rounds): accuracy \(Format3.string(evaluation.accuracy)), "
                 + "AUROC \(Format3.string(evaluation.auroc)), \(outcome.acceptedSites.count)/\(sampled.count) updates accepted, "
                 + "\(bytesUp) bytes up"
@@ -365,17 +400,22 @@ public enum Simulation {
             privacy.clipNorm = dp.clipNorm
             privacy.stoppedByBudgetAfterRound = stoppedByBudget
         }
-        let compute = ComputeFootprint(
+        var compute = ComputeFootprint(
             stepsPerSiteRound: Double(totalSteps) / siteRounds,
             trainingFlopsPerSiteRound: Double(totalExamples) * mlp.trainingFlopsPerExample(mask) / siteRounds,
             optimizerStateBytes: stateBytes)
-        let metrics = ArmMetrics(name: arm.name, mode: arm.mode.rawValue, strategy: arm.strategy.rawValue, learningRate: arm.learningRate,
+        compute.simulatedSecondsPerSiteRound = totalSimulatedSeconds / siteRounds
+        var metrics = ArmMetrics(name: arm.name, mode: arm.mode.rawValue, strategy: arm.strategy.rawValue, learningRate: arm.learningRate,
                                  localEpochs: arm.localEpochs, rounds: rounds, final: rounds.last!.evaluation,
                                  privacy: privacy, compute: compute)
+        metrics.biasDrift = biasDrift(before: pretrainedPredictions, after: predictions, subgroups: scenario.subgroups,
+                                      seed: scenario.seed, arm: arm.name)
+        let finalBroadcast = await server.broadcast(round: rounds.last!.round)
+        metrics.membershipInference = try await membershipInference(sites, broadcasts: sites.map { _ in finalBroadcast })
         let rows = predictions.flatMap { site in
             site.personIds.indices.map { i in
                 PredictionRow(arm: arm.name, site: site.site, personId: site.personIds[i], label: Int(site.labels[i]),
-                              score: site.scores[i], sex: site.sex[i], race: site.race[i])
+                              score: site.scores[i], sex: site.sex[i], race: site.race[i], ageBand: site.ageBand[i])
             }
         }
         return (metrics, rows)
@@ -399,6 +439,7 @@ public enum Simulation {
                                                metadata: [WireFormat.Key.kind: "baseline", WireFormat.Key.round: "0"])
         let start = try await evaluate(sites, broadcast: pretrainedBlob)
         var final = start
+        var finalBlobs = sites.map { _ in pretrainedBlob }
         let name: String
         var steps = 0.0
         switch baseline {
@@ -407,7 +448,7 @@ public enum Simulation {
         case .local:
             name = "local only"
             // Each site trains alone for as many epochs as a federated site would, from its own model.
-            final = try await withThrowingTaskGroup(of: (Int, SitePredictions, Int).self) { group in
+            let trained = try await withThrowingTaskGroup(of: (Int, SitePredictions, Int, [UInt8]).self) { group in
                 for (index, site) in sites.enumerated() {
                     group.addTask {
                         var blob = pretrainedBlob
@@ -418,14 +459,16 @@ public enum Simulation {
                             blob = update.blob
                             siteSteps += update.steps
                         }
-                        return (index, try await site.evaluate(broadcast: blob), siteSteps)
+                        return (index, try await site.evaluate(broadcast: blob), siteSteps, blob)
                     }
                 }
-                var collected: [(Int, SitePredictions, Int)] = []
+                var collected: [(Int, SitePredictions, Int, [UInt8])] = []
                 for try await result in group { collected.append(result) }
-                steps = Double(collected.reduce(0) { $0 + $1.2 }) / Double(sites.count * federation.rounds)
-                return collected.sorted { $0.0 < $1.0 }.map(\.1)
+                return collected.sorted { $0.0 < $1.0 }
             }
+            steps = Double(trained.reduce(0) { $0 + $1.2 }) / Double(sites.count * federation.rounds)
+            final = trained.map(\.1)
+            finalBlobs = trained.map(\.3)
         case .pooled:
             name = "pooled (simulation only)"
             var pooledFeatures: [Float] = [], pooledLabels: [Float] = []
@@ -444,10 +487,12 @@ public enum Simulation {
             let summary = trainer.train(parameters: &parameters, data: pooled, selection: selection,
                                         configuration: pooledConfiguration, random: &random)
             steps = Double(summary.steps) / Double(federation.rounds)
-            final = try await evaluate(sites, broadcast: WireFormat.encode(
-                parameters: parameters, selection: selection, metadata: [WireFormat.Key.kind: "baseline", WireFormat.Key.round: "final"]))
+            let pooledBlob = WireFormat.encode(
+                parameters: parameters, selection: selection, metadata: [WireFormat.Key.kind: "baseline", WireFormat.Key.round: "final"])
+            final = try await evaluate(sites, broadcast: pooledBlob)
+            finalBlobs = sites.map { _ in pooledBlob }
         }
-        let startEvaluation = evaluation(start), finalEvaluation = evaluation(final)
+        let startEvaluation = evaluation(start, subgroups: scenario.subgroups), finalEvaluation = evaluation(final, subgroups: scenario.subgroups)
         progress("[\(name)] accuracy \(Format3.string(finalEvaluation.accuracy)), AUROC \(Format3.string(finalEvaluation.auroc))")
         let rounds = [
             RoundMetrics(round: 0, evaluation: startEvaluation, bytesUp: 0, bytesDown: 0, acceptedSites: [], rejected: [], meanLocalLoss: nil),
@@ -455,7 +500,7 @@ public enum Simulation {
                          acceptedSites: [], rejected: [], meanLocalLoss: nil),
         ]
         let mask = TrainableMask(mlp: model.mlp, selection: selection)
-        let metrics = ArmMetrics(
+        var metrics = ArmMetrics(
             name: name, mode: baseline == .pretrained ? "none" : "full", strategy: "baseline",
             learningRate: baseline == .pretrained ? 0 : federation.learningRate, localEpochs: federation.localEpochs,
             rounds: baseline == .pretrained ? [rounds[0]] : rounds, final: finalEvaluation,
@@ -464,10 +509,16 @@ public enum Simulation {
             compute: ComputeFootprint(stepsPerSiteRound: steps,
                                       trainingFlopsPerSiteRound: steps * Double(federation.batchSize) * model.mlp.trainingFlopsPerExample(mask),
                                       optimizerStateBytes: baseline == .pretrained ? 0 : 2 * 4 * model.mlp.layout.count))
+        let participation = federation.participation
+        let meanSecondsPerStep = sites.reduce(0.0) { $0 + (participation.secondsPerStep[$1.id] ?? participation.defaultSecondsPerStep) }
+            / Double(max(sites.count, 1))
+        metrics.compute.simulatedSecondsPerSiteRound = steps * meanSecondsPerStep
+        metrics.biasDrift = baseline == .pretrained ? [] : biasDrift(before: start, after: final, subgroups: scenario.subgroups, seed: scenario.seed, arm: name)
+        metrics.membershipInference = try await membershipInference(sites, broadcasts: finalBlobs)
         let rows = final.flatMap { site in
             site.personIds.indices.map { i in
                 PredictionRow(arm: name, site: site.site, personId: site.personIds[i], label: Int(site.labels[i]),
-                              score: site.scores[i], sex: site.sex[i], race: site.race[i])
+                              score: site.scores[i], sex: site.sex[i], race: site.race[i], ageBand: site.ageBand[i])
             }
         }
         return (metrics, rows)
@@ -541,8 +592,8 @@ public enum Simulation {
         }
     }
 
-    /// Pooled and per-site metrics of one evaluation.
-    static func evaluation(_ predictions: [SitePredictions]) -> Evaluation {
+    /// Pooled and per-site metrics of one evaluation, with the subgroup audit.
+    static func evaluation(_ predictions: [SitePredictions], subgroups: Scenario.Subgroups) -> Evaluation {
         let scores = predictions.flatMap(\.scores), labels = predictions.flatMap(\.labels)
         var perSite: [String: SiteEvaluation] = [:]
         for p in predictions {
@@ -550,14 +601,101 @@ public enum Simulation {
                 accuracy: Metrics.accuracy(scores: p.scores, labels: p.labels),
                 balancedAccuracy: Metrics.balancedAccuracy(scores: p.scores, labels: p.labels),
                 majorityClassAccuracy: Metrics.majorityClassAccuracy(p.labels),
-                auroc: Metrics.auroc(scores: p.scores, labels: p.labels), testSize: p.labels.count)
+                auroc: Metrics.auroc(scores: p.scores, labels: p.labels),
+                auprc: Metrics.auprc(scores: p.scores, labels: p.labels),
+                brier: Metrics.brier(scores: p.scores, labels: p.labels), testSize: p.labels.count)
+        }
+        let audits = subgroups.attributes.map { attribute in
+            let rates = Fairness.groupRates(scores: scores, labels: labels, groups: groupValues(predictions, attribute),
+                                            minimumSize: subgroups.minimumGroupSize)
+            return SubgroupAudit(attribute: attribute.rawValue, groups: rates, gaps: Fairness.gaps(rates))
         }
         return Evaluation(accuracy: Metrics.accuracy(scores: scores, labels: labels),
                           balancedAccuracy: Metrics.balancedAccuracy(scores: scores, labels: labels),
                           majorityClassAccuracy: Metrics.majorityClassAccuracy(labels),
                           auroc: Metrics.auroc(scores: scores, labels: labels),
+                          auprc: Metrics.auprc(scores: scores, labels: labels),
                           brier: Metrics.brier(scores: scores, labels: labels),
-                          worstSiteAccuracy: perSite.values.map(\.accuracy).min() ?? .nan, perSite: perSite)
+                          ece: Metrics.expectedCalibrationError(scores: scores, labels: labels),
+                          worstSiteAccuracy: perSite.values.map(\.accuracy).min() ?? .nan, perSite: perSite,
+                          subgroups: audits)
+    }
+
+    /// Every test patient's group for one attribute, in prediction order.
+    static func groupValues(_ predictions: [SitePredictions], _ attribute: Scenario.Subgroups.Attribute) -> [String] {
+        switch attribute {
+        case .sex: predictions.flatMap(\.sex)
+        case .race: predictions.flatMap(\.race)
+        case .ageBand: predictions.flatMap(\.ageBand)
+        }
+    }
+
+    /// Each audited gap's change from `before` (the pretrained model) to `after`, on the same
+    /// patients, with a bootstrap interval from the stream (seed, "bootstrap", arm, attribute).
+    static func biasDrift(before: [SitePredictions], after: [SitePredictions], subgroups: Scenario.Subgroups,
+                          seed: UInt64, arm: String) -> [BiasDrift] {
+        let labels = before.flatMap(\.labels)
+        let scoresBefore = before.flatMap(\.scores), scoresAfter = after.flatMap(\.scores)
+        var drifts: [BiasDrift] = []
+        for attribute in subgroups.attributes {
+            let groups = groupValues(before, attribute)
+            let gapsBefore = Fairness.gaps(Fairness.groupRates(scores: scoresBefore, labels: labels, groups: groups,
+                                                               minimumSize: subgroups.minimumGroupSize))
+            let gapsAfter = Fairness.gaps(Fairness.groupRates(scores: scoresAfter, labels: labels, groups: groups,
+                                                              minimumSize: subgroups.minimumGroupSize))
+            var random = RandomStream(seed: seed, "bootstrap", arm, attribute.rawValue)
+            let intervals = Fairness.bootstrapDrift(before: scoresBefore, after: scoresAfter, labels: labels, groups: groups,
+                                                    minimumSize: subgroups.minimumGroupSize,
+                                                    replicates: subgroups.bootstrapReplicates, random: &random)
+            for metric in FairnessGaps.names {
+                guard let x = gapsBefore[metric], let z = gapsAfter[metric] else { continue }
+                drifts.append(BiasDrift(attribute: attribute.rawValue, metric: metric, pretrained: x, final: z,
+                                        low: intervals[metric]?.low, high: intervals[metric]?.high))
+            }
+        }
+        return drifts
+    }
+
+    /// The membership-inference AUC at every site for the model each site evaluates with.
+    static func membershipInference(_ sites: [SiteActor], broadcasts: [[UInt8]]) async throws -> [String: Double] {
+        var result: [String: Double] = [:]
+        for (site, blob) in zip(sites, broadcasts) {
+            if let auc = try await site.membershipInferenceAUC(broadcast: blob) { result[site.id] = auc }
+        }
+        return result
+    }
+
+    /// Each site's RMS standardised mean difference from the pooled cohort, over feature columns,
+    /// from the sites' column sums alone. Columns without spread in the pool are skipped.
+    static func featureDistances(_ summaries: [SiteSummary]) -> [Double] {
+        let columns = summaries.first?.featureSums.count ?? 0
+        let total = Double(summaries.reduce(0) { $0 + $1.cohortSize })
+        guard columns > 0, total > 0 else { return summaries.map { _ in 0 } }
+        var mean = [Double](repeating: 0, count: columns), sd = mean
+        for c in 0..<columns {
+            mean[c] = summaries.reduce(0.0) { $0 + $1.featureSums[c] } / total
+            let square = summaries.reduce(0.0) { $0 + $1.featureSquares[c] } / total
+            sd[c] = max(square - mean[c] * mean[c], 0).squareRoot()
+        }
+        let used = (0..<columns).filter { sd[$0] > 1e-9 }
+        return summaries.map { s in
+            guard !used.isEmpty, s.cohortSize > 0 else { return 0 }
+            let squares = used.reduce(0.0) { sum, c in
+                let difference = (s.featureSums[c] / Double(s.cohortSize) - mean[c]) / sd[c]
+                return sum + difference * difference
+            }
+            return (squares / Double(used.count)).squareRoot()
+        }
+    }
+
+    /// ‖w − w₀‖ and ‖w − w₀‖/‖w₀‖ of packed shared values.
+    static func parameterDrift(_ current: [Float], from start: [Float]) -> ParameterDrift {
+        var change = 0.0, base = 0.0
+        for (w, w0) in zip(current, start) {
+            change += Double(w - w0) * Double(w - w0)
+            base += Double(w0) * Double(w0)
+        }
+        return ParameterDrift(l2: change.squareRoot(), relative: base > 0 ? (change / base).squareRoot() : 0)
     }
 }
 

@@ -16,7 +16,7 @@ struct SiteFit: AsyncParsableCommand {
         discussion: "Each site holds an OMOP-shaped SQLite shard that only its own actor reads. A scenario file "
             + "names the sites, the model and the arms to compare; `sitefit run` writes a Markdown report.",
         version: siteFitVersion,
-        subcommands: [Run.self, Validate.self, Sites.self, Model.self, Privacy.self, Bench.self])
+        subcommands: [Run.self, Validate.self, Report.self, Sites.self, Model.self, Privacy.self, Bench.self])
 }
 
 /// Prints a user-facing error without a stack trace and turns it into exit code 1.
@@ -42,6 +42,32 @@ func bootstrapLogging(verbose: Bool) {
 }
 
 extension SiteFit {
+    struct Report: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Regenerate a report and its charts from a saved metrics.json.",
+            discussion: "Reads DIR/<scenario>/metrics.json and writes DIR/<scenario>.md and the SVG charts beside it, "
+                + "byte-identical to what `sitefit run` wrote. predictions.csv is left as it is.")
+
+        @Argument(help: "A metrics.json written by `sitefit run`, e.g. Reports/quickstart/metrics.json.")
+        var metrics: String
+
+        @Option(name: .customLong("output-dir"), help: "Folder for the report (default: the folder above the metrics file's).")
+        var outputDirectory: String?
+
+        func run() throws {
+            do {
+                let url = URL(fileURLWithPath: metrics)
+                let saved = try ReportWriter.readMetrics(url)
+                let folder = outputDirectory.map { URL(fileURLWithPath: $0) }
+                    ?? url.deletingLastPathComponent().deletingLastPathComponent()
+                let (report, _) = try ReportWriter.writeReport(saved, to: folder)
+                print(report.relativePath)
+            } catch {
+                throw reportFailure(error)
+            }
+        }
+    }
+
     struct Run: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run a scenario and write its report.",
@@ -56,7 +82,7 @@ extension SiteFit {
         @Option(help: "Override the scenario's seed (pretraining, splits and training; shards keep their profile seeds).")
         var seed: UInt64?
 
-        @Flag(help: "Print only the report path.")
+        @Flag(help: "Print only the report path (no progress on stderr).")
         var quiet = false
 
         @Flag(help: "Pretrain again even if .sitefit-cache holds a model with the same configuration and seed.")
@@ -74,11 +100,13 @@ extension SiteFit {
                     loaded.seed = seed
                     loaded.pretraining.source.seed = seed &+ 1
                 }
-                let quiet = self.quiet
                 let cache = noCache ? nil : URL(fileURLWithPath: ".sitefit-cache")
+                let display = ProgressDisplay(quiet: quiet, rounds: loaded.federation.rounds,
+                                              arms: loaded.arms.count, seeds: 1 + loaded.extraSeeds.count)
                 let result = try await Simulation.run(loaded, logger: Logger(label: "sitefit"), cacheDirectory: cache) { line in
-                    if !quiet { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+                    display.show(line)
                 }
+                display.finish()
                 let output = try ReportWriter.write(result.metrics, predictions: result.predictions,
                                                     to: URL(fileURLWithPath: outputDirectory))
                 let checkpoint = output.metrics.deletingLastPathComponent().appendingPathComponent("pretrained.safetensors")

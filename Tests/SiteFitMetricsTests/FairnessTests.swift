@@ -39,7 +39,7 @@ struct FairnessTests {
         #expect(abs(rates[0].calibrationInTheLarge - (-0.1)) < 1e-6)
         // b: decisions 0,1,0 → selection ⅓; TPR 0; FPR ½; AUROC ½; mean 0.4 − ⅓.
         #expect(rates[1].truePositiveRate == 0 && rates[1].falsePositiveRate == 0.5)
-        let gaps = Fairness.gaps(rates)
+        let gaps = Fairness.gaps(rates, classMinimum: 1)
         #expect(abs(gaps.demographicParity! - 1.0 / 3.0) < 1e-12)
         #expect(gaps.equalOpportunity == 0.5 && gaps.equalizedOdds == 0.5 && gaps.aurocGap == 0)
         #expect(abs(gaps.calibrationGap! - (0.1 + 0.2 / 3.0)) < 1e-6)
@@ -52,7 +52,9 @@ struct FairnessTests {
         #expect(Fairness.gaps(rates) == FairnessGaps())
         // A group without positives has no TPR: the equal-opportunity gap ignores it.
         let r = Fairness.groupRates(scores: [0.9, 0.1, 0.8, 0.2, 0.6], labels: [1, 0, 1, 0, 0], groups: ["a", "a", "b", "b", "c"], minimumSize: 1)
-        #expect(r[2].truePositiveRate == nil && Fairness.gaps(r).equalOpportunity == 0)
+        #expect(r[2].truePositiveRate == nil && Fairness.gaps(r, classMinimum: 1).equalOpportunity == 0)
+        // With the default class minimum of 10, one or two positives per group cannot make a TPR gap.
+        #expect(Fairness.gaps(r).equalOpportunity == nil && Fairness.gaps(r).demographicParity != nil)
     }
 
     @Test("bootstrap drift: zero for an unchanged model, excludes zero for a model that favours one group, same seed same interval")

@@ -3,6 +3,7 @@ import Testing
 @testable import SiteFitCore
 @testable import SiteFitScenario
 import SiteFitFederation
+import SiteFitTuning
 
 /// Writes files into a fresh folder and returns it.
 func fixture(_ files: [String: String], name: String = #function) -> URL {
@@ -201,5 +202,40 @@ struct ScenarioTests {
         let s = try ScenarioLoader.load(root.appendingPathComponent("Scenarios/quickstart.yaml"))
         #expect(s.arms.map(\.mode.rawValue) == ["full", "bitfit"])
         #expect(s.sites.count == 3)
+    }
+}
+
+@Suite("The JSON Schema for editors agrees with the loader")
+struct SchemaTests {
+    static func schema() throws -> [String: Any] {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Scenarios/scenario.schema.json")
+        return try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+    }
+
+    static func properties(_ object: [String: Any], _ path: [String]) -> [String: Any] {
+        var node = object
+        for key in path {
+            let properties = node["properties"] as! [String: Any]
+            node = properties[key] as! [String: Any]
+            if let items = node["items"] as? [String: Any], node["type"] as? String == "array" { node = items }
+        }
+        return node["properties"] as! [String: Any]
+    }
+
+    @Test("top-level, federation and arm keys and every enumeration match the loader's")
+    func keysAndEnums() throws {
+        let schema = try Self.schema()
+        #expect(Set(Self.properties(schema, []).keys) == Set(ScenarioLoader.topKeys))
+        #expect(Set(Self.properties(schema, ["federation"]).keys) == Set(ScenarioLoader.federationKeys))
+        let arm = Self.properties(schema, ["arms"])
+        #expect(Set(arm.keys) == Set(ScenarioLoader.armKeys))
+        func enumeration(_ node: Any?) -> Set<String> { Set(((node as? [String: Any])?["enum"] as? [String]) ?? []) }
+        #expect(enumeration(arm["mode"]) == Set(FineTuningMode.allCases.map(\.rawValue)))
+        #expect(enumeration(arm["strategy"]) == Set(Scenario.Strategy.allCases.map(\.rawValue)))
+        let baselines = (Self.properties(schema, [])["baselines"] as! [String: Any])["items"]
+        #expect(enumeration(baselines) == Set(Scenario.Baseline.allCases.map(\.rawValue)))
+        let attributes = (Self.properties(schema, ["subgroups"])["attributes"] as! [String: Any])["items"]
+        #expect(enumeration(attributes) == Set(Scenario.Subgroups.Attribute.allCases.map(\.rawValue)))
     }
 }

@@ -36,6 +36,9 @@ func tinyScenario(_ name: String = #function) -> URL {
               - mode: full
               - mode: bitfit
                 learning_rate: 0.01
+            subgroups:
+              min_group_size: 15
+              bootstrap: 40
             """,
     ]
     for (path, text) in files { try! Data(text.utf8).write(to: folder.appendingPathComponent(path)) }
@@ -94,7 +97,7 @@ struct SimulationTests {
         #expect(full.rounds.count == 3, "round 0 (pretrained) plus two rounds")
 
         let csv = try String(contentsOf: output.predictions, encoding: .utf8).split(separator: "\n")
-        #expect(csv.first == "arm,site,person_id,label,score,sex,race")
+        #expect(csv.first == "arm,site,person_id,label,score,sex,race,age_band")
         let testPatients = result.metrics.sites.reduce(0) { $0 + $1.testSize }
         #expect(csv.count == 1 + 5 * testPatients)
         // The pretrained baseline is round 0 of every arm; local and pooled train without exposing anything.
@@ -107,9 +110,38 @@ struct SimulationTests {
         #expect(markdown.contains("| full | full |"))
         #expect(markdown.contains("| bitfit | bitfit |"))
         #expect(markdown.contains("## Sites at a glance"))
-        let svg = try String(contentsOf: output.charts[0], encoding: .utf8)
-        #expect(svg.hasPrefix("<svg") && svg.hasSuffix("</svg>\n"))
-        #expect(XMLParser(data: Data(svg.utf8)).parse(), "the chart must be well-formed XML")
+        for section in ["## Accuracy", "## Bias drift by subgroup", "### sex", "### age band", "### race", "## Privacy footprint",
+                        "**How different are the sites?**", "MIA AUC", "largest bias drift"] {
+            #expect(markdown.contains(section), "report lacks \(section)")
+        }
+        // Every chart is well-formed XML, linked from the report.
+        #expect(output.charts.map(\.lastPathComponent) == ["accuracy-by-round.svg", "bias-sex-by-round.svg", "bias-age_band-by-round.svg",
+                                                           "bias-race-by-round.svg", "accuracy-vs-bytes.svg", "per-site-accuracy.svg", "sites.svg"])
+        for chart in output.charts {
+            let svg = try String(contentsOf: chart, encoding: .utf8)
+            #expect(svg.hasPrefix("<svg") && svg.hasSuffix("</svg>\n"))
+            #expect(XMLParser(data: Data(svg.utf8)).parse(), "\(chart.lastPathComponent) must be well-formed XML")
+            #expect(markdown.contains("(\(scenario.name)/\(chart.lastPathComponent))"), "\(chart.lastPathComponent) is not linked")
+        }
+        // The new numbers are all there: AUPRC, ECE, subgroup audits, drift, membership inference, parameter drift.
+        for arm in result.metrics.arms {
+            #expect(arm.final.auprc != nil && arm.final.ece.isFinite)
+            #expect(arm.final.subgroups.map(\.attribute) == ["sex", "age_band", "race"])
+            #expect(Set(arm.membershipInference.keys) == ["north", "south"])
+            #expect(arm.membershipInference.values.allSatisfy { (0...1).contains($0) })
+            #expect(arm.name == "pretrained" ? arm.biasDrift.isEmpty : !arm.biasDrift.isEmpty)
+        }
+        #expect(full.rounds[0].parameterDrift == ParameterDrift(l2: 0, relative: 0))
+        #expect(full.rounds.dropFirst().allSatisfy { ($0.parameterDrift?.l2 ?? 0) > 0 })
+        #expect(result.metrics.sites.allSatisfy { $0.featureDistance > 0 })
+
+        // `sitefit report` redraws the same bytes from metrics.json alone.
+        let saved = try ReportWriter.readMetrics(output.metrics)
+        #expect(saved == result.metrics)
+        let again = folder.appendingPathComponent("Again")
+        let (report, charts) = try ReportWriter.writeReport(saved, to: again)
+        #expect(try Data(contentsOf: report) == Data(contentsOf: output.report))
+        for (a, b) in zip(charts, output.charts) { #expect(try Data(contentsOf: a) == Data(contentsOf: b)) }
     }
 
     @Test("every fine-tuning mode runs; LoRA and adapters start exactly at the pretrained model")
