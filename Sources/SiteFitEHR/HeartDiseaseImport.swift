@@ -18,6 +18,9 @@ public enum HeartDiseaseImport {
     /// Cohort definition ids of FLamby's train and test rows.
     public static let flambyTrainCohort = 10, flambyTestCohort = 11
     static let visitDay = CivilDate.days(year: 1988, month: 1, day: 1)
+    /// The hospitals behind the four files.
+    public static let hospitalNames = ["cleveland": "Cleveland Clinic Foundation", "hungarian": "Hungarian Institute of Cardiology, Budapest",
+                                       "switzerland": "University Hospitals Zurich and Basel", "va": "V.A. Medical Center, Long Beach"]
 
     /// UCI attribute order in the processed files.
     static let attributes = ["age", "sex", "cp", "trestbps", "chol", "fbs", "restecg", "thalach", "exang",
@@ -35,21 +38,23 @@ public enum HeartDiseaseImport {
 
     /// Builds `<to>/<site>.sqlite` for each site whose file is in `from`; returns the shard URLs.
     public static func importAll(from: URL, to: URL, logger: Logger = Logger(label: "sitefit.import")) throws -> [URL] {
+        try sites.map { try importSite($0, from: from, to: to, logger: logger) }
+    }
+
+    /// Builds `<to>/<site>.sqlite` from `<from>/processed.<site>.data` and `<from>/flamby-split.csv`.
+    @discardableResult
+    public static func importSite(_ site: String, from: URL, to: URL, logger: Logger = Logger(label: "sitefit.import")) throws -> URL {
         let split = try readSplit(from.appendingPathComponent("flamby-split.csv"))
-        var written: [URL] = []
-        for site in sites {
-            let file = from.appendingPathComponent("processed.\(site).data")
-            guard FileManager.default.fileExists(atPath: file.path) else {
-                throw ShardError(site: site, file: file.relativePath, problem: "file not found (expected the UCI processed file)")
-            }
-            let rows = try parse(file, site: site)
-            let target = to.appendingPathComponent("\(site).sqlite")
-            try ShardBuilder.write(site: site, to: target, logger: logger) { db in
-                try populate(db, site: site, rows: rows, split: split[site] ?? [:])
-            }
-            written.append(target)
+        let file = from.appendingPathComponent("processed.\(site).data")
+        guard FileManager.default.fileExists(atPath: file.path) else {
+            throw ShardError(site: site, file: file.relativePath, problem: "file not found (expected the UCI processed file)")
         }
-        return written
+        let rows = try parse(file, site: site)
+        let target = to.appendingPathComponent("\(site).sqlite")
+        try ShardBuilder.write(site: site, to: target, logger: logger) { db in
+            try populate(db, site: site, rows: rows, split: split[site] ?? [:])
+        }
+        return target
     }
 
     /// The parsed values of one file: per line, 14 optional numbers.
@@ -105,8 +110,7 @@ public enum HeartDiseaseImport {
         try ShardSchema.create(in: db)
         let type = OMOPConcept.ehrRecord
         let visitDate = CivilDate.iso(visitDay), indexDate = CivilDate.iso(visitDay + 1)
-        let names = ["cleveland": "Cleveland Clinic Foundation", "hungarian": "Hungarian Institute of Cardiology, Budapest",
-                     "switzerland": "University Hospitals Zurich and Basel", "va": "V.A. Medical Center, Long Beach"]
+        let names = hospitalNames
         try db.execute(sql: """
             INSERT INTO cdm_source (cdm_source_name, cdm_source_abbreviation, cdm_holder, source_description,
               source_documentation_reference, cdm_etl_reference, source_release_date, cdm_release_date, cdm_version,

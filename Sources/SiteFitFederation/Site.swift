@@ -28,8 +28,9 @@ public struct SiteSummary: Sendable, Equatable {
     /// Share of the cohort in each race and each age band.
     public var raceShares: [String: Double]
     public var ageBandShares: [String: Double]
-    /// Per feature column, the sum and the sum of squares of the standardised values over the
+    /// Per feature column, the count, sum and sum of squares of the recorded raw values over the
     /// whole cohort: enough to compare distributions across sites without sharing any row.
+    public var featureCounts: [Double]
     public var featureSums: [Double]
     public var featureSquares: [Double]
 }
@@ -73,15 +74,23 @@ public actor SiteActor {
     /// Secure aggregation: the private key of the current masking context.
     private var maskingKey: (context: String, key: Curve25519.KeyAgreement.PrivateKey)? = nil
 
+    /// What a site holds after extraction, standardisation and splitting: the input of `init(prepared:)`.
+    struct Prepared {
+        var train: Dataset
+        var test: Dataset
+        var testPersonIds: [Int64]
+        var testSex: [String]
+        var testRace: [String]
+        var testAgeBand: [String]
+        var summary: SiteSummary
+    }
+
     /// Opens `shard`, extracts `spec`, standardises with the pretrained model's statistics and
     /// splits train/test stratified by outcome with the stream (seed, "split", site).
     public init(
         shard: SiteShard, spec: FeatureSpec, model: PretrainedModel, seed: UInt64, testFraction: Double,
         maxBatch: Int, logger: Logger = Logger(label: "sitefit.site")
     ) throws {
-        id = shard.site
-        self.seed = seed
-        self.logger = logger
         let extract = try shard.extractCohort(spec)
         var random = RandomStream(seed: seed, "split", shard.site)
         var positives = (0..<extract.rows).filter { extract.labels[$0] >= 0.5 }
@@ -96,42 +105,80 @@ public actor SiteActor {
             throw ShardError(site: shard.site, file: shard.url.relativePath,
                              problem: "\(extract.rows) cohort rows are too few to split into train and test")
         }
-        let columns = extract.columns.count
-        train = Dataset(features: model.standardizer.transform(extract.features, columns: columns, rows: trainRows),
-                        labels: trainRows.map { extract.labels[$0] }, columns: columns)
-        test = Dataset(features: model.standardizer.transform(extract.features, columns: columns, rows: testRows),
-                       labels: testRows.map { extract.labels[$0] }, columns: columns)
-        testPersonIds = testRows.map { extract.personIds[$0] }
-        testSex = testRows.map { extract.sex[$0] }
-        testRace = testRows.map { extract.race[$0] }
         let ageColumn = extract.columns.firstIndex(of: "age_years") ?? 0
-        testAgeBand = testRows.map { Fairness.ageBand(Float(extract.features[$0 * columns + ageColumn])) }
-        let labColumns = extract.columns.indices.filter { extract.columns[$0].hasPrefix("measurement.") }
-        var moments = (sums: [Double](repeating: 0, count: columns), squares: [Double](repeating: 0, count: columns))
-        for data in [train, test] {
-            for r in 0..<data.rows { for c in 0..<columns {
-                let x = Double(data.features[r * columns + c])
-                moments.sums[c] += x
-                moments.squares[c] += x * x
-            } }
-        }
-        var missing = 0
-        for r in 0..<extract.rows { for c in labColumns where extract.features[r * columns + c].isNaN { missing += 1 } }
-        summary = SiteSummary(
-            cohortSize: extract.rows,
-            outcomePrevalence: Double(extract.labels.filter { $0 >= 0.5 }.count) / Double(extract.rows),
-            femaleShare: Double(extract.sex.filter { $0 == "female" }.count) / Double(extract.rows),
-            meanAge: (0..<extract.rows).reduce(0.0) { $0 + extract.features[$1 * columns + ageColumn] } / Double(extract.rows),
-            labMissingShare: labColumns.isEmpty ? 0 : Double(missing) / Double(extract.rows * labColumns.count),
-            raceShares: Self.shares(extract.race),
-            ageBandShares: Self.shares((0..<extract.rows).map { Fairness.ageBand(Float(extract.features[$0 * columns + ageColumn])) }),
-            featureSums: moments.sums, featureSquares: moments.squares)
-        trainSize = trainRows.count
-        testSize = testRows.count
+        let ages = (0..<extract.rows).map { extract.features[$0 * extract.columns.count + ageColumn] }
+        let prepared = Self.prepare(extract, ages: ages, trainRows: trainRows, testRows: testRows, standardizer: model.standardizer)
+        self.init(id: shard.site, prepared: prepared, model: model, seed: seed, maxBatch: maxBatch, logger: logger)
+    }
+
+    /// A heart-disease site under FLamby's protocol: FLamby's own split, and features standardised
+    /// with this site's own train mean and standard deviation (nothing about them leaves the site).
+    public init(
+        heartDisease shard: SiteShard, model: PretrainedModel, seed: UInt64, maxBatch: Int,
+        logger: Logger = Logger(label: "sitefit.site")
+    ) throws {
+        let split = try HeartDiseaseCohort.extract(shard)
+        let trainRows = split.isTest.indices.filter { !split.isTest[$0] }
+        let testRows = split.isTest.indices.filter { split.isTest[$0] }
+        let columns = split.extract.columns.count
+        let own = Standardizer(fitting: split.extract.features, columns: columns, rows: trainRows)
+        let prepared = Self.prepare(split.extract, ages: split.ages, trainRows: trainRows, testRows: testRows, standardizer: own)
+        self.init(id: shard.site, prepared: prepared, model: model, seed: seed, maxBatch: maxBatch, logger: logger)
+    }
+
+    init(id: String, prepared: Prepared, model: PretrainedModel, seed: UInt64, maxBatch: Int, logger: Logger) {
+        self.id = id
+        self.seed = seed
+        self.logger = logger
+        train = prepared.train
+        test = prepared.test
+        testPersonIds = prepared.testPersonIds
+        testSex = prepared.testSex
+        testRace = prepared.testRace
+        testAgeBand = prepared.testAgeBand
+        summary = prepared.summary
+        trainSize = prepared.train.rows
+        testSize = prepared.test.rows
         trainer = Trainer(mlp: model.mlp, maxBatch: maxBatch)
         local = model.parameters
         selection = ParameterSelection(layout: model.mlp.layout, tensorNames: [])
         shared = selection
+    }
+
+    /// Standardised train and test sets, the test patients' attributes and the cohort summary.
+    static func prepare(_ extract: CohortExtract, ages: [Double], trainRows: [Int], testRows: [Int],
+                        standardizer: Standardizer) -> Prepared {
+        let columns = extract.columns.count
+        let train = Dataset(features: standardizer.transform(extract.features, columns: columns, rows: trainRows),
+                            labels: trainRows.map { extract.labels[$0] }, columns: columns)
+        let test = Dataset(features: standardizer.transform(extract.features, columns: columns, rows: testRows),
+                           labels: testRows.map { extract.labels[$0] }, columns: columns)
+        let labColumns = extract.columns.indices.filter { extract.columns[$0].hasPrefix("measurement.") }
+        // Moments of the raw values (missing ones skipped): comparable across sites whatever
+        // each site's standardisation.
+        var moments = (counts: [Double](repeating: 0, count: columns), sums: [Double](repeating: 0, count: columns),
+                       squares: [Double](repeating: 0, count: columns))
+        for r in 0..<extract.rows { for c in 0..<columns {
+            let x = extract.features[r * columns + c]
+            guard !x.isNaN else { continue }
+            moments.counts[c] += 1
+            moments.sums[c] += x
+            moments.squares[c] += x * x
+        } }
+        var missing = 0
+        for r in 0..<extract.rows { for c in labColumns where extract.features[r * columns + c].isNaN { missing += 1 } }
+        let summary = SiteSummary(
+            cohortSize: extract.rows,
+            outcomePrevalence: Double(extract.labels.filter { $0 >= 0.5 }.count) / Double(extract.rows),
+            femaleShare: Double(extract.sex.filter { $0 == "female" }.count) / Double(extract.rows),
+            meanAge: ages.reduce(0, +) / Double(max(extract.rows, 1)),
+            labMissingShare: labColumns.isEmpty ? 0 : Double(missing) / Double(extract.rows * labColumns.count),
+            raceShares: shares(extract.race),
+            ageBandShares: shares(ages.map { Fairness.ageBand(Float($0)) }),
+            featureCounts: moments.counts, featureSums: moments.sums, featureSquares: moments.squares)
+        return Prepared(train: train, test: test, testPersonIds: testRows.map { extract.personIds[$0] },
+                        testSex: testRows.map { extract.sex[$0] }, testRace: testRows.map { extract.race[$0] },
+                        testAgeBand: testRows.map { Fairness.ageBand(Float(ages[$0])) }, summary: summary)
     }
 
     /// Resets the local model for a new arm: the arm's network (the pretrained one, or extended with

@@ -75,25 +75,67 @@ public enum Fairness {
     public static func groupRates(scores: [Float], labels: [Float], groups: [String], minimumSize: Int,
                                   threshold: Float = 0.5) -> [GroupRates] {
         precondition(scores.count == labels.count && scores.count == groups.count)
-        var members: [String: [Int]] = [:]
-        for (i, g) in groups.enumerated() { members[g, default: []].append(i) }
-        return members.keys.sorted().map { group in
-            let rows = members[group]!
-            let s = rows.map { scores[$0] }, y = rows.map { labels[$0] }
-            var selected = 0, tp = 0, fp = 0, positives = 0
-            for (score, label) in zip(s, y) {
-                let decision = score >= threshold
-                if decision { selected += 1 }
-                if label >= 0.5 { positives += 1; if decision { tp += 1 } } else if decision { fp += 1 }
+        let (names, codes) = encode(groups)
+        return groupRates(scores: scores, labels: labels, codes: codes, names: names, minimumSize: minimumSize, threshold: threshold)
+    }
+
+    /// Group names sorted, and each row's index into them.
+    static func encode(_ groups: [String]) -> (names: [String], codes: [Int]) {
+        let names = Set(groups).sorted()
+        let index = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
+        return (names, groups.map { index[$0]! })
+    }
+
+    /// The rates from integer group codes in one pass over the rows plus one sort: the bootstrap
+    /// calls this thousands of times, so it avoids string hashing and a sort per group.
+    static func groupRates(scores: [Float], labels: [Float], codes: [Int], names: [String], minimumSize: Int,
+                           threshold: Float) -> [GroupRates] {
+        let g = names.count
+        var size = [Int](repeating: 0, count: g), positives = size, selected = size, tp = size, fp = size
+        var scoreSum = [Double](repeating: 0, count: g)
+        for i in scores.indices {
+            let c = codes[i], positive = labels[i] >= 0.5, decision = scores[i] >= threshold
+            size[c] += 1
+            scoreSum[c] += Double(scores[i])
+            if decision { selected[c] += 1 }
+            if positive { positives[c] += 1; if decision { tp[c] += 1 } } else if decision { fp[c] += 1 }
+        }
+        // Within-group Mann–Whitney from one ascending sort: in each block of tied scores, a
+        // group's positives beat the group's negatives seen before the block and tie with the
+        // block's own negatives (½ each).
+        let order = scores.indices.sorted { scores[$0] < scores[$1] }
+        var u = [Double](repeating: 0, count: g), negativesSeen = [Int](repeating: 0, count: g)
+        var blockPositives = [Int](repeating: 0, count: g), blockNegatives = blockPositives
+        var touched: [Int] = []
+        touched.reserveCapacity(g)
+        var i = 0
+        while i < order.count {
+            var j = i
+            while j + 1 < order.count && scores[order[j + 1]] == scores[order[i]] { j += 1 }
+            for k in i...j {
+                let row = order[k], c = codes[row]
+                if blockPositives[c] == 0 && blockNegatives[c] == 0 { touched.append(c) }
+                if labels[row] >= 0.5 { blockPositives[c] += 1 } else { blockNegatives[c] += 1 }
             }
-            let negatives = rows.count - positives
-            return GroupRates(group: group, size: rows.count, positives: positives,
-                              selectionRate: Double(selected) / Double(rows.count),
-                              truePositiveRate: positives > 0 ? Double(tp) / Double(positives) : nil,
-                              falsePositiveRate: negatives > 0 ? Double(fp) / Double(negatives) : nil,
-                              auroc: Metrics.auroc(scores: s, labels: y),
-                              calibrationInTheLarge: Metrics.calibrationInTheLarge(scores: s, labels: y),
-                              tooSmall: rows.count < minimumSize)
+            for c in touched {
+                u[c] += Double(blockPositives[c]) * (Double(negativesSeen[c]) + 0.5 * Double(blockNegatives[c]))
+                negativesSeen[c] += blockNegatives[c]
+                blockPositives[c] = 0
+                blockNegatives[c] = 0
+            }
+            touched.removeAll(keepingCapacity: true)
+            i = j + 1
+        }
+        return (0..<g).compactMap { c in
+            guard size[c] > 0 else { return nil }
+            let negatives = size[c] - positives[c]
+            return GroupRates(group: names[c], size: size[c], positives: positives[c],
+                              selectionRate: Double(selected[c]) / Double(size[c]),
+                              truePositiveRate: positives[c] > 0 ? Double(tp[c]) / Double(positives[c]) : nil,
+                              falsePositiveRate: negatives > 0 ? Double(fp[c]) / Double(negatives) : nil,
+                              auroc: positives[c] > 0 && negatives > 0 ? u[c] / (Double(positives[c]) * Double(negatives)) : nil,
+                              calibrationInTheLarge: scoreSum[c] / Double(size[c]) - Double(positives[c]) / Double(size[c]),
+                              tooSmall: size[c] < minimumSize)
         }
     }
 
@@ -138,16 +180,18 @@ public enum Fairness {
         precondition(before.count == after.count && before.count == labels.count && labels.count == groups.count)
         let n = labels.count
         guard n > 0, replicates > 0 else { return [:] }
+        // A resample is a multiplicity per patient: with the two score orders sorted once, each
+        // replicate is one weighted pass per model instead of copying and re-sorting n rows.
+        let (names, codes) = encode(groups)
+        let models = [WeightedAudit(scores: before, labels: labels, codes: codes, groups: names.count),
+                      WeightedAudit(scores: after, labels: labels, codes: codes, groups: names.count)]
+        var weights = [Int](repeating: 0, count: n)
         var samples: [String: [Double]] = [:]
-        var b = [Float](repeating: 0, count: n), a = b, y = b
-        var g = [String](repeating: "", count: n)
         for _ in 0..<replicates {
-            for i in 0..<n {
-                let k = random.int(below: n)
-                b[i] = before[k]; a[i] = after[k]; y[i] = labels[k]; g[i] = groups[k]
-            }
-            let gapsBefore = gaps(groupRates(scores: b, labels: y, groups: g, minimumSize: minimumSize), classMinimum: classMinimum)
-            let gapsAfter = gaps(groupRates(scores: a, labels: y, groups: g, minimumSize: minimumSize), classMinimum: classMinimum)
+            for i in 0..<n { weights[i] = 0 }
+            for _ in 0..<n { weights[random.int(below: n)] += 1 }
+            let gapsBefore = gaps(models[0].rates(weights: weights, names: names, minimumSize: minimumSize), classMinimum: classMinimum)
+            let gapsAfter = gaps(models[1].rates(weights: weights, names: names, minimumSize: minimumSize), classMinimum: classMinimum)
             for name in FairnessGaps.names {
                 if let x = gapsBefore[name], let z = gapsAfter[name] { samples[name, default: []].append(z - x) }
             }
@@ -198,5 +242,73 @@ public enum MembershipInference {
         Metrics.mannWhitney(scores: (memberLosses + nonMemberLosses).map { -$0 },
                             positive: [Bool](repeating: true, count: memberLosses.count)
                                 + [Bool](repeating: false, count: nonMemberLosses.count))
+    }
+}
+
+/// One model's scores prepared for weighted (bootstrap) group rates: rows sorted by score once,
+/// with the ends of the blocks of tied scores.
+struct WeightedAudit {
+    let scores: [Float]
+    let labels: [Float]
+    let codes: [Int]
+    let groups: Int
+    let order: [Int]
+    /// Exclusive end, in `order`, of each block of equal scores.
+    let blockEnds: [Int]
+
+    init(scores: [Float], labels: [Float], codes: [Int], groups: Int) {
+        self.scores = scores
+        self.labels = labels
+        self.codes = codes
+        self.groups = groups
+        order = scores.indices.sorted { scores[$0] < scores[$1] }
+        var ends: [Int] = []
+        for k in order.indices where k + 1 == order.count || scores[order[k + 1]] != scores[order[k]] { ends.append(k + 1) }
+        blockEnds = ends
+    }
+
+    /// `Fairness.groupRates` of the resample in which row i appears `weights[i]` times.
+    func rates(weights: [Int], names: [String], minimumSize: Int, threshold: Float = 0.5) -> [GroupRates] {
+        var size = [Int](repeating: 0, count: groups), positives = size, selected = size, tp = size, fp = size
+        var scoreSum = [Double](repeating: 0, count: groups)
+        var u = [Double](repeating: 0, count: groups), negativesSeen = [Int](repeating: 0, count: groups)
+        var blockPositives = [Int](repeating: 0, count: groups), blockNegatives = blockPositives
+        var start = 0
+        for end in blockEnds {
+            for k in start..<end {
+                let row = order[k], w = weights[row]
+                guard w > 0 else { continue }
+                let c = codes[row], positive = labels[row] >= 0.5, decision = scores[row] >= threshold
+                size[c] += w
+                scoreSum[c] += Double(w) * Double(scores[row])
+                if decision { selected[c] += w }
+                if positive {
+                    positives[c] += w
+                    blockPositives[c] += w
+                    if decision { tp[c] += w }
+                } else {
+                    blockNegatives[c] += w
+                    if decision { fp[c] += w }
+                }
+            }
+            for c in 0..<groups where blockPositives[c] > 0 || blockNegatives[c] > 0 {
+                u[c] += Double(blockPositives[c]) * (Double(negativesSeen[c]) + 0.5 * Double(blockNegatives[c]))
+                negativesSeen[c] += blockNegatives[c]
+                blockPositives[c] = 0
+                blockNegatives[c] = 0
+            }
+            start = end
+        }
+        return (0..<groups).compactMap { c in
+            guard size[c] > 0 else { return nil }
+            let negatives = size[c] - positives[c]
+            return GroupRates(group: names[c], size: size[c], positives: positives[c],
+                              selectionRate: Double(selected[c]) / Double(size[c]),
+                              truePositiveRate: positives[c] > 0 ? Double(tp[c]) / Double(positives[c]) : nil,
+                              falsePositiveRate: negatives > 0 ? Double(fp[c]) / Double(negatives) : nil,
+                              auroc: positives[c] > 0 && negatives > 0 ? u[c] / (Double(positives[c]) * Double(negatives)) : nil,
+                              calibrationInTheLarge: scoreSum[c] / Double(size[c]) - Double(positives[c]) / Double(size[c]),
+                              tooSmall: size[c] < minimumSize)
+        }
     }
 }

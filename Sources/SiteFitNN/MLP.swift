@@ -135,15 +135,38 @@ public struct MLP: Sendable, Equatable {
     /// Initial values: He-initialised weights (suits ReLU and GELU), biases at a small positive value
     /// so BitFit has biases to move, LayerNorm γ = 1 and β = 0, LoRA A ~ N(0, 1/in) and B = 0,
     /// adapter down ~ N(0, 1/d) and up = 0 (LoRA and adapters start as the identity change).
-    public func initialParameters(random: inout RandomStream) -> [Float] {
+    /// How a fresh network's weights are drawn.
+    public enum Initialization: String, Sendable, Equatable, CaseIterable {
+        /// He normal for weights (ReLU networks), biases 0.01: SiteFit's default for pretraining.
+        case he
+        /// U(−1/√fan_in, 1/√fan_in) for weights and biases, PyTorch's `nn.Linear` default; used to
+        /// reproduce benchmarks trained from scratch in PyTorch (FLamby).
+        case uniformFanIn = "uniform_fan_in"
+    }
+
+    public func initialParameters(random: inout RandomStream, scheme: Initialization = .he) -> [Float] {
         var buffer = [Float](repeating: 0, count: layout.count)
         for spec in layout.tensors {
             switch spec.role {
             case .weight, .headWeight, .adapterWeight:
                 if spec.name.hasSuffix("up.weight") { continue }
-                let scale = (2.0 / Double(spec.shape[1])).squareRoot()
-                for i in spec.range { buffer[i] = Float(random.gaussian() * scale) }
-            case .bias, .headBias: for i in spec.range { buffer[i] = 0.01 }
+                switch scheme {
+                case .he:
+                    let scale = (2.0 / Double(spec.shape[1])).squareRoot()
+                    for i in spec.range { buffer[i] = Float(random.gaussian() * scale) }
+                case .uniformFanIn:
+                    let bound = 1 / Double(spec.shape[1]).squareRoot()
+                    for i in spec.range { buffer[i] = Float((2 * random.uniform() - 1) * bound) }
+                }
+            case .bias, .headBias:
+                switch scheme {
+                case .he: for i in spec.range { buffer[i] = 0.01 }
+                case .uniformFanIn:
+                    // The bias shares its layer's fan-in: the weight tensor just before it in the layout.
+                    let fanIn = layout.tensors.last { $0.offset < spec.offset && ($0.role == .weight || $0.role == .headWeight) }?.shape[1] ?? 1
+                    let bound = 1 / Double(fanIn).squareRoot()
+                    for i in spec.range { buffer[i] = Float((2 * random.uniform() - 1) * bound) }
+                }
             case .normGain: for i in spec.range { buffer[i] = 1 }
             case .normBias, .adapterBias, .loraB: break
             case .loraA:

@@ -12,15 +12,16 @@ public enum MarkdownReport {
         let folder = m.scenario.name
         let federated = m.arms.filter { $0.strategy != "baseline" }
         var out = "# SiteFit report: \(m.scenario.name)\n\n"
-        out += "Federated fine-tuning of a pretrained model across \(m.sites.count) hospital sites, "
+        out += m.pretraining.pretrained ? "Federated fine-tuning of a pretrained model" : "Federated training from a seeded initialisation (no pretraining)"
+        out += " across \(m.sites.count) hospital sites, "
         out += "\(m.arms.count) arm\(m.arms.count == 1 ? "" : "s") compared on each site's held-out test patients. "
-        out += "Task: 1-year incident heart failure from a year of EHR history (OMOP CDM shards).\n\n"
+        out += "Task: \(m.scenario.task).\n\n"
 
         out += "## Summary\n\n"
-        out += "| arm | mode | strategy | accuracy | worst-site accuracy | AUROC | largest bias drift | bytes up (total) | parameters exposed | ε (DP) | MIA AUC | local training per site and round | simulated time per site and round | optimiser state |\n"
-        out += "|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|\n"
+        out += "| arm | mode | strategy | accuracy | mean site accuracy | worst-site accuracy | AUROC | largest bias drift | bytes up (total) | parameters exposed | ε (DP) | MIA AUC | local training per site and round | simulated time per site and round | optimiser state |\n"
+        out += "|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|\n"
         for arm in m.arms {
-            out += "| \(arm.name) | \(arm.mode) | \(arm.strategy) | \(Format.fixed(arm.final.accuracy)) "
+            out += "| \(arm.name) | \(arm.mode) | \(arm.strategy) | \(Format.fixed(arm.final.accuracy)) | \(Format.fixed(arm.final.meanSiteAccuracy)) "
             out += "| \(Format.fixed(arm.final.worstSiteAccuracy)) | \(Format.fixed(arm.final.auroc)) | \(driftCell(arm.largestBiasDrift)) "
             out += "| \(Format.bytes(arm.privacy.bytesUp))\(arm.privacy.secureAggregation ? " (masked)" : "") "
             out += "| \(Format.integer(arm.privacy.parametersExposed)) (\(Format.percent(arm.privacy.exposedShare))) | \(epsilonCell(arm.privacy)) "
@@ -30,12 +31,15 @@ public enum MarkdownReport {
         let floor = m.arms.first?.final.majorityClassAccuracy ?? .nan
         out += "\nAccuracy is at threshold 0.5, pooled over every site's test patients; always predicting the majority class "
         out += "would score \(Format.fixed(floor)) on the same patients, so read AUROC and the accuracy section's balanced accuracy beside it. "
-        out += "*Largest bias drift* is the audited fairness gap that moved most since the pretrained model, with its bootstrap 95 % interval. "
+        out += "*Mean site accuracy* weighs every hospital equally (FLamby's metric). "
+        out += "*Largest bias drift* is the audited fairness gap that moved most since the \(start(m)), with its bootstrap 95 % interval. "
         out += "*MIA AUC* is the mean over sites of a loss-threshold membership-inference attack (0.5 = the attacker learns nothing). "
-        out += "Rows of strategy *baseline* are references, not federations: the pretrained model as is, each site "
-        out += "training alone on its own rows, and pooled training on all sites' rows (possible only in a simulation).\n\n"
+        out += "Rows of strategy *baseline* are references, not federations: the \(start(m)) as is, each site "
+        out += "training alone on its own rows (*local*; *local <site>* is one site's model scored at every site), and pooled training "
+        out += "on all sites' rows (possible only in a simulation).\n\n"
         out += "### What this shows\n\n" + narrative(m) + "\n"
         if let seeds = m.seeds, seeds.seeds.count > 1 { out += acrossSeeds(seeds) }
+        if let reference = m.reference { out += referenceSection(m, reference) }
 
         out += "## Sites at a glance\n\n"
         out += "![Sites at a glance](\(folder)/sites.svg)\n\n"
@@ -72,7 +76,7 @@ public enum MarkdownReport {
         out += m.model.features.map { "`\($0)`" }.joined(separator: ", ") + ".\n\n"
 
         out += "## Accuracy\n\n"
-        out += "| arm | accuracy | balanced accuracy | AUROC | AUPRC | Brier | ECE | worst-site accuracy | site spread | change since pretrained |\n"
+        out += "| arm | accuracy | balanced accuracy | AUROC | AUPRC | Brier | ECE | worst-site accuracy | site spread | change since \(m.pretraining.pretrained ? "pretrained" : "initial model") |\n"
         out += "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
         for arm in m.arms {
             let e = arm.final
@@ -130,7 +134,7 @@ public enum MarkdownReport {
             }
             out += ".\n\n"
         }
-        out += "*Parameter drift* is the L2 distance of the shared parameters from their pretrained values after each round.\n\n"
+        out += "*Parameter drift* is the L2 distance of the shared parameters from their \(m.pretraining.pretrained ? "pretrained" : "initial") values after each round.\n\n"
 
         out += "## How to read this report\n\n"
         out += "- **Accuracy / AUROC**: the global model after the last round, scored on each site's held-out test split "
@@ -160,7 +164,7 @@ public enum MarkdownReport {
     /// "+0.041 equalized odds (sex) [0.01, 0.07] clear" or "n/a".
     static func driftCell(_ drift: BiasDrift?) -> String {
         guard let drift else { return "n/a" }
-        var cell = "\(signed(drift.drift)) \(drift.metric.replacingOccurrences(of: "_", with: " ")) (\(drift.attribute.replacingOccurrences(of: "_", with: " ")))"
+        var cell = "\(signed(drift.drift)) \(gapName(drift.metric)) (\(drift.attribute.replacingOccurrences(of: "_", with: " ")))"
         if let low = drift.low, let high = drift.high { cell += " [\(signed(low)), \(signed(high))]" }
         if drift.isClear { cell += " **clear**" }
         return cell
@@ -176,7 +180,7 @@ public enum MarkdownReport {
         let attributes = ReportCharts.attributes(m)
         guard !attributes.isEmpty else { return "" }
         var out = "## Bias drift by subgroup\n\n"
-        out += "Each cell is the final gap, then its change since the pretrained model with the bootstrap 95 % interval.\n\n"
+        out += "Each cell is the final gap, then its change since the \(start(m)) with the bootstrap 95 % interval.\n\n"
         for attribute in attributes {
             let title = attribute.replacingOccurrences(of: "_", with: " ")
             out += "### \(title)\n\n![Equalised-odds gap by round: \(title)](\(m.scenario.name)/bias-\(attribute)-by-round.svg)\n\n"
@@ -197,12 +201,12 @@ public enum MarkdownReport {
                 }
                 out += "\n"
             }
-            out += "\nGroups under each model (final round; the first row per group is the pretrained model):\n\n"
+            out += "\nGroups under each model (final round; the first row per group is the \(start(m))):\n\n"
             out += "| group | model | patients | positives | selection rate | TPR | FPR | AUROC | calibration |\n"
             out += "|---|---|---:|---:|---:|---:|---:|---:|---:|\n"
             let pretrained = m.arms.first?.rounds.first?.evaluation.subgroups.first { $0.attribute == attribute }
             for group in pretrained?.groups ?? [] {
-                let models: [(String, GroupRates?)] = [("pretrained", group)] + m.arms.filter { $0.name != "pretrained" }.map { arm in
+                let models: [(String, GroupRates?)] = [(start(m), group)] + m.arms.filter { $0.name != "pretrained" }.map { arm in
                     (arm.name, arm.final.subgroups.first { $0.attribute == attribute }?.groups.first { $0.group == group.group })
                 }
                 for (name, rates) in models {
@@ -240,13 +244,48 @@ public enum MarkdownReport {
         return out
     }
 
+    /// A gap's name in prose.
+    static func gapName(_ metric: String) -> String {
+        switch metric {
+        case "demographic_parity": "demographic-parity gap"
+        case "equal_opportunity": "equal-opportunity gap"
+        case "equalized_odds": "equalised-odds gap"
+        case "auroc_gap": "AUROC gap"
+        case "calibration_gap": "calibration gap"
+        default: metric.replacingOccurrences(of: "_", with: " ")
+        }
+    }
+
+    /// What round 0 is: the pretrained model, or the seeded initialisation without pretraining.
+    static func start(_ m: RunMetrics) -> String { m.pretraining.pretrained ? "pretrained model" : "initial model" }
+
+    /// SiteFit's mean per-site accuracy (over seeds) beside each published value.
+    static func referenceSection(_ m: RunMetrics, _ reference: ReferenceValues) -> String {
+        let seedCount = m.seeds?.seeds.count ?? 1
+        var out = "### Against the published numbers\n\n"
+        out += "Source: \(reference.source). SiteFit's figure is the mean per-site test accuracy (threshold 0.5), "
+        out += "averaged over \(seedCount) seed\(seedCount == 1 ? "" : "s") (± one standard deviation over seeds"
+        out += seedCount > 1 ? "; the standard error of the mean is that divided by √\(seedCount))" : ")"
+        out += ". Agreement means within ±\(Format.fixed(reference.tolerance, 2)).\n\n"
+        out += "| arm | SiteFit | published | difference | agrees |\n|---|---|---:|---:|---|\n"
+        for arm in m.arms {
+            guard let published = reference.meanSiteAccuracy[arm.name] else { continue }
+            let spread = m.seeds?.arms.first { $0.name == arm.name }?.meanSiteAccuracy ?? Spread([arm.final.meanSiteAccuracy])
+            let difference = spread.mean - published
+            out += "| \(arm.name) | \(spread.text) | \(Format.fixed(published)) | \(signed(difference)) "
+            out += "| \(abs(difference) <= reference.tolerance + 1e-12 ? "yes" : "**no**") |\n"
+        }
+        return out + "\n"
+    }
+
     static func acrossSeeds(_ seeds: SeedSummary) -> String {
         var out = "### Across \(seeds.seeds.count) seeds\n\n"
         out += "Mean ± standard deviation over seeds \(seeds.seeds.map(String.init).joined(separator: ", ")) "
-        out += "(each seed re-splits, re-pretrains and re-trains; the tables below are the first seed's).\n\n"
-        out += "| arm | accuracy | worst-site accuracy | AUROC | AUPRC | MIA AUC |\n|---|---|---|---|---|---|\n"
+        out += "(each seed re-draws every random stream: the split where SiteFit draws it, pretraining or initialisation, batch order, "
+        out += "sampling and noise; the tables below are the first seed's).\n\n"
+        out += "| arm | accuracy | mean site accuracy | worst-site accuracy | AUROC | AUPRC | MIA AUC |\n|---|---|---|---|---|---|---|\n"
         for arm in seeds.arms {
-            out += "| \(arm.name) | \(arm.accuracy.text) | \(arm.worstSiteAccuracy.text) | \(arm.auroc.text) | \(arm.auprc.text) "
+            out += "| \(arm.name) | \(arm.accuracy.text) | \(arm.meanSiteAccuracy.text) | \(arm.worstSiteAccuracy.text) | \(arm.auroc.text) | \(arm.auprc.text) "
             out += "| \(arm.membershipInference.text) |\n"
         }
         return out + "\n"
@@ -267,7 +306,7 @@ public enum MarkdownReport {
         var lines: [String] = []
         let pretrained = best.rounds.first?.evaluation.accuracy ?? .nan
         lines.append("- **\(best.name)** ends with the highest pooled accuracy, \(Format.fixed(best.final.accuracy)) "
-                     + "(pretrained model: \(Format.fixed(pretrained)), \(signed(best.final.accuracy - pretrained)); "
+                     + "(\(start(m)): \(Format.fixed(pretrained)), \(signed(best.final.accuracy - pretrained)); "
                      + "majority-class rate: \(Format.fixed(best.final.majorityClassAccuracy)), "
                      + "\(signed(best.final.accuracy - best.final.majorityClassAccuracy))). Its AUROC is \(Format.fixed(best.final.auroc)) "
                      + "and its balanced accuracy \(Format.fixed(best.final.balancedAccuracy)).")
@@ -301,18 +340,37 @@ public enum MarkdownReport {
                 .joined(separator: ", ") + ". " + (baselines.contains { $0.name.hasPrefix("pooled") }
                     ? "Pooled training needs every site's patient rows in one place, which a federation exists to avoid." : ""))
         }
+        if let reference = m.reference {
+            let compared = (federated + baselines).compactMap { arm -> (String, Double)? in
+                guard let published = reference.meanSiteAccuracy[arm.name] else { return nil }
+                let mean = m.seeds?.arms.first { $0.name == arm.name }?.meanSiteAccuracy.mean ?? arm.final.meanSiteAccuracy
+                return (arm.name, mean - published)
+            }
+            let outside = compared.filter { abs($0.1) > reference.tolerance + 1e-12 }
+            var line = "- Against the published numbers, \(compared.count - outside.count) of \(compared.count) methods agree within "
+                + "±\(Format.fixed(reference.tolerance, 2)) in mean per-site accuracy"
+            line += outside.isEmpty ? "." : "; outside: " + outside.map { "\($0.0) (\(signed($0.1)))" }.joined(separator: ", ") + "."
+            lines.append(line)
+            // How noisy each outlier is across seeds, which bounds how well a few-seed published mean pins it down.
+            for (name, _) in outside {
+                guard let spread = m.seeds?.arms.first(where: { $0.name == name })?.meanSiteAccuracy, spread.count > 1 else { continue }
+                lines.append("- **\(name)** varies by \(Format.fixed(spread.standardDeviation)) (sd) from seed to seed here, so a "
+                             + "5-seed mean has a standard error of about \(Format.fixed(spread.standardDeviation / 5.0.squareRoot())) "
+                             + "and this \(spread.count)-seed mean about \(Format.fixed(spread.standardDeviation / Double(spread.count).squareRoot())).")
+            }
+        }
         // Bias: report clear drifts (interval excluding 0), else say that none was clear.
         var clear: [String] = []
         for arm in m.arms {
             guard let drift = arm.biasDrift.filter(\.isClear).max(by: { abs($0.drift) < abs($1.drift) }) else { continue }
-            clear.append("- Under **\(arm.name)** the \(drift.metric.replacingOccurrences(of: "_", with: " ")) gap by "
+            clear.append("- Under **\(arm.name)** the \(gapName(drift.metric)) by "
                          + "\(drift.attribute.replacingOccurrences(of: "_", with: " ")) moved from \(Format.fixed(drift.pretrained)) to "
                          + "\(Format.fixed(drift.final)) (\(signed(drift.drift)), 95 % interval \(signed(drift.low ?? .nan)) to \(signed(drift.high ?? .nan))): "
-                         + (drift.drift > 0 ? "the groups are treated less alike than by the pretrained model." : "the groups are treated more alike than by the pretrained model."))
+                         + (drift.drift > 0 ? "the groups are treated less alike than by the \(start(m))." : "the groups are treated more alike than by the \(start(m))."))
         }
         if clear.isEmpty, let largest = m.arms.compactMap(\.largestBiasDrift).max(by: { abs($0.drift) < abs($1.drift) }) {
             lines.append("- No arm changed an audited fairness gap clearly (every bootstrap interval includes 0); the largest change was "
-                         + "\(signed(largest.drift)) in the \(largest.metric.replacingOccurrences(of: "_", with: " ")) gap by "
+                         + "\(signed(largest.drift)) in the \(gapName(largest.metric)) by "
                          + "\(largest.attribute.replacingOccurrences(of: "_", with: " ")).")
         }
         lines += clear

@@ -74,11 +74,12 @@ public enum ReportWriter {
         return String(decoding: data, as: UTF8.self) + "\n"
     }
 
-    /// `arm,site,person_id,label,score,sex,race,age_band`, one line per test patient of the final model.
+    /// `arm,site,person_id,label,score,sex,race,age_band,seed`, one line per test patient of the
+    /// final model, for every seed of the scenario.
     public static func predictionsCSV(_ rows: [PredictionRow]) -> String {
-        var out = "arm,site,person_id,label,score,sex,race,age_band\n"
+        var out = "arm,site,person_id,label,score,sex,race,age_band,seed\n"
         for row in rows {
-            out += "\(csv(row.arm)),\(csv(row.site)),\(row.personId),\(row.label),\(row.score),\(csv(row.sex)),\(csv(row.race)),\(row.ageBand)\n"
+            out += "\(csv(row.arm)),\(csv(row.site)),\(row.personId),\(row.label),\(row.score),\(csv(row.sex)),\(csv(row.race)),\(row.ageBand),\(row.seed)\n"
         }
         return out
     }

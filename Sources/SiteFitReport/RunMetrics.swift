@@ -9,6 +9,8 @@ public struct RunMetrics: Codable, Sendable, Equatable {
     public var arms: [ArmMetrics]
     /// Mean and spread over every seed of a multi-seed scenario (nil for one seed).
     public var seeds: SeedSummary?
+    /// Published numbers the scenario compares itself with.
+    public var reference: ReferenceValues?
 
     public init(scenario: ScenarioInfo, sites: [SiteInfo], model: ModelInfo, pretraining: PretrainingInfo, arms: [ArmMetrics]) {
         self.scenario = scenario
@@ -26,6 +28,8 @@ public struct ScenarioInfo: Codable, Sendable, Equatable {
     public var fingerprint: String
     public var seed: UInt64
     public var sitefitVersion: String
+    /// One line on what is predicted from what, for the report's opening.
+    public var task: String = "1-year incident heart failure from a year of EHR history (OMOP CDM shards)"
 
     public init(name: String, file: String, fingerprint: String, seed: UInt64, sitefitVersion: String) {
         self.name = name
@@ -36,7 +40,7 @@ public struct ScenarioInfo: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, file, fingerprint, seed
+        case name, file, fingerprint, seed, task
         case sitefitVersion = "sitefit_version"
     }
 }
@@ -118,6 +122,8 @@ public struct PretrainingInfo: Codable, Sendable, Equatable {
     public var epochs: Int
     public var validationAccuracy: Double
     public var validationAuroc: Double?
+    /// False under `pretraining: none`: every arm starts from the seeded initialisation.
+    public var pretrained: Bool = true
 
     public init(sourcePatients: Int, epochs: Int, validationAccuracy: Double, validationAuroc: Double?) {
         self.sourcePatients = sourcePatients
@@ -127,7 +133,7 @@ public struct PretrainingInfo: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case epochs
+        case epochs, pretrained
         case sourcePatients = "source_patients"
         case validationAccuracy = "validation_accuracy", validationAuroc = "validation_auroc"
     }
@@ -146,6 +152,8 @@ public struct Evaluation: Codable, Sendable, Equatable {
     /// Expected calibration error over 10 equal-width bins.
     public var ece: Double
     public var worstSiteAccuracy: Double
+    /// The unweighted mean of the per-site accuracies (FLamby's metric: every hospital counts once).
+    public var meanSiteAccuracy: Double
     public var perSite: [String: SiteEvaluation]
     /// Per attribute: each group's rates and the gaps between groups.
     public var subgroups: [SubgroupAudit]
@@ -155,6 +163,8 @@ public struct Evaluation: Codable, Sendable, Equatable {
         self.auprc = auprc
         self.ece = ece
         self.subgroups = subgroups
+        // Summed in site-id order: a dictionary's iteration order is not stable, and Double addition is not associative.
+        meanSiteAccuracy = perSite.isEmpty ? 0 : perSite.keys.sorted().reduce(0) { $0 + perSite[$1]!.accuracy } / Double(perSite.count)
         self.accuracy = accuracy
         self.balancedAccuracy = balancedAccuracy
         self.majorityClassAccuracy = majorityClassAccuracy
@@ -167,7 +177,7 @@ public struct Evaluation: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case accuracy, auroc, auprc, brier, ece, subgroups
         case balancedAccuracy = "balanced_accuracy", majorityClassAccuracy = "majority_class_accuracy"
-        case worstSiteAccuracy = "worst_site_accuracy", perSite = "per_site"
+        case worstSiteAccuracy = "worst_site_accuracy", perSite = "per_site", meanSiteAccuracy = "mean_site_accuracy"
     }
 
     /// The spread of per-site accuracy (best − worst): how unevenly the model serves the sites.
@@ -404,7 +414,8 @@ public struct ArmMetrics: Codable, Sendable, Equatable {
 
     /// Mean over sites of the membership-inference AUC.
     public var meanMembershipInference: Double? {
-        membershipInference.isEmpty ? nil : membershipInference.values.reduce(0, +) / Double(membershipInference.count)
+        membershipInference.isEmpty ? nil
+            : membershipInference.keys.sorted().reduce(0) { $0 + membershipInference[$1]! } / Double(membershipInference.count)
     }
 
     public init(name: String, mode: String, strategy: String, learningRate: Double, localEpochs: Int, rounds: [RoundMetrics],
@@ -427,6 +438,23 @@ public struct ArmMetrics: Codable, Sendable, Equatable {
     }
 }
 
+/// Published mean per-site accuracies by arm name, the source and the agreement tolerance.
+public struct ReferenceValues: Codable, Sendable, Equatable {
+    public var source: String
+    public var tolerance: Double
+    public var meanSiteAccuracy: [String: Double]
+
+    public init(source: String, tolerance: Double, meanSiteAccuracy: [String: Double]) {
+        self.source = source
+        self.tolerance = tolerance
+        self.meanSiteAccuracy = meanSiteAccuracy
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case source, tolerance, meanSiteAccuracy = "mean_site_accuracy"
+    }
+}
+
 /// One test patient's final score, for `predictions.csv`.
 public struct PredictionRow: Sendable, Equatable {
     public var arm: String
@@ -437,6 +465,8 @@ public struct PredictionRow: Sendable, Equatable {
     public var sex: String
     public var race: String
     public var ageBand: String
+    /// The scenario seed of the run (multi-seed scenarios write every seed's scores).
+    public var seed: UInt64 = 0
 
     public init(arm: String, site: String, personId: Int64, label: Int, score: Float, sex: String, race: String, ageBand: String) {
         self.ageBand = ageBand
@@ -487,6 +517,7 @@ public struct SeedSummary: Codable, Sendable, Equatable {
             let same = runs.compactMap { run in run.first { $0.name == first.name } }
             return ArmSeedSummary(name: first.name,
                                   accuracy: Spread(same.map(\.final.accuracy)),
+                                  meanSiteAccuracy: Spread(same.map(\.final.meanSiteAccuracy)),
                                   worstSiteAccuracy: Spread(same.map(\.final.worstSiteAccuracy)),
                                   auroc: Spread(same.map(\.final.auroc)), auprc: Spread(same.map(\.final.auprc)),
                                   membershipInference: Spread(same.map(\.meanMembershipInference)))
@@ -498,6 +529,7 @@ public struct SeedSummary: Codable, Sendable, Equatable {
 public struct ArmSeedSummary: Codable, Sendable, Equatable {
     public var name: String
     public var accuracy: Spread
+    public var meanSiteAccuracy: Spread
     public var worstSiteAccuracy: Spread
     public var auroc: Spread
     public var auprc: Spread
@@ -506,5 +538,6 @@ public struct ArmSeedSummary: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case name, accuracy, auroc, auprc
         case worstSiteAccuracy = "worst_site_accuracy", membershipInference = "membership_inference"
+        case meanSiteAccuracy = "mean_site_accuracy"
     }
 }

@@ -27,6 +27,13 @@ public struct Scenario: Sendable {
     public var baselines: [Baseline]
     /// Which patient attributes the report audits for bias, and how.
     public var subgroups: Subgroups = Subgroups()
+    public var dataset: Dataset = .omop
+    /// How the network is initialised before pretraining (or, with `pretraining: none`, before the arms).
+    public var initialization: MLP.Initialization = .he
+    /// Baseline training settings (nil: the federation's, for as many epochs as the federation trains).
+    public var baselineTraining: BaselineTraining?
+    public var reference: Reference?
+
     /// Further seeds to run the whole scenario with (`seeds:` after the first); the report gives
     /// the mean and spread over all of them beside the main seed's tables.
     public var extraSeeds: [UInt64] = []
@@ -53,6 +60,8 @@ public struct Scenario: Sendable {
     /// centralised training on all sites' rows (simulation only).
     public enum Baseline: String, Sendable, Equatable, CaseIterable {
         case pretrained, local, pooled
+        /// One row per site: a model trained on that site alone, evaluated on every site (FLamby's "Local i").
+        case localEach = "local_each"
     }
 
     /// One participating hospital: its profile and where its shard lives.
@@ -61,6 +70,35 @@ public struct Scenario: Sendable {
         public var profileFile: URL
         /// `<profile folder>/<id>.sqlite`, built on demand.
         public var shardFile: URL
+        /// A real hospital's shard imported from the UCI Heart Disease files in the shard's folder
+        /// (`heart_disease:` sites); `profile` then only carries its id and name.
+        public var importedHeartDisease: Bool = false
+    }
+
+    /// Where the rows and the split come from.
+    public enum Dataset: String, Sendable, Equatable, CaseIterable {
+        /// Features by SQL over OMOP shards (`task`), a seeded stratified split, and the pretrained
+        /// model's standardisation.
+        case omop
+        /// FLamby's Fed-Heart-Disease protocol: 13 features, FLamby's own split, each site
+        /// standardised with its own train mean and standard deviation.
+        case heartDisease = "heart-disease"
+    }
+
+    /// How the local and pooled baselines train when they should not copy the federation
+    /// (FLamby trains them with Adam for a number of epochs, the federation with SGD by steps).
+    public struct BaselineTraining: Sendable, Equatable {
+        public var optimizer: OptimizerKind
+        public var learningRate: Double
+        /// Epochs in all (not per round).
+        public var epochs: Int
+    }
+
+    /// Published numbers to print beside the arms: arm or baseline name → mean per-site accuracy.
+    public struct Reference: Sendable, Equatable {
+        public var source: String
+        public var tolerance: Double
+        public var meanSiteAccuracy: [String: Double]
     }
 
     /// The synthetic source population and how the model is trained on it before any site sees it.
@@ -76,6 +114,8 @@ public struct Scenario: Sendable {
         public var patience: Int
         /// An existing checkpoint to use instead of pretraining (resolved against the scenario's folder).
         public var checkpoint: URL?
+        /// `pretraining: none`: the model starts from its seeded initialisation (FLamby's protocol).
+        public var enabled: Bool = true
     }
 
     /// Rounds of federated averaging and each site's local training.
@@ -141,7 +181,8 @@ public struct Scenario: Sendable {
 
 /// Parses scenario files into `Scenario`, with `file:line:column: field: problem` diagnostics.
 public enum ScenarioLoader {
-    static let topKeys = ["name", "seed", "seeds", "sites", "test_fraction", "task", "model", "pretraining", "federation", "arms", "baselines", "subgroups"]
+    static let topKeys = ["name", "seed", "seeds", "sites", "test_fraction", "task", "model", "pretraining", "federation", "arms", "baselines",
+                          "baseline_training", "subgroups", "reference"]
 
     /// Keys of an arm and of `federation` (the JSON Schema test checks the schema lists the same).
     static let armKeys = ["name", "mode", "learning_rate", "local_epochs", "lora", "adapter", "strategy", "proximal_mu",
@@ -219,9 +260,32 @@ public enum ScenarioLoader {
             if list.isEmpty { reader.fail(node, "sites", "list at least one site") }
             for (i, item) in list.enumerated() {
                 let field = "sites[\(i)]"
-                guard let entry = reader.mapping(item, field, allowed: ["profile"], required: ["profile"]),
-                      let pathNode = entry["profile"], let path = reader.string(pathNode, "\(field).profile")
-                else { continue }
+                guard let entry = reader.mapping(item, field, allowed: ["profile", "heart_disease"]) else { continue }
+                if entry.count != 1 { reader.fail(item, field, "give exactly one of profile or heart_disease"); continue }
+                if let node = entry["heart_disease"], let path = reader.string(node, "\(field).heart_disease") {
+                    // A real hospital: the shard file, imported on demand from the UCI files beside it.
+                    let shard = URL(fileURLWithPath: path, relativeTo: folder).standardizedFileURL
+                    let id = shard.deletingPathExtension().lastPathComponent
+                    guard HeartDiseaseImport.sites.contains(id), shard.pathExtension == "sqlite" else {
+                        var problem = "expected a path to <site>.sqlite with site one of \(HeartDiseaseImport.sites.joined(separator: ", "))"
+                        if let guess = suggestion(for: id, among: HeartDiseaseImport.sites) { problem += "; did you mean '\(guess).sqlite'?" }
+                        reader.fail(node, "\(field).heart_disease", problem)
+                        continue
+                    }
+                    let raw = shard.deletingLastPathComponent().appendingPathComponent("processed.\(id).data")
+                    guard FileManager.default.fileExists(atPath: shard.path) || FileManager.default.fileExists(atPath: raw.path) else {
+                        reader.fail(node, "\(field).heart_disease", "neither the shard nor the UCI file \(relativePath(raw)) to import it from exists")
+                        continue
+                    }
+                    if sites.contains(where: { $0.profile.id == id }) { reader.fail(node, "\(field).heart_disease", "site '\(id)' is listed twice"); continue }
+                    var reference = Scenario.SiteReference(
+                        profile: SiteProfile(id: id, name: HeartDiseaseImport.hospitalNames[id] ?? id, seed: 0, patients: 0),
+                        profileFile: URL(fileURLWithPath: relativePath(raw)), shardFile: URL(fileURLWithPath: relativePath(shard)))
+                    reference.importedHeartDisease = true
+                    sites.append(reference)
+                    continue
+                }
+                guard let pathNode = entry["profile"], let path = reader.string(pathNode, "\(field).profile") else { continue }
                 let profileURL = URL(fileURLWithPath: path, relativeTo: folder).standardizedFileURL
                 let shown = URL(fileURLWithPath: relativePath(profileURL))
                 guard FileManager.default.fileExists(atPath: profileURL.path) else {
@@ -246,9 +310,16 @@ public enum ScenarioLoader {
         }
 
         var task = FeatureSpec.heartFailure
+        var dataset = Scenario.Dataset.omop
         if let node = top["task"], let fields = reader.mapping(node, "task", allowed: [
-            "lookback_days", "outcome_window_days", "conditions", "measurements", "drugs",
+            "dataset", "lookback_days", "outcome_window_days", "conditions", "measurements", "drugs",
         ]) {
+            if let n = fields["dataset"], let v = reader.choice(n, "task.dataset", Scenario.Dataset.self) {
+                dataset = v
+                if v == .heartDisease, let other = fields.keys.sorted().first(where: { $0 != "dataset" }), let o = fields[other] {
+                    reader.fail(o, "task.\(other)", "the heart-disease dataset has FLamby's 13 fixed features; remove '\(other)'")
+                }
+            }
             if let n = fields["lookback_days"], let v = reader.integer(n, "task.lookback_days", in: 1...36500, what: "a number of days from 1 to 36500") { task.lookbackDays = v }
             if let n = fields["outcome_window_days"], let v = reader.integer(n, "task.outcome_window_days", in: 1...36500, what: "a number of days from 1 to 36500") { task.outcomeWindowDays = v }
             if let n = fields["conditions"], let v = conceptList(n, "task.conditions", names: Dictionary(uniqueKeysWithValues: ConditionName.allCases.map { ($0.rawValue, $0.conceptId) }), reader: &reader) { task.conditions = v }
@@ -256,10 +327,19 @@ public enum ScenarioLoader {
             if let n = fields["drugs"], let v = conceptList(n, "task.drugs", names: drugNames, reader: &reader) { task.drugs = v }
         }
 
-        var model = MLPConfiguration(inputSize: task.columnNames.count, hiddenSizes: [32, 16])
-        if let node = top["model"], let fields = reader.mapping(node, "model", allowed: ["hidden", "activation", "layer_norm", "dropout"]) {
+        let heartSites = sites.filter(\.importedHeartDisease).count
+        if dataset == .heartDisease && heartSites != sites.count, let node = top["sites"] {
+            reader.fail(node, "sites", "task.dataset heart-disease needs every site to be a heart_disease: site")
+        } else if dataset == .omop && heartSites > 0, let node = top["sites"] {
+            reader.fail(node, "sites", "heart_disease: sites need `task: {dataset: heart-disease}`")
+        }
+        var initialization = MLP.Initialization.he
+        var model = MLPConfiguration(inputSize: dataset == .heartDisease ? HeartDiseaseCohort.columns.count : task.columnNames.count,
+                                     hiddenSizes: [32, 16])
+        if let node = top["model"], let fields = reader.mapping(node, "model", allowed: ["hidden", "activation", "layer_norm", "dropout", "init"]) {
+            if let n = fields["init"], let v = reader.choice(n, "model.init", MLP.Initialization.self) { initialization = v }
             if let hidden = fields["hidden"], let list = reader.sequence(hidden, "model.hidden") {
-                if list.isEmpty { reader.fail(hidden, "model.hidden", "list at least one hidden layer width (the brief asks for an MLP)") }
+                // An empty list is logistic regression (FLamby's model for heart disease).
                 model.hiddenSizes = list.enumerated().compactMap { i, n in
                     reader.integer(n, "model.hidden[\(i)]", in: 1...4096, what: "a layer width from 1 to 4096")
                 }
@@ -275,7 +355,9 @@ public enum ScenarioLoader {
                                  labMissingRate: 0.05)
         var pretraining = Scenario.Pretraining(source: source, epochs: 30, batchSize: 32, learningRate: 0.003,
                                                validationFraction: 0.2, patience: 5, checkpoint: nil)
-        if let node = top["pretraining"], let fields = reader.mapping(node, "pretraining", allowed: [
+        if let node = top["pretraining"], node.scalar?.string == "none" {
+            pretraining.enabled = false
+        } else if let node = top["pretraining"], let fields = reader.mapping(node, "pretraining", allowed: [
             "patients", "age_mean", "female_fraction", "outcome_prevalence", "epochs", "batch_size", "learning_rate",
             "validation_fraction", "patience", "checkpoint",
         ]) {
@@ -402,9 +484,34 @@ public enum ScenarioLoader {
             }
         }
 
-        var baselines = Scenario.Baseline.allCases
+        var baselines: [Scenario.Baseline] = [.pretrained, .local, .pooled]
         if let node = top["baselines"], let list = reader.sequence(node, "baselines") {
             baselines = list.enumerated().compactMap { i, item in reader.choice(item, "baselines[\(i)]", Scenario.Baseline.self) }
+        }
+
+        var baselineTraining: Scenario.BaselineTraining? = nil
+        if let node = top["baseline_training"], let m = reader.mapping(node, "baseline_training", allowed: ["optimizer", "learning_rate", "epochs"],
+                                                                      required: ["optimizer", "learning_rate", "epochs"]),
+           let o = m["optimizer"], let optimizer = reader.choice(o, "baseline_training.optimizer", OptimizerKind.self),
+           let l = m["learning_rate"], let rate = reader.number(l, "baseline_training.learning_rate", in: 1e-7...10, what: "a positive learning rate up to 10"),
+           let e = m["epochs"], let epochs = reader.integer(e, "baseline_training.epochs", in: 1...10_000, what: "an integer from 1 to 10000") {
+            baselineTraining = Scenario.BaselineTraining(optimizer: optimizer, learningRate: rate, epochs: epochs)
+        }
+
+        var reference: Scenario.Reference? = nil
+        if let node = top["reference"], let m = reader.mapping(node, "reference", allowed: ["source", "tolerance", "mean_site_accuracy"],
+                                                              required: ["source", "mean_site_accuracy"]),
+           let sourceNode = m["source"], let source = reader.string(sourceNode, "reference.source"),
+           let valuesNode = m["mean_site_accuracy"],
+           let values = reader.mapping(valuesNode, "reference.mean_site_accuracy", allowed: valuesNode.mapping?.keys.compactMap { $0.scalar?.string } ?? []) {
+            var parsed = Scenario.Reference(source: source, tolerance: 0.03, meanSiteAccuracy: [:])
+            if let t = m["tolerance"], let v = reader.number(t, "reference.tolerance", in: 0...1, what: "a number from 0 to 1") { parsed.tolerance = v }
+            for (key, value) in values {
+                if let v = reader.number(value, "reference.mean_site_accuracy.\(key)", in: 0...1, what: "an accuracy from 0 to 1") {
+                    parsed.meanSiteAccuracy[key] = v
+                }
+            }
+            reference = parsed
         }
 
         var subgroups = Scenario.Subgroups()
@@ -431,6 +538,10 @@ public enum ScenarioLoader {
                                 arms: arms, baselines: baselines)
         scenario.subgroups = subgroups
         scenario.extraSeeds = extraSeeds
+        scenario.dataset = dataset
+        scenario.initialization = initialization
+        scenario.baselineTraining = baselineTraining
+        scenario.reference = reference
         return scenario
     }
 

@@ -28,6 +28,15 @@ public enum Simulation {
     ) throws -> [SiteShard] {
         try scenario.sites.map { site in
             let file = site.shardFile
+            if site.importedHeartDisease {
+                // A real hospital: imported once from the UCI files beside the shard, never rewritten.
+                if !FileManager.default.fileExists(atPath: file.path) {
+                    progress("importing UCI Heart Disease site '\(site.profile.id)' → \(file.relativePath)")
+                    let folder = file.deletingLastPathComponent()
+                    try HeartDiseaseImport.importSite(site.profile.id, from: folder, to: folder, logger: logger)
+                }
+                return try SiteShard(site: site.profile.id, url: file)
+            }
             if !FileManager.default.fileExists(atPath: file.path) {
                 progress("building shard for site '\(site.profile.id)' → \(file.relativePath)")
                 try ShardBuilder.build(profile: site.profile, to: file, logger: logger)
@@ -50,6 +59,22 @@ public enum Simulation {
     public static func pretrain(
         _ scenario: Scenario, spec: FeatureSpec, cacheDirectory: URL? = nil
     ) throws -> (PretrainedModel, PretrainingInfo) {
+        if !scenario.pretraining.enabled {
+            // No source model: the seeded initialisation, and an identity standardiser (each site
+            // standardises its own rows under the heart-disease protocol).
+            let columns = columnNames(scenario, spec: spec)
+            var configuration = scenario.model
+            configuration.inputSize = columns.count
+            let mlp = MLP(configuration.base)
+            var initRandom = RandomStream(seed: scenario.seed, "pretraining", "init")
+            let model = PretrainedModel(mlp: mlp, parameters: mlp.initialParameters(random: &initRandom, scheme: scenario.initialization),
+                                        standardizer: Standardizer(means: [Double](repeating: 0, count: columns.count),
+                                                                   standardDeviations: [Double](repeating: 1, count: columns.count)),
+                                        columns: columns)
+            var info = PretrainingInfo(sourcePatients: 0, epochs: 0, validationAccuracy: 0, validationAuroc: nil)
+            info.pretrained = false
+            return (model, info)
+        }
         if let file = scenario.pretraining.checkpoint {
             let (model, notes) = try loadCheckpoint(file)
             guard model.columns == spec.columnNames else {
@@ -86,7 +111,7 @@ public enum Simulation {
         configuration.inputSize = columns
         let mlp = MLP(configuration.base)
         var initRandom = RandomStream(seed: scenario.seed, "pretraining", "init")
-        var parameters = mlp.initialParameters(random: &initRandom)
+        var parameters = mlp.initialParameters(random: &initRandom, scheme: scenario.initialization)
         var trainer = Trainer(mlp: mlp, maxBatch: max(scenario.pretraining.batchSize, 256))
         var shuffle = RandomStream(seed: scenario.seed, "pretraining", "shuffle")
         let summary = trainer.train(
@@ -107,6 +132,11 @@ public enum Simulation {
             try? Data(Checkpoint.encode(model, notes: notes)).write(to: cached, options: .atomic)
         }
         return (model, info)
+    }
+
+    /// The model's input columns under the scenario's dataset.
+    static func columnNames(_ scenario: Scenario, spec: FeatureSpec) -> [String] {
+        scenario.dataset == .heartDisease ? HeartDiseaseCohort.columns : spec.columnNames
     }
 
     /// The checkpoint metadata that records how the model was pretrained (read back by `info`).
@@ -160,14 +190,17 @@ public enum Simulation {
                                        sequentialSites: sequentialSites, progress: progress)
         guard !scenario.extraSeeds.isEmpty else { return result }
         var runs = [result.metrics.arms]
+        result.predictions = result.predictions.map { var row = $0; row.seed = scenario.seed; return row }
         for seed in scenario.extraSeeds {
             progress("seed \(seed) (\(runs.count + 1) of \(scenario.extraSeeds.count + 1))")
             var again = scenario
             again.seed = seed
             // A source population derived from the scenario seed follows it, as `--seed` does.
             if scenario.pretraining.source.seed == scenario.seed &+ 1 { again.pretraining.source.seed = seed &+ 1 }
-            runs.append(try await runSeed(again, logger: logger, cacheDirectory: cacheDirectory,
-                                          sequentialSites: sequentialSites, progress: progress).metrics.arms)
+            let run = try await runSeed(again, logger: logger, cacheDirectory: cacheDirectory,
+                                        sequentialSites: sequentialSites, progress: progress)
+            runs.append(run.metrics.arms)
+            result.predictions += run.predictions.map { var row = $0; row.seed = seed; return row }
         }
         result.metrics.seeds = SeedSummary(seeds: [scenario.seed] + scenario.extraSeeds, runs: runs)
         return result
@@ -179,18 +212,24 @@ public enum Simulation {
     ) async throws -> Result {
         let spec = scenario.task
         let shards = try provisionShards(scenario, logger: logger, progress: progress)
-        if let checkpoint = scenario.pretraining.checkpoint {
+        if !scenario.pretraining.enabled {
+            progress("no pretraining: every arm starts from the seeded initialisation (seed \(scenario.seed))")
+        } else if let checkpoint = scenario.pretraining.checkpoint {
             progress("using the pretrained checkpoint \(checkpoint.relativePath)")
         } else {
             progress("pretraining on \(scenario.pretraining.source.patients) source patients (up to \(scenario.pretraining.epochs) epochs)")
         }
         let (model, pretrainingInfo) = try pretrain(scenario, spec: spec, cacheDirectory: cacheDirectory)
-        progress("pretrained model: validation accuracy \(Format3.string(pretrainingInfo.validationAccuracy)), "
-                 + "AUROC \(Format3.string(pretrainingInfo.validationAuroc))")
+        if pretrainingInfo.pretrained {
+            progress("pretrained model: validation accuracy \(Format3.string(pretrainingInfo.validationAccuracy)), "
+                     + "AUROC \(Format3.string(pretrainingInfo.validationAuroc))")
+        }
         let maxBatch = max(scenario.federation.batchSize, 256)
         let sites = try shards.map {
-            try SiteActor(shard: $0, spec: spec, model: model, seed: scenario.seed, testFraction: scenario.testFraction,
-                          maxBatch: maxBatch, logger: logger)
+            scenario.dataset == .heartDisease
+                ? try SiteActor(heartDisease: $0, model: model, seed: scenario.seed, maxBatch: maxBatch, logger: logger)
+                : try SiteActor(shard: $0, spec: spec, model: model, seed: scenario.seed, testFraction: scenario.testFraction,
+                                maxBatch: maxBatch, logger: logger)
         }
         var arms: [ArmMetrics] = []
         var predictions: [PredictionRow] = []
@@ -202,6 +241,14 @@ public enum Simulation {
             predictions += rows
         }
         for baseline in scenario.baselines {
+            if baseline == .localEach {
+                for index in sites.indices {
+                    let (metrics, rows) = try await runLocalEach(index, scenario: scenario, model: model, sites: sites, progress: progress)
+                    arms.append(metrics)
+                    predictions += rows
+                }
+                continue
+            }
             let (metrics, rows) = try await runBaseline(baseline, scenario: scenario, model: model, sites: sites, progress: progress)
             arms.append(metrics)
             predictions += rows
@@ -220,14 +267,21 @@ public enum Simulation {
             info.featureDistance = distance
             siteInfos.append(info)
         }
-        let metrics = RunMetrics(
-            scenario: ScenarioInfo(name: scenario.name, file: scenario.file, fingerprint: scenario.fingerprint,
-                                   seed: scenario.seed, sitefitVersion: siteFitVersion),
+        var info = ScenarioInfo(name: scenario.name, file: scenario.file, fingerprint: scenario.fingerprint,
+                                seed: scenario.seed, sitefitVersion: siteFitVersion)
+        if scenario.dataset == .heartDisease {
+            info.task = "heart disease (num > 0) from 13 clinical findings, FLamby's Fed-Heart-Disease protocol on the UCI data of four real hospitals"
+        }
+        var metrics = RunMetrics(
+            scenario: info,
             sites: siteInfos,
             model: ModelInfo(widths: model.mlp.configuration.widths, parameters: model.mlp.layout.count,
                              tensors: model.mlp.layout.tensors.map { TensorInfo(name: $0.name, shape: $0.shape, role: $0.role.rawValue) },
                              features: model.columns),
             pretraining: pretrainingInfo, arms: arms)
+        metrics.reference = scenario.reference.map {
+            ReferenceValues(source: $0.source, tolerance: $0.tolerance, meanSiteAccuracy: $0.meanSiteAccuracy)
+        }
         return Result(metrics: metrics, predictions: predictions,
                       checkpoint: Checkpoint.encode(model, notes: checkpointNotes(pretrainingInfo)))
     }
@@ -430,11 +484,10 @@ public enum Simulation {
         let selection = FineTuningMode.full.selection(for: model.mlp.layout)
         for site in sites { await site.begin(mlp: model.mlp, parameters: model.parameters, selection: selection) }
         let federation = scenario.federation
-        let configuration = TrainingConfiguration(
-            optimizer: OptimizerConfiguration(kind: federation.optimizer, learningRate: federation.learningRate,
-                                              weightDecay: federation.weightDecay, gradientClipNorm: federation.gradientClipNorm),
-            epochs: federation.localEpochs, batchSize: federation.batchSize, positiveWeight: Float(federation.positiveWeight),
-            steps: federation.localSteps)
+        let configuration = baselineConfiguration(scenario)
+        // With its own training settings a baseline trains once for all its epochs; otherwise it
+        // trains round by round as a federated site would.
+        let localRounds = scenario.baselineTraining == nil ? federation.rounds : 1
         let pretrainedBlob = WireFormat.encode(parameters: model.parameters, selection: selection,
                                                metadata: [WireFormat.Key.kind: "baseline", WireFormat.Key.round: "0"])
         let start = try await evaluate(sites, broadcast: pretrainedBlob)
@@ -443,8 +496,10 @@ public enum Simulation {
         let name: String
         var steps = 0.0
         switch baseline {
+        case .localEach:
+            preconditionFailure("local_each runs through runLocalEach")
         case .pretrained:
-            name = "pretrained"
+            name = scenario.pretraining.enabled ? "pretrained" : "initial model"
         case .local:
             name = "local only"
             // Each site trains alone for as many epochs as a federated site would, from its own model.
@@ -453,7 +508,7 @@ public enum Simulation {
                     group.addTask {
                         var blob = pretrainedBlob
                         var siteSteps = 0
-                        for round in 1...federation.rounds {
+                        for round in 1...localRounds {
                             let update = try await site.localUpdate(arm: "baseline-local", round: round, broadcast: blob,
                                                                     configuration: configuration)
                             blob = update.blob
@@ -482,8 +537,10 @@ public enum Simulation {
             var trainer = Trainer(mlp: model.mlp, maxBatch: max(federation.batchSize, 1))
             var random = RandomStream(seed: scenario.seed, "baseline-pooled")
             var pooledConfiguration = configuration
-            pooledConfiguration.epochs = federation.localEpochs * federation.rounds
-            pooledConfiguration.steps = federation.localSteps.map { $0 * federation.rounds }
+            if scenario.baselineTraining == nil {
+                pooledConfiguration.epochs = federation.localEpochs * federation.rounds
+                pooledConfiguration.steps = federation.localSteps.map { $0 * federation.rounds }
+            }
             let summary = trainer.train(parameters: &parameters, data: pooled, selection: selection,
                                         configuration: pooledConfiguration, random: &random)
             steps = Double(summary.steps) / Double(federation.rounds)
@@ -515,6 +572,73 @@ public enum Simulation {
         metrics.compute.simulatedSecondsPerSiteRound = steps * meanSecondsPerStep
         metrics.biasDrift = baseline == .pretrained ? [] : biasDrift(before: start, after: final, subgroups: scenario.subgroups, seed: scenario.seed, arm: name)
         metrics.membershipInference = try await membershipInference(sites, broadcasts: finalBlobs)
+        let rows = final.flatMap { site in
+            site.personIds.indices.map { i in
+                PredictionRow(arm: name, site: site.site, personId: site.personIds[i], label: Int(site.labels[i]),
+                              score: site.scores[i], sex: site.sex[i], race: site.race[i], ageBand: site.ageBand[i])
+            }
+        }
+        return (metrics, rows)
+    }
+
+    /// How local and pooled baselines train: the scenario's `baseline_training`, or the federation's settings.
+    static func baselineConfiguration(_ scenario: Scenario) -> TrainingConfiguration {
+        let federation = scenario.federation
+        if let own = scenario.baselineTraining {
+            return TrainingConfiguration(
+                optimizer: OptimizerConfiguration(kind: own.optimizer, learningRate: own.learningRate,
+                                                  weightDecay: federation.weightDecay, gradientClipNorm: federation.gradientClipNorm),
+                epochs: own.epochs, batchSize: federation.batchSize, positiveWeight: Float(federation.positiveWeight))
+        }
+        return TrainingConfiguration(
+            optimizer: OptimizerConfiguration(kind: federation.optimizer, learningRate: federation.learningRate,
+                                              weightDecay: federation.weightDecay, gradientClipNorm: federation.gradientClipNorm),
+            epochs: federation.localEpochs, batchSize: federation.batchSize, positiveWeight: Float(federation.positiveWeight),
+            steps: federation.localSteps)
+    }
+
+    /// FLamby's "Local i": a model trained on site `index` alone, then scored on every site's test
+    /// patients (the other sites receive it as a broadcast; no patient row moves).
+    static func runLocalEach(
+        _ index: Int, scenario: Scenario, model: PretrainedModel, sites: [SiteActor],
+        progress: @escaping @Sendable (String) -> Void
+    ) async throws -> (ArmMetrics, [PredictionRow]) {
+        let selection = FineTuningMode.full.selection(for: model.mlp.layout)
+        for site in sites { await site.begin(mlp: model.mlp, parameters: model.parameters, selection: selection) }
+        let federation = scenario.federation
+        let configuration = baselineConfiguration(scenario)
+        let rounds = scenario.baselineTraining == nil ? federation.rounds : 1
+        var blob = WireFormat.encode(parameters: model.parameters, selection: selection,
+                                     metadata: [WireFormat.Key.kind: "baseline", WireFormat.Key.round: "0"])
+        let start = try await evaluate(sites, broadcast: blob)
+        var steps = 0
+        for round in 1...rounds {
+            let update = try await sites[index].localUpdate(arm: "baseline-local", round: round, broadcast: blob, configuration: configuration)
+            blob = update.blob
+            steps += update.steps
+        }
+        let final = try await evaluate(sites, broadcast: blob)
+        let name = "local \(sites[index].id)"
+        let startEvaluation = evaluation(start, subgroups: scenario.subgroups), finalEvaluation = evaluation(final, subgroups: scenario.subgroups)
+        progress("[\(name)] mean site accuracy \(Format3.string(finalEvaluation.meanSiteAccuracy)), AUROC \(Format3.string(finalEvaluation.auroc))")
+        let mask = TrainableMask(mlp: model.mlp, selection: selection)
+        var metrics = ArmMetrics(
+            name: name, mode: "full", strategy: "baseline", learningRate: configuration.optimizer.learningRate,
+            localEpochs: configuration.epochs,
+            rounds: [RoundMetrics(round: 0, evaluation: startEvaluation, bytesUp: 0, bytesDown: 0, acceptedSites: [], rejected: [], meanLocalLoss: nil),
+                     RoundMetrics(round: rounds, evaluation: finalEvaluation, bytesUp: 0, bytesDown: 0, acceptedSites: [], rejected: [], meanLocalLoss: nil)],
+            final: finalEvaluation,
+            privacy: PrivacyFootprint(bytesUp: 0, bytesDown: 0, bytesUpPerUpdate: 0, parametersExposed: 0,
+                                      parametersTotal: model.mlp.layout.count, tensorsExposed: []),
+            compute: ComputeFootprint(stepsPerSiteRound: Double(steps) / Double(rounds),
+                                      trainingFlopsPerSiteRound: Double(steps * federation.batchSize) / Double(rounds) * model.mlp.trainingFlopsPerExample(mask),
+                                      optimizerStateBytes: 2 * 4 * model.mlp.layout.count))
+        let participation = federation.participation
+        metrics.compute.simulatedSecondsPerSiteRound = Double(steps) / Double(rounds)
+            * (participation.secondsPerStep[sites[index].id] ?? participation.defaultSecondsPerStep)
+        metrics.biasDrift = biasDrift(before: start, after: final, subgroups: scenario.subgroups, seed: scenario.seed, arm: name)
+        // Members are the training site's patients only; other sites' train rows never met this model.
+        if let auc = try await sites[index].membershipInferenceAUC(broadcast: blob) { metrics.membershipInference = [sites[index].id: auc] }
         let rows = final.flatMap { site in
             site.personIds.indices.map { i in
                 PredictionRow(arm: name, site: site.site, personId: site.personIds[i], label: Int(site.labels[i]),
@@ -669,22 +793,24 @@ public enum Simulation {
     /// from the sites' column sums alone. Columns without spread in the pool are skipped.
     static func featureDistances(_ summaries: [SiteSummary]) -> [Double] {
         let columns = summaries.first?.featureSums.count ?? 0
-        let total = Double(summaries.reduce(0) { $0 + $1.cohortSize })
-        guard columns > 0, total > 0 else { return summaries.map { _ in 0 } }
+        guard columns > 0 else { return summaries.map { _ in 0 } }
         var mean = [Double](repeating: 0, count: columns), sd = mean
         for c in 0..<columns {
-            mean[c] = summaries.reduce(0.0) { $0 + $1.featureSums[c] } / total
-            let square = summaries.reduce(0.0) { $0 + $1.featureSquares[c] } / total
+            let n = summaries.reduce(0.0) { $0 + $1.featureCounts[c] }
+            guard n > 1 else { continue }
+            mean[c] = summaries.reduce(0.0) { $0 + $1.featureSums[c] } / n
+            let square = summaries.reduce(0.0) { $0 + $1.featureSquares[c] } / n
             sd[c] = max(square - mean[c] * mean[c], 0).squareRoot()
         }
         let used = (0..<columns).filter { sd[$0] > 1e-9 }
         return summaries.map { s in
-            guard !used.isEmpty, s.cohortSize > 0 else { return 0 }
-            let squares = used.reduce(0.0) { sum, c in
-                let difference = (s.featureSums[c] / Double(s.cohortSize) - mean[c]) / sd[c]
+            let observed = used.filter { s.featureCounts[$0] > 0 }
+            guard !observed.isEmpty else { return 0 }
+            let squares = observed.reduce(0.0) { sum, c in
+                let difference = (s.featureSums[c] / s.featureCounts[c] - mean[c]) / sd[c]
                 return sum + difference * difference
             }
-            return (squares / Double(used.count)).squareRoot()
+            return (squares / Double(observed.count)).squareRoot()
         }
     }
 

@@ -106,6 +106,22 @@ struct ImportTests {
         #expect(bp == 200 - 56)
     }
 
+    @Test("FLamby's preprocessing read back by SQL: 13 features, FLamby's split sizes, the first Cleveland row by hand")
+    func heartDiseaseCohort() throws {
+        let out = temporaryDirectory("hdc")
+        let shards = try HeartDiseaseImport.importAll(from: Self.heartDisease, to: out)
+        let sizes = try shards.map { url in
+            let cohort = try HeartDiseaseCohort.extract(SiteShard(site: url.deletingPathExtension().lastPathComponent, url: url))
+            #expect(cohort.extract.columns.count == 13)
+            return (cohort.isTest.filter { !$0 }.count, cohort.isTest.filter { $0 }.count)
+        }
+        #expect(sizes.map(\.0) == [199, 172, 30, 85] && sizes.map(\.1) == [104, 89, 16, 45])
+        // Line 1: 63,1,cp 1,145,233,fbs 1,restecg 2,150,exang 0,2.3,... num 0 → cp dummies 0,0,0; restecg_2 = 1.
+        let first = try HeartDiseaseCohort.extract(SiteShard(site: "cleveland", url: shards[0]))
+        #expect(Array(first.extract.features.prefix(13)) == [63, 1, 145, 233, 1, 150, 0, 2.3, 0, 0, 0, 0, 1])
+        #expect(first.extract.labels[0] == 0 && first.extract.sex[0] == "male" && first.ages[0] == 63)
+    }
+
     @Test("a malformed UCI line is named by file and line, without its values")
     func heartDiseaseMalformed() throws {
         let folder = temporaryDirectory("hdbad")

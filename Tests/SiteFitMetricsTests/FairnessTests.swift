@@ -90,3 +90,54 @@ struct FairnessTests {
         #expect(Fairness.ageBand(44.9) == "18-44" && Fairness.ageBand(70) == "65-74" && Fairness.ageBand(.nan) == "unknown")
     }
 }
+
+@Suite("The one-sort group AUROC agrees with the per-group Mann–Whitney")
+struct GroupAurocTests {
+    @Test("random scores with ties, three groups")
+    func agrees() {
+        var random = RandomStream(seed: 4, "group-auroc")
+        for _ in 0..<20 {
+            let n = 60
+            // Scores on a coarse grid so that ties across and within groups are common.
+            let scores = (0..<n).map { _ in Float(random.int(below: 8)) / 8 }
+            let labels = (0..<n).map { _ in Float(random.bernoulli(0.4) ? 1 : 0) }
+            let groups = (0..<n).map { _ in ["a", "b", "c"][random.int(below: 3)] }
+            for rates in Fairness.groupRates(scores: scores, labels: labels, groups: groups, minimumSize: 1) {
+                let rows = groups.indices.filter { groups[$0] == rates.group }
+                let direct = Metrics.auroc(scores: rows.map { scores[$0] }, labels: rows.map { labels[$0] })
+                #expect(rates.auroc == direct || abs((rates.auroc ?? -1) - (direct ?? -2)) < 1e-12)
+                let calibration = Metrics.calibrationInTheLarge(scores: rows.map { scores[$0] }, labels: rows.map { labels[$0] })
+                #expect(abs(rates.calibrationInTheLarge - calibration) < 1e-6)
+            }
+        }
+    }
+}
+
+@Suite("Weighted bootstrap rates equal the rates of the expanded resample")
+struct WeightedAuditTests {
+    @Test("row i repeated weights[i] times gives the same group rates")
+    func expanded() {
+        var random = RandomStream(seed: 11, "weighted")
+        for _ in 0..<20 {
+            let n = 40
+            let scores = (0..<n).map { _ in Float(random.int(below: 6)) / 6 }
+            let labels = (0..<n).map { _ in Float(random.bernoulli(0.5) ? 1 : 0) }
+            let groups = (0..<n).map { _ in ["f", "m"][random.int(below: 2)] }
+            let weights = (0..<n).map { _ in random.int(below: 3) }
+            let (names, codes) = Fairness.encode(groups)
+            let weighted = WeightedAudit(scores: scores, labels: labels, codes: codes, groups: names.count)
+                .rates(weights: weights, names: names, minimumSize: 5)
+            let rows = (0..<n).flatMap { i in [Int](repeating: i, count: weights[i]) }
+            let expanded = Fairness.groupRates(scores: rows.map { scores[$0] }, labels: rows.map { labels[$0] },
+                                               groups: rows.map { groups[$0] }, minimumSize: 5)
+            #expect(weighted.count == expanded.count)
+            for (w, e) in zip(weighted, expanded) {
+                #expect(w.group == e.group && w.size == e.size && w.positives == e.positives && w.tooSmall == e.tooSmall)
+                #expect(w.selectionRate == e.selectionRate && w.truePositiveRate == e.truePositiveRate)
+                #expect(w.falsePositiveRate == e.falsePositiveRate)
+                #expect(abs((w.auroc ?? -1) - (e.auroc ?? -1)) < 1e-12)
+                #expect(abs(w.calibrationInTheLarge - e.calibrationInTheLarge) < 1e-6)
+            }
+        }
+    }
+}

@@ -97,7 +97,7 @@ struct SimulationTests {
         #expect(full.rounds.count == 3, "round 0 (pretrained) plus two rounds")
 
         let csv = try String(contentsOf: output.predictions, encoding: .utf8).split(separator: "\n")
-        #expect(csv.first == "arm,site,person_id,label,score,sex,race,age_band")
+        #expect(csv.first == "arm,site,person_id,label,score,sex,race,age_band,seed")
         let testPatients = result.metrics.sites.reduce(0) { $0 + $1.testSize }
         #expect(csv.count == 1 + 5 * testPatients)
         // The pretrained baseline is round 0 of every arm; local and pooled train without exposing anything.

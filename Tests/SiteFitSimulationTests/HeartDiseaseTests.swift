@@ -1,0 +1,99 @@
+import Foundation
+import Testing
+@testable import SiteFitCore
+@testable import SiteFitReport
+@testable import SiteFitScenario
+@testable import SiteFitSimulation
+
+/// The FLamby Fed-Heart-Disease scenario on a copy of the repository's UCI files: it parses,
+/// imports its shards on demand, runs, and its accuracies can be recomputed from predictions.csv.
+@Suite("Real data: the FLamby heart-disease scenario")
+struct HeartDiseaseTests {
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// Scenarios/heart-disease-flamby.yaml and Sites/heart-disease/ copied into a fresh folder.
+    static func copy(_ name: String = #function) throws -> URL {
+        let folder = FileManager.default.temporaryDirectory
+            .appendingPathComponent("sitefit-hd-\(ProcessInfo.processInfo.processIdentifier)-\(name.filter(\.isLetter))")
+        try? FileManager.default.removeItem(at: folder)
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("Scenarios"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("Sites/heart-disease"), withIntermediateDirectories: true)
+        let data = repository.appendingPathComponent("Sites/heart-disease")
+        for file in ["flamby-split.csv"] + ["cleveland", "hungarian", "switzerland", "va"].map({ "processed.\($0).data" }) {
+            try FileManager.default.copyItem(at: data.appendingPathComponent(file),
+                                             to: folder.appendingPathComponent("Sites/heart-disease/\(file)"))
+        }
+        try FileManager.default.copyItem(at: repository.appendingPathComponent("Scenarios/heart-disease-flamby.yaml"),
+                                         to: folder.appendingPathComponent("Scenarios/heart-disease-flamby.yaml"))
+        return folder
+    }
+
+    @Test("the scenario states FLamby's protocol: four real sites, 13 features, logistic regression, no pretraining, 20 seeds")
+    func parses() throws {
+        let scenario = try ScenarioLoader.load(Self.copy().appendingPathComponent("Scenarios/heart-disease-flamby.yaml"))
+        #expect(scenario.dataset == .heartDisease && scenario.sites.allSatisfy(\.importedHeartDisease))
+        #expect(scenario.sites.map(\.profile.id) == ["cleveland", "hungarian", "switzerland", "va"])
+        #expect(scenario.model.hiddenSizes.isEmpty && scenario.model.inputSize == 13 && !scenario.pretraining.enabled)
+        #expect(scenario.seed == 42 && scenario.extraSeeds == Array(43...61).map(UInt64.init))
+        #expect(scenario.federation.localSteps == 100 && scenario.federation.batchSize == 4 && scenario.federation.rounds == 15)
+        #expect(scenario.baselineTraining == Scenario.BaselineTraining(optimizer: .adam, learningRate: 0.001, epochs: 50))
+        #expect(scenario.reference?.meanSiteAccuracy.count == 10)
+    }
+
+    @Test("one seed runs every method; per-site accuracies recompute from predictions.csv; local i is scored at every site")
+    func runs() async throws {
+        let folder = try Self.copy()
+        var scenario = try ScenarioLoader.load(folder.appendingPathComponent("Scenarios/heart-disease-flamby.yaml"))
+        scenario.extraSeeds = []
+        scenario.subgroups.bootstrapReplicates = 10
+        let result = try await Simulation.run(scenario)
+        #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent("Sites/heart-disease/va.sqlite").path))
+        #expect(result.metrics.arms.map(\.name) == ["fedavg", "fedprox", "fedadam", "fedyogi", "fedadagrad", "pooled (simulation only)",
+                                                    "local cleveland", "local hungarian", "local switzerland", "local va"])
+        #expect(result.metrics.sites.map(\.testSize) == [104, 89, 16, 45] && result.metrics.sites.map(\.trainSize) == [199, 172, 30, 85])
+        for arm in result.metrics.arms {
+            #expect((0.45...0.9).contains(arm.final.meanSiteAccuracy), "\(arm.name): \(arm.final.meanSiteAccuracy)")
+            #expect(Set(arm.final.perSite.keys) == ["cleveland", "hungarian", "switzerland", "va"])
+            // Recompute every site's accuracy from the CSV rows (threshold 0.5).
+            let csv = ReportWriter.predictionsCSV(result.predictions.filter { $0.arm == arm.name })
+            var correct: [String: (Int, Int)] = [:]
+            for line in csv.split(separator: "\n").dropFirst() {
+                let fields = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+                let (site, label, score) = (fields[fields.count - 8], Int(fields[fields.count - 6])!, Float(fields[fields.count - 5])!)
+                let right = (score >= 0.5) == (label == 1)
+                correct[site, default: (0, 0)] = (correct[site, default: (0, 0)].0 + (right ? 1 : 0), correct[site, default: (0, 0)].1 + 1)
+            }
+            for (site, count) in correct {
+                #expect(Double(count.0) / Double(count.1) == arm.final.perSite[site]!.accuracy, "\(arm.name) at \(site)")
+            }
+        }
+        #expect(result.metrics.reference?.meanSiteAccuracy["fedavg"] == 0.685)
+        let markdown = MarkdownReport.render(result.metrics)
+        #expect(markdown.contains("### Against the published numbers") && markdown.contains("initial model"))
+    }
+
+    @Test("heart_disease sites are checked: a wrong site name, a mixed scenario, a missing data folder")
+    func errors() throws {
+        let folder = try Self.copy()
+        let url = folder.appendingPathComponent("Scenarios/heart-disease-flamby.yaml")
+        let text = try String(contentsOf: url, encoding: .utf8)
+        for (from, to, expected) in [("va.sqlite", "vaa.sqlite", "did you mean 'va.sqlite'?"),
+                                     ("  dataset: heart-disease\n", "  lookback_days: 365\n", "need `task: {dataset: heart-disease}`"),
+                                     ("../Sites/heart-disease/cleveland", "../Elsewhere/cleveland", "neither the shard nor the UCI file")] {
+            try Data(text.replacingOccurrences(of: from, with: to).utf8).write(to: url)
+            let found = diagnostics { _ = try ScenarioLoader.load(url) }
+            #expect(found.contains { $0.problem.contains(expected) }, "\(expected): \(found)")
+        }
+    }
+}
+
+func diagnostics(_ body: () throws -> Void) -> [Diagnostic] {
+    do {
+        try body()
+        return []
+    } catch let list as DiagnosticList {
+        return list.diagnostics
+    } catch {
+        return [Diagnostic(file: "?", line: 0, column: 0, field: "", problem: "\(error)")]
+    }
+}
