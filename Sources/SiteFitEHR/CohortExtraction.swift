@@ -108,6 +108,15 @@ public struct CohortExtract: Sendable, Equatable {
     /// Concept name from `person.race_concept_id`.
     public var race: [String]
 
+    public init(columns: [String], personIds: [Int64], features: [Double], labels: [Float], sex: [String], race: [String]) {
+        self.columns = columns
+        self.personIds = personIds
+        self.features = features
+        self.labels = labels
+        self.sex = sex
+        self.race = race
+    }
+
     public var rows: Int { personIds.count }
 }
 

@@ -61,18 +61,32 @@ public enum MarkdownReport {
         } else {
             out += "\n"
         }
-        out += "Creatinine in µmol/L is converted to mg/dL by `unit_concept_id` during feature extraction (÷ 88.42).\n\n"
+        if m.scenario.dataset == "omop" {
+            out += "Creatinine in µmol/L is converted to mg/dL by `unit_concept_id` during feature extraction (÷ 88.42)."
+        } else {
+            out += "Each site standardises its features with its own train mean and standard deviation."
+        }
+        out += "\n\n"
 
-        out += "## Pretrained model\n\n"
-        out += "An MLP \(m.model.widths.map(String.init).joined(separator: " → ")) (\(Format.integer(m.model.parameters)) parameters) "
-        out += "trained on a synthetic source population of \(Format.integer(m.pretraining.sourcePatients)) patients for "
-        out += "\(m.pretraining.epochs) epochs; on held-out source patients it reached accuracy "
-        out += "\(Format.fixed(m.pretraining.validationAccuracy)) and AUROC \(Format.fixed(m.pretraining.validationAuroc)).\n\n"
+        let network = m.model.widths.count == 2 ? "A logistic regression \(m.model.widths[0]) → 1"
+            : "An MLP \(m.model.widths.map(String.init).joined(separator: " → "))"
+        if m.pretraining.pretrained {
+            out += "## Pretrained model\n\n"
+            out += "\(network) (\(Format.integer(m.model.parameters)) parameters) "
+            out += "trained on \(m.pretraining.source ?? "a synthetic source population of \(Format.integer(m.pretraining.sourcePatients)) patients") for "
+            out += "\(m.pretraining.epochs) epochs; on held-out source patients it reached accuracy "
+            out += "\(Format.fixed(m.pretraining.validationAccuracy)) and AUROC \(Format.fixed(m.pretraining.validationAuroc)).\n\n"
+        } else {
+            out += "## Model\n\n"
+            out += "\(network) (\(Format.integer(m.model.parameters)) parameters), not pretrained: every arm and baseline starts "
+            out += "from the same initialisation drawn from the seed.\n\n"
+        }
         out += "| tensor | shape | role |\n|---|---|---|\n"
         for t in m.model.tensors {
             out += "| `\(t.name)` | (\(t.shape.map(String.init).joined(separator: ", "))) | \(t.role) |\n"
         }
-        out += "\nFeatures (\(m.model.features.count)), extracted by SQL from the look-back year before each index date: "
+        out += m.scenario.dataset == "omop" ? "\nFeatures (\(m.model.features.count)), extracted by SQL from the look-back year before each index date: "
+            : "\nFeatures (\(m.model.features.count)), FLamby's preprocessing of the UCI findings, read back from each shard by SQL: "
         out += m.model.features.map { "`\($0)`" }.joined(separator: ", ") + ".\n\n"
 
         out += "## Accuracy\n\n"
@@ -310,6 +324,25 @@ public enum MarkdownReport {
                      + "majority-class rate: \(Format.fixed(best.final.majorityClassAccuracy)), "
                      + "\(signed(best.final.accuracy - best.final.majorityClassAccuracy))). Its AUROC is \(Format.fixed(best.final.auroc)) "
                      + "and its balanced accuracy \(Format.fixed(best.final.balancedAccuracy)).")
+        // Mean per-site accuracy counts every hospital once; over seeds when there are several.
+        func siteMean(_ arm: ArmMetrics) -> Spread {
+            m.seeds?.arms.first { $0.name == arm.name }?.meanSiteAccuracy ?? Spread([arm.final.meanSiteAccuracy])
+        }
+        let all = federated + baselines
+        if let bestSites = all.max(by: { siteMean($0).mean < siteMean($1).mean }) {
+            let spread = siteMean(bestSites)
+            var line = "- By mean per-site accuracy (every hospital counts once"
+            line += spread.count > 1 ? ", mean ± sd over \(spread.count) seeds)" : ")"
+            line += ", the best is **\(bestSites.name)** with \(spread.count > 1 ? spread.text : Format.fixed(spread.mean))"
+            if bestSites.strategy != "baseline" {
+                line += ", sending \(Format.integer(bestSites.privacy.parametersExposed)) parameters per update "
+                    + "(\(Format.percent(bestSites.privacy.exposedShare)) of the model)"
+            }
+            if let pooled = baselines.first(where: { $0.name.hasPrefix("pooled") }), pooled.name != bestSites.name {
+                line += "; pooled training reaches \(siteMean(pooled).count > 1 ? siteMean(pooled).text : Format.fixed(siteMean(pooled).mean))"
+            }
+            lines.append(line + ".")
+        }
         for arm in m.arms where arm.name != best.name {
             let gap = best.final.accuracy - arm.final.accuracy
             let ratio = Double(best.privacy.bytesUp) / Double(max(arm.privacy.bytesUp, 1))

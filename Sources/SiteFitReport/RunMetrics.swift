@@ -30,6 +30,8 @@ public struct ScenarioInfo: Codable, Sendable, Equatable {
     public var sitefitVersion: String
     /// One line on what is predicted from what, for the report's opening.
     public var task: String = "1-year incident heart failure from a year of EHR history (OMOP CDM shards)"
+    /// `omop` or `heart-disease` (FLamby's protocol on the UCI files).
+    public var dataset: String = "omop"
 
     public init(name: String, file: String, fingerprint: String, seed: UInt64, sitefitVersion: String) {
         self.name = name
@@ -40,7 +42,7 @@ public struct ScenarioInfo: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, file, fingerprint, seed, task
+        case name, file, fingerprint, seed, task, dataset
         case sitefitVersion = "sitefit_version"
     }
 }
@@ -124,6 +126,8 @@ public struct PretrainingInfo: Codable, Sendable, Equatable {
     public var validationAuroc: Double?
     /// False under `pretraining: none`: every arm starts from the seeded initialisation.
     public var pretrained: Bool = true
+    /// What the model was pretrained on, in words (nil: the synthetic source population).
+    public var source: String?
 
     public init(sourcePatients: Int, epochs: Int, validationAccuracy: Double, validationAuroc: Double?) {
         self.sourcePatients = sourcePatients
@@ -133,7 +137,7 @@ public struct PretrainingInfo: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case epochs, pretrained
+        case epochs, pretrained, source
         case sourcePatients = "source_patients"
         case validationAccuracy = "validation_accuracy", validationAuroc = "validation_auroc"
     }

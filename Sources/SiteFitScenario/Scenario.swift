@@ -116,6 +116,9 @@ public struct Scenario: Sendable {
         public var checkpoint: URL?
         /// `pretraining: none`: the model starts from its seeded initialisation (FLamby's protocol).
         public var enabled: Bool = true
+        /// Real hospitals to pretrain on instead of the synthetic source (their train rows only;
+        /// they take no part in the federation).
+        public var heartDiseaseShards: [URL] = []
     }
 
     /// Rounds of federated averaging and each site's local training.
@@ -359,8 +362,26 @@ public enum ScenarioLoader {
             pretraining.enabled = false
         } else if let node = top["pretraining"], let fields = reader.mapping(node, "pretraining", allowed: [
             "patients", "age_mean", "female_fraction", "outcome_prevalence", "epochs", "batch_size", "learning_rate",
-            "validation_fraction", "patience", "checkpoint",
+            "validation_fraction", "patience", "checkpoint", "heart_disease",
         ]) {
+            if let n = fields["heart_disease"], let items = reader.sequence(n, "pretraining.heart_disease") {
+                for (i, item) in items.enumerated() {
+                    guard let path = reader.string(item, "pretraining.heart_disease[\(i)]") else { continue }
+                    let shard = URL(fileURLWithPath: path, relativeTo: folder).standardizedFileURL
+                    let id = shard.deletingPathExtension().lastPathComponent
+                    let raw = shard.deletingLastPathComponent().appendingPathComponent("processed.\(id).data")
+                    if !HeartDiseaseImport.sites.contains(id) || shard.pathExtension != "sqlite" {
+                        reader.fail(item, "pretraining.heart_disease[\(i)]", "expected a path to <site>.sqlite with site one of \(HeartDiseaseImport.sites.joined(separator: ", "))")
+                    } else if !FileManager.default.fileExists(atPath: shard.path) && !FileManager.default.fileExists(atPath: raw.path) {
+                        reader.fail(item, "pretraining.heart_disease[\(i)]", "neither the shard nor the UCI file \(relativePath(raw)) to import it from exists")
+                    } else if sites.contains(where: { $0.profile.id == id }) {
+                        reader.fail(item, "pretraining.heart_disease[\(i)]", "site '\(id)' is also a federation site; a source site must not be fine-tuned on or tested")
+                    } else {
+                        pretraining.heartDiseaseShards.append(URL(fileURLWithPath: relativePath(shard)))
+                    }
+                }
+                if dataset != .heartDisease { reader.fail(n, "pretraining.heart_disease", "pretraining on heart_disease sites needs `task: {dataset: heart-disease}`") }
+            }
             if let n = fields["patients"], let v = reader.integer(n, "pretraining.patients", in: 100...1_000_000, what: "an integer from 100 to 1000000") { source.patients = v }
             if let n = fields["age_mean"], let v = reader.number(n, "pretraining.age_mean", in: 0...95, what: "an age from 0 to 95") { source.ageMean = v }
             if let n = fields["female_fraction"], let v = reader.number(n, "pretraining.female_fraction", in: 0...1, what: "a fraction from 0 to 1") { source.femaleFraction = v }

@@ -75,6 +75,9 @@ public enum Simulation {
             info.pretrained = false
             return (model, info)
         }
+        if !scenario.pretraining.heartDiseaseShards.isEmpty {
+            return try heartDiseaseSource(scenario, logger: Logger(label: "sitefit.pretraining"))
+        }
         if let file = scenario.pretraining.checkpoint {
             let (model, notes) = try loadCheckpoint(file)
             guard model.columns == spec.columnNames else {
@@ -95,6 +98,19 @@ public enum Simulation {
             try ShardGenerator.populate(db, profile: source)
             return try CohortExtraction.extract(db, spec: spec, site: "source", file: ":memory:")
         }
+        let (model, info) = fit(extract, scenario: scenario, standardize: true, sourcePatients: source.patients)
+        var notes = checkpointNotes(info)
+        notes["cache_key"] = key
+        if let cached {
+            try? FileManager.default.createDirectory(at: cached.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try? Data(Checkpoint.encode(model, notes: notes)).write(to: cached, options: .atomic)
+        }
+        return (model, info)
+    }
+
+    /// Pretraining proper: a seeded validation split of the source rows, (optionally) a
+    /// standardiser fitted on the training part, Adam with early stopping on the validation loss.
+    static func fit(_ extract: CohortExtract, scenario: Scenario, standardize: Bool, sourcePatients: Int) -> (PretrainedModel, PretrainingInfo) {
         var random = RandomStream(seed: scenario.seed, "pretraining", "split")
         var order = Array(0..<extract.rows)
         random.shuffle(&order)
@@ -102,7 +118,8 @@ public enum Simulation {
         let validationRows = Array(order.prefix(validationCount)).sorted()
         let trainRows = Array(order.dropFirst(validationCount)).sorted()
         let columns = extract.columns.count
-        let standardizer = Standardizer(fitting: extract.features, columns: columns, rows: trainRows)
+        let standardizer = standardize ? Standardizer(fitting: extract.features, columns: columns, rows: trainRows)
+            : Standardizer(means: [Double](repeating: 0, count: columns), standardDeviations: [Double](repeating: 1, count: columns))
         let train = Dataset(features: standardizer.transform(extract.features, columns: columns, rows: trainRows),
                             labels: trainRows.map { extract.labels[$0] }, columns: columns)
         let validation = Dataset(features: standardizer.transform(extract.features, columns: columns, rows: validationRows),
@@ -122,15 +139,35 @@ public enum Simulation {
             random: &shuffle, earlyStopping: EarlyStopping(validation: validation, patience: scenario.pretraining.patience))
         let scores = trainer.predict(parameters: parameters, data: validation)
         let model = PretrainedModel(mlp: mlp, parameters: parameters, standardizer: standardizer, columns: extract.columns)
-        let info = PretrainingInfo(sourcePatients: source.patients, epochs: summary.epochs,
+        let info = PretrainingInfo(sourcePatients: sourcePatients, epochs: summary.epochs,
                                    validationAccuracy: Metrics.accuracy(scores: scores, labels: validation.labels),
                                    validationAuroc: Metrics.auroc(scores: scores, labels: validation.labels))
-        var notes = checkpointNotes(info)
-        notes["cache_key"] = key
-        if let cached {
-            try? FileManager.default.createDirectory(at: cached.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try? Data(Checkpoint.encode(model, notes: notes)).write(to: cached, options: .atomic)
+        return (model, info)
+    }
+
+    /// Real hospitals as the source: each one's FLamby train rows, standardised with that site's own
+    /// train statistics (as its federated peers standardise theirs), pooled for pretraining.
+    static func heartDiseaseSource(_ scenario: Scenario, logger: Logger) throws -> (PretrainedModel, PretrainingInfo) {
+        var pooled = CohortExtract(columns: HeartDiseaseCohort.columns, personIds: [], features: [], labels: [], sex: [], race: [])
+        var names: [String] = []
+        for shard in scenario.pretraining.heartDiseaseShards {
+            let id = shard.deletingPathExtension().lastPathComponent
+            if !FileManager.default.fileExists(atPath: shard.path) {
+                try HeartDiseaseImport.importSite(id, from: shard.deletingLastPathComponent(), to: shard.deletingLastPathComponent(), logger: logger)
+            }
+            let split = try HeartDiseaseCohort.extract(SiteShard(site: id, url: shard))
+            let columns = split.extract.columns.count
+            let trainRows = split.isTest.indices.filter { !split.isTest[$0] }
+            let own = Standardizer(fitting: split.extract.features, columns: columns, rows: trainRows)
+            pooled.features += own.transform(split.extract.features, columns: columns, rows: trainRows).map(Double.init)
+            pooled.labels += trainRows.map { split.extract.labels[$0] }
+            pooled.personIds += trainRows.map { split.extract.personIds[$0] }
+            pooled.sex += trainRows.map { split.extract.sex[$0] }
+            pooled.race += trainRows.map { split.extract.race[$0] }
+            names.append("\(HeartDiseaseImport.hospitalNames[id] ?? id) (\(trainRows.count))")
         }
+        var (model, info) = fit(pooled, scenario: scenario, standardize: false, sourcePatients: pooled.rows)
+        info.source = "the FLamby train patients of " + names.joined(separator: " and ")
         return (model, info)
     }
 
@@ -214,6 +251,9 @@ public enum Simulation {
         let shards = try provisionShards(scenario, logger: logger, progress: progress)
         if !scenario.pretraining.enabled {
             progress("no pretraining: every arm starts from the seeded initialisation (seed \(scenario.seed))")
+        } else if !scenario.pretraining.heartDiseaseShards.isEmpty {
+            progress("pretraining on the train patients of " + scenario.pretraining.heartDiseaseShards.map { $0.deletingPathExtension().lastPathComponent }
+                .joined(separator: ", "))
         } else if let checkpoint = scenario.pretraining.checkpoint {
             progress("using the pretrained checkpoint \(checkpoint.relativePath)")
         } else {
@@ -269,6 +309,7 @@ public enum Simulation {
         }
         var info = ScenarioInfo(name: scenario.name, file: scenario.file, fingerprint: scenario.fingerprint,
                                 seed: scenario.seed, sitefitVersion: siteFitVersion)
+        info.dataset = scenario.dataset.rawValue
         if scenario.dataset == .heartDisease {
             info.task = "heart disease (num > 0) from 13 clinical findings, FLamby's Fed-Heart-Disease protocol on the UCI data of four real hospitals"
         }

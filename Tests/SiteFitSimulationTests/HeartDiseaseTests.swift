@@ -23,8 +23,10 @@ struct HeartDiseaseTests {
             try FileManager.default.copyItem(at: data.appendingPathComponent(file),
                                              to: folder.appendingPathComponent("Sites/heart-disease/\(file)"))
         }
-        try FileManager.default.copyItem(at: repository.appendingPathComponent("Scenarios/heart-disease-flamby.yaml"),
-                                         to: folder.appendingPathComponent("Scenarios/heart-disease-flamby.yaml"))
+        for scenario in ["heart-disease-flamby.yaml", "heart-disease-transfer.yaml"] {
+            try FileManager.default.copyItem(at: repository.appendingPathComponent("Scenarios/\(scenario)"),
+                                             to: folder.appendingPathComponent("Scenarios/\(scenario)"))
+        }
         return folder
     }
 
@@ -70,6 +72,35 @@ struct HeartDiseaseTests {
         #expect(result.metrics.reference?.meanSiteAccuracy["fedavg"] == 0.685)
         let markdown = MarkdownReport.render(result.metrics)
         #expect(markdown.contains("### Against the published numbers") && markdown.contains("initial model"))
+    }
+
+    @Test("transfer: pretrained on Cleveland's train rows only, fine-tuned at the other three; personalised BitFit shares the head weight alone")
+    func transfer() async throws {
+        let folder = try Self.copy()
+        var scenario = try ScenarioLoader.load(folder.appendingPathComponent("Scenarios/heart-disease-transfer.yaml"))
+        #expect(scenario.pretraining.heartDiseaseShards.map(\.lastPathComponent) == ["cleveland.sqlite"])
+        #expect(scenario.sites.map(\.profile.id) == ["hungarian", "switzerland", "va"])
+        scenario.extraSeeds = []
+        scenario.subgroups.bootstrapReplicates = 10
+        let result = try await Simulation.run(scenario)
+        #expect(result.metrics.pretraining.sourcePatients == 199 && result.metrics.pretraining.source?.contains("Cleveland") == true)
+        let personal = try #require(result.metrics.arms.first { $0.name == "personalised-bitfit" })
+        #expect(personal.privacy.tensorsExposed == ["layers.2.weight"] && personal.privacy.parametersExposed == 32)
+        #expect(Set(personal.final.perSite.keys) == ["hungarian", "switzerland", "va"])
+        // Cleveland is the source: none of its patients is tested.
+        #expect(!result.predictions.contains { $0.site == "cleveland" })
+    }
+
+    @Test("a source site cannot also be a federation site")
+    func sourceIsNotASite() throws {
+        let folder = try Self.copy()
+        let url = folder.appendingPathComponent("Scenarios/heart-disease-transfer.yaml")
+        let text = try String(contentsOf: url, encoding: .utf8)
+            .replacingOccurrences(of: "  - heart_disease: ../Sites/heart-disease/va.sqlite\n",
+                                  with: "  - heart_disease: ../Sites/heart-disease/va.sqlite\n  - heart_disease: ../Sites/heart-disease/cleveland.sqlite\n")
+        try Data(text.utf8).write(to: url)
+        let found = diagnostics { _ = try ScenarioLoader.load(url) }
+        #expect(found.contains { $0.field == "pretraining.heart_disease[0]" && $0.problem.contains("also a federation site") })
     }
 
     @Test("heart_disease sites are checked: a wrong site name, a mixed scenario, a missing data folder")
