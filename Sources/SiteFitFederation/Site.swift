@@ -60,7 +60,12 @@ public actor SiteActor {
     private let testRace: [String]
     private let testAgeBand: [String]
     private let seed: UInt64
-    private var trainer: Trainer
+    /// The site's own trainer, or nil while it borrows from `pool`.
+    private var ownTrainer: Trainer?
+    private let pool: TrainerPool?
+    /// The network of the current arm (what a borrowed trainer must match).
+    private var mlp: MLP
+    private let maxBatch: Int
     /// The site's full local model: frozen tensors stay at their pretrained values.
     private var local: [Float]
     /// What the site trains.
@@ -126,7 +131,23 @@ public actor SiteActor {
         self.init(id: shard.site, prepared: prepared, model: model, seed: seed, maxBatch: maxBatch, logger: logger)
     }
 
-    init(id: String, prepared: Prepared, model: PretrainedModel, seed: UInt64, maxBatch: Int, logger: Logger) {
+    /// A site from rows already in memory (benchmarks, tests): `train` and `test` are standardised
+    /// features with 0/1 labels. With a `pool` the site borrows a trainer only while it trains or
+    /// scores, which is what lets thousands of sites share a few workspaces.
+    public init(id: String, train: Dataset, test: Dataset, model: PretrainedModel, seed: UInt64, maxBatch: Int,
+                pool: TrainerPool? = nil, logger: Logger = Logger(label: "sitefit.site")) {
+        let positives = Double((train.labels + test.labels).filter { $0 >= 0.5 }.count)
+        let rows = train.rows + test.rows
+        let prepared = Prepared(
+            train: train, test: test, testPersonIds: (0..<test.rows).map { Int64($0 + 1) },
+            testSex: [String](repeating: "unknown", count: test.rows), testRace: [String](repeating: "unknown", count: test.rows),
+            testAgeBand: [String](repeating: "unknown", count: test.rows),
+            summary: SiteSummary(cohortSize: rows, outcomePrevalence: positives / Double(max(rows, 1)), femaleShare: 0, meanAge: 0,
+                                 labMissingShare: 0, raceShares: [:], ageBandShares: [:], featureCounts: [], featureSums: [], featureSquares: []))
+        self.init(id: id, prepared: prepared, model: model, seed: seed, maxBatch: maxBatch, pool: pool, logger: logger)
+    }
+
+    init(id: String, prepared: Prepared, model: PretrainedModel, seed: UInt64, maxBatch: Int, pool: TrainerPool? = nil, logger: Logger) {
         self.id = id
         self.seed = seed
         self.logger = logger
@@ -139,7 +160,10 @@ public actor SiteActor {
         summary = prepared.summary
         trainSize = prepared.train.rows
         testSize = prepared.test.rows
-        trainer = Trainer(mlp: model.mlp, maxBatch: maxBatch)
+        self.pool = pool
+        self.maxBatch = maxBatch
+        mlp = model.mlp
+        ownTrainer = pool == nil ? Trainer(mlp: model.mlp, maxBatch: maxBatch) : nil
         local = model.parameters
         selection = ParameterSelection(layout: model.mlp.layout, tensorNames: [])
         shared = selection
@@ -185,7 +209,8 @@ public actor SiteActor {
     /// LoRA factors or adapters), its starting parameters and what it trains.
     /// `shared` defaults to `selection`; a personalised arm shares less than it trains.
     public func begin(mlp: MLP, parameters: [Float], selection: ParameterSelection, shared: ParameterSelection? = nil) {
-        if mlp != trainer.mlp { trainer = Trainer(mlp: mlp, maxBatch: trainer.workspace.capacity) }
+        self.mlp = mlp
+        if let own = ownTrainer, own.mlp != mlp { ownTrainer = Trainer(mlp: mlp, maxBatch: maxBatch) }
         local = parameters
         self.selection = selection
         self.shared = shared ?? selection
@@ -207,8 +232,9 @@ public actor SiteActor {
         // What the site received, when its change must be computed (DP clipping, masking).
         let received = clipNorm == nil && !secure ? [] : shared.gather(from: local)
         var random = RandomStream(seed: seed, "local-training", arm, id, String(round))
-        let summary = trainer.train(
-            parameters: &local, data: train, selection: selection, configuration: configuration, random: &random)
+        let summary = withTrainer { trainer in
+            trainer.train(parameters: &local, data: train, selection: selection, configuration: configuration, random: &random)
+        }
         var updateNorm: Double? = nil
         if let clipNorm {
             var delta = zip(shared.gather(from: local), received).map { $0 - $1 }
@@ -235,6 +261,17 @@ public actor SiteActor {
         var counts: [String: Int] = [:]
         for v in values { counts[v, default: 0] += 1 }
         return counts.mapValues { Double($0) / Double(max(values.count, 1)) }
+    }
+
+    /// Runs `body` with the site's trainer, or with one borrowed from the pool for the duration.
+    private func withTrainer<R>(_ body: (inout Trainer) -> R) -> R {
+        if let pool {
+            var borrowed = pool.borrow(for: mlp)
+            defer { pool.giveBack(borrowed) }
+            return body(&borrowed)
+        }
+        if ownTrainer == nil { ownTrainer = Trainer(mlp: mlp, maxBatch: maxBatch) }
+        return body(&ownTrainer!)
     }
 
     /// Secure aggregation: a fresh X25519 public key for one masking context (round and attempt).
@@ -277,7 +314,7 @@ public actor SiteActor {
             throw UserFacingError("site '\(id)': refused the server's broadcast: \(error.reason)")
         }
         return SitePredictions(site: id, personIds: testPersonIds, labels: test.labels,
-                               scores: trainer.predict(parameters: model, data: test), sex: testSex, race: testRace,
+                               scores: withTrainer { $0.predict(parameters: model, data: test) }, sex: testSex, race: testRace,
                                ageBand: testAgeBand)
     }
 
@@ -292,7 +329,7 @@ public actor SiteActor {
             throw UserFacingError("site '\(id)': refused the server's broadcast: \(error.reason)")
         }
         func losses(_ data: Dataset) -> [Double] {
-            zip(trainer.predict(parameters: model, data: data), data.labels).map { MembershipInference.loss(score: $0, label: $1) }
+            zip(withTrainer { $0.predict(parameters: model, data: data) }, data.labels).map { MembershipInference.loss(score: $0, label: $1) }
         }
         return MembershipInference.auc(memberLosses: losses(train), nonMemberLosses: losses(test))
     }
