@@ -11,6 +11,8 @@ public actor FederatedServer {
     private var global: [Float]
     /// Moves the global model from the round's average; holds the adaptive moments, if any.
     private var strategy: any FederatedStrategy
+    /// The round being fed update by update (between `beginRound` and `endRound`).
+    private var pending: PendingRound?
     private let logger: Logger
 
     /// Starts from the pretrained values of the selected tensors.
@@ -35,39 +37,60 @@ public actor FederatedServer {
     /// Gaussian noise from the given stream to the sum (DP-FedAvg).
     public func aggregate(round: Int, updates: [(site: String, blob: [UInt8])], quorum: Int = 1,
                           privacy: PrivateAggregation? = nil) -> AggregationOutcome {
-        var accepted: [(values: [Float], trainSize: Int)] = []
-        var acceptedSites: [String] = []
-        var rejected: [(site: String, reason: String)] = []
-        for update in updates {
-            do throws(UpdateRejection) {
-                let (tensors, metadata) = try WireFormat.validate(update.blob, selection: selection)
-                accepted.append((tensors.flatMap(\.values), try Self.checkedTrainSize(metadata, round: round)))
-                acceptedSites.append(update.site)
-            } catch {
-                logger.warning("rejected update", metadata: ["site": "\(update.site)", "round": "\(round)", "reason": "\(error.reason)"])
-                rejected.append((update.site, error.reason))
+        beginRound(round, privacy: privacy)
+        for update in updates { submit(site: update.site, blob: update.blob) }
+        return endRound(quorum: quorum)
+    }
+
+    /// A round fed one update at a time (`beginRound`, `submit` in site order, `endRound`): the
+    /// server keeps a running sum, never the round's updates, so memory does not grow with the
+    /// number of sites. `aggregate` is the same three steps over a list.
+    public func beginRound(_ round: Int, privacy: PrivateAggregation? = nil) {
+        pending = PendingRound(round: round, privacy: privacy, count: global.count)
+    }
+
+    /// Validates one update and folds it into the round's sum, or records why it was refused.
+    public func submit(site: String, blob: [UInt8]) {
+        guard var round = pending else { preconditionFailure("submit before beginRound") }
+        pending = nil
+        defer { pending = round }
+        do throws(UpdateRejection) {
+            let (tensors, metadata) = try WireFormat.validate(blob, selection: selection)
+            let trainSize = try Self.checkedTrainSize(metadata, round: round.round)
+            var values = tensors.count == 1 ? tensors[0].values : tensors.flatMap(\.values)
+            if let privacy = round.privacy {
+                // Sites clip already; clipping again makes the bound hold whatever a site sent.
+                for i in values.indices { values[i] -= global[i] }
+                DPFedAvg.clip(&values, clipNorm: privacy.settings.clipNorm)
+                round.clipped.add(values)
+            } else {
+                round.weighted.add(values, weight: trainSize)
             }
+            round.acceptedSites.append(site)
+        } catch {
+            logger.warning("rejected update", metadata: ["site": "\(site)", "round": "\(round.round)", "reason": "\(error.reason)"])
+            round.rejected.append(RejectedUpdate(site: site, reason: error.reason))
         }
-        let rejections = rejected.map { RejectedUpdate(site: $0.site, reason: $0.reason) }
-        guard accepted.count >= max(quorum, 1) else {
-            logger.info("round skipped", metadata: ["round": "\(round)", "accepted": "\(accepted.count)", "quorum": "\(quorum)"])
-            return AggregationOutcome(acceptedSites: acceptedSites, rejected: rejections, skipped: true)
+    }
+
+    /// Installs the round's result, or skips the round when fewer than `quorum` updates were accepted.
+    public func endRound(quorum: Int = 1) -> AggregationOutcome {
+        guard var round = pending else { preconditionFailure("endRound before beginRound") }
+        pending = nil
+        guard round.acceptedSites.count >= max(quorum, 1) else {
+            logger.info("round skipped", metadata: ["round": "\(round.round)", "accepted": "\(round.acceptedSites.count)", "quorum": "\(quorum)"])
+            return AggregationOutcome(acceptedSites: round.acceptedSites, rejected: round.rejected, skipped: true)
         }
         let average: [Float]
-        if var privacy {
-            let deltas = accepted.map { update -> [Float] in
-                var delta = zip(update.values, global).map { $0 - $1 }
-                DPFedAvg.clip(&delta, clipNorm: privacy.settings.clipNorm)
-                return delta
-            }
-            let noisy = DPFedAvg.noisyMean(deltas, count: global.count, settings: privacy.settings,
-                                           expectedParticipants: privacy.expectedParticipants, random: &privacy.noise)
+        if let privacy = round.privacy {
+            let noisy = round.clipped.noisyMean(settings: privacy.settings, expectedParticipants: privacy.expectedParticipants,
+                                                random: &round.privacy!.noise)
             average = zip(global, noisy).map { $0 + $1 }
         } else {
-            average = FedAvg.aggregate(accepted)
+            average = round.weighted.mean()
         }
         global = strategy.nextGlobal(current: global, average: average)
-        return AggregationOutcome(acceptedSites: acceptedSites, rejected: rejections, skipped: false)
+        return AggregationOutcome(acceptedSites: round.acceptedSites, rejected: round.rejected, skipped: false)
     }
 
     /// Secure aggregation: sums the masked vectors of `participants` (the masking set) and adds
@@ -164,4 +187,22 @@ public struct PrivateAggregation: Sendable {
 public struct RejectedUpdate: Sendable, Equatable, Codable {
     public var site: String
     public var reason: String
+}
+
+/// A round in progress: running sums and what happened to each update so far.
+struct PendingRound: Sendable {
+    let round: Int
+    var privacy: PrivateAggregation?
+    var weighted: FedAvg.WeightedSum
+    var clipped: DPFedAvg.Sum
+    var acceptedSites: [String] = []
+    var rejected: [RejectedUpdate] = []
+
+    init(round: Int, privacy: PrivateAggregation?, count: Int) {
+        self.round = round
+        self.privacy = privacy
+        // Only the sum the round uses gets storage.
+        weighted = FedAvg.WeightedSum(count: privacy == nil ? count : 0)
+        clipped = DPFedAvg.Sum(count: privacy == nil ? 0 : count)
+    }
 }

@@ -224,6 +224,7 @@ public actor SiteActor {
         arm: String, round: Int, broadcast: [UInt8], configuration: TrainingConfiguration, clipNorm: Double? = nil,
         secure: Bool = false
     ) throws -> LocalUpdate {
+        restoreLocal()
         do {
             _ = try WireFormat.apply(broadcast, selection: shared, to: &local)
         } catch {
@@ -252,6 +253,9 @@ public actor SiteActor {
             WireFormat.Key.kind: "update", WireFormat.Key.round: String(round),
             WireFormat.Key.site: id, WireFormat.Key.trainSize: String(trainSize),
         ])
+        // When every tensor is shared, the next broadcast overwrites all of the local model: the
+        // site need not keep a copy between rounds (10,000 sites × a model is gigabytes).
+        if shared.count == local.count { local = [] }
         return LocalUpdate(site: id, blob: blob, steps: summary.steps, loss: summary.finalLoss,
                            optimizerStateBytes: summary.optimizerStateBytes, updateNorm: updateNorm)
     }
@@ -261,6 +265,25 @@ public actor SiteActor {
         var counts: [String: Int] = [:]
         for v in values { counts[v, default: 0] += 1 }
         return counts.mapValues { Double($0) / Double(max(values.count, 1)) }
+    }
+
+    /// The model this site scores with: the broadcast over a copy of its local model (the local
+    /// part is what a personalised arm keeps at home).
+    private func model(under broadcast: [UInt8]) throws -> [Float] {
+        restoreLocal()
+        var model = local
+        do {
+            _ = try WireFormat.apply(broadcast, selection: shared, to: &model)
+        } catch {
+            throw UserFacingError("site '\(id)': refused the server's broadcast: \(error.reason)")
+        }
+        return model
+    }
+
+    /// A released local model comes back as zeros: only when every tensor is shared, so the
+    /// broadcast about to be applied overwrites all of it.
+    private func restoreLocal() {
+        if local.isEmpty { local = [Float](repeating: 0, count: mlp.layout.count) }
     }
 
     /// Runs `body` with the site's trainer, or with one borrowed from the pool for the duration.
@@ -307,12 +330,7 @@ public actor SiteActor {
     /// Scores the site's held-out test patients with the broadcast global model (over the site's
     /// own local part, for personalised arms).
     public func evaluate(broadcast: [UInt8]) throws -> SitePredictions {
-        var model = local
-        do {
-            _ = try WireFormat.apply(broadcast, selection: shared, to: &model)
-        } catch {
-            throw UserFacingError("site '\(id)': refused the server's broadcast: \(error.reason)")
-        }
+        let model = try model(under: broadcast)
         return SitePredictions(site: id, personIds: testPersonIds, labels: test.labels,
                                scores: withTrainer { $0.predict(parameters: model, data: test) }, sex: testSex, race: testRace,
                                ageBand: testAgeBand)
@@ -322,12 +340,7 @@ public actor SiteActor {
     /// broadcast model (over the site's local part, as in `evaluate`): train patients are members,
     /// held-out ones are not. Only this one number leaves the site.
     public func membershipInferenceAUC(broadcast: [UInt8]) throws -> Double? {
-        var model = local
-        do {
-            _ = try WireFormat.apply(broadcast, selection: shared, to: &model)
-        } catch {
-            throw UserFacingError("site '\(id)': refused the server's broadcast: \(error.reason)")
-        }
+        let model = try model(under: broadcast)
         func losses(_ data: Dataset) -> [Double] {
             zip(withTrainer { $0.predict(parameters: model, data: data) }, data.labels).map { MembershipInference.loss(score: $0, label: $1) }
         }

@@ -126,7 +126,14 @@ public enum Fairness {
             touched.removeAll(keepingCapacity: true)
             i = j + 1
         }
-        return (0..<g).compactMap { c in
+        return Fairness.rates(names: names, size: size, positives: positives, selected: selected, truePositives: tp,
+                              falsePositives: fp, scoreSum: scoreSum, mannWhitney: u, minimumSize: minimumSize)
+    }
+
+    /// Each non-empty group's rates from its counts and Mann–Whitney sum U.
+    static func rates(names: [String], size: [Int], positives: [Int], selected: [Int], truePositives tp: [Int], falsePositives fp: [Int],
+                      scoreSum: [Double], mannWhitney u: [Double], minimumSize: Int) -> [GroupRates] {
+        names.indices.compactMap { c in
             guard size[c] > 0 else { return nil }
             let negatives = size[c] - positives[c]
             return GroupRates(group: names[c], size: size[c], positives: positives[c],
@@ -299,16 +306,7 @@ struct WeightedAudit {
             }
             start = end
         }
-        return (0..<groups).compactMap { c in
-            guard size[c] > 0 else { return nil }
-            let negatives = size[c] - positives[c]
-            return GroupRates(group: names[c], size: size[c], positives: positives[c],
-                              selectionRate: Double(selected[c]) / Double(size[c]),
-                              truePositiveRate: positives[c] > 0 ? Double(tp[c]) / Double(positives[c]) : nil,
-                              falsePositiveRate: negatives > 0 ? Double(fp[c]) / Double(negatives) : nil,
-                              auroc: positives[c] > 0 && negatives > 0 ? u[c] / (Double(positives[c]) * Double(negatives)) : nil,
-                              calibrationInTheLarge: scoreSum[c] / Double(size[c]) - Double(positives[c]) / Double(size[c]),
-                              tooSmall: size[c] < minimumSize)
-        }
+        return Fairness.rates(names: names, size: size, positives: positives, selected: selected, truePositives: tp,
+                              falsePositives: fp, scoreSum: scoreSum, mannWhitney: u, minimumSize: minimumSize)
     }
 }

@@ -507,12 +507,7 @@ public enum Simulation {
                                       seed: scenario.seed, arm: arm.name)
         let finalBroadcast = await server.broadcast(round: rounds.last!.round)
         metrics.membershipInference = try await membershipInference(sites, broadcasts: sites.map { _ in finalBroadcast })
-        let rows = predictions.flatMap { site in
-            site.personIds.indices.map { i in
-                PredictionRow(arm: arm.name, site: site.site, personId: site.personIds[i], label: Int(site.labels[i]),
-                              score: site.scores[i], sex: site.sex[i], race: site.race[i], ageBand: site.ageBand[i])
-            }
-        }
+        let rows = predictionRows(arm: arm.name, predictions)
         return (metrics, rows)
     }
 
@@ -522,15 +517,8 @@ public enum Simulation {
         _ baseline: Scenario.Baseline, scenario: Scenario, model: PretrainedModel, sites: [SiteActor],
         progress: @escaping @Sendable (String) -> Void
     ) async throws -> (ArmMetrics, [PredictionRow]) {
-        let selection = FineTuningMode.full.selection(for: model.mlp.layout)
-        for site in sites { await site.begin(mlp: model.mlp, parameters: model.parameters, selection: selection) }
         let federation = scenario.federation
-        let configuration = baselineConfiguration(scenario)
-        // With its own training settings a baseline trains once for all its epochs; otherwise it
-        // trains round by round as a federated site would.
-        let localRounds = scenario.baselineTraining == nil ? federation.rounds : 1
-        let pretrainedBlob = WireFormat.encode(parameters: model.parameters, selection: selection,
-                                               metadata: [WireFormat.Key.kind: "baseline", WireFormat.Key.round: "0"])
+        let (selection, configuration, localRounds, pretrainedBlob) = await beginBaseline(scenario, model: model, sites: sites)
         let start = try await evaluate(sites, broadcast: pretrainedBlob)
         var final = start
         var finalBlobs = sites.map { _ in pretrainedBlob }
@@ -613,13 +601,31 @@ public enum Simulation {
         metrics.compute.simulatedSecondsPerSiteRound = steps * meanSecondsPerStep
         metrics.biasDrift = baseline == .pretrained ? [] : biasDrift(before: start, after: final, subgroups: scenario.subgroups, seed: scenario.seed, arm: name)
         metrics.membershipInference = try await membershipInference(sites, broadcasts: finalBlobs)
-        let rows = final.flatMap { site in
+        let rows = predictionRows(arm: name, final)
+        return (metrics, rows)
+    }
+
+    /// One `predictions.csv` row per scored test patient.
+    static func predictionRows(arm: String, _ predictions: [SitePredictions]) -> [PredictionRow] {
+        predictions.flatMap { site in
             site.personIds.indices.map { i in
-                PredictionRow(arm: name, site: site.site, personId: site.personIds[i], label: Int(site.labels[i]),
+                PredictionRow(arm: arm, site: site.site, personId: site.personIds[i], label: Int(site.labels[i]),
                               score: site.scores[i], sex: site.sex[i], race: site.race[i], ageBand: site.ageBand[i])
             }
         }
-        return (metrics, rows)
+    }
+
+    /// What every baseline starts from: all sites on the pretrained model with every tensor
+    /// trainable, the baseline training settings, how many training calls a site makes (one when
+    /// `baseline_training` gives the epochs in all, else one per federated round), and the
+    /// pretrained model as a message.
+    static func beginBaseline(_ scenario: Scenario, model: PretrainedModel, sites: [SiteActor]) async
+        -> (selection: ParameterSelection, configuration: TrainingConfiguration, rounds: Int, blob: [UInt8]) {
+        let selection = FineTuningMode.full.selection(for: model.mlp.layout)
+        for site in sites { await site.begin(mlp: model.mlp, parameters: model.parameters, selection: selection) }
+        let blob = WireFormat.encode(parameters: model.parameters, selection: selection,
+                                     metadata: [WireFormat.Key.kind: "baseline", WireFormat.Key.round: "0"])
+        return (selection, baselineConfiguration(scenario), scenario.baselineTraining == nil ? scenario.federation.rounds : 1, blob)
     }
 
     /// How local and pooled baselines train: the scenario's `baseline_training`, or the federation's settings.
@@ -644,13 +650,9 @@ public enum Simulation {
         _ index: Int, scenario: Scenario, model: PretrainedModel, sites: [SiteActor],
         progress: @escaping @Sendable (String) -> Void
     ) async throws -> (ArmMetrics, [PredictionRow]) {
-        let selection = FineTuningMode.full.selection(for: model.mlp.layout)
-        for site in sites { await site.begin(mlp: model.mlp, parameters: model.parameters, selection: selection) }
         let federation = scenario.federation
-        let configuration = baselineConfiguration(scenario)
-        let rounds = scenario.baselineTraining == nil ? federation.rounds : 1
-        var blob = WireFormat.encode(parameters: model.parameters, selection: selection,
-                                     metadata: [WireFormat.Key.kind: "baseline", WireFormat.Key.round: "0"])
+        let (selection, configuration, rounds, startBlob) = await beginBaseline(scenario, model: model, sites: sites)
+        var blob = startBlob
         let start = try await evaluate(sites, broadcast: blob)
         var steps = 0
         for round in 1...rounds {
@@ -680,12 +682,7 @@ public enum Simulation {
         metrics.biasDrift = biasDrift(before: start, after: final, subgroups: scenario.subgroups, seed: scenario.seed, arm: name)
         // Members are the training site's patients only; other sites' train rows never met this model.
         if let auc = try await sites[index].membershipInferenceAUC(broadcast: blob) { metrics.membershipInference = [sites[index].id: auc] }
-        let rows = final.flatMap { site in
-            site.personIds.indices.map { i in
-                PredictionRow(arm: name, site: site.site, personId: site.personIds[i], label: Int(site.labels[i]),
-                              score: site.scores[i], sex: site.sex[i], race: site.race[i], ageBand: site.ageBand[i])
-            }
-        }
+        let rows = predictionRows(arm: name, final)
         return (metrics, rows)
     }
 

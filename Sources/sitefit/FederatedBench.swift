@@ -52,23 +52,29 @@ struct FederatedBench {
         let began = clock.now
         for round in 1...rounds {
             let message = await server.broadcast(round: round)
-            // Sites train concurrently; the server takes their blobs in site order.
-            let updates = try await withThrowingTaskGroup(of: (Int, LocalUpdate).self) { group in
+            // Sites train concurrently; the server folds their updates into a running sum in
+            // site order (a small reorder buffer holds the ones that finish early), so neither
+            // side holds the whole round's updates.
+            await server.beginRound(round)
+            try await withThrowingTaskGroup(of: (Int, LocalUpdate).self) { group in
                 for (index, site) in sites.enumerated() {
                     group.addTask {
                         (index, try await site.localUpdate(arm: "bench", round: round, broadcast: message, configuration: configuration))
                     }
                 }
-                var collected: [(Int, LocalUpdate)] = []
-                collected.reserveCapacity(sites.count)
-                for try await result in group { collected.append(result) }
-                return collected.sorted { $0.0 < $1.0 }.map(\.1)
+                var next = 0
+                var early: [Int: LocalUpdate] = [:]
+                for try await (index, update) in group {
+                    early[index] = update
+                    while let ready = early.removeValue(forKey: next) {
+                        steps += ready.steps
+                        samples += ready.steps * configuration.batchSize
+                        await server.submit(site: ready.site, blob: ready.blob)
+                        next += 1
+                    }
+                }
             }
-            for update in updates {
-                steps += update.steps
-            }
-            samples += updates.reduce(0) { $0 + $1.steps } * configuration.batchSize
-            let outcome = await server.aggregate(round: round, updates: updates.map { ($0.site, $0.blob) })
+            let outcome = await server.endRound()
             guard outcome.rejected.isEmpty else { throw UserFacingError("bench: the server rejected an update: \(outcome.rejected[0].reason)") }
         }
         let elapsed = clock.now - began

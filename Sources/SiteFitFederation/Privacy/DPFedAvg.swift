@@ -39,12 +39,26 @@ public enum DPFedAvg {
     /// `random`, one Gaussian per coordinate, summed in Double in the given order.
     public static func noisyMean(_ deltas: [[Float]], count: Int, settings: DPSettings, expectedParticipants m: Double,
                                  random: inout RandomStream) -> [Float] {
-        var sums = [Double](repeating: 0, count: count)
-        for delta in deltas {
-            precondition(delta.count == count)
-            for i in 0..<count { sums[i] += Double(delta[i]) }
+        var sum = Sum(count: count)
+        for delta in deltas { sum.add(delta) }
+        return sum.noisyMean(settings: settings, expectedParticipants: m, random: &random)
+    }
+
+    /// Σ_k Δ_k of clipped changes, one update at a time (the server never holds a round's updates).
+    public struct Sum: Sendable {
+        public private(set) var sums: [Double]
+
+        public init(count: Int) { sums = [Double](repeating: 0, count: count) }
+
+        public mutating func add(_ delta: [Float]) {
+            precondition(delta.count == sums.count)
+            for i in 0..<sums.count { sums[i] += Double(delta[i]) }
         }
-        let standardDeviation = settings.noiseMultiplier * settings.clipNorm
-        return sums.map { Float(($0 + standardDeviation * random.gaussian()) / m) }
+
+        /// (Σ + N(0, σ²C²)) / m, one Gaussian per coordinate in order.
+        public func noisyMean(settings: DPSettings, expectedParticipants m: Double, random: inout RandomStream) -> [Float] {
+            let standardDeviation = settings.noiseMultiplier * settings.clipNorm
+            return sums.map { Float(($0 + standardDeviation * random.gaussian()) / m) }
+        }
     }
 }

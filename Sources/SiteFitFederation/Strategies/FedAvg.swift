@@ -1,4 +1,4 @@
-/// Federated averaging (McMahan et al., arXiv:1602.05629): w ← Σ_k (n_k / Σ n) · w_k.
+/// Federated averaging (McMahan et al., arXiv:1602.05629): w ← Σ_k n_k·w_k / Σ_k n_k.
 ///
 /// A pure function of the packed selected values and each site's train size n_k. Sums run in
 /// Double in the given order, so the result is the same however the sites were scheduled.
@@ -8,15 +8,36 @@ public struct FedAvg {
     /// The weighted mean of `updates`; every update must have the same length and n_k > 0.
     public static func aggregate(_ updates: [(values: [Float], trainSize: Int)]) -> [Float] {
         precondition(!updates.isEmpty, "FedAvg of no updates")
-        let length = updates[0].values.count
-        precondition(updates.allSatisfy { $0.values.count == length && $0.trainSize > 0 })
-        let total = Double(updates.reduce(0) { $0 + $1.trainSize })
-        var sums = [Double](repeating: 0, count: length)
-        for update in updates {
-            let weight = Double(update.trainSize) / total
-            for i in 0..<length { sums[i] += weight * Double(update.values[i]) }
+        var sum = WeightedSum(count: updates[0].values.count)
+        for update in updates { sum.add(update.values, weight: update.trainSize) }
+        return sum.mean()
+    }
+
+    /// Σ n_k·w_k and Σ n_k, one update at a time: the server folds each update in as it is
+    /// validated instead of holding every update of the round (10,000 sites × a full model
+    /// would not fit in memory). Dividing once at the end makes the streamed and the batch
+    /// result the same bits.
+    public struct WeightedSum: Sendable {
+        public private(set) var sums: [Double]
+        public private(set) var totalWeight: Int = 0
+
+        public init(count: Int) { sums = [Double](repeating: 0, count: count) }
+
+        public mutating func add(_ values: [Float], weight: Int) {
+            precondition(values.count == sums.count && weight > 0)
+            let w = Double(weight)
+            sums.withUnsafeMutableBufferPointer { s in
+                values.withUnsafeBufferPointer { v in
+                    for i in 0..<s.count { s[i] += w * Double(v[i]) }
+                }
+            }
+            totalWeight += weight
         }
-        return sums.map { Float($0) }
+
+        public func mean() -> [Float] {
+            let total = Double(totalWeight)
+            return sums.map { Float($0 / total) }
+        }
     }
 }
 
