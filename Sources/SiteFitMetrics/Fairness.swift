@@ -280,32 +280,42 @@ struct WeightedAudit {
         var scoreSum = [Double](repeating: 0, count: groups)
         var u = [Double](repeating: 0, count: groups), negativesSeen = [Int](repeating: 0, count: groups)
         var blockPositives = [Int](repeating: 0, count: groups), blockNegatives = blockPositives
-        var start = 0
-        for end in blockEnds {
-            for k in start..<end {
-                let row = order[k], w = weights[row]
-                guard w > 0 else { continue }
-                let c = codes[row], positive = labels[row] >= 0.5, decision = scores[row] >= threshold
-                size[c] += w
-                scoreSum[c] += Double(w) * Double(scores[row])
-                if decision { selected[c] += w }
-                if positive {
-                    positives[c] += w
-                    blockPositives[c] += w
-                    if decision { tp[c] += w }
-                } else {
-                    blockNegatives[c] += w
-                    if decision { fp[c] += w }
+        // Unchecked buffers: this runs once per bootstrap replicate and model, over every patient.
+        order.withUnsafeBufferPointer { order in
+        weights.withUnsafeBufferPointer { weights in
+        codes.withUnsafeBufferPointer { codes in
+        scores.withUnsafeBufferPointer { scores in
+        labels.withUnsafeBufferPointer { labels in
+            var start = 0
+            for end in blockEnds {
+                var touched = false
+                for k in start..<end {
+                    let row = order[k], w = weights[row]
+                    guard w > 0 else { continue }
+                    touched = true
+                    let c = codes[row], decision = scores[row] >= threshold
+                    size[c] += w
+                    scoreSum[c] += Double(w) * Double(scores[row])
+                    if decision { selected[c] += w }
+                    if labels[row] >= 0.5 {
+                        positives[c] += w
+                        blockPositives[c] += w
+                        if decision { tp[c] += w }
+                    } else {
+                        blockNegatives[c] += w
+                        if decision { fp[c] += w }
+                    }
+                }
+                start = end
+                guard touched else { continue }
+                for c in 0..<groups where blockPositives[c] > 0 || blockNegatives[c] > 0 {
+                    u[c] += Double(blockPositives[c]) * (Double(negativesSeen[c]) + 0.5 * Double(blockNegatives[c]))
+                    negativesSeen[c] += blockNegatives[c]
+                    blockPositives[c] = 0
+                    blockNegatives[c] = 0
                 }
             }
-            for c in 0..<groups where blockPositives[c] > 0 || blockNegatives[c] > 0 {
-                u[c] += Double(blockPositives[c]) * (Double(negativesSeen[c]) + 0.5 * Double(blockNegatives[c]))
-                negativesSeen[c] += blockNegatives[c]
-                blockPositives[c] = 0
-                blockNegatives[c] = 0
-            }
-            start = end
-        }
+        } } } } }
         return Fairness.rates(names: names, size: size, positives: positives, selected: selected, truePositives: tp,
                               falsePositives: fp, scoreSum: scoreSum, mannWhitney: u, minimumSize: minimumSize)
     }

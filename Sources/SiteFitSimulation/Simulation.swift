@@ -228,16 +228,36 @@ public enum Simulation {
         guard !scenario.extraSeeds.isEmpty else { return result }
         var runs = [result.metrics.arms]
         result.predictions = result.predictions.map { var row = $0; row.seed = scenario.seed; return row }
-        for seed in scenario.extraSeeds {
-            progress("seed \(seed) (\(runs.count + 1) of \(scenario.extraSeeds.count + 1))")
-            var again = scenario
-            again.seed = seed
-            // A source population derived from the scenario seed follows it, as `--seed` does.
-            if scenario.pretraining.source.seed == scenario.seed &+ 1 { again.pretraining.source.seed = seed &+ 1 }
-            let run = try await runSeed(again, logger: logger, cacheDirectory: cacheDirectory,
-                                        sequentialSites: sequentialSites, progress: progress)
+        // The other seeds are independent runs: they go concurrently, a few at a time (each holds
+        // its own sites' rows), and are put back in seed order. The first seed ran alone, so every
+        // shard it built or imported exists before the others start.
+        let seeds = scenario.extraSeeds
+        let width = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        var finished: [Int: Result] = [:]
+        try await withThrowingTaskGroup(of: (Int, Result).self) { group in
+            var next = 0
+            func start(_ index: Int) {
+                var again = scenario
+                again.seed = seeds[index]
+                // A source population derived from the scenario seed follows it, as `--seed` does.
+                if scenario.pretraining.source.seed == scenario.seed &+ 1 { again.pretraining.source.seed = seeds[index] &+ 1 }
+                let reseeded = again
+                progress("seed \(seeds[index]) (\(index + 2) of \(seeds.count + 1))")
+                group.addTask {
+                    (index, try await runSeed(reseeded, logger: logger, cacheDirectory: cacheDirectory,
+                                              sequentialSites: sequentialSites, progress: progress))
+                }
+            }
+            while next < min(width, seeds.count) { start(next); next += 1 }
+            for try await (index, run) in group {
+                finished[index] = run
+                if next < seeds.count { start(next); next += 1 }
+            }
+        }
+        for index in seeds.indices {
+            let run = finished[index]!
             runs.append(run.metrics.arms)
-            result.predictions += run.predictions.map { var row = $0; row.seed = seed; return row }
+            result.predictions += run.predictions.map { var row = $0; row.seed = seeds[index]; return row }
         }
         result.metrics.seeds = SeedSummary(seeds: [scenario.seed] + scenario.extraSeeds, runs: runs)
         return result
