@@ -68,30 +68,41 @@ public enum Safetensors {
         for i in 0..<8 { length |= UInt64(bytes[i]) << (8 * UInt64(i)) }
         guard length <= UInt64(bytes.count - 8) else { throw SafetensorsError("header length \(length) exceeds the blob") }
         let headerEnd = 8 + Int(length)
-        let json: Any
-        do {
-            json = try JSONSerialization.jsonObject(with: Data(bytes[8..<headerEnd]))
+        let json: HeaderJSON
+        do throws(HeaderJSON.Failure) {
+            json = try HeaderJSON.parse(bytes[8..<headerEnd])
         } catch {
             throw SafetensorsError("header is not valid JSON")
         }
-        guard let header = json as? [String: Any] else { throw SafetensorsError("header is not a JSON object") }
+        guard case .object(let header) = json else { throw SafetensorsError("header is not a JSON object") }
         var metadata: [String: String] = [:]
-        if let raw = header["__metadata__"] {
-            guard let dict = raw as? [String: String] else { throw SafetensorsError("__metadata__ must map strings to strings") }
-            metadata = dict
-        }
         let dataCount = bytes.count - headerEnd
         var entries: [(name: String, shape: [Int], start: Int, end: Int)] = []
-        for (name, raw) in header where name != "__metadata__" {
-            guard let info = raw as? [String: Any],
-                  let dtype = info["dtype"] as? String,
-                  let shape = info["shape"] as? [Int],
-                  let offsets = info["data_offsets"] as? [Int], offsets.count == 2
+        entries.reserveCapacity(header.count)
+        for member in header {
+            let name = member.key, raw = member.value
+            if name == "__metadata__" {
+                guard case .object(let pairs) = raw else { throw SafetensorsError("__metadata__ must map strings to strings") }
+                for pair in pairs {
+                    guard case .string(let text) = pair.value else { throw SafetensorsError("__metadata__ must map strings to strings") }
+                    metadata[pair.key] = text
+                }
+                continue
+            }
+            guard case .object(let fields) = raw,
+                  case .string(let dtype)? = fields.first(where: { $0.key == "dtype" })?.value,
+                  case .array(let shapeItems)? = fields.first(where: { $0.key == "shape" })?.value,
+                  case .array(let offsetItems)? = fields.first(where: { $0.key == "data_offsets" })?.value,
+                  let shape = integers(shapeItems), let offsets = integers(offsetItems), offsets.count == 2
             else { throw SafetensorsError("tensor '\(name)' has an incomplete entry") }
             guard dtype == expected else { throw SafetensorsError("tensor '\(name)' has dtype \(dtype), expected \(expected)") }
             guard shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= dataCount
             else { throw SafetensorsError("tensor '\(name)' has offsets outside the data") }
-            guard (offsets[1] - offsets[0]) == shape.reduce(1, *) * 4
+            let (elements, overflow) = shape.reduce((1, false)) { partial, dimension in
+                let product = partial.0.multipliedReportingOverflow(by: dimension)
+                return (product.partialValue, partial.1 || product.overflow)
+            }
+            guard !overflow, elements <= dataCount / 4, offsets[1] - offsets[0] == elements * 4
             else { throw SafetensorsError("tensor '\(name)' has \(offsets[1] - offsets[0]) bytes for shape \(shape)") }
             entries.append((name, shape, offsets[0], offsets[1]))
         }
@@ -103,16 +114,38 @@ public enum Safetensors {
         }
         guard cursor == dataCount else { throw SafetensorsError("\(dataCount - cursor) trailing bytes after the last tensor") }
         let tensors = entries.map { entry -> NamedTensor in
-            var values = [Float](repeating: 0, count: (entry.end - entry.start) / 4)
-            for i in 0..<values.count {
-                let base = headerEnd + entry.start + 4 * i
-                let bits = UInt32(bytes[base]) | UInt32(bytes[base + 1]) << 8
-                    | UInt32(bytes[base + 2]) << 16 | UInt32(bytes[base + 3]) << 24
-                values[i] = Float(bitPattern: bits)
+            let count = (entry.end - entry.start) / 4
+            let values = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+                #if _endian(little)
+                // The format is little-endian, like the host: the data section is the values' bytes.
+                bytes.withUnsafeBytes { raw in
+                    UnsafeMutableRawBufferPointer(buffer).copyMemory(
+                        from: UnsafeRawBufferPointer(rebasing: raw[(headerEnd + entry.start)..<(headerEnd + entry.end)]))
+                }
+                #else
+                for i in 0..<count {
+                    let base = headerEnd + entry.start + 4 * i
+                    let bits = UInt32(bytes[base]) | UInt32(bytes[base + 1]) << 8
+                        | UInt32(bytes[base + 2]) << 16 | UInt32(bytes[base + 3]) << 24
+                    buffer[i] = Float(bitPattern: bits)
+                }
+                #endif
+                initialized = count
             }
             return NamedTensor(name: entry.name, shape: entry.shape, values: values)
         }
         return (tensors, metadata)
+    }
+
+    /// The values if every item is an integer literal.
+    private static func integers(_ items: [HeaderJSON]) -> [Int]? {
+        var out: [Int] = []
+        out.reserveCapacity(items.count)
+        for item in items {
+            guard case .integer(let value) = item else { return nil }
+            out.append(value)
+        }
+        return out
     }
 
     private static func jsonString(_ s: String) -> String {

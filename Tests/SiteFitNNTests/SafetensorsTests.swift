@@ -44,4 +44,73 @@ struct SafetensorsTests {
         let blob = Safetensors.encode(tensors)
         #expect(throws: SafetensorsError.self) { try Safetensors.decode(Array(blob.dropLast(4))) }
     }
+
+    /// A blob with a hand-written header and the given data bytes.
+    static func blob(_ header: String, data: [UInt8]) -> [UInt8] {
+        var bytes = Array(header.utf8)
+        while bytes.count % 8 != 0 { bytes.append(0x20) }
+        var length = UInt64(bytes.count).littleEndian
+        return withUnsafeBytes(of: &length) { Array($0) } + bytes + data
+    }
+
+    @Test("headers as other writers format them: spaces, newlines, any key order, escapes and surrogate pairs")
+    func foreignHeaders() throws {
+        let header = "{ \"__metadata__\" : {\"note\": \"a \\\"quoted\\\" \\u00e9 \\ud83d\\ude00 \\n line\"},\n"
+            + " \"b\": {\"data_offsets\": [0, 4], \"shape\": [1], \"dtype\": \"F32\"} }"
+        let (tensors, metadata) = try Safetensors.decode(Self.blob(header, data: [0, 0, 0x80, 0x3F]))
+        #expect(tensors == [NamedTensor(name: "b", shape: [1], values: [1])])
+        #expect(metadata["note"] == "a \"quoted\" é 😀 \n line")
+        // What we write, we read back, whatever the metadata holds.
+        let odd = ["k\"ey": "tab\tnew\nline\\back \u{1}", "ü": "😀"]
+        #expect(try Safetensors.decode(Safetensors.encode(tensors, metadata: odd)).metadata == odd)
+    }
+
+    @Test("the header reader fails closed", arguments: [
+        "{\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+        "{\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0.0,4]}}",
+        "{\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}} x",
+        "{\"b\":{\"dtype\":\"F32\",\"shape\":[01],\"data_offsets\":[0,4]}}",
+        "{\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}",
+        "{\"b\":{\"dtype\":\"F\\u0033\\ud800\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+        "{\"b\":{\"dtype\":\"F32\",\"shape\":[99999999999999999999],\"data_offsets\":[0,4]}}",
+        "{\"b\":{\"dtype\":\"F32\",\"shape\":[4611686018427387904,4],\"data_offsets\":[0,4]}}",
+        "{\"a\":[[[[[[[[[[1]]]]]]]]]]}",
+        "[1,2]",
+        "{\"__metadata__\":{\"a\":1}}",
+    ])
+    func failsClosed(_ header: String) {
+        #expect(throws: SafetensorsError.self) { try Safetensors.decode(Self.blob(header, data: [0, 0, 0x80, 0x3F])) }
+    }
+
+    @Test("3,000 random corruptions of a valid blob: each decodes or is refused, none crashes")
+    func corruptions() {
+        let valid = Safetensors.encode(tensors, metadata: ["round": "3", "site": "a"])
+        var random = SplitMix(state: 2026)
+        var refused = 0
+        for _ in 0..<3000 {
+            var bytes = valid
+            for _ in 0..<(1 + Int(random.next() % 3)) {
+                let position = Int(random.next() % UInt64(bytes.count))
+                switch random.next() % 3 {
+                case 0: bytes[position] = UInt8(truncatingIfNeeded: random.next())
+                case 1: bytes.remove(at: position)
+                default: bytes.insert(UInt8(truncatingIfNeeded: random.next()), at: position)
+                }
+            }
+            do { _ = try Safetensors.decode(bytes) } catch { refused += 1 }
+        }
+        #expect(refused > 1000)
+    }
+}
+
+/// A tiny generator for the corruption test (SiteFitNN's tests do not need the core streams).
+struct SplitMix {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
 }
