@@ -253,70 +253,82 @@ public enum MembershipInference {
 }
 
 /// One model's scores prepared for weighted (bootstrap) group rates: rows sorted by score once,
-/// with the ends of the blocks of tied scores.
+/// with each sorted row's group, score, label and decision laid out contiguously, and the ends of
+/// the blocks of tied scores.
 struct WeightedAudit {
-    let scores: [Float]
-    let labels: [Float]
-    let codes: [Int]
     let groups: Int
+    /// Row index of each sorted position (weights are drawn per row).
     let order: [Int]
-    /// Exclusive end, in `order`, of each block of equal scores.
+    let sortedCodes: [Int]
+    let sortedScores: [Double]
+    let sortedPositive: [Bool]
+    let sortedDecision: [Bool]
+    /// Exclusive end, in sorted positions, of each block of equal scores.
     let blockEnds: [Int]
 
-    init(scores: [Float], labels: [Float], codes: [Int], groups: Int) {
-        self.scores = scores
-        self.labels = labels
-        self.codes = codes
+    init(scores: [Float], labels: [Float], codes: [Int], groups: Int, threshold: Float = 0.5) {
         self.groups = groups
         order = scores.indices.sorted { scores[$0] < scores[$1] }
+        sortedCodes = order.map { codes[$0] }
+        sortedScores = order.map { Double(scores[$0]) }
+        sortedPositive = order.map { labels[$0] >= 0.5 }
+        sortedDecision = order.map { scores[$0] >= threshold }
         var ends: [Int] = []
         for k in order.indices where k + 1 == order.count || scores[order[k + 1]] != scores[order[k]] { ends.append(k + 1) }
         blockEnds = ends
     }
 
     /// `Fairness.groupRates` of the resample in which row i appears `weights[i]` times.
-    func rates(weights: [Int], names: [String], minimumSize: Int, threshold: Float = 0.5) -> [GroupRates] {
-        var size = [Int](repeating: 0, count: groups), positives = size, selected = size, tp = size, fp = size
-        var scoreSum = [Double](repeating: 0, count: groups)
-        var u = [Double](repeating: 0, count: groups), negativesSeen = [Int](repeating: 0, count: groups)
-        var blockPositives = [Int](repeating: 0, count: groups), blockNegatives = blockPositives
+    func rates(weights: [Int], names: [String], minimumSize: Int) -> [GroupRates] {
+        let g = groups
+        // One flat buffer of counters per kind: size, positives, selected, tp, fp, negatives seen,
+        // block positives, block negatives (ints); score sums and U (doubles).
+        var counts = [Int](repeating: 0, count: 8 * g)
+        var sums = [Double](repeating: 0, count: 2 * g)
         // Unchecked buffers: this runs once per bootstrap replicate and model, over every patient.
+        counts.withUnsafeMutableBufferPointer { n in
+        sums.withUnsafeMutableBufferPointer { d in
         order.withUnsafeBufferPointer { order in
         weights.withUnsafeBufferPointer { weights in
-        codes.withUnsafeBufferPointer { codes in
-        scores.withUnsafeBufferPointer { scores in
-        labels.withUnsafeBufferPointer { labels in
+        sortedCodes.withUnsafeBufferPointer { codes in
+        sortedScores.withUnsafeBufferPointer { scores in
+        sortedPositive.withUnsafeBufferPointer { positive in
+        sortedDecision.withUnsafeBufferPointer { decision in
+            let size = 0, positives = g, selected = 2 * g, tp = 3 * g, fp = 4 * g, seen = 5 * g, blockPos = 6 * g, blockNeg = 7 * g
+            let scoreSum = 0, u = g
             var start = 0
             for end in blockEnds {
                 var touched = false
                 for k in start..<end {
-                    let row = order[k], w = weights[row]
+                    let w = weights[order[k]]
                     guard w > 0 else { continue }
                     touched = true
-                    let c = codes[row], decision = scores[row] >= threshold
-                    size[c] += w
-                    scoreSum[c] += Double(w) * Double(scores[row])
-                    if decision { selected[c] += w }
-                    if labels[row] >= 0.5 {
-                        positives[c] += w
-                        blockPositives[c] += w
-                        if decision { tp[c] += w }
+                    let c = codes[k]
+                    n[size + c] += w
+                    d[scoreSum + c] += Double(w) * scores[k]
+                    if decision[k] { n[selected + c] += w }
+                    if positive[k] {
+                        n[positives + c] += w
+                        n[blockPos + c] += w
+                        if decision[k] { n[tp + c] += w }
                     } else {
-                        blockNegatives[c] += w
-                        if decision { fp[c] += w }
+                        n[blockNeg + c] += w
+                        if decision[k] { n[fp + c] += w }
                     }
                 }
                 start = end
                 guard touched else { continue }
-                for c in 0..<groups where blockPositives[c] > 0 || blockNegatives[c] > 0 {
-                    u[c] += Double(blockPositives[c]) * (Double(negativesSeen[c]) + 0.5 * Double(blockNegatives[c]))
-                    negativesSeen[c] += blockNegatives[c]
-                    blockPositives[c] = 0
-                    blockNegatives[c] = 0
+                for c in 0..<g where n[blockPos + c] > 0 || n[blockNeg + c] > 0 {
+                    d[u + c] += Double(n[blockPos + c]) * (Double(n[seen + c]) + 0.5 * Double(n[blockNeg + c]))
+                    n[seen + c] += n[blockNeg + c]
+                    n[blockPos + c] = 0
+                    n[blockNeg + c] = 0
                 }
             }
-        } } } } }
-        return Fairness.rates(names: names, size: size, positives: positives, selected: selected, truePositives: tp,
-                              falsePositives: fp, scoreSum: scoreSum, mannWhitney: u, minimumSize: minimumSize)
+        } } } } } } } }
+        return Fairness.rates(names: names, size: Array(counts[0..<g]), positives: Array(counts[g..<(2 * g)]),
+                              selected: Array(counts[(2 * g)..<(3 * g)]), truePositives: Array(counts[(3 * g)..<(4 * g)]),
+                              falsePositives: Array(counts[(4 * g)..<(5 * g)]), scoreSum: Array(sums[0..<g]),
+                              mannWhitney: Array(sums[g..<(2 * g)]), minimumSize: minimumSize)
     }
 }
