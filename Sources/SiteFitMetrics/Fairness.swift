@@ -184,31 +184,9 @@ public enum Fairness {
     /// is left out.
     public static func bootstrapDrift(before: [Float], after: [Float], labels: [Float], groups: [String], minimumSize: Int,
                                       classMinimum: Int = defaultClassMinimum, replicates: Int, random: inout RandomStream) -> [String: (low: Double, high: Double)] {
-        precondition(before.count == after.count && before.count == labels.count && labels.count == groups.count)
-        let n = labels.count
-        guard n > 0, replicates > 0 else { return [:] }
-        // A resample is a multiplicity per patient: with the two score orders sorted once, each
-        // replicate is one weighted pass per model instead of copying and re-sorting n rows.
-        let (names, codes) = encode(groups)
-        let models = [WeightedAudit(scores: before, labels: labels, codes: codes, groups: names.count),
-                      WeightedAudit(scores: after, labels: labels, codes: codes, groups: names.count)]
-        var weights = [Int](repeating: 0, count: n)
-        var samples: [String: [Double]] = [:]
-        for _ in 0..<replicates {
-            for i in 0..<n { weights[i] = 0 }
-            for _ in 0..<n { weights[random.int(below: n)] += 1 }
-            let gapsBefore = gaps(models[0].rates(weights: weights, names: names, minimumSize: minimumSize), classMinimum: classMinimum)
-            let gapsAfter = gaps(models[1].rates(weights: weights, names: names, minimumSize: minimumSize), classMinimum: classMinimum)
-            for name in FairnessGaps.names {
-                if let x = gapsBefore[name], let z = gapsAfter[name] { samples[name, default: []].append(z - x) }
-            }
-        }
-        var intervals: [String: (low: Double, high: Double)] = [:]
-        for (name, values) in samples where values.count * 2 > replicates {
-            let sorted = values.sorted()
-            intervals[name] = (percentile(sorted, 0.025), percentile(sorted, 0.975))
-        }
-        return intervals
+        precondition(before.count == after.count)
+        return BootstrapReference(before: before, labels: labels, groups: groups, minimumSize: minimumSize, classMinimum: classMinimum,
+                                  replicates: replicates, random: &random).drift(after: after)
     }
 
     /// Linear interpolation between order statistics (numpy's default "linear" method).
@@ -252,6 +230,76 @@ public enum MembershipInference {
     }
 }
 
+/// The resamples of one bootstrap and the reference model's gaps on each. Built once per run and
+/// attribute, it judges every compared model on the same resamples: the intervals are paired
+/// across arms, and the reference's side of each replicate is computed once, not once per arm.
+public struct BootstrapReference: Sendable {
+    public let before: [Float]
+    let names: [String]
+    let codes: [Int]
+    let labels: [Float]
+    let count: Int
+    let replicates: Int
+    /// Replicate r's multiplicity of row i at r·count + i.
+    let weights: [Int32]
+    let beforeGaps: [FairnessGaps]
+    let minimumSize: Int
+    let classMinimum: Int
+
+    /// Draws `replicates` resamples of the rows (n draws with replacement each, from `random`)
+    /// and the gaps of `before` on each. A resample is a multiplicity per patient, so a replicate
+    /// is one weighted pass over rows sorted once instead of copying and re-sorting n rows.
+    public init(before: [Float], labels: [Float], groups: [String], minimumSize: Int,
+                classMinimum: Int = Fairness.defaultClassMinimum, replicates: Int, random: inout RandomStream) {
+        precondition(before.count == labels.count && labels.count == groups.count)
+        self.before = before
+        self.labels = labels
+        self.minimumSize = minimumSize
+        self.classMinimum = classMinimum
+        (names, codes) = Fairness.encode(groups)
+        count = labels.count
+        let replicateCount = count > 0 ? max(replicates, 0) : 0
+        self.replicates = replicateCount
+        var weights = [Int32](repeating: 0, count: replicateCount * count)
+        for r in 0..<replicateCount {
+            for _ in 0..<count { weights[r * count + random.int(below: count)] += 1 }
+        }
+        self.weights = weights
+        let audit = WeightedAudit(scores: before, labels: labels, codes: codes, groups: names.count)
+        let (names, minimumSize, classMinimum, count) = (names, minimumSize, classMinimum, count)
+        beforeGaps = weights.withUnsafeBufferPointer { all in
+            (0..<replicateCount).map { r in
+                Fairness.gaps(audit.rates(weights: UnsafeBufferPointer(rebasing: all[(r * count)..<((r + 1) * count)]),
+                                          names: names, minimumSize: minimumSize), classMinimum: classMinimum)
+            }
+        }
+    }
+
+    /// The 2.5th and 97.5th percentiles of (gap under `after` − gap under `before`) over the
+    /// resamples, per gap name; a gap undefined in most replicates is left out.
+    public func drift(after: [Float]) -> [String: (low: Double, high: Double)] {
+        precondition(after.count == count)
+        guard replicates > 0 else { return [:] }
+        let audit = WeightedAudit(scores: after, labels: labels, codes: codes, groups: names.count)
+        var samples: [String: [Double]] = [:]
+        weights.withUnsafeBufferPointer { all in
+            for r in 0..<replicates {
+                let gapsAfter = Fairness.gaps(audit.rates(weights: UnsafeBufferPointer(rebasing: all[(r * count)..<((r + 1) * count)]),
+                                                          names: names, minimumSize: minimumSize), classMinimum: classMinimum)
+                for name in FairnessGaps.names {
+                    if let x = beforeGaps[r][name], let z = gapsAfter[name] { samples[name, default: []].append(z - x) }
+                }
+            }
+        }
+        var intervals: [String: (low: Double, high: Double)] = [:]
+        for (name, values) in samples where values.count * 2 > replicates {
+            let sorted = values.sorted()
+            intervals[name] = (Fairness.percentile(sorted, 0.025), Fairness.percentile(sorted, 0.975))
+        }
+        return intervals
+    }
+}
+
 /// One model's scores prepared for weighted (bootstrap) group rates: rows sorted by score once,
 /// with each sorted row's group, score, label and decision laid out contiguously, and the ends of
 /// the blocks of tied scores.
@@ -279,7 +327,7 @@ struct WeightedAudit {
     }
 
     /// `Fairness.groupRates` of the resample in which row i appears `weights[i]` times.
-    func rates(weights: [Int], names: [String], minimumSize: Int) -> [GroupRates] {
+    func rates(weights: UnsafeBufferPointer<Int32>, names: [String], minimumSize: Int) -> [GroupRates] {
         let g = groups
         // One flat buffer of counters per kind: size, positives, selected, tp, fp, negatives seen,
         // block positives, block negatives (ints); score sums and U (doubles).
@@ -289,7 +337,6 @@ struct WeightedAudit {
         counts.withUnsafeMutableBufferPointer { n in
         sums.withUnsafeMutableBufferPointer { d in
         order.withUnsafeBufferPointer { order in
-        weights.withUnsafeBufferPointer { weights in
         sortedCodes.withUnsafeBufferPointer { codes in
         sortedScores.withUnsafeBufferPointer { scores in
         sortedPositive.withUnsafeBufferPointer { positive in
@@ -300,7 +347,7 @@ struct WeightedAudit {
             for end in blockEnds {
                 var touched = false
                 for k in start..<end {
-                    let w = weights[order[k]]
+                    let w = Int(weights[order[k]])
                     guard w > 0 else { continue }
                     touched = true
                     let c = codes[k]
@@ -325,7 +372,7 @@ struct WeightedAudit {
                     n[blockNeg + c] = 0
                 }
             }
-        } } } } } } } }
+        } } } } } } }
         return Fairness.rates(names: names, size: Array(counts[0..<g]), positives: Array(counts[g..<(2 * g)]),
                               selected: Array(counts[(2 * g)..<(3 * g)]), truePositives: Array(counts[(3 * g)..<(4 * g)]),
                               falsePositives: Array(counts[(4 * g)..<(5 * g)]), scoreSum: Array(sums[0..<g]),

@@ -293,9 +293,10 @@ public enum Simulation {
         }
         var arms: [ArmMetrics] = []
         var predictions: [PredictionRow] = []
+        let bootstrap = BootstrapCache()
         for arm in scenario.arms {
             let (metrics, rows) = try await runArm(arm, scenario: scenario, model: model, sites: sites, logger: logger,
-                                                   sequentialSites: sequentialSites,
+                                                   sequentialSites: sequentialSites, bootstrap: bootstrap,
                                                    progress: progress)
             arms.append(metrics)
             predictions += rows
@@ -303,13 +304,15 @@ public enum Simulation {
         for baseline in scenario.baselines {
             if baseline == .localEach {
                 for index in sites.indices {
-                    let (metrics, rows) = try await runLocalEach(index, scenario: scenario, model: model, sites: sites, progress: progress)
+                    let (metrics, rows) = try await runLocalEach(index, scenario: scenario, model: model, sites: sites,
+                                                                 bootstrap: bootstrap, progress: progress)
                     arms.append(metrics)
                     predictions += rows
                 }
                 continue
             }
-            let (metrics, rows) = try await runBaseline(baseline, scenario: scenario, model: model, sites: sites, progress: progress)
+            let (metrics, rows) = try await runBaseline(baseline, scenario: scenario, model: model, sites: sites,
+                                                        bootstrap: bootstrap, progress: progress)
             arms.append(metrics)
             predictions += rows
         }
@@ -349,7 +352,7 @@ public enum Simulation {
 
     static func runArm(
         _ arm: Scenario.Arm, scenario: Scenario, model: PretrainedModel, sites: [SiteActor], logger: Logger,
-        sequentialSites: Bool = false, progress: @escaping @Sendable (String) -> Void
+        sequentialSites: Bool = false, bootstrap: BootstrapCache, progress: @escaping @Sendable (String) -> Void
     ) async throws -> (ArmMetrics, [PredictionRow]) {
         // LoRA and adapter arms extend the pretrained network; the new tensors start as the identity change.
         var armConfiguration = model.mlp.configuration
@@ -524,7 +527,7 @@ public enum Simulation {
                                  localEpochs: arm.localEpochs, rounds: rounds, final: rounds.last!.evaluation,
                                  privacy: privacy, compute: compute)
         metrics.biasDrift = biasDrift(before: pretrainedPredictions, after: predictions, subgroups: scenario.subgroups,
-                                      seed: scenario.seed, arm: arm.name)
+                                      seed: scenario.seed, bootstrap: bootstrap)
         let finalBroadcast = await server.broadcast(round: rounds.last!.round)
         metrics.membershipInference = try await membershipInference(sites, broadcasts: sites.map { _ in finalBroadcast })
         let rows = predictionRows(arm: arm.name, predictions)
@@ -535,7 +538,7 @@ public enum Simulation {
     /// the baseline's final model; no update crosses the network, so nothing is exposed.
     static func runBaseline(
         _ baseline: Scenario.Baseline, scenario: Scenario, model: PretrainedModel, sites: [SiteActor],
-        progress: @escaping @Sendable (String) -> Void
+        bootstrap: BootstrapCache, progress: @escaping @Sendable (String) -> Void
     ) async throws -> (ArmMetrics, [PredictionRow]) {
         let federation = scenario.federation
         let (selection, configuration, localRounds, pretrainedBlob) = await beginBaseline(scenario, model: model, sites: sites)
@@ -619,7 +622,7 @@ public enum Simulation {
         let meanSecondsPerStep = sites.reduce(0.0) { $0 + (participation.secondsPerStep[$1.id] ?? participation.defaultSecondsPerStep) }
             / Double(max(sites.count, 1))
         metrics.compute.simulatedSecondsPerSiteRound = steps * meanSecondsPerStep
-        metrics.biasDrift = baseline == .pretrained ? [] : biasDrift(before: start, after: final, subgroups: scenario.subgroups, seed: scenario.seed, arm: name)
+        metrics.biasDrift = baseline == .pretrained ? [] : biasDrift(before: start, after: final, subgroups: scenario.subgroups, seed: scenario.seed, bootstrap: bootstrap)
         metrics.membershipInference = try await membershipInference(sites, broadcasts: finalBlobs)
         let rows = predictionRows(arm: name, final)
         return (metrics, rows)
@@ -668,7 +671,7 @@ public enum Simulation {
     /// patients (the other sites receive it as a broadcast; no patient row moves).
     static func runLocalEach(
         _ index: Int, scenario: Scenario, model: PretrainedModel, sites: [SiteActor],
-        progress: @escaping @Sendable (String) -> Void
+        bootstrap: BootstrapCache, progress: @escaping @Sendable (String) -> Void
     ) async throws -> (ArmMetrics, [PredictionRow]) {
         let federation = scenario.federation
         let (selection, configuration, rounds, startBlob) = await beginBaseline(scenario, model: model, sites: sites)
@@ -699,7 +702,7 @@ public enum Simulation {
         let participation = federation.participation
         metrics.compute.simulatedSecondsPerSiteRound = Double(steps) / Double(rounds)
             * (participation.secondsPerStep[sites[index].id] ?? participation.defaultSecondsPerStep)
-        metrics.biasDrift = biasDrift(before: start, after: final, subgroups: scenario.subgroups, seed: scenario.seed, arm: name)
+        metrics.biasDrift = biasDrift(before: start, after: final, subgroups: scenario.subgroups, seed: scenario.seed, bootstrap: bootstrap)
         // Members are the training site's patients only; other sites' train rows never met this model.
         if let auc = try await sites[index].membershipInferenceAUC(broadcast: blob) { metrics.membershipInference = [sites[index].id: auc] }
         let rows = predictionRows(arm: name, final)
@@ -813,9 +816,11 @@ public enum Simulation {
     }
 
     /// Each audited gap's change from `before` (the pretrained model) to `after`, on the same
-    /// patients, with a bootstrap interval from the stream (seed, "bootstrap", arm, attribute).
+    /// patients, with a bootstrap interval. The resamples come from the stream (seed, "bootstrap",
+    /// attribute) and are shared by every arm of the run, so arms are compared on the same
+    /// resamples and the pretrained side of each is computed once.
     static func biasDrift(before: [SitePredictions], after: [SitePredictions], subgroups: Scenario.Subgroups,
-                          seed: UInt64, arm: String) -> [BiasDrift] {
+                          seed: UInt64, bootstrap: BootstrapCache) -> [BiasDrift] {
         let labels = before.flatMap(\.labels)
         let scoresBefore = before.flatMap(\.scores), scoresAfter = after.flatMap(\.scores)
         var drifts: [BiasDrift] = []
@@ -825,10 +830,12 @@ public enum Simulation {
                                                                minimumSize: subgroups.minimumGroupSize))
             let gapsAfter = Fairness.gaps(Fairness.groupRates(scores: scoresAfter, labels: labels, groups: groups,
                                                               minimumSize: subgroups.minimumGroupSize))
-            var random = RandomStream(seed: seed, "bootstrap", arm, attribute.rawValue)
-            let intervals = Fairness.bootstrapDrift(before: scoresBefore, after: scoresAfter, labels: labels, groups: groups,
-                                                    minimumSize: subgroups.minimumGroupSize,
-                                                    replicates: subgroups.bootstrapReplicates, random: &random)
+            let reference = bootstrap.reference(attribute.rawValue, before: scoresBefore) {
+                var random = RandomStream(seed: seed, "bootstrap", attribute.rawValue)
+                return BootstrapReference(before: scoresBefore, labels: labels, groups: groups, minimumSize: subgroups.minimumGroupSize,
+                                          replicates: subgroups.bootstrapReplicates, random: &random)
+            }
+            let intervals = reference.drift(after: scoresAfter)
             for metric in FairnessGaps.names {
                 guard let x = gapsBefore[metric], let z = gapsAfter[metric] else { continue }
                 drifts.append(BiasDrift(attribute: attribute.rawValue, metric: metric, pretrained: x, final: z,
@@ -880,6 +887,24 @@ public enum Simulation {
             base += Double(w0) * Double(w0)
         }
         return ParameterDrift(l2: change.squareRoot(), relative: base > 0 ? (change / base).squareRoot() : 0)
+    }
+}
+
+/// One run's bootstrap resamples per audited attribute, shared by its arms and baselines.
+final class BootstrapCache: @unchecked Sendable {
+    // @unchecked: `references` is only touched under `lock`.
+    private let lock = NSLock()
+    private var references: [String: BootstrapReference] = [:]
+
+    /// The reference for `attribute`, built by `make` the first time; rebuilt (not shared) if an
+    /// arm's round-0 scores differ from the cached reference's.
+    func reference(_ attribute: String, before: [Float], make: () -> BootstrapReference) -> BootstrapReference {
+        lock.lock()
+        defer { lock.unlock() }
+        if let cached = references[attribute], cached.before == before { return cached }
+        let fresh = make()
+        if references[attribute] == nil { references[attribute] = fresh }
+        return fresh
     }
 }
 

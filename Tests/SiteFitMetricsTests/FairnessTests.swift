@@ -123,11 +123,12 @@ struct WeightedAuditTests {
             let scores = (0..<n).map { _ in Float(random.int(below: 6)) / 6 }
             let labels = (0..<n).map { _ in Float(random.bernoulli(0.5) ? 1 : 0) }
             let groups = (0..<n).map { _ in ["f", "m"][random.int(below: 2)] }
-            let weights = (0..<n).map { _ in random.int(below: 3) }
+            let weights = (0..<n).map { _ in Int32(random.int(below: 3)) }
             let (names, codes) = Fairness.encode(groups)
-            let weighted = WeightedAudit(scores: scores, labels: labels, codes: codes, groups: names.count)
-                .rates(weights: weights, names: names, minimumSize: 5)
-            let rows = (0..<n).flatMap { i in [Int](repeating: i, count: weights[i]) }
+            let weighted = weights.withUnsafeBufferPointer {
+                WeightedAudit(scores: scores, labels: labels, codes: codes, groups: names.count).rates(weights: $0, names: names, minimumSize: 5)
+            }
+            let rows = (0..<n).flatMap { i in [Int](repeating: i, count: Int(weights[i])) }
             let expanded = Fairness.groupRates(scores: rows.map { scores[$0] }, labels: rows.map { labels[$0] },
                                                groups: rows.map { groups[$0] }, minimumSize: 5)
             #expect(weighted.count == expanded.count)
@@ -139,5 +140,27 @@ struct WeightedAuditTests {
                 #expect(abs(w.calibrationInTheLarge - e.calibrationInTheLarge) < 1e-6)
             }
         }
+    }
+}
+
+@Suite("A bootstrap reference is shared by every compared model")
+struct BootstrapReferenceTests {
+    @Test("one reference judges several models on the same resamples; it equals the one-shot bootstrap")
+    func shared() {
+        var random = RandomStream(seed: 5, "reference")
+        let n = 300
+        let labels = (0..<n).map { _ in Float(random.bernoulli(0.4) ? 1 : 0) }
+        let groups = (0..<n).map { i in i % 3 == 0 ? "a" : "b" }
+        let before = (0..<n).map { _ in Float(random.uniform()) }
+        let after = zip(before, groups).map { $1 == "a" ? min($0 + 0.3, 1) : $0 }
+        var stream = RandomStream(seed: 1, "bootstrap")
+        let reference = BootstrapReference(before: before, labels: labels, groups: groups, minimumSize: 10, replicates: 150, random: &stream)
+        // The reference model against itself: every replicate's change is 0.
+        #expect(reference.drift(after: before)["demographic_parity"]! == (0, 0))
+        var again = RandomStream(seed: 1, "bootstrap")
+        let oneShot = Fairness.bootstrapDrift(before: before, after: after, labels: labels, groups: groups, minimumSize: 10,
+                                              replicates: 150, random: &again)
+        #expect(reference.drift(after: after)["demographic_parity"]! == oneShot["demographic_parity"]!)
+        #expect(reference.drift(after: after)["demographic_parity"]!.low > 0)
     }
 }
