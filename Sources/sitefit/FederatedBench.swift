@@ -68,7 +68,9 @@ struct FederatedBench {
                     early[index] = update
                     while let ready = early.removeValue(forKey: next) {
                         steps += ready.steps
-                        samples += ready.steps * configuration.batchSize
+                        // Examples actually seen: an epoch's last batch may be short, so count rows, not steps × batch.
+                        let rows = sites[next].trainSize
+                        samples += configuration.steps.map { min($0 * configuration.batchSize, $0 * rows) } ?? rows * configuration.epochs
                         await server.submit(site: ready.site, blob: ready.blob)
                         next += 1
                     }
