@@ -52,10 +52,16 @@ public enum Safetensors {
         withUnsafeBytes(of: &length) { out.append(contentsOf: $0) }
         out.append(contentsOf: headerBytes)
         for tensor in tensors {
+            #if _endian(little)
+            // The format is little-endian, as this host is: each tensor's bytes go over in one copy
+            // (four bytes appended at a time made encoding 4 % of a 32-site federated loop).
+            tensor.values.withUnsafeBytes { out.append(contentsOf: $0) }
+            #else
             for value in tensor.values {
                 var bits = value.bitPattern.littleEndian
                 withUnsafeBytes(of: &bits) { out.append(contentsOf: $0) }
             }
+            #endif
         }
         return out
     }

@@ -136,7 +136,10 @@ extension SiteFit {
                 if sink == 42 { print("") }
                 if !stepsOnly {
                 print("kernel                         shape (m×k×n)      GFLOP/s   naive GFLOP/s")
-                for (m, k, n) in [(32, 40, 128), (32, 128, 128), (128, 32, 128), (256, 256, 256)] {
+                // The products of a batch-32 step of MLP 40→128→128→1: forward (32×40×128, 32×128×128,
+                // 32×128×1), weight gradients (128×32×40, 128×32×128, 1×32×128), input gradients; then one large.
+                for (m, k, n) in [(32, 40, 128), (32, 128, 128), (128, 32, 40), (128, 32, 128), (32, 128, 1), (1, 32, 128),
+                                  (256, 256, 256)] {
                     bench("matmul A·B", m, k, n, fast: { a, b, c, _, m, k, n, acc in
                         SiteFitKernels.Kernels.matmul(a, b, c, m: m, k: k, n: n, accumulate: acc) }, naive: NaiveKernels.matmul)
                     bench("matmul Aᵀ·B", m, k, n, fast: { a, b, c, _, m, k, n, acc in
@@ -145,6 +148,7 @@ extension SiteFit {
                         SiteFitKernels.Kernels.matmulTransposedB(a, b, c, m: m, k: k, n: n, accumulate: acc, scratch: scratch)
                     }, naive: NaiveKernels.matmulTransposedB)
                 }
+                adam(count: MLP(MLPConfiguration(inputSize: 40, hiddenSizes: [128, 128])).layout.count)
                 print("")
                 }
                 print("training step (forward + backward + Adam), one core")
@@ -199,6 +203,24 @@ extension SiteFit {
                 print(name.padding(toLength: 31, withPad: " ", startingAt: 0)
                       + shape.padding(toLength: 17, withPad: " ", startingAt: 0)
                       + String(format: "%8.2f   %8.2f", fastRate, naiveRate))
+            }
+
+            /// One fused Adam step over a whole model's parameters: streams four arrays in and three
+            /// out, so it is reported in nanoseconds per parameter and GB/s moved, not GFLOP/s.
+            func adam(count: Int) {
+                var random = RandomStream(seed: 3, "bench", "adam")
+                let theta = aligned((0..<count).map { _ in Float(random.gaussian()) })
+                let gradient = aligned((0..<count).map { _ in Float(random.gaussian()) * 1e-2 })
+                let m = aligned([Float](repeating: 0, count: count)), v = aligned([Float](repeating: 0, count: count))
+                defer { [theta, gradient, m, v].forEach { $0.deallocate() } }
+                // `measure` reports "GFLOP/s" of the unit given: one unit per parameter gives parameters/ns.
+                let perNanosecond = measure(Double(count)) {
+                    SiteFitKernels.Kernels.adamStep(theta, gradient: gradient, firstMoment: m, secondMoment: v, count: count,
+                                                    alpha: 1e-3, beta1: 0.9, beta2: 0.999, epsilonHat: 1e-8, decay: 1)
+                }
+                print("adam step".padding(toLength: 31, withPad: " ", startingAt: 0)
+                      + "\(count) parameters".padding(toLength: 17, withPad: " ", startingAt: 0)
+                      + String(format: "%8.3f ns/parameter, %.0f GB/s (28 bytes per parameter)", 1 / perNanosecond, 28 * perNanosecond))
             }
 
             func aligned(_ values: [Float]) -> UnsafeMutablePointer<Float> {

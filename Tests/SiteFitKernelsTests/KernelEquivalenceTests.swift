@@ -12,6 +12,8 @@ struct KernelEquivalenceTests {
         // Row counts that end in 4-row tiles (m % 6 = 2 or 4), and shapes where A·Bᵀ takes the
         // Cᵀ = B·Aᵀ path (m·(k+n) < n·k) with and without full 8×8 transpose blocks.
         (14, 24, 40), (10, 20, 50), (32, 128, 128), (12, 70, 90),
+        // Column tails on the padded edge panel, with more rows and depth than one edge block holds.
+        (100, 150, 21), (49, 129, 8), (128, 32, 40),
     ]
 
     static func values(_ count: Int, seed: Int) -> [Float] {
@@ -67,6 +69,25 @@ struct KernelEquivalenceTests {
             #expect(abs(r - v.squareRoot()) <= 1e-6 * v.squareRoot(), "√\(v): \(r)")
         }
         #expect(roots[0] == 0)
+    }
+
+    @Test("the SIMD square root is within 1e-6 relative over the mantissas of [1, 4), which repeat in every other binade")
+    func squareRootSweep() {
+        // Every 5th float of [1, 4): 3.4 million values covering both exponent parities.
+        var bits = Float(1).bitPattern
+        let end = Float(4).bitPattern
+        var worst = 0.0
+        while bits < end {
+            var v = SIMD16<Float>()
+            for lane in 0..<16 { v[lane] = Float(bitPattern: min(bits &+ UInt32(5 * lane), end - 1)) }
+            let r = Kernels.squareRoot(v)
+            for lane in 0..<16 {
+                let exact = Double(v[lane]).squareRoot()
+                worst = max(worst, abs(Double(r[lane]) - exact) / exact)
+            }
+            bits &+= 80
+        }
+        #expect(worst < 1e-6, "worst relative error \(worst)")
     }
 
     @Test("ReLU and bias kernels", arguments: [1, 16, 37])
