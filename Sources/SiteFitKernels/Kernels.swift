@@ -470,6 +470,26 @@ public enum Kernels {
         return v * y
     }
 
+    /// target[r, :] = source[rows[r], :] for each r: a mini-batch gathered from a site's feature
+    /// matrix. Why a kernel: one `memmove` call per row cost 3 % of a federated loop at 40 columns.
+    public static func gatherRows(
+        _ source: UnsafePointer<Float>, columns: Int, rows: UnsafeBufferPointer<Int>, into target: UnsafeMutablePointer<Float>
+    ) {
+        let vectorEnd = columns - columns % width
+        for (r, row) in rows.enumerated() {
+            let from = source + row * columns, to = target + r * columns
+            var j = 0
+            while j < vectorEnd {
+                store(load(from + j), to + j)
+                j += width
+            }
+            while j < columns {
+                to[j] = from[j]
+                j += 1
+            }
+        }
+    }
+
     /// Z(m,n) ← Z + bias and G ← max(0, Z) in one pass: the Linear → ReLU step of a hidden layer.
     /// Why fused: two separate passes read the (batch, width) block twice; Z is still written
     /// because LayerNorm-free ReLU backward reads G and LoRA/GELU variants read Z.

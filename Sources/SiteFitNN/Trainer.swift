@@ -100,10 +100,10 @@ public struct Trainer {
                 let batch = min(configuration.batchSize, order.count - start)
                 data.features.withUnsafeBufferPointer { source in
                     batchFeatures.withUnsafeMutableBufferPointer { target in
-                        for r in 0..<batch {
-                            let row = order[start + r]
-                            (target.baseAddress! + r * columns)
-                                .update(from: source.baseAddress! + row * columns, count: columns)
+                        order.withUnsafeBufferPointer { order in
+                            Kernels.gatherRows(source.baseAddress!, columns: columns,
+                                               rows: UnsafeBufferPointer(rebasing: order[start..<(start + batch)]),
+                                               into: target.baseAddress!)
                         }
                     }
                 }

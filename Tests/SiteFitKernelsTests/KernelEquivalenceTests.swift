@@ -49,6 +49,17 @@ struct KernelEquivalenceTests {
         }
     }
 
+    @Test("row gather copies the chosen rows in order, repeats included", arguments: [1, 17, 40])
+    func gatherRows(columns: Int) {
+        let source = Self.values(9 * columns, seed: 21)
+        let rows = [8, 0, 3, 3, 7]
+        var target = [Float](repeating: .nan, count: rows.count * columns)
+        rows.withUnsafeBufferPointer { rows in
+            Kernels.gatherRows(source, columns: columns, rows: rows, into: &target)
+        }
+        #expect(target == rows.flatMap { source[($0 * columns)..<(($0 + 1) * columns)] })
+    }
+
     @Test("fused Adam step matches its naive twin", arguments: [1, 15, 16, 17, 100])
     func adam(count: Int) {
         let p = Self.values(count, seed: 14), g = Self.values(count, seed: 15)
