@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "SiteFitMetrics", dependencies: ["SiteFitCore"]),
         // Site and server actors, FedAvg, the selected-parameter wire format.
         .target(name: "SiteFitFederation", dependencies: [
-            "SiteFitCore", "SiteFitNN", "SiteFitTuning", "SiteFitEHR", "SiteFitMetrics",
+            "SiteFitCore", "SiteFitKernels", "SiteFitNN", "SiteFitTuning", "SiteFitEHR", "SiteFitMetrics",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),

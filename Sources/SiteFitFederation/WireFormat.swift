@@ -1,3 +1,4 @@
+import SiteFitKernels
 import SiteFitNN
 
 /// Serialised messages between sites and the server: safetensors blobs that hold only the
@@ -67,7 +68,7 @@ public enum WireFormat {
             guard tensor.shape == spec.shape else {
                 throw UpdateRejection("key '\(spec.name)' has shape \(tensor.shape), expected \(spec.shape)")
             }
-            guard tensor.values.allSatisfy(\.isFinite) else {
+            guard tensor.values.withUnsafeBufferPointer({ Kernels.allFinite($0.baseAddress!, count: $0.count) }) else {
                 throw UpdateRejection("key '\(spec.name)' holds a non-finite value")
             }
             ordered.append(tensor)

@@ -490,6 +490,32 @@ public enum Kernels {
         }
     }
 
+    /// Whether no value is ±∞ or NaN: the server's check on every incoming update. Why a kernel:
+    /// testing one float at a time made validation the server actor's largest cost, and the server
+    /// is the one serial stage of a round.
+    public static func allFinite(_ values: UnsafePointer<Float>, count: Int) -> Bool {
+        let exponent = SIMD16<UInt32>(repeating: 0x7F80_0000)
+        let vectorEnd = count - count % width
+        var i = 0
+        while i < vectorEnd {
+            // All exponent bits set means ∞ or NaN. A block is tested per 64 values to keep the
+            // loop branch-light.
+            var bad = SIMDMask<SIMD16<Int32>>()
+            let blockEnd = min(vectorEnd, i + 4 * width)
+            while i < blockEnd {
+                let bits = unsafeBitCast(load(values + i), to: SIMD16<UInt32>.self)
+                bad .|= (bits & exponent) .== exponent
+                i += width
+            }
+            if any(bad) { return false }
+        }
+        while i < count {
+            if !values[i].isFinite { return false }
+            i += 1
+        }
+        return true
+    }
+
     /// Z(m,n) ← Z + bias and G ← max(0, Z) in one pass: the Linear → ReLU step of a hidden layer.
     /// Why fused: two separate passes read the (batch, width) block twice; Z is still written
     /// because LayerNorm-free ReLU backward reads G and LoRA/GELU variants read Z.

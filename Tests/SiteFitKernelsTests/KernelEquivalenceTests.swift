@@ -60,6 +60,19 @@ struct KernelEquivalenceTests {
         #expect(target == rows.flatMap { source[($0 * columns)..<(($0 + 1) * columns)] })
     }
 
+    @Test("finite check finds ∞, −∞ and NaN at every position, and passes extremes", arguments: [1, 15, 16, 17, 64, 65, 200])
+    func allFinite(count: Int) {
+        let clean = (0..<count).map { Float($0 % 3 == 0 ? Float.greatestFiniteMagnitude : -Float.leastNonzeroMagnitude) }
+        #expect(Kernels.allFinite(clean, count: count))
+        for position in 0..<count {
+            for bad in [Float.infinity, -Float.infinity, Float.nan, -Float.signalingNaN] {
+                var values = clean
+                values[position] = bad
+                #expect(!Kernels.allFinite(values, count: count), "\(bad) at \(position) of \(count)")
+            }
+        }
+    }
+
     @Test("fused Adam step matches its naive twin", arguments: [1, 15, 16, 17, 100])
     func adam(count: Int) {
         let p = Self.values(count, seed: 14), g = Self.values(count, seed: 15)
