@@ -28,11 +28,47 @@ public enum Kernels {
     }
 
     /// C(m,n) (+)= A(k,m)ᵀ · B(k,n).  Weight gradient of a Linear layer: dW = dYᵀ · X.
+    ///
+    /// Why a transposed route: the register tiles cover C in panels of 32 columns (16 with AVX2), so
+    /// a width such as 40 inputs leaves a tail that runs at half speed or worse, while the 128
+    /// outputs divide evenly. When only n leaves a tail, Cᵀ = Bᵀ·A is computed into `scratch`
+    /// (n rows, which the row tiles cover) and transposed into C in 8×8 register blocks; the
+    /// transpose moves m·n floats, a fraction of the 2·m·n·k the product costs.
+    /// `scratch` holds `transposedAScratch(m:n:)` floats.
+    public static func matmulTransposedA(
+        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
+        m: Int, k: Int, n: Int, accumulate: Bool = false, scratch: UnsafeMutablePointer<Float>
+    ) {
+        if transposedARoute(m: m, n: n, accumulate: accumulate) {
+            blocked(b, rowStride: 1, columnStride: n, a, ldb: m, scratch, m: n, k: k, n: m, accumulate: false)  // Cᵀ (n, m)
+            pack(UnsafePointer(scratch), k: m, width: n, into: c)
+            return
+        }
+        blocked(a, rowStride: 1, columnStride: m, b, ldb: n, c, m: m, k: k, n: n, accumulate: accumulate)
+    }
+
+    /// `matmulTransposedA` with scratch from the stack or heap, for tests and one-off calls.
     public static func matmulTransposedA(
         _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
         m: Int, k: Int, n: Int, accumulate: Bool = false
     ) {
-        blocked(a, rowStride: 1, columnStride: m, b, ldb: n, c, m: m, k: k, n: n, accumulate: accumulate)
+        guard transposedARoute(m: m, n: n, accumulate: accumulate) else {
+            blocked(a, rowStride: 1, columnStride: m, b, ldb: n, c, m: m, k: k, n: n, accumulate: accumulate)
+            return
+        }
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: transposedAScratch(m: m, n: n)) { scratch in
+            matmulTransposedA(a, b, c, m: m, k: k, n: n, accumulate: false, scratch: scratch.baseAddress!)
+        }
+    }
+
+    /// Floats of scratch `matmulTransposedA` needs for C(m,n).
+    public static func transposedAScratch(m: Int, n: Int) -> Int { max(1, m * n) }
+
+    /// Whether `matmulTransposedA` computes Cᵀ: only m divides into whole column panels.
+    @inline(__always)
+    static func transposedARoute(m: Int, n: Int, accumulate: Bool) -> Bool {
+        let columns = hasWideRegisters ? 32 : 16
+        return !accumulate && m % columns == 0 && n % columns != 0 && n >= 8
     }
 
     /// Independent SIMD16 FMA chains on registers only: the single-core FP32 peak the benchmark

@@ -304,7 +304,8 @@ public struct MLP: Sendable, Equatable {
             if wants(t.bias) { Kernels.columnSums(dZ, m: batch, n: outW, into: gradient + offset(t.bias)) }
             if wants(t.weight) {
                 // (out, in) = (batch, out)ᵀ · (batch, in)
-                Kernels.matmulTransposedA(dZ, layerInput, gradient + offset(t.weight), m: outW, k: batch, n: inW)
+                Kernels.matmulTransposedA(dZ, layerInput, gradient + offset(t.weight), m: outW, k: batch, n: inW,
+                                          scratch: w.scratch)
             }
             var dU: UnsafeMutablePointer<Float>? = nil
             if let a = t.loraA, let b = t.loraB, let lora = configuration.lora {
@@ -362,7 +363,7 @@ public final class MLPWorkspace {
     let adapterDelta: [UnsafeMutablePointer<Float>]
     let lora: [UnsafeMutablePointer<Float>], loraDelta: [UnsafeMutablePointer<Float>]
     let dLogits: UnsafeMutablePointer<Float>
-    /// Packing space for A·Bᵀ products (the widest inner dimension × one panel).
+    /// Packing space for A·Bᵀ products and the transposed route of weight gradients.
     let scratch: UnsafeMutablePointer<Float>
 
     public init(mlp: MLP, capacity: Int) {
@@ -397,7 +398,8 @@ public final class MLPWorkspace {
         loraDelta = widths.map { _ in buffer(capacity * rank) }
         dLogits = buffer(capacity)
         let widest = configuration.widths.max()! + rank + bottleneck
-        scratch = buffer(Kernels.transposedBScratch(m: capacity, k: widest, n: widest))
+        scratch = buffer(max(Kernels.transposedBScratch(m: capacity, k: widest, n: widest),
+                             Kernels.transposedAScratch(m: widest, n: widest)))
         self.storage = storage
     }
 

@@ -125,13 +125,24 @@ struct KernelEquivalenceTests {
         #expect(z == zip(x, bias).map { $0 + $1 })
     }
 
-    @Test("Aᵀ·B", arguments: shapes)
+    /// Shapes where the weight gradient takes the Cᵀ route with AVX-512's 32-column panels, with
+    /// AVX2's 16, or with both (m divides, n leaves a tail), as well as the shapes above.
+    static let transposedAShapes = shapes + [(64, 9, 24), (96, 17, 50), (16, 3, 20), (32, 33, 8), (128, 32, 13)]
+
+    @Test("Aᵀ·B, with and without caller scratch, and accumulating", arguments: transposedAShapes)
     func matmulTransposedA(shape: (Int, Int, Int)) {
         let (m, k, n) = shape
         let a = Self.values(k * m, seed: 3), b = Self.values(k * n, seed: 4)
+        let expected = NaiveKernels.matmulTransposedA(a, b, m: m, k: k, n: n)
         var c = [Float](repeating: 0, count: m * n)
         Kernels.matmulTransposedA(a, b, &c, m: m, k: k, n: n)
-        #expect(Self.close(c, NaiveKernels.matmulTransposedA(a, b, m: m, k: k, n: n)))
+        #expect(Self.close(c, expected))
+        var scratch = [Float](repeating: .nan, count: Kernels.transposedAScratch(m: m, n: n))
+        var d = [Float](repeating: .nan, count: m * n)
+        Kernels.matmulTransposedA(a, b, &d, m: m, k: k, n: n, scratch: &scratch)
+        #expect(Self.close(d, expected))
+        Kernels.matmulTransposedA(a, b, &d, m: m, k: k, n: n, accumulate: true, scratch: &scratch)
+        #expect(Self.close(d, expected.map { 2 * $0 }))
     }
 
     @Test("A·Bᵀ", arguments: shapes)
