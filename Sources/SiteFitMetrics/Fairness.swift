@@ -345,6 +345,27 @@ struct WeightedAudit {
             let scoreSum = 0, u = g
             var start = 0
             for end in blockEnds {
+                if end == start + 1 {
+                    // A score no other patient shares (nearly every block): the general path's
+                    // per-group pass below reduces to these updates, with the same arithmetic.
+                    let k = start
+                    start = end
+                    let w = Int(weights[order[k]])
+                    guard w > 0 else { continue }
+                    let c = codes[k]
+                    n[size + c] += w
+                    d[scoreSum + c] += Double(w) * scores[k]
+                    if decision[k] { n[selected + c] += w }
+                    if positive[k] {
+                        n[positives + c] += w
+                        if decision[k] { n[tp + c] += w }
+                        d[u + c] += Double(w) * Double(n[seen + c])
+                    } else {
+                        n[seen + c] += w
+                        if decision[k] { n[fp + c] += w }
+                    }
+                    continue
+                }
                 var touched = false
                 for k in start..<end {
                     let w = Int(weights[order[k]])
