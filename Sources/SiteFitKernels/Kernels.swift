@@ -249,7 +249,27 @@ public enum Kernels {
         m: Int, k: Int, accumulate: Bool
     ) {
         let vectorEnd = k - k % width
-        for i in 0..<m {
+        @inline(__always) func finish(_ row: UnsafePointer<Float>, _ acc: V, _ p: Int, _ i: Int) {
+            var t = acc.sum()
+            for q in p..<k { t = t.addingProduct(row[q], b[q]) }
+            c[i * ldc] = accumulate ? c[i * ldc] + t : t
+        }
+        var i = 0
+        // Four rows at a time: one row's sums form a single FMA chain, which waits on its own latency.
+        while i + 4 <= m {
+            let r0 = a + i * rowStride, r1 = r0 + rowStride, r2 = r1 + rowStride, r3 = r2 + rowStride
+            var a0 = V(), a1 = V(), a2 = V(), a3 = V()
+            var p = 0
+            while p < vectorEnd {
+                let x = load(b + p)
+                a0 = a0.addingProduct(load(r0 + p), x); a1 = a1.addingProduct(load(r1 + p), x)
+                a2 = a2.addingProduct(load(r2 + p), x); a3 = a3.addingProduct(load(r3 + p), x)
+                p += width
+            }
+            finish(r0, a0, p, i); finish(r1, a1, p, i + 1); finish(r2, a2, p, i + 2); finish(r3, a3, p, i + 3)
+            i += 4
+        }
+        while i < m {
             let row = a + i * rowStride
             var acc = V()
             var p = 0
@@ -257,12 +277,8 @@ public enum Kernels {
                 acc = acc.addingProduct(load(row + p), load(b + p))
                 p += width
             }
-            var t = acc.sum()
-            while p < k {
-                t = t.addingProduct(row[p], b[p])
-                p += 1
-            }
-            c[i * ldc] = accumulate ? c[i * ldc] + t : t
+            finish(row, acc, p, i)
+            i += 1
         }
     }
 

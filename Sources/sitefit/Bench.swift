@@ -135,18 +135,33 @@ extension SiteFit {
                              SiteFitKernels.Kernels.hasWideRegisters ? " (AVX-512 tiles)" : " (AVX2 tiles)"))
                 if sink == 42 { print("") }
                 if !stepsOnly {
-                print("kernel                         shape (m×k×n)      GFLOP/s   naive GFLOP/s")
-                // The products of a batch-32 step of MLP 40→128→128→1: forward (32×40×128, 32×128×128,
-                // 32×128×1), weight gradients (128×32×40, 128×32×128, 1×32×128), input gradients; then one large.
-                for (m, k, n) in [(32, 40, 128), (32, 128, 128), (128, 32, 40), (128, 32, 128), (32, 128, 1), (1, 32, 128),
-                                  (256, 256, 256)] {
-                    bench("matmul A·B", m, k, n, fast: { a, b, c, _, m, k, n, acc in
-                        SiteFitKernels.Kernels.matmul(a, b, c, m: m, k: k, n: n, accumulate: acc) }, naive: NaiveKernels.matmul)
-                    bench("matmul Aᵀ·B", m, k, n, fast: { a, b, c, _, m, k, n, acc in
-                        SiteFitKernels.Kernels.matmulTransposedA(a, b, c, m: m, k: k, n: n, accumulate: acc) }, naive: NaiveKernels.matmulTransposedA)
-                    bench("matmul A·Bᵀ", m, k, n, fast: { a, b, c, scratch, m, k, n, acc in
-                        SiteFitKernels.Kernels.matmulTransposedB(a, b, c, m: m, k: k, n: n, accumulate: acc, scratch: scratch)
-                    }, naive: NaiveKernels.matmulTransposedB)
+                print("product                        shape (m×k×n)      GFLOP/s   naive GFLOP/s")
+                // Each product a batch-32 step of MLP 40→128→128→1 makes, at its own shape: forward
+                // Y = X·Wᵀ per layer, weight gradients dW = dZᵀ·X, input gradients dX = dZ·W (none
+                // below the first layer); then all three at one large square shape.
+                enum Product { case ab, atb, abt }
+                let products: [(String, Product, Int, Int, Int)] = [
+                    ("forward, layer 1 (A·Bᵀ)", .abt, 32, 40, 128), ("forward, layer 2 (A·Bᵀ)", .abt, 32, 128, 128),
+                    ("forward, head (A·Bᵀ)", .abt, 32, 128, 1),
+                    ("weight grad, layer 1 (Aᵀ·B)", .atb, 128, 32, 40), ("weight grad, layer 2 (Aᵀ·B)", .atb, 128, 32, 128),
+                    ("weight grad, head (Aᵀ·B)", .atb, 1, 32, 128),
+                    ("input grad, head (A·B)", .ab, 32, 1, 128), ("input grad, layer 2 (A·B)", .ab, 32, 128, 128),
+                    ("A·B", .ab, 256, 256, 256), ("Aᵀ·B", .atb, 256, 256, 256), ("A·Bᵀ", .abt, 256, 256, 256),
+                ]
+                for (name, product, m, k, n) in products {
+                    switch product {
+                    case .ab:
+                        bench(name, m, k, n, fast: { a, b, c, _, m, k, n, acc in
+                            SiteFitKernels.Kernels.matmul(a, b, c, m: m, k: k, n: n, accumulate: acc) }, naive: NaiveKernels.matmul)
+                    case .atb:
+                        bench(name, m, k, n, fast: { a, b, c, scratch, m, k, n, acc in
+                            SiteFitKernels.Kernels.matmulTransposedA(a, b, c, m: m, k: k, n: n, accumulate: acc, scratch: scratch)
+                        }, naive: NaiveKernels.matmulTransposedA)
+                    case .abt:
+                        bench(name, m, k, n, fast: { a, b, c, scratch, m, k, n, acc in
+                            SiteFitKernels.Kernels.matmulTransposedB(a, b, c, m: m, k: k, n: n, accumulate: acc, scratch: scratch)
+                        }, naive: NaiveKernels.matmulTransposedB)
+                    }
                 }
                 adam(count: MLP(MLPConfiguration(inputSize: 40, hiddenSizes: [128, 128])).layout.count)
                 print("")
@@ -194,7 +209,8 @@ extension SiteFit {
                 // Cache-line-aligned operands, as the training workspace has: with the 16-byte
                 // alignment of an Array a run's speed depends on where malloc put the buffers.
                 let pa = aligned(a), pb = aligned(b), pc = aligned([Float](repeating: 0, count: m * n))
-                let scratch = aligned([Float](repeating: 0, count: max(1, SiteFitKernels.Kernels.transposedBScratch(m: m, k: k, n: n))))
+                let scratch = aligned([Float](repeating: 0, count: max(SiteFitKernels.Kernels.transposedBScratch(m: m, k: k, n: n),
+                                                                       SiteFitKernels.Kernels.transposedAScratch(m: m, n: n))))
                 defer { [pa, pb, pc, scratch].forEach { $0.deallocate() } }
                 let flops = 2.0 * Double(m * k * n)
                 let fastRate = measure(flops) { fast(pa, pb, pc, scratch, m, k, n, false) }
