@@ -3,8 +3,8 @@ import PackageDescription
 
 // Kernels are compiled with these flags in every configuration: without `-target-cpu native` the
 // SIMD code falls back to SSE2 and runs ~100x slower, which would make even `swift test` crawl.
-// `native` means the binary uses the build machine's instruction set (AVX2 and FMA on this machine kind); build on the
-// machine that runs it.
+// `native` means the binary uses the build machine's instruction set (AVX-512 or AVX2 with FMA on the machines this
+// project has run on); build on the machine that runs it.
 let kernelFlags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-target-cpu", "native"])]
 
 let package = Package(
