@@ -55,16 +55,19 @@ public actor FederatedServer {
         pending = nil
         defer { pending = round }
         do throws(UpdateRejection) {
-            let (tensors, metadata) = try WireFormat.validate(blob, selection: selection)
+            let (entries, metadata) = try WireFormat.validatedLayout(blob, selection: selection)
             let trainSize = try Self.checkedTrainSize(metadata, round: round.round)
-            var values = tensors.count == 1 ? tensors[0].values : tensors.flatMap(\.values)
             if let privacy = round.privacy {
                 // Sites clip already; clipping again makes the bound hold whatever a site sent.
+                var values = entries.flatMap { Safetensors.withValues(blob, $0.bytes) { Array($0) } }
                 for i in values.indices { values[i] -= global[i] }
                 DPFedAvg.clip(&values, clipNorm: privacy.settings.clipNorm)
                 round.clipped.add(values)
             } else {
-                round.weighted.add(values, weight: trainSize)
+                // Folded straight from the message's bytes: no copy of the update is made.
+                round.weighted.add(weight: trainSize) { add in
+                    for entry in entries { Safetensors.withValues(blob, entry.bytes, add) }
+                }
             }
             round.acceptedSites.append(site)
         } catch {

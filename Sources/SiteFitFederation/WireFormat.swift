@@ -12,14 +12,17 @@ public enum WireFormat {
         public static let trainSize = "train_size"
     }
 
-    /// Packs the selected tensors of `parameters`.
+    /// Packs the selected tensors of `parameters`, each copied once, straight into the message.
     public static func encode(
         parameters: [Float], selection: ParameterSelection, metadata: [String: String]
     ) -> [UInt8] {
-        let tensors = selection.tensors.map {
-            NamedTensor(name: $0.name, shape: $0.shape, values: Array(parameters[$0.range]))
+        var out = Safetensors.header(selection.tensors.map { ($0.name, $0.shape) }, metadata: metadata)
+        parameters.withUnsafeBufferPointer { values in
+            for spec in selection.tensors {
+                Safetensors.appendValues(UnsafeBufferPointer(rebasing: values[spec.range]), to: &out)
+            }
         }
-        return Safetensors.encode(tensors, metadata: metadata)
+        return out
     }
 
     /// Packs already-gathered selected values (selection order).
@@ -27,21 +30,26 @@ public enum WireFormat {
         packed: [Float], selection: ParameterSelection, metadata: [String: String]
     ) -> [UInt8] {
         precondition(packed.count == selection.count)
-        var cursor = 0
-        let tensors = selection.tensors.map { spec -> NamedTensor in
-            defer { cursor += spec.count }
-            return NamedTensor(name: spec.name, shape: spec.shape, values: Array(packed[cursor..<(cursor + spec.count)]))
+        var out = Safetensors.header(selection.tensors.map { ($0.name, $0.shape) }, metadata: metadata)
+        packed.withUnsafeBufferPointer { values in
+            Safetensors.appendValues(values, to: &out)      // selection order is the blob's order
         }
-        return Safetensors.encode(tensors, metadata: metadata)
+        return out
     }
 
-    /// Writes the tensors of a blob into `parameters`, after checking they are exactly the selection.
+    /// Writes the tensors of a blob into `parameters`, after checking they are exactly the
+    /// selection: one copy, from the message into place.
     public static func apply(
         _ blob: [UInt8], selection: ParameterSelection, to parameters: inout [Float]
     ) throws(UpdateRejection) -> [String: String] {
-        let (tensors, metadata) = try validate(blob, selection: selection)
-        for (spec, tensor) in zip(selection.tensors, tensors) {
-            parameters.replaceSubrange(spec.range, with: tensor.values)
+        let (entries, metadata) = try validatedLayout(blob, selection: selection)
+        parameters.withUnsafeMutableBufferPointer { target in
+            for (spec, entry) in zip(selection.tensors, entries) {
+                Safetensors.withValues(blob, entry.bytes) { values in
+                    guard let source = values.baseAddress else { return }
+                    (target.baseAddress! + spec.range.lowerBound).update(from: source, count: values.count)
+                }
+            }
         }
         return metadata
     }
@@ -51,29 +59,43 @@ public enum WireFormat {
     public static func validate(
         _ blob: [UInt8], selection: ParameterSelection
     ) throws(UpdateRejection) -> (tensors: [NamedTensor], metadata: [String: String]) {
-        let decoded: (tensors: [NamedTensor], metadata: [String: String])
+        let (entries, metadata) = try validatedLayout(blob, selection: selection)
+        let tensors = entries.map { entry in
+            NamedTensor(name: entry.name, shape: entry.shape, values: Safetensors.withValues(blob, entry.bytes) { Array($0) })
+        }
+        return (tensors, metadata)
+    }
+
+    /// `validate` without copying values: where each selected tensor lies in the blob, in
+    /// selection order, for reading in place with `Safetensors.withValues`.
+    public static func validatedLayout(
+        _ blob: [UInt8], selection: ParameterSelection
+    ) throws(UpdateRejection) -> (entries: [Safetensors.Layout.Entry], metadata: [String: String]) {
+        let layout: Safetensors.Layout
         do {
-            decoded = try Safetensors.decode(blob)
+            layout = try Safetensors.layout(blob)
         } catch {
             throw UpdateRejection(error.description)
         }
-        let byName = Dictionary(decoded.tensors.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        let byName = Dictionary(layout.entries.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         let expected = Set(selection.tensorNames)
-        if let extra = decoded.tensors.map(\.name).filter({ !expected.contains($0) }).sorted().first {
+        if let extra = layout.entries.map(\.name).filter({ !expected.contains($0) }).sorted().first {
             throw UpdateRejection("unexpected key '\(extra)' (not in the selection)")
         }
-        var ordered: [NamedTensor] = []
+        var ordered: [Safetensors.Layout.Entry] = []
+        ordered.reserveCapacity(selection.tensors.count)
         for spec in selection.tensors {
-            guard let tensor = byName[spec.name] else { throw UpdateRejection("missing key '\(spec.name)'") }
-            guard tensor.shape == spec.shape else {
-                throw UpdateRejection("key '\(spec.name)' has shape \(tensor.shape), expected \(spec.shape)")
+            guard let entry = byName[spec.name] else { throw UpdateRejection("missing key '\(spec.name)'") }
+            guard entry.shape == spec.shape else {
+                throw UpdateRejection("key '\(spec.name)' has shape \(entry.shape), expected \(spec.shape)")
             }
-            guard tensor.values.withUnsafeBufferPointer({ Kernels.allFinite($0.baseAddress!, count: $0.count) }) else {
-                throw UpdateRejection("key '\(spec.name)' holds a non-finite value")
+            let finite = Safetensors.withValues(blob, entry.bytes) { values in
+                values.isEmpty || Kernels.allFinite(values.baseAddress!, count: values.count)
             }
-            ordered.append(tensor)
+            guard finite else { throw UpdateRejection("key '\(spec.name)' holds a non-finite value") }
+            ordered.append(entry)
         }
-        return (ordered, decoded.metadata)
+        return (ordered, layout.metadata)
     }
 }
 

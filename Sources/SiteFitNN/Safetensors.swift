@@ -28,8 +28,20 @@ public enum Safetensors {
     /// each value's 32 bits are written as an unsigned integer (secure aggregation's masked
     /// vectors travel as `Float(bitPattern:)`; bits are moved, never computed on).
     public static func encode(_ tensors: [NamedTensor], metadata: [String: String] = [:], dtype: String = "F32") -> [UInt8] {
+        for tensor in tensors {
+            precondition(tensor.values.count == tensor.shape.reduce(1, *), "shape does not match values of \(tensor.name)")
+        }
+        var out = header(tensors.map { ($0.name, $0.shape) }, metadata: metadata, dtype: dtype)
+        for tensor in tensors { tensor.values.withUnsafeBufferPointer { appendValues($0, to: &out) } }
+        return out
+    }
+
+    /// The 8-byte length and the JSON header of a blob holding `tensors` (values to follow in this
+    /// order), with capacity reserved for the values, so a caller can append them from wherever
+    /// they live without gathering them first.
+    public static func header(_ tensors: [(name: String, shape: [Int])], metadata: [String: String] = [:],
+                              dtype: String = "F32") -> [UInt8] {
         precondition(dtype == "F32" || dtype == "U32")
-        var header = "{"
         var entries: [String] = []
         if !metadata.isEmpty {
             let pairs = metadata.keys.sorted().map { "\(jsonString($0)):\(jsonString(metadata[$0]!))" }
@@ -37,38 +49,61 @@ public enum Safetensors {
         }
         var offset = 0
         for tensor in tensors {
-            precondition(tensor.values.count == tensor.shape.reduce(1, *), "shape does not match values of \(tensor.name)")
-            let end = offset + tensor.values.count * 4
+            let end = offset + tensor.shape.reduce(1, *) * 4
             let shape = tensor.shape.map(String.init).joined(separator: ",")
             entries.append("\(jsonString(tensor.name)):{\"dtype\":\"\(dtype)\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(end)]}")
             offset = end
         }
-        header += entries.joined(separator: ",") + "}"
-        var headerBytes = Array(header.utf8)
+        var headerBytes = Array(("{" + entries.joined(separator: ",") + "}").utf8)
         while headerBytes.count % 8 != 0 { headerBytes.append(0x20) }
         var out: [UInt8] = []
         out.reserveCapacity(8 + headerBytes.count + offset)
         var length = UInt64(headerBytes.count).littleEndian
         withUnsafeBytes(of: &length) { out.append(contentsOf: $0) }
         out.append(contentsOf: headerBytes)
-        for tensor in tensors {
-            #if _endian(little)
-            // The format is little-endian, as this host is: each tensor's bytes go over in one copy
-            // (four bytes appended at a time made encoding 4 % of a 32-site federated loop).
-            tensor.values.withUnsafeBytes { out.append(contentsOf: $0) }
-            #else
-            for value in tensor.values {
-                var bits = value.bitPattern.littleEndian
-                withUnsafeBytes(of: &bits) { out.append(contentsOf: $0) }
-            }
-            #endif
-        }
         return out
+    }
+
+    /// Appends values in the format's little-endian byte order.
+    public static func appendValues(_ values: UnsafeBufferPointer<Float>, to out: inout [UInt8]) {
+        #if _endian(little)
+        // The host's order is the format's: one copy of the bytes (four bytes appended at a time
+        // made encoding 4 % of a 32-site federated loop).
+        out.append(contentsOf: UnsafeRawBufferPointer(values))
+        #else
+        for value in values {
+            var bits = value.bitPattern.littleEndian
+            withUnsafeBytes(of: &bits) { out.append(contentsOf: $0) }
+        }
+        #endif
     }
 
     /// Parses a blob, checking every offset and shape; tensors come back in data order.
     /// `dtype` is the one dtype accepted (F32, or U32 for masked vectors).
     public static func decode(_ bytes: [UInt8], dtype expected: String = "F32") throws(SafetensorsError) -> (tensors: [NamedTensor], metadata: [String: String]) {
+        let layout = try self.layout(bytes, dtype: expected)
+        let tensors = layout.entries.map { entry in
+            NamedTensor(name: entry.name, shape: entry.shape, values: withValues(bytes, entry.bytes) { Array($0) })
+        }
+        return (tensors, layout.metadata)
+    }
+
+    /// Where each tensor's values lie in a blob, after every check `decode` makes; nothing is copied.
+    public struct Layout: Sendable {
+        /// One tensor: its name, shape and the byte range of its values within the blob.
+        public struct Entry: Sendable {
+            public var name: String
+            public var shape: [Int]
+            public var bytes: Range<Int>
+        }
+        /// In data order.
+        public var entries: [Entry]
+        public var metadata: [String: String]
+    }
+
+    /// Parses and checks a blob's header (offsets, shapes, dtype, no gap, overlap or trailing byte)
+    /// without copying any value: read them in place with `withValues`.
+    public static func layout(_ bytes: [UInt8], dtype expected: String = "F32") throws(SafetensorsError) -> Layout {
         guard bytes.count >= 8 else { throw SafetensorsError("shorter than its 8-byte header length") }
         var length: UInt64 = 0
         for i in 0..<8 { length |= UInt64(bytes[i]) << (8 * UInt64(i)) }
@@ -119,28 +154,33 @@ public enum Safetensors {
             cursor = entry.end
         }
         guard cursor == dataCount else { throw SafetensorsError("\(dataCount - cursor) trailing bytes after the last tensor") }
-        let tensors = entries.map { entry -> NamedTensor in
-            let count = (entry.end - entry.start) / 4
-            let values = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-                #if _endian(little)
-                // The format is little-endian, like the host: the data section is the values' bytes.
-                bytes.withUnsafeBytes { raw in
-                    UnsafeMutableRawBufferPointer(buffer).copyMemory(
-                        from: UnsafeRawBufferPointer(rebasing: raw[(headerEnd + entry.start)..<(headerEnd + entry.end)]))
-                }
-                #else
-                for i in 0..<count {
-                    let base = headerEnd + entry.start + 4 * i
-                    let bits = UInt32(bytes[base]) | UInt32(bytes[base + 1]) << 8
-                        | UInt32(bytes[base + 2]) << 16 | UInt32(bytes[base + 3]) << 24
-                    buffer[i] = Float(bitPattern: bits)
-                }
-                #endif
-                initialized = count
-            }
-            return NamedTensor(name: entry.name, shape: entry.shape, values: values)
+        return Layout(entries: entries.map { Layout.Entry(name: $0.name, shape: $0.shape,
+                                                          bytes: (headerEnd + $0.start)..<(headerEnd + $0.end)) },
+                      metadata: metadata)
+    }
+
+    /// Runs `body` on the Float values stored at `range` of `bytes` (a range from `layout`). On a
+    /// little-endian host with 4-byte-aligned data (every blob SiteFit writes: its header is padded
+    /// to 8 bytes) the values are read in place; otherwise from a decoded copy.
+    public static func withValues<R>(_ bytes: [UInt8], _ range: Range<Int>, _ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+        precondition(range.lowerBound >= 0 && range.upperBound <= bytes.count && range.count % 4 == 0)
+        let count = range.count / 4
+        #if _endian(little)
+        let inPlace: R? = try bytes.withUnsafeBytes { raw -> R? in
+            guard count > 0, let base = raw.baseAddress else { return try body(UnsafeBufferPointer(start: nil, count: 0)) }
+            let start = base + range.lowerBound
+            guard Int(bitPattern: start) % MemoryLayout<Float>.alignment == 0 else { return nil }
+            return try start.withMemoryRebound(to: Float.self, capacity: count) { try body(UnsafeBufferPointer(start: $0, count: count)) }
         }
-        return (tensors, metadata)
+        if let inPlace { return inPlace }
+        #endif
+        var values = [Float](repeating: 0, count: count)
+        for i in 0..<count {
+            let base = range.lowerBound + 4 * i
+            let bits = UInt32(bytes[base]) | UInt32(bytes[base + 1]) << 8 | UInt32(bytes[base + 2]) << 16 | UInt32(bytes[base + 3]) << 24
+            values[i] = Float(bitPattern: bits)
+        }
+        return try values.withUnsafeBufferPointer(body)
     }
 
     /// The values if every item is an integer literal.

@@ -126,50 +126,109 @@ extension SiteFit {
             @Flag(help: "Only the whole training steps (for profiling).")
             var stepsOnly = false
 
+            /// What `bench kernels` prints as its JSON line (then as a table).
+            struct Result: Codable {
+                struct ProductRate: Codable {
+                    var product: String, m: Int, k: Int, n: Int
+                    var gflopsPerSecond: Double, naiveGflopsPerSecond: Double, shareOfPeak: Double
+                    enum CodingKeys: String, CodingKey {
+                        case product, m, k, n, gflopsPerSecond = "gflops_per_second"
+                        case naiveGflopsPerSecond = "naive_gflops_per_second", shareOfPeak = "share_of_peak"
+                    }
+                }
+                struct StepRate: Codable {
+                    var model: String, batch: Int, mode: String, gflopsPerSecond: Double, stepsPerSecond: Double
+                    enum CodingKeys: String, CodingKey {
+                        case model, batch, mode, gflopsPerSecond = "gflops_per_second", stepsPerSecond = "steps_per_second"
+                    }
+                }
+                var workload = "kernels"
+                var tiles: String
+                var peakGflopsPerSecond: Double
+                var products: [ProductRate] = []
+                var adamNanosecondsPerParameter: Double?
+                var adamParameters: Int?
+                var steps: [StepRate] = []
+                var peakRSSMegabytes: Double = 0
+                enum CodingKeys: String, CodingKey {
+                    case workload, tiles, products, steps
+                    case peakGflopsPerSecond = "peak_gflops_per_second", adamParameters = "adam_parameters"
+                    case adamNanosecondsPerParameter = "adam_ns_per_parameter", peakRSSMegabytes = "peak_rss_mb"
+                }
+            }
+
             func run() throws {
                 bootstrapLogging(verbose: false)
                 var sink: Float = 0
                 let flopsPerCall = SiteFitKernels.Kernels.fmaPeakLoop(iterations: 100_000).flops
                 let peak = measure(flopsPerCall) { sink += SiteFitKernels.Kernels.fmaPeakLoop(iterations: 100_000).sink }
-                print(String(format: "single-core FP32 peak (register-only FMAs): %.1f GFLOP/s%@", peak,
-                             SiteFitKernels.Kernels.hasWideRegisters ? " (AVX-512 tiles)" : " (AVX2 tiles)"))
                 if sink == 42 { print("") }
+                var result = Result(tiles: SiteFitKernels.Kernels.hasWideRegisters ? "avx512" : "avx2", peakGflopsPerSecond: peak)
                 if !stepsOnly {
-                print("product                        shape (m×k×n)      GFLOP/s   naive GFLOP/s")
-                // Each product a batch-32 step of MLP 40→128→128→1 makes, at its own shape: forward
-                // Y = X·Wᵀ per layer, weight gradients dW = dZᵀ·X, input gradients dX = dZ·W (none
-                // below the first layer); then all three at one large square shape.
-                enum Product { case ab, atb, abt }
-                let products: [(String, Product, Int, Int, Int)] = [
-                    ("forward, layer 1 (A·Bᵀ)", .abt, 32, 40, 128), ("forward, layer 2 (A·Bᵀ)", .abt, 32, 128, 128),
-                    ("forward, head (A·Bᵀ)", .abt, 32, 128, 1),
-                    ("weight grad, layer 1 (Aᵀ·B)", .atb, 128, 32, 40), ("weight grad, layer 2 (Aᵀ·B)", .atb, 128, 32, 128),
-                    ("weight grad, head (Aᵀ·B)", .atb, 1, 32, 128),
-                    ("input grad, head (A·B)", .ab, 32, 1, 128), ("input grad, layer 2 (A·B)", .ab, 32, 128, 128),
-                    ("A·B", .ab, 256, 256, 256), ("Aᵀ·B", .atb, 256, 256, 256), ("A·Bᵀ", .abt, 256, 256, 256),
-                ]
-                for (name, product, m, k, n) in products {
-                    switch product {
-                    case .ab:
-                        bench(name, m, k, n, fast: { a, b, c, _, m, k, n, acc in
-                            SiteFitKernels.Kernels.matmul(a, b, c, m: m, k: k, n: n, accumulate: acc) }, naive: NaiveKernels.matmul)
-                    case .atb:
-                        bench(name, m, k, n, fast: { a, b, c, scratch, m, k, n, acc in
-                            SiteFitKernels.Kernels.matmulTransposedA(a, b, c, m: m, k: k, n: n, accumulate: acc, scratch: scratch)
-                        }, naive: NaiveKernels.matmulTransposedA)
-                    case .abt:
-                        bench(name, m, k, n, fast: { a, b, c, scratch, m, k, n, acc in
-                            SiteFitKernels.Kernels.matmulTransposedB(a, b, c, m: m, k: k, n: n, accumulate: acc, scratch: scratch)
-                        }, naive: NaiveKernels.matmulTransposedB)
+                    // Each product a batch-32 step of MLP 40→128→128→1 makes, at its own shape: forward
+                    // Y = X·Wᵀ per layer, weight gradients dW = dZᵀ·X, input gradients dX = dZ·W (none
+                    // below the first layer); then all three at one large square shape.
+                    enum Product { case ab, atb, abt }
+                    let products: [(String, Product, Int, Int, Int)] = [
+                        ("forward, layer 1 (A·Bᵀ)", .abt, 32, 40, 128), ("forward, layer 2 (A·Bᵀ)", .abt, 32, 128, 128),
+                        ("forward, head (A·Bᵀ)", .abt, 32, 128, 1),
+                        ("weight grad, layer 1 (Aᵀ·B)", .atb, 128, 32, 40), ("weight grad, layer 2 (Aᵀ·B)", .atb, 128, 32, 128),
+                        ("weight grad, head (Aᵀ·B)", .atb, 1, 32, 128),
+                        ("input grad, head (A·B)", .ab, 32, 1, 128), ("input grad, layer 2 (A·B)", .ab, 32, 128, 128),
+                        ("A·B", .ab, 256, 256, 256), ("Aᵀ·B", .atb, 256, 256, 256), ("A·Bᵀ", .abt, 256, 256, 256),
+                    ]
+                    for (name, product, m, k, n) in products {
+                        let rates: (fast: Double, naive: Double)
+                        switch product {
+                        case .ab:
+                            rates = bench(name, m, k, n, fast: { a, b, c, _, m, k, n, acc in
+                                SiteFitKernels.Kernels.matmul(a, b, c, m: m, k: k, n: n, accumulate: acc) }, naive: NaiveKernels.matmul)
+                        case .atb:
+                            rates = bench(name, m, k, n, fast: { a, b, c, scratch, m, k, n, acc in
+                                SiteFitKernels.Kernels.matmulTransposedA(a, b, c, m: m, k: k, n: n, accumulate: acc, scratch: scratch)
+                            }, naive: NaiveKernels.matmulTransposedA)
+                        case .abt:
+                            rates = bench(name, m, k, n, fast: { a, b, c, scratch, m, k, n, acc in
+                                SiteFitKernels.Kernels.matmulTransposedB(a, b, c, m: m, k: k, n: n, accumulate: acc, scratch: scratch)
+                            }, naive: NaiveKernels.matmulTransposedB)
+                        }
+                        result.products.append(.init(product: name, m: m, k: k, n: n, gflopsPerSecond: rates.fast,
+                                                     naiveGflopsPerSecond: rates.naive, shareOfPeak: rates.fast / peak))
                     }
+                    let count = MLP(MLPConfiguration(inputSize: 40, hiddenSizes: [128, 128])).layout.count
+                    result.adamParameters = count
+                    result.adamNanosecondsPerParameter = adam(count: count)
                 }
-                adam(count: MLP(MLPConfiguration(inputSize: 40, hiddenSizes: [128, 128])).layout.count)
-                print("")
-                }
-                print("training step (forward + backward + Adam), one core")
                 for (widths, batch, mode) in [([40, 128, 128], 32, FineTuningMode.full), ([40, 128, 128], 32, .bitfit),
                                               ([13], 4, .full)] {
-                    step(inputSize: widths[0], hidden: Array(widths.dropFirst()), batch: batch, mode: mode)
+                    result.steps.append(step(inputSize: widths[0], hidden: Array(widths.dropFirst()), batch: batch, mode: mode))
+                }
+                result.peakRSSMegabytes = FederatedBench.peakRSSMegabytes()
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                print(String(decoding: try encoder.encode(result), as: UTF8.self))
+                print(String(format: "single-core FP32 peak (register-only FMAs): %.1f GFLOP/s (%@ tiles)", peak,
+                             result.tiles == "avx512" ? "AVX-512" : "AVX2"))
+                if !result.products.isEmpty {
+                    print("product                        shape (m×k×n)      GFLOP/s   naive GFLOP/s   share of peak")
+                    for row in result.products {
+                        print(row.product.padding(toLength: 31, withPad: " ", startingAt: 0)
+                              + "\(row.m)×\(row.k)×\(row.n)".padding(toLength: 17, withPad: " ", startingAt: 0)
+                              + String(format: "%8.2f   %8.2f        %5.1f %%", row.gflopsPerSecond, row.naiveGflopsPerSecond,
+                                       100 * row.shareOfPeak))
+                    }
+                }
+                if let ns = result.adamNanosecondsPerParameter, let count = result.adamParameters {
+                    print("adam step".padding(toLength: 31, withPad: " ", startingAt: 0)
+                          + "\(count) parameters".padding(toLength: 17, withPad: " ", startingAt: 0)
+                          + String(format: "%8.3f ns/parameter, %.0f GB/s (28 bytes per parameter)", ns, 28 / ns))
+                }
+                print("")
+                print("training step (forward + backward + Adam), one core")
+                for row in result.steps {
+                    print("  MLP \(row.model) batch \(row.batch) \(row.mode):".padding(toLength: 44, withPad: " ", startingAt: 0)
+                          + String(format: "%8.2f GFLOP/s  %10.0f steps/s  %5.1f %% of peak", row.gflopsPerSecond, row.stepsPerSecond,
+                                   100 * row.gflopsPerSecond / peak))
                 }
             }
 
@@ -202,7 +261,7 @@ extension SiteFit {
                 fast: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
                        UnsafeMutablePointer<Float>, Int, Int, Int, Bool) -> Void,
                 naive: ([Float], [Float], Int, Int, Int) -> [Float]
-            ) {
+            ) -> (fast: Double, naive: Double) {
                 var random = RandomStream(seed: 1, "bench", name)
                 let a = (0..<(m * k)).map { _ in Float(random.gaussian()) }
                 let b = (0..<(k * n)).map { _ in Float(random.gaussian()) }
@@ -215,15 +274,12 @@ extension SiteFit {
                 let flops = 2.0 * Double(m * k * n)
                 let fastRate = measure(flops) { fast(pa, pb, pc, scratch, m, k, n, false) }
                 let naiveRate = measure(flops) { _ = naive(a, b, m, k, n) }
-                let shape = "\(m)×\(k)×\(n)"
-                print(name.padding(toLength: 31, withPad: " ", startingAt: 0)
-                      + shape.padding(toLength: 17, withPad: " ", startingAt: 0)
-                      + String(format: "%8.2f   %8.2f", fastRate, naiveRate))
+                return (fastRate, naiveRate)
             }
 
             /// One fused Adam step over a whole model's parameters: streams four arrays in and three
             /// out, so it is reported in nanoseconds per parameter and GB/s moved, not GFLOP/s.
-            func adam(count: Int) {
+            func adam(count: Int) -> Double {
                 var random = RandomStream(seed: 3, "bench", "adam")
                 let theta = aligned((0..<count).map { _ in Float(random.gaussian()) })
                 let gradient = aligned((0..<count).map { _ in Float(random.gaussian()) * 1e-2 })
@@ -234,9 +290,7 @@ extension SiteFit {
                     SiteFitKernels.Kernels.adamStep(theta, gradient: gradient, firstMoment: m, secondMoment: v, count: count,
                                                     alpha: 1e-3, beta1: 0.9, beta2: 0.999, epsilonHat: 1e-8, decay: 1)
                 }
-                print("adam step".padding(toLength: 31, withPad: " ", startingAt: 0)
-                      + "\(count) parameters".padding(toLength: 17, withPad: " ", startingAt: 0)
-                      + String(format: "%8.3f ns/parameter, %.0f GB/s (28 bytes per parameter)", 1 / perNanosecond, 28 * perNanosecond))
+                return 1 / perNanosecond
             }
 
             func aligned(_ values: [Float]) -> UnsafeMutablePointer<Float> {
@@ -246,7 +300,7 @@ extension SiteFit {
                 return p
             }
 
-            func step(inputSize: Int, hidden: [Int], batch: Int, mode: FineTuningMode) {
+            func step(inputSize: Int, hidden: [Int], batch: Int, mode: FineTuningMode) -> Result.StepRate {
                 let mlp = MLP(MLPConfiguration(inputSize: inputSize, hiddenSizes: hidden))
                 var random = RandomStream(seed: 1, "bench", "step")
                 var parameters = mlp.initialParameters(random: &random)
@@ -265,9 +319,8 @@ extension SiteFit {
                                       configuration: configuration, random: &shuffle)
                 }
                 let stepsPerSecond = rate * 1e9 / (flops / 64)
-                let shape = mlp.configuration.widths.map(String.init).joined(separator: "→")
-                print("  MLP \(shape) batch \(batch) \(mode.rawValue):".padding(toLength: 44, withPad: " ", startingAt: 0)
-                      + String(format: "%8.2f GFLOP/s  %10.0f steps/s", rate, stepsPerSecond))
+                return .init(model: mlp.configuration.widths.map(String.init).joined(separator: "→"), batch: batch,
+                             mode: mode.rawValue, gflopsPerSecond: rate, stepsPerSecond: stepsPerSecond)
             }
         }
 

@@ -40,6 +40,30 @@ struct FederationTests {
         #expect(await server.globalValues() == [3, 3, 3])
     }
 
+    @Test("the server folds each tensor into its own place, whatever order a blob stores them in")
+    func tensorOrder() async {
+        let selection = FineTuningMode.bitfit.selection(for: mlp.layout)
+        let server = FederatedServer(pretrained: [Float](repeating: 0, count: mlp.layout.count), selection: selection)
+        let first = [NamedTensor(name: "layers.0.bias", shape: [2], values: [1, 2]),
+                     NamedTensor(name: "layers.1.bias", shape: [1], values: [3])]
+        let second = [NamedTensor(name: "layers.1.bias", shape: [1], values: [9]),           // stored first
+                      NamedTensor(name: "layers.0.bias", shape: [2], values: [5, 6])]
+        let outcome = await server.aggregate(round: 1, updates: [("a", update(first, trainSize: "30")),
+                                                                   ("b", update(second, trainSize: "10"))])
+        #expect(outcome.acceptedSites == ["a", "b"])
+        // (30·[1, 2, 3] + 10·[5, 6, 9]) / 40 = [2, 3, 4.5]
+        #expect(await server.globalValues() == [2, 3, 4.5])
+        // What a site writes from its parameter buffer is what `Safetensors.encode` makes of the same tensors.
+        let parameters = (0..<mlp.layout.count).map { Float($0) * 0.5 }
+        let tensors = selection.tensors.map { NamedTensor(name: $0.name, shape: $0.shape, values: Array(parameters[$0.range])) }
+        #expect(WireFormat.encode(parameters: parameters, selection: selection, metadata: ["k": "v"])
+                == Safetensors.encode(tensors, metadata: ["k": "v"]))
+        var applied = [Float](repeating: -1, count: mlp.layout.count)
+        _ = try? WireFormat.apply(Safetensors.encode(tensors), selection: selection, to: &applied)
+        for spec in selection.tensors { #expect(Array(applied[spec.range]) == Array(parameters[spec.range])) }
+        #expect(applied.filter { $0 == -1 }.count == mlp.layout.count - selection.count, "only the selection is written")
+    }
+
     @Test("the server rejects an update with a key outside the selection")
     func rejectsExtraKey() async {
         let selection = FineTuningMode.bitfit.selection(for: mlp.layout)

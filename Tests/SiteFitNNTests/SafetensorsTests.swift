@@ -53,6 +53,31 @@ struct SafetensorsTests {
         return withUnsafeBytes(of: &length) { Array($0) } + bytes + data
     }
 
+    @Test("values are read in place from the blob, or from a copy when another writer left the data unaligned")
+    func valuesInPlaceAndUnaligned() throws {
+        let blob = Safetensors.encode(tensors, metadata: ["round": "1"])
+        let layout = try Safetensors.layout(blob)
+        #expect(layout.entries.map(\.name) == tensors.map(\.name))
+        #expect(layout.metadata == ["round": "1"])
+        for (entry, tensor) in zip(layout.entries, tensors) {
+            #expect(Safetensors.withValues(blob, entry.bytes) { Array($0) } == tensor.values)
+        }
+        // A header of 13 bytes with no padding puts the data at offset 21: not a multiple of 4.
+        var unaligned: [UInt8] = [13, 0, 0, 0, 0, 0, 0, 0] + Array("{\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}".utf8)
+        unaligned[0] = UInt8(unaligned.count - 8)
+        unaligned += [0, 0, 0x80, 0x3F, 0, 0, 0, 0xC0]                   // 1.0, -2.0
+        let odd = try Safetensors.layout(unaligned)
+        #expect(odd.entries[0].bytes.lowerBound % 4 != 0)
+        #expect(Safetensors.withValues(unaligned, odd.entries[0].bytes) { Array($0) } == [1, -2])
+    }
+
+    @Test("a header written alone, then values appended, is the blob `encode` makes")
+    func headerThenValues() {
+        var blob = Safetensors.header(tensors.map { ($0.name, $0.shape) }, metadata: ["a": "1"])
+        for tensor in tensors { tensor.values.withUnsafeBufferPointer { Safetensors.appendValues($0, to: &blob) } }
+        #expect(blob == Safetensors.encode(tensors, metadata: ["a": "1"]))
+    }
+
     @Test("headers as other writers format them: spaces, newlines, any key order, escapes and surrogate pairs")
     func foreignHeaders() throws {
         let header = "{ \"__metadata__\" : {\"note\": \"a \\\"quoted\\\" \\u00e9 \\ud83d\\ude00 \\n line\"},\n"

@@ -24,13 +24,23 @@ public struct FedAvg {
         public init(count: Int) { sums = [Double](repeating: 0, count: count) }
 
         public mutating func add(_ values: [Float], weight: Int) {
-            precondition(values.count == sums.count && weight > 0)
+            add(weight: weight) { add in values.withUnsafeBufferPointer(add) }
+        }
+
+        /// Adds one site's values given as consecutive segments (the tensors of its update, read
+        /// in place from the message by the server), so no site-sized copy is made.
+        public mutating func add(weight: Int, segments: ((UnsafeBufferPointer<Float>) -> Void) -> Void) {
+            precondition(weight > 0)
             let w = Double(weight)
+            var cursor = 0
             sums.withUnsafeMutableBufferPointer { s in
-                values.withUnsafeBufferPointer { v in
-                    for i in 0..<s.count { s[i] += w * Double(v[i]) }
+                segments { v in
+                    precondition(cursor + v.count <= s.count)
+                    for i in 0..<v.count { s[cursor + i] += w * Double(v[i]) }
+                    cursor += v.count
                 }
             }
+            precondition(cursor == sums.count, "an update must cover every selected value")
             totalWeight += weight
         }
 
