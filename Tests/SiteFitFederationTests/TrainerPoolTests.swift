@@ -7,7 +7,7 @@ import Testing
 @Suite("Sites sharing a trainer pool")
 struct TrainerPoolTests {
     /// Three in-memory sites, two FedAvg rounds through the real server; returns the global values.
-    static func federate(pool: TrainerPool?) async throws -> (values: [Float], idle: Int) {
+    static func federate(pool: TrainerPool?) async throws -> (values: [Float], idle: Int, held: Int) {
         let mlp = MLP(MLPConfiguration(inputSize: 5, hiddenSizes: [6]))
         var random = RandomStream(seed: 3, "pool")
         let start = mlp.initialParameters(random: &random)
@@ -30,8 +30,18 @@ struct TrainerPoolTests {
             }
             _ = await server.aggregate(round: round, updates: updates)
         }
-        _ = try await sites[0].evaluate(broadcast: await server.broadcast(round: 2))
-        return (await server.globalValues(), pool?.idleCount ?? 0)
+        let final = await server.broadcast(round: 2)
+        let scored = try await sites[0].evaluate(broadcast: final)
+        // Scoring again gives the same scores: the released model is rebuilt from the broadcast alone.
+        #expect(try await sites[0].evaluate(broadcast: final).scores == scored.scores)
+        var held = 0
+        for site in sites { held += await site.heldLocalParameters }
+        return (await server.globalValues(), pool?.idleCount ?? 0, held)
+    }
+
+    @Test("with every tensor shared, a site keeps no model copy between rounds, nor after scoring")
+    func releasedModel() async throws {
+        #expect(try await Self.federate(pool: TrainerPool(maxBatch: 8)).held == 0)
     }
 
     @Test("borrowing trainers from a pool gives bit-identical results to each site owning one, and the pool stays small")
