@@ -568,6 +568,28 @@ public enum Kernels {
         return true
     }
 
+    /// sums[i] ← sums[i] + weight·Double(values[i]): the server folding one site's update into
+    /// FedAvg's running sum. A multiply then an add, never fused, so the sum is the same as the
+    /// plain loop's to the last bit; 8 lanes of Double at a time.
+    public static func accumulateWeighted(
+        _ values: UnsafePointer<Float>, weight: Double, into sums: UnsafeMutablePointer<Double>, count: Int
+    ) {
+        typealias D = SIMD8<Double>
+        let w = D(repeating: weight)
+        let vectorEnd = count - count % 8
+        var i = 0
+        while i < vectorEnd {
+            let v = D(UnsafeRawPointer(values + i).loadUnaligned(as: SIMD8<Float>.self))
+            let s = UnsafeRawPointer(sums + i).loadUnaligned(as: D.self)
+            UnsafeMutableRawPointer(sums + i).storeBytes(of: s + w * v, as: D.self)
+            i += 8
+        }
+        while i < count {
+            sums[i] += weight * Double(values[i])
+            i += 1
+        }
+    }
+
     /// Z(m,n) ← Z + bias and G ← max(0, Z) in one pass: the Linear → ReLU step of a hidden layer.
     /// Why fused: two separate passes read the (batch, width) block twice; Z is still written
     /// because LayerNorm-free ReLU backward reads G and LoRA/GELU variants read Z.

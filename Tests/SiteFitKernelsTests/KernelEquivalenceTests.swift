@@ -73,6 +73,18 @@ struct KernelEquivalenceTests {
         }
     }
 
+    @Test("weighted accumulation into Double sums is bit-identical to the plain loop", arguments: [1, 7, 8, 9, 100])
+    func accumulateWeighted(count: Int) {
+        let values = Self.values(count, seed: 31).map { $0 * 1e3 + 1e-4 }
+        let start = Self.values(count, seed: 32).map { Double($0) * 12345.678 }
+        var fast = start, plain = start
+        for weight in [1.0, 3.0, 1234.0] {
+            Kernels.accumulateWeighted(values, weight: weight, into: &fast, count: count)
+            for i in 0..<count { plain[i] += weight * Double(values[i]) }
+        }
+        #expect(fast == plain)
+    }
+
     @Test("fused Adam step matches its naive twin", arguments: [1, 15, 16, 17, 100])
     func adam(count: Int) {
         let p = Self.values(count, seed: 14), g = Self.values(count, seed: 15)

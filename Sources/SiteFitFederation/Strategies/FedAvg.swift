@@ -1,3 +1,5 @@
+import SiteFitKernels
+
 /// Federated averaging (McMahan et al., arXiv:1602.05629): w ← Σ_k n_k·w_k / Σ_k n_k.
 ///
 /// A pure function of the packed selected values and each site's train size n_k. Sums run in
@@ -36,7 +38,9 @@ public struct FedAvg {
             sums.withUnsafeMutableBufferPointer { s in
                 segments { v in
                     precondition(cursor + v.count <= s.count)
-                    for i in 0..<v.count { s[cursor + i] += w * Double(v[i]) }
+                    if let values = v.baseAddress {
+                        Kernels.accumulateWeighted(values, weight: w, into: s.baseAddress! + cursor, count: v.count)
+                    }
                     cursor += v.count
                 }
             }
