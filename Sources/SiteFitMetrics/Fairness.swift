@@ -343,6 +343,18 @@ struct WeightedAudit {
         sortedDecision.withUnsafeBufferPointer { decision in
             let size = 0, positives = g, selected = 2 * g, tp = 3 * g, fp = 4 * g, seen = 5 * g, blockPos = 6 * g, blockNeg = 7 * g
             let scoreSum = 0, u = g
+            /// Counts row k (weight w, group c) in every counter that does not depend on ties.
+            @inline(__always) func count(_ k: Int, _ w: Int, _ c: Int) {
+                n[size + c] += w
+                d[scoreSum + c] += Double(w) * scores[k]
+                if decision[k] { n[selected + c] += w }
+                if positive[k] {
+                    n[positives + c] += w
+                    if decision[k] { n[tp + c] += w }
+                } else if decision[k] {
+                    n[fp + c] += w
+                }
+            }
             var start = 0
             for end in blockEnds {
                 if end == start + 1 {
@@ -353,17 +365,8 @@ struct WeightedAudit {
                     let w = Int(weights[order[k]])
                     guard w > 0 else { continue }
                     let c = codes[k]
-                    n[size + c] += w
-                    d[scoreSum + c] += Double(w) * scores[k]
-                    if decision[k] { n[selected + c] += w }
-                    if positive[k] {
-                        n[positives + c] += w
-                        if decision[k] { n[tp + c] += w }
-                        d[u + c] += Double(w) * Double(n[seen + c])
-                    } else {
-                        n[seen + c] += w
-                        if decision[k] { n[fp + c] += w }
-                    }
+                    count(k, w, c)
+                    if positive[k] { d[u + c] += Double(w) * Double(n[seen + c]) } else { n[seen + c] += w }
                     continue
                 }
                 var touched = false
@@ -372,17 +375,8 @@ struct WeightedAudit {
                     guard w > 0 else { continue }
                     touched = true
                     let c = codes[k]
-                    n[size + c] += w
-                    d[scoreSum + c] += Double(w) * scores[k]
-                    if decision[k] { n[selected + c] += w }
-                    if positive[k] {
-                        n[positives + c] += w
-                        n[blockPos + c] += w
-                        if decision[k] { n[tp + c] += w }
-                    } else {
-                        n[blockNeg + c] += w
-                        if decision[k] { n[fp + c] += w }
-                    }
+                    count(k, w, c)
+                    if positive[k] { n[blockPos + c] += w } else { n[blockNeg + c] += w }
                 }
                 start = end
                 guard touched else { continue }
