@@ -69,6 +69,12 @@ extension SiteFit {
             @Option(help: "Rounds.")
             var rounds: Int = 20
 
+            func validate() throws {
+                guard sites >= 1 else { throw ValidationError("--sites must be at least 1 (got \(sites))") }
+                guard patients >= 1 else { throw ValidationError("--patients must be at least 1 (got \(patients))") }
+                guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1 (got \(rounds))") }
+            }
+
             func run() async throws {
                 bootstrapLogging(verbose: false)
                 let columns = 40
@@ -125,6 +131,10 @@ extension SiteFit {
 
             @Flag(help: "Only the whole training steps (for profiling).")
             var stepsOnly = false
+
+            func validate() throws {
+                guard seconds > 0, seconds.isFinite else { throw ValidationError("--seconds must be a positive number of seconds") }
+            }
 
             /// What `bench kernels` prints as its JSON line (then as a table).
             struct Result: Codable {
@@ -334,6 +344,11 @@ extension SiteFit {
             @Option(help: "Repetitions (the median is reported).")
             var repetitions: Int = 3
 
+            func validate() throws {
+                guard patients >= 1 else { throw ValidationError("--patients must be at least 1 (got \(patients))") }
+                guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1 (got \(repetitions))") }
+            }
+
             func run() throws {
                 bootstrapLogging(verbose: false)
                 let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sitefit-bench-\(ProcessInfo.processInfo.processIdentifier)")
@@ -366,6 +381,10 @@ extension SiteFit {
 
             @Option(help: "Training steps.")
             var steps: Int = 100
+
+            func validate() throws {
+                guard steps >= 1 else { throw ValidationError("--steps must be at least 1 (got \(steps))") }
+            }
 
             func run() throws {
                 let mlp = MLP(MLPConfiguration(inputSize: 40, hiddenSizes: [128, 128]))

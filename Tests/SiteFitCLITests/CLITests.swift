@@ -108,6 +108,20 @@ struct CLITests {
         #expect(inspect.stdout.contains("outcome prevalence by subgroup"))
     }
 
+    @Test("bench refuses sizes that cannot run, naming the option", arguments: [
+        (["bench", "synthetic", "--sites", "0"], "--sites must be at least 1 (got 0)"),
+        (["bench", "synthetic", "--patients", "0"], "--patients must be at least 1 (got 0)"),
+        (["bench", "synthetic", "--rounds=-2"], "--rounds must be at least 1 (got -2)"),
+        (["bench", "kernels", "--seconds=0"], "--seconds must be a positive number of seconds"),
+        (["bench", "allocations", "--steps", "0"], "--steps must be at least 1 (got 0)"),
+    ])
+    func benchArguments(_ arguments: [String], _ message: String) throws {
+        let result = try Self.run(arguments)
+        #expect(result.status != 0)
+        #expect(result.stderr.contains(message))
+        #expect(result.stdout.isEmpty)
+    }
+
     @Test("an unknown option is refused with a usage hint")
     func unknownOption() throws {
         let result = try Self.run(["run", "Scenarios/quickstart.yaml", "--sede", "3"])
