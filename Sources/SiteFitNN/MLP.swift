@@ -279,14 +279,16 @@ public struct MLP: Sendable, Equatable {
                    let ub = t.adapterUpBias, let m = configuration.adapter?.bottleneck {
                     if wants(ub) { Kernels.columnSums(dOut, m: batch, n: outW, into: gradient + offset(ub)) }
                     if wants(uw) {
-                        Kernels.matmulTransposedA(dOut, w.adapterAct[l], gradient + offset(uw), m: outW, k: batch, n: m)
+                        Kernels.matmulTransposedA(dOut, w.adapterAct[l], gradient + offset(uw), m: outW, k: batch, n: m,
+                                                  scratch: w.scratch)
                     }
                     let dAct = w.adapterDelta[l]
                     Kernels.matmul(dOut, p + offset(uw), dAct, m: batch, k: outW, n: m)     // (batch, m)
                     configuration.activation.backward(dAct, input: w.adapterPre[l], dAct, count: batch * m)
                     if wants(db) { Kernels.columnSums(dAct, m: batch, n: m, into: gradient + offset(db)) }
                     if wants(dw) {
-                        Kernels.matmulTransposedA(dAct, w.g[l], gradient + offset(dw), m: m, k: batch, n: outW)
+                        Kernels.matmulTransposedA(dAct, w.g[l], gradient + offset(dw), m: m, k: batch, n: outW,
+                                                  scratch: w.scratch)
                     }
                     // residual: ∂L/∂g = dOut + dAct·D
                     Kernels.matmul(dAct, p + offset(dw), dOut, m: batch, k: m, n: outW, accumulate: true)
@@ -312,13 +314,15 @@ public struct MLP: Sendable, Equatable {
                 let r = lora.rank
                 if wants(b) {
                     // ∂L/∂B = dZᵀ · (s·x·Aᵀ), the scaled projection kept by the forward pass
-                    Kernels.matmulTransposedA(dZ, w.lora[l], gradient + offset(b), m: outW, k: batch, n: r)
+                    Kernels.matmulTransposedA(dZ, w.lora[l], gradient + offset(b), m: outW, k: batch, n: r, scratch: w.scratch)
                 }
                 let u = w.loraDelta[l]
                 Kernels.matmul(dZ, p + offset(b), u, m: batch, k: outW, n: r)               // (batch, r)
                 let s = lora.scale
                 for i in 0..<(batch * r) { u[i] *= s }
-                if wants(a) { Kernels.matmulTransposedA(u, layerInput, gradient + offset(a), m: r, k: batch, n: inW) }
+                if wants(a) {
+                    Kernels.matmulTransposedA(u, layerInput, gradient + offset(a), m: r, k: batch, n: inW, scratch: w.scratch)
+                }
                 dU = u
             }
             guard l > lowest || (l == 0 && dInput != nil) else { break }
