@@ -311,45 +311,82 @@ public enum Kernels {
         }
     }
 
-    /// Rows and depth per block of the padded edge panel: 48 × 16 floats of C and 128 × 16 of B,
-    /// 11 KB on the stack.
-    @usableFromInline static let edgeRows = 48, edgeDepth = 128
-
-    /// The last `width` < 16 columns of C, on SIMD lanes: B's columns are copied into a
-    /// zero-padded 16-wide panel and C's into a 16-wide tile, the tile runs `panel16`, and the
-    /// `width` real columns are copied back. Why: computed one float at a time these columns cost
-    /// more than the rest of the product whenever a width is not a multiple of 16 (the 40 inputs
-    /// of the synthetic model left 8 columns of every first-layer weight gradient to scalar code,
-    /// a fifth of that product's work at a thirtieth of the speed).
+    /// The last `width` < 16 columns of C on SIMD lanes, in row tiles of 6, 4, 2 and 1, with no
+    /// scratch. Why: computed one float at a time these columns cost more than the rest of the
+    /// product whenever a width is not a multiple of 16 (the 40 inputs of the synthetic model left
+    /// 8 columns of every first-layer weight gradient to scalar code, a fifth of that product's
+    /// work at a thirtieth of the speed). A padded copy of the columns would need scratch memory,
+    /// which a training step must not allocate; instead each B row is read as a whole vector,
+    /// whose lanes past `width` hold the next row's values and are never stored, and only the
+    /// last rows, where a whole vector would run past the end of B, are read lane by lane.
     @inline(never)
     static func edgeColumns(
         _ a: UnsafePointer<Float>, _ rowStride: Int, _ columnStride: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
         _ c: UnsafeMutablePointer<Float>, _ ldc: Int, m: Int, k: Int, width: Int, accumulate: Bool
     ) {
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: (edgeRows + edgeDepth) * 16) { buffer in
-            let tile = buffer.baseAddress!, panel = tile + edgeRows * 16
-            var i0 = 0
-            while i0 < m {
-                let rows = min(edgeRows, m - i0)
-                for r in 0..<rows {
-                    let source = c + (i0 + r) * ldc, target = tile + r * 16
-                    for q in 0..<16 { target[q] = accumulate && q < width ? source[q] : 0 }
-                }
-                var p0 = 0
-                while p0 < k {
-                    let depth = min(edgeDepth, k - p0)
-                    for p in 0..<depth {
-                        let source = b + (p0 + p) * ldb, target = panel + p * 16
-                        for q in 0..<16 { target[q] = q < width ? source[q] : 0 }
-                    }
-                    panel16(a + i0 * rowStride + p0 * columnStride, rowStride, columnStride, UnsafePointer(panel), 16,
-                            tile, 16, m: rows, k: depth, accumulate: true)
-                    p0 += depth
-                }
-                for r in 0..<rows { (c + (i0 + r) * ldc).update(from: tile + r * 16, count: width) }
-                i0 += rows
-            }
+        // Rows p whose 16-float read stays within B: (k − 1 − p)·ldb ≥ 16 − width.
+        let spill = 16 - width
+        let wholeRows = ldb > 0 ? max(0, k - (spill + ldb - 1) / ldb) : 0
+        var i = 0
+        while i + 6 <= m {
+            edgeTile(a + i * rowStride, rowStride, columnStride, b, ldb, c + i * ldc, ldc, k, wholeRows, width, accumulate, rows: 6)
+            i += 6
         }
+        if i + 4 <= m {
+            edgeTile(a + i * rowStride, rowStride, columnStride, b, ldb, c + i * ldc, ldc, k, wholeRows, width, accumulate, rows: 4)
+            i += 4
+        }
+        if i + 2 <= m {
+            edgeTile(a + i * rowStride, rowStride, columnStride, b, ldb, c + i * ldc, ldc, k, wholeRows, width, accumulate, rows: 2)
+            i += 2
+        }
+        if i < m {
+            edgeTile(a + i * rowStride, rowStride, columnStride, b, ldb, c + i * ldc, ldc, k, wholeRows, width, accumulate, rows: 1)
+        }
+    }
+
+    /// Up to six rows of the column tail; `rows` is a literal at every call, so the unused
+    /// accumulators fold away.
+    @inline(__always)
+    static func edgeTile(
+        _ a: UnsafePointer<Float>, _ rs: Int, _ cs: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ k: Int, _ wholeRows: Int, _ width: Int, _ accumulate: Bool,
+        rows: Int
+    ) {
+        var c0 = V(), c1 = V(), c2 = V(), c3 = V(), c4 = V(), c5 = V()
+        @inline(__always) func partial(_ p: UnsafePointer<Float>) -> V {
+            var v = V()
+            for q in 0..<width { v[q] = p[q] }
+            return v
+        }
+        if accumulate {
+            c0 = partial(c)
+            if rows > 1 { c1 = partial(c + ldc) }
+            if rows > 2 { c2 = partial(c + 2 * ldc); c3 = partial(c + 3 * ldc) }
+            if rows > 4 { c4 = partial(c + 4 * ldc); c5 = partial(c + 5 * ldc) }
+        }
+        var ap = a, bp = b
+        @inline(__always) func step(_ b0: V) {
+            c0 = c0.addingProduct(V(repeating: ap[0]), b0)
+            if rows > 1 { c1 = c1.addingProduct(V(repeating: ap[rs]), b0) }
+            if rows > 2 {
+                c2 = c2.addingProduct(V(repeating: ap[2 * rs]), b0); c3 = c3.addingProduct(V(repeating: ap[3 * rs]), b0)
+            }
+            if rows > 4 {
+                c4 = c4.addingProduct(V(repeating: ap[4 * rs]), b0); c5 = c5.addingProduct(V(repeating: ap[5 * rs]), b0)
+            }
+            ap += cs
+            bp += ldb
+        }
+        for _ in 0..<wholeRows { step(load(bp)) }
+        for _ in wholeRows..<k { step(partial(bp)) }
+        @inline(__always) func store(_ v: V, _ p: UnsafeMutablePointer<Float>) {
+            for q in 0..<width { p[q] = v[q] }
+        }
+        store(c0, c)
+        if rows > 1 { store(c1, c + ldc) }
+        if rows > 2 { store(c2, c + 2 * ldc); store(c3, c + 3 * ldc) }
+        if rows > 4 { store(c4, c + 4 * ldc); store(c5, c + 5 * ldc) }
     }
 
     @inline(__always)

@@ -379,24 +379,36 @@ extension SiteFit {
                 commandName: "allocations",
                 abstract: "Run N training steps of the MLP 40→128→128→1 at batch 32 (for counting allocations per step).")
 
+            enum Mode: String, ExpressibleByArgument, CaseIterable { case full, lora, adapter }
+
             @Option(help: "Training steps.")
             var steps: Int = 100
+
+            @Option(help: "full, lora (rank 8 on every layer) or adapter (bottleneck 8): each path's backward pass is checked.")
+            var mode: Mode = .full
 
             func validate() throws {
                 guard steps >= 1 else { throw ValidationError("--steps must be at least 1 (got \(steps))") }
             }
 
             func run() throws {
-                let mlp = MLP(MLPConfiguration(inputSize: 40, hiddenSizes: [128, 128]))
+                let mlp = MLP(MLPConfiguration(inputSize: 40, hiddenSizes: [128, 128],
+                                               lora: mode == .lora ? LoRAConfiguration(rank: 8, alpha: 16) : nil,
+                                               adapter: mode == .adapter ? AdapterConfiguration(bottleneck: 8) : nil))
                 var random = RandomStream(seed: 1, "bench", "allocations")
                 var parameters = mlp.initialParameters(random: &random)
+                let selection: ParameterSelection = switch mode {
+                case .full: FineTuningMode.full.selection(for: mlp.layout)
+                case .lora: FineTuningMode.lora.selection(for: mlp.layout)
+                case .adapter: FineTuningMode.adapter.selection(for: mlp.layout)
+                }
                 let batch = 32
                 let data = Dataset(features: (0..<(batch * 40)).map { _ in Float(random.gaussian()) },
                                    labels: (0..<batch).map { _ in random.bernoulli(0.3) ? 1 : 0 }, columns: 40)
                 var trainer = Trainer(mlp: mlp, maxBatch: batch)
                 // One epoch of one batch is one step; `steps` epochs in one call keep per-call set-up out of the count.
                 let summary = trainer.train(
-                    parameters: &parameters, data: data, selection: FineTuningMode.full.selection(for: mlp.layout),
+                    parameters: &parameters, data: data, selection: selection,
                     configuration: TrainingConfiguration(optimizer: OptimizerConfiguration(kind: .adam, learningRate: 1e-3),
                                                          epochs: steps, batchSize: batch),
                     random: &random)
