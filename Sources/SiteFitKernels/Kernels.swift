@@ -205,7 +205,8 @@ public enum Kernels {
 
     /// C[i, 0..<n] (+)= Σ_p a(i,p) · B[p, 0..<n] with a(i,p) = a[i·rowStride + p·columnStride] and
     /// B rows `ldb` apart, in register tiles: 8×32 (16 SIMD16 accumulators) with AVX-512's 32 zmm
-    /// registers, 6×16 (12 ymm halves) with AVX2's 16 registers; then 1-row and scalar edges.
+    /// registers, 6×16 (12 ymm halves) with AVX2's 16 registers; then the column tail
+    /// (`edgeColumns`), or dot products when B is one contiguous column.
     @inline(__always)
     static func blocked(
         _ a: UnsafePointer<Float>, rowStride: Int, columnStride: Int,
@@ -242,7 +243,7 @@ public enum Kernels {
     }
 
     /// C[i] (+)= A[i, :] · b for one contiguous column b: the logit of a head layer (or of
-    /// logistic regression), vectorised along k instead of padding one column out to sixteen lanes.
+    /// logistic regression), vectorised along k rather than run on a 16-lane tile of which one lane counts.
     @inline(never)
     static func dotRows(
         _ a: UnsafePointer<Float>, _ rowStride: Int, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>, _ ldc: Int,
