@@ -439,6 +439,15 @@ public enum ScenarioLoader {
                     if let c = d["delta"], let v = reader.number(c, "\(field).dp.delta", in: 1e-20...0.5, what: "a probability above 0 and at most 0.5") { settings.delta = v }
                     if let c = d["epsilon_budget"], let v = reader.number(c, "\(field).dp.epsilon_budget", in: 1e-6...1e6, what: "a positive ε") { settings.epsilonBudget = v }
                     arm.privacy = settings
+                    // The accountant bounds the Poisson-subsampled Gaussian mechanism. A fixed count
+                    // of k sites out of K is a different mechanism; reporting its ε as Poisson with
+                    // q = k/K would print a number the analysis does not back.
+                    if case .count(let k) = federation.participation.sampling, k < sites.count {
+                        let fraction = (Double(k) / Double(sites.count) * 1000).rounded() / 1000
+                        reader.fail(n, "\(field).dp", "the privacy accountant covers Poisson sampling, not a fixed count of sites "
+                                    + "(federation.sampling.count: \(k)); use federation.sampling.fraction: \(fraction) "
+                                    + "(each site joins with that probability) or let every site train each round")
+                    }
                 }
                 if let n = fields["secure_aggregation"], let v = reader.boolean(n, "\(field).secure_aggregation") { arm.secureAggregation = v }
                 if let n = fields["strategy"], let v = reader.choice(n, "\(field).strategy", Scenario.Strategy.self) {

@@ -127,6 +127,30 @@ struct ScenarioTests {
         #expect(found[3].problem == "unknown key 'noise'; expected one of: clip_norm, noise_multiplier, delta, epsilon_budget")
     }
 
+    @Test("DP with a fixed count of sites per round is refused: the accountant's bound is for Poisson sampling")
+    func dpNeedsPoissonSampling() throws {
+        let sites = "Sites/alpha.yaml"
+        let three = scenario.replacingOccurrences(of: "  - profile: ../Sites/alpha.yaml", with: """
+              - profile: ../Sites/alpha.yaml
+              - profile: ../Sites/beta.yaml
+              - profile: ../Sites/gamma.yaml
+            """)
+        func load(sampling: String) -> [Diagnostic] {
+            let text = three.replacingOccurrences(of: "  rounds: 3", with: "  rounds: 3\n  sampling: \(sampling)")
+                + "\n    dp: {clip_norm: 0.5, noise_multiplier: 1.1}\n"
+            let folder = fixture([sites: profile, "Sites/beta.yaml": profile.replacingOccurrences(of: "Alpha", with: "Beta"),
+                                  "Sites/gamma.yaml": profile.replacingOccurrences(of: "Alpha", with: "Gamma"),
+                                  "Scenarios/demo.yaml": text], name: "dpSampling\(sampling.filter(\.isNumber))")
+            return diagnostics { _ = try ScenarioLoader.load(folder.appendingPathComponent("Scenarios/demo.yaml")) }
+        }
+        let refused = load(sampling: "{count: 2}")
+        #expect(refused.map(\.field) == ["arms[1].dp"])
+        #expect(refused.first?.line == 14)
+        #expect(refused.first?.problem.contains("use federation.sampling.fraction: 0.667") == true)
+        #expect(load(sampling: "{fraction: 0.667}").isEmpty)
+        #expect(load(sampling: "{count: 3}").isEmpty, "every site each round: nothing is subsampled")
+    }
+
     @Test("a problem inside a site profile is reported in the profile's file")
     func profileProblem() {
         let folder = fixture(["Sites/alpha.yaml": profile.replacingOccurrences(of: "patients: 200", with: "patients: many"),
