@@ -42,7 +42,8 @@ public struct ParticipationSettings: Sendable, Equatable {
         self.deadlineSeconds = deadlineSeconds
     }
 
-    /// The probability q that a given site is sampled in a round (for privacy accounting).
+    /// The probability q that a given site is sampled in a round. Privacy accounting uses it only
+    /// for Poisson sampling (`fraction`) or `all`; a fixed `count` is refused with DP.
     public func sampleRate(siteCount: Int) -> Double {
         switch sampling {
         case .all: return 1

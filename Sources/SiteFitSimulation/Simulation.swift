@@ -376,6 +376,12 @@ public enum Simulation {
         let participation = federation.participation
         let siteIds = sites.map(\.id)
         let sampleRate = participation.sampleRate(siteCount: sites.count)
+        // The loader refuses this too; checked here as well for scenarios built in code, since the
+        // accountant's ε holds for Poisson sampling only.
+        if arm.privacy != nil, case .count(let k) = participation.sampling, k < sites.count {
+            throw UserFacingError("arm '\(arm.name)': DP needs Poisson sampling (federation.sampling.fraction) or every site "
+                                  + "each round; a fixed count of \(k) of \(sites.count) sites is not covered by the accountant")
+        }
         var accountant = RDPAccountant()
         var stoppedByBudget: Int? = nil
 

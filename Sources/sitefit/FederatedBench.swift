@@ -55,9 +55,9 @@ struct FederatedBench {
             // Sites train concurrently; the server folds their updates into a running sum in
             // site order (a small reorder buffer holds the ones that finish early), so neither
             // side holds the whole round's updates. Why a window: with every site's task started
-            // at once, finished updates (87 KB each here) waited in the task group faster than the
-            // server drained them, and 10,000 sites peaked at 1.1–1.5 GB; a site now starts only
-            // within `window` of the next update the server needs.
+            // at once, nothing bounds how many finished updates (87 KB each here) wait in the task
+            // group for the server; a site now starts only within `window` of the next update the
+            // server needs. Measured: the 10,000 × 100 loop went from 26 s to 15–17 s.
             await server.beginRound(round)
             let window = 4 * max(1, ProcessInfo.processInfo.activeProcessorCount)
             try await withThrowingTaskGroup(of: (Int, LocalUpdate).self) { group in

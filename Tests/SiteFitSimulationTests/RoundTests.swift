@@ -88,6 +88,23 @@ struct RoundTests {
         #expect(arm.privacy.epsilon == perRound[1])
         #expect(arm.privacy.stoppedByBudgetAfterRound == 2)
     }
+
+    @Test("a scenario built in code with DP and a fixed count of sites is refused by the run, as the loader refuses it")
+    func dpWithCountRefused() async throws {
+        var scenario = try faultScenario("rounds: 1\n", arms: """
+              - mode: bitfit
+                dp: {clip_norm: 0.5, noise_multiplier: 2}
+            """)
+        scenario.federation.participation.sampling = .count(2)
+        do {
+            _ = try await Simulation.run(scenario)
+            Issue.record("a DP arm with a fixed count of sites ran")
+        } catch {
+            #expect("\(error)".contains("a fixed count of 2 of 3 sites is not covered by the accountant"), "\(error)")
+        }
+        scenario.federation.participation.sampling = .count(3)                  // every site: allowed
+        #expect(try await Simulation.run(scenario).metrics.arms[0].privacy.epsilon != nil)
+    }
 }
 
 @Suite("Secure aggregation in a run")
