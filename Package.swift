@@ -58,12 +58,16 @@ let package = Package(
             "SiteFitCore", "SiteFitNN", "SiteFitTuning", "SiteFitEHR", "SiteFitFederation",
             "SiteFitScenario", "SiteFitMetrics", "SiteFitReport",
             .product(name: "Logging", package: "swift-log"),
-            .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // Benchmarks: the product's own federated loop, kernels against the core's peak, shards.
+        .target(name: "SiteFitBenchmarks", dependencies: [
+            "SiteFitCore", "SiteFitKernels", "SiteFitNN", "SiteFitTuning", "SiteFitEHR", "SiteFitFederation",
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: kernelFlags),
         // The thin command-line front end.
         .executableTarget(name: "sitefit", dependencies: [
             "SiteFitSimulation", "SiteFitScenario", "SiteFitEHR", "SiteFitReport", "SiteFitKernels", "SiteFitNN",
-            "SiteFitTuning", "SiteFitCore", "SiteFitFederation",
+            "SiteFitTuning", "SiteFitCore", "SiteFitFederation", "SiteFitBenchmarks",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

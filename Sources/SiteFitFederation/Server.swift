@@ -8,12 +8,14 @@ public actor FederatedServer {
     public nonisolated let selection: ParameterSelection
     /// Global values of the selected tensors, packed in selection order; frozen tensors are not
     /// the server's business.
-    private var global: [Float]
+    var global: [Float]
     /// Moves the global model from the round's average; holds the adaptive moments, if any.
-    private var strategy: any FederatedStrategy
+    var strategy: any FederatedStrategy
     /// The round being fed update by update (between `beginRound` and `endRound`).
     private var pending: PendingRound?
-    private let logger: Logger
+    /// The masked round being fed (between `beginMaskedRound` and `endMaskedRound`).
+    var pendingMasked: PendingMaskedRound?
+    let logger: Logger
 
     /// Starts from the pretrained values of the selected tensors.
     public init(pretrained: [Float], selection: ParameterSelection, strategy: any FederatedStrategy = FedAvg(),
@@ -94,46 +96,6 @@ public actor FederatedServer {
         }
         global = strategy.nextGlobal(current: global, average: average)
         return AggregationOutcome(acceptedSites: round.acceptedSites, rejected: round.rejected, skipped: false)
-    }
-
-    /// Secure aggregation: sums the masked vectors of `participants` (the masking set) and adds
-    /// the unmasked, dequantised sum of changes to the global model (divided by the expected count
-    /// with noise added under DP; the changes are already weighted by the sites otherwise).
-    /// A missing or refused masked vector means the masks cannot cancel: nothing is unmasked and
-    /// the outcome names the sites to re-key without (`needsRekey`), never a wrong sum.
-    public func aggregateMasked(round: Int, masked: [(site: String, blob: [UInt8])], participants: [String], scale: Double,
-                                quorum: Int = 1, privacy: PrivateAggregation? = nil) -> MaskedAggregationOutcome {
-        var vectors: [[UInt32]] = []
-        var arrived: [String] = []
-        var rejected: [RejectedUpdate] = []
-        for update in masked {
-            do throws(UpdateRejection) {
-                guard participants.contains(update.site) else { throw UpdateRejection("site is not in this round's masking set") }
-                let (words, metadata) = try SecureAggregation.decode(update.blob, count: global.count)
-                _ = try Self.checkedTrainSize(metadata, round: round)
-                vectors.append(words)
-                arrived.append(update.site)
-            } catch {
-                logger.warning("rejected masked update", metadata: ["site": "\(update.site)", "round": "\(round)", "reason": "\(error.reason)"])
-                rejected.append(RejectedUpdate(site: update.site, reason: error.reason))
-            }
-        }
-        guard arrived.count == participants.count else {
-            return MaskedAggregationOutcome(outcome: AggregationOutcome(acceptedSites: [], rejected: rejected, skipped: true),
-                                            rekeyWith: participants.filter { arrived.contains($0) })
-        }
-        guard arrived.count >= max(quorum, 1) else {
-            return MaskedAggregationOutcome(outcome: AggregationOutcome(acceptedSites: arrived, rejected: rejected, skipped: true), rekeyWith: nil)
-        }
-        var change = SecureAggregation.dequantise(SecureAggregation.sum(vectors, count: global.count), scale: scale)
-        if var privacy {
-            // Sites sent clipped, unweighted changes; noise goes on the sum, then the fixed denominator.
-            let standardDeviation = privacy.settings.noiseMultiplier * privacy.settings.clipNorm
-            change = change.map { Float((Double($0) + standardDeviation * privacy.noise.gaussian()) / privacy.expectedParticipants) }
-        }
-        let average = zip(global, change).map { $0 + $1 }
-        global = strategy.nextGlobal(current: global, average: average)
-        return MaskedAggregationOutcome(outcome: AggregationOutcome(acceptedSites: arrived, rejected: rejected, skipped: false), rekeyWith: nil)
     }
 
     /// The metadata checks every update passes: a positive train size and this round's number.

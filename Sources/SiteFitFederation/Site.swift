@@ -90,45 +90,20 @@ public actor SiteActor {
         var summary: SiteSummary
     }
 
-    /// Opens `shard`, extracts `spec`, standardises with the pretrained model's statistics and
-    /// splits train/test stratified by outcome with the stream (seed, "split", site).
-    public init(
-        shard: SiteShard, spec: FeatureSpec, model: PretrainedModel, seed: UInt64, testFraction: Double,
-        maxBatch: Int, logger: Logger = Logger(label: "sitefit.site")
-    ) throws {
-        let extract = try shard.extractCohort(spec)
-        var random = RandomStream(seed: seed, "split", shard.site)
-        var positives = (0..<extract.rows).filter { extract.labels[$0] >= 0.5 }
-        var negatives = (0..<extract.rows).filter { extract.labels[$0] < 0.5 }
-        random.shuffle(&positives)
-        random.shuffle(&negatives)
-        let testPositives = Int((Double(positives.count) * testFraction).rounded())
-        let testNegatives = Int((Double(negatives.count) * testFraction).rounded())
-        let testRows = (Array(positives.prefix(testPositives)) + Array(negatives.prefix(testNegatives))).sorted()
-        let trainRows = (Array(positives.dropFirst(testPositives)) + Array(negatives.dropFirst(testNegatives))).sorted()
-        guard !trainRows.isEmpty, !testRows.isEmpty else {
-            throw ShardError(site: shard.site, file: shard.url.relativePath,
-                             problem: "\(extract.rows) cohort rows are too few to split into train and test")
+    /// A site whose rows come from `source` (a generated or imported shard, the UCI heart-disease
+    /// data, ...): the cohort is loaded and split by the source, then standardised with the
+    /// pretrained model's statistics or the site's own train rows, as the source says.
+    public init(source: some CohortSource, model: PretrainedModel, seed: UInt64, maxBatch: Int,
+                logger: Logger = Logger(label: "sitefit.site")) throws {
+        let cohort = try source.load(seed: seed)
+        let columns = cohort.extract.columns.count
+        let standardizer = switch cohort.standardization {
+        case .sourcePopulation: model.standardizer
+        case .siteTrainRows: Standardizer(fitting: cohort.extract.features, columns: columns, rows: cohort.split.trainRows)
         }
-        let ageColumn = extract.columns.firstIndex(of: "age_years") ?? 0
-        let ages = (0..<extract.rows).map { extract.features[$0 * extract.columns.count + ageColumn] }
-        let prepared = Self.prepare(extract, ages: ages, trainRows: trainRows, testRows: testRows, standardizer: model.standardizer)
-        self.init(id: shard.site, prepared: prepared, model: model, seed: seed, maxBatch: maxBatch, logger: logger)
-    }
-
-    /// A heart-disease site under FLamby's protocol: FLamby's own split, and features standardised
-    /// with this site's own train mean and standard deviation (nothing about them leaves the site).
-    public init(
-        heartDisease shard: SiteShard, model: PretrainedModel, seed: UInt64, maxBatch: Int,
-        logger: Logger = Logger(label: "sitefit.site")
-    ) throws {
-        let split = try HeartDiseaseCohort.extract(shard)
-        let trainRows = split.isTest.indices.filter { !split.isTest[$0] }
-        let testRows = split.isTest.indices.filter { split.isTest[$0] }
-        let columns = split.extract.columns.count
-        let own = Standardizer(fitting: split.extract.features, columns: columns, rows: trainRows)
-        let prepared = Self.prepare(split.extract, ages: split.ages, trainRows: trainRows, testRows: testRows, standardizer: own)
-        self.init(id: shard.site, prepared: prepared, model: model, seed: seed, maxBatch: maxBatch, logger: logger)
+        let prepared = Self.prepare(cohort.extract, ages: cohort.ages, trainRows: cohort.split.trainRows,
+                                    testRows: cohort.split.testRows, standardizer: standardizer)
+        self.init(id: source.site, prepared: prepared, model: model, seed: seed, maxBatch: maxBatch, logger: logger)
     }
 
     /// A site from rows already in memory (benchmarks, tests): `train` and `test` are standardised

@@ -11,6 +11,11 @@ public struct Standardizer: Sendable, Equatable, Codable {
         self.standardDeviations = standardDeviations
     }
 
+    /// Means 0 and standard deviations 1: rows pass unchanged (a model without a source population).
+    public static func identity(columns: Int) -> Standardizer {
+        Standardizer(means: [Double](repeating: 0, count: columns), standardDeviations: [Double](repeating: 1, count: columns))
+    }
+
     /// Fits means and standard deviations on the observed (non-NaN) values of `rows` × `columns`.
     public init(fitting features: [Double], columns: Int, rows: [Int]) {
         var sums = [Double](repeating: 0, count: columns)

@@ -116,7 +116,7 @@ struct SiteActorTests {
                                                                standardDeviations: .init(repeating: 1, count: columns)),
                                     columns: FeatureSpec.heartFailure.columnNames)
         let shard = try SiteShard(site: "site", url: url)
-        return (try SiteActor(shard: shard, spec: .heartFailure, model: model, seed: 11, testFraction: 0.3, maxBatch: 64),
+        return (try SiteActor(source: ShardCohortSource(shard: shard, spec: .heartFailure, testFraction: 0.3), model: model, seed: 11, maxBatch: 64),
                 model, url)
     }
 

@@ -1,0 +1,25 @@
+import Foundation
+import SiteFitEHR
+
+/// Building a shard and extracting its features, timed over several runs (the median is reported).
+public enum ShardBench {
+    public static func run(patients: Int, repetitions: Int) throws -> String {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sitefit-bench-\(ProcessInfo.processInfo.processIdentifier)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let url = folder.appendingPathComponent("bench.sqlite")
+        let profile = SiteProfile(id: "bench", name: "Benchmark", seed: 1, patients: patients)
+        let clock = ContinuousClock()
+        var build: [Double] = [], extract: [Double] = []
+        var rows = 0
+        for _ in 0..<max(1, repetitions) {
+            build.append(FederatedBench.seconds(try clock.measure { try ShardBuilder.build(profile: profile, to: url) }))
+            let shard = try SiteShard(site: "bench", url: url)
+            extract.append(FederatedBench.seconds(try clock.measure { rows = try shard.extractCohort(.heartFailure).rows }))
+        }
+        let size = (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? 0
+        func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
+        return String(format: "build shard, %d patients:        %7.3f s  (%.1f MB)\n", patients, median(build), Double(size) / 1e6)
+            + String(format: "extract features, %d patients:   %7.3f s  (%d rows × %d features)", rows, median(extract),
+                     rows, FeatureSpec.heartFailure.columnNames.count)
+    }
+}

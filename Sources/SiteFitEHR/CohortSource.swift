@@ -1,0 +1,117 @@
+import Foundation
+import SiteFitCore
+
+/// A site's cohort as its site actor receives it: the extracted rows, each row's age (for the
+/// age-band audit), the train/test split, and whose statistics standardise the features.
+public struct SiteCohort: Sendable, Equatable {
+    public var extract: CohortExtract
+    /// Age in years per row.
+    public var ages: [Double]
+    public var split: CohortSplit
+    public var standardization: Standardization
+
+    /// Whose mean and standard deviation put a site's raw features into the model's space.
+    public enum Standardization: Sendable, Equatable {
+        /// The pretrained model's (its source population's): a site whose labs differ shows up as shift.
+        case sourcePopulation
+        /// The site's own train rows (FLamby's protocol): nothing about them leaves the site.
+        case siteTrainRows
+    }
+
+    public init(extract: CohortExtract, ages: [Double], split: CohortSplit, standardization: Standardization) {
+        self.extract = extract
+        self.ages = ages
+        self.split = split
+        self.standardization = standardization
+    }
+}
+
+/// Prepares one site's cohort from its data, whatever kind of data it is; the site actor holds
+/// whichever source it is given and never asks which kind. One conformer per kind of data.
+public protocol CohortSource: Sendable {
+    /// The site's id.
+    var site: String { get }
+    /// The file the rows come from, as the user named it (for messages).
+    var file: String { get }
+    /// Reads the cohort and splits it; `seed` keys any random split (seed, "split", site).
+    func load(seed: UInt64) throws -> SiteCohort
+}
+
+/// Rows by SQL from an OMOP-shaped shard (`FeatureSpec`), split train/test at random, stratified
+/// by outcome, and standardised with the pretrained model's statistics.
+public struct ShardCohortSource: CohortSource {
+    public let shard: SiteShard
+    public let spec: FeatureSpec
+    public let testFraction: Double
+
+    public init(shard: SiteShard, spec: FeatureSpec, testFraction: Double) {
+        self.shard = shard
+        self.spec = spec
+        self.testFraction = testFraction
+    }
+
+    public var site: String { shard.site }
+    public var file: String { shard.url.relativePath }
+
+    public func load(seed: UInt64) throws -> SiteCohort {
+        let extract = try shard.extractCohort(spec)
+        var random = RandomStream(seed: seed, "split", shard.site)
+        let split = CohortSplit.stratified(labels: extract.labels, testFraction: testFraction, random: &random)
+        guard !split.trainRows.isEmpty, !split.testRows.isEmpty else {
+            throw ShardError(site: shard.site, file: file, problem: "\(extract.rows) cohort rows are too few to split into train and test")
+        }
+        let ageColumn = extract.columns.firstIndex(of: "age_years") ?? 0
+        let ages = (0..<extract.rows).map { extract.features[$0 * extract.columns.count + ageColumn] }
+        return SiteCohort(extract: extract, ages: ages, split: split, standardization: .sourcePopulation)
+    }
+}
+
+/// A real hospital under FLamby's Fed-Heart-Disease protocol: FLamby's own split, and features
+/// standardised with the site's own train statistics.
+public struct HeartDiseaseCohortSource: CohortSource {
+    public let shard: SiteShard
+
+    public init(shard: SiteShard) {
+        self.shard = shard
+    }
+
+    public var site: String { shard.site }
+    public var file: String { shard.url.relativePath }
+
+    public func load(seed: UInt64) throws -> SiteCohort {
+        let split = try HeartDiseaseCohort.extract(shard)
+        return SiteCohort(extract: split.extract, ages: split.ages,
+                          split: CohortSplit(isTest: split.isTest), standardization: .siteTrainRows)
+    }
+}
+
+/// Which rows of a cohort train and which test, each list in row order.
+public struct CohortSplit: Sendable, Equatable {
+    public var trainRows: [Int]
+    public var testRows: [Int]
+
+    public init(trainRows: [Int], testRows: [Int]) {
+        self.trainRows = trainRows
+        self.testRows = testRows
+    }
+
+    /// A fixed assignment that came with the data (true: a test row).
+    public init(isTest: [Bool]) {
+        trainRows = isTest.indices.filter { !isTest[$0] }
+        testRows = isTest.indices.filter { isTest[$0] }
+    }
+
+    /// A split stratified by outcome: round(fraction × count) of the positive rows and of the
+    /// negative rows, each class shuffled by `random` (positives first), go to test.
+    public static func stratified(labels: [Float], testFraction: Double, random: inout RandomStream) -> CohortSplit {
+        var positives = labels.indices.filter { labels[$0] >= 0.5 }
+        var negatives = labels.indices.filter { labels[$0] < 0.5 }
+        random.shuffle(&positives)
+        random.shuffle(&negatives)
+        let testPositives = Int((Double(positives.count) * testFraction).rounded())
+        let testNegatives = Int((Double(negatives.count) * testFraction).rounded())
+        return CohortSplit(
+            trainRows: (Array(positives.dropFirst(testPositives)) + Array(negatives.dropFirst(testNegatives))).sorted(),
+            testRows: (Array(positives.prefix(testPositives)) + Array(negatives.prefix(testNegatives))).sorted())
+    }
+}

@@ -1,0 +1,154 @@
+import Foundation
+import GRDB
+import Logging
+import SiteFitCore
+import SiteFitEHR
+import SiteFitFederation
+import SiteFitMetrics
+import SiteFitNN
+import SiteFitReport
+import SiteFitScenario
+import SiteFitTuning
+
+extension Simulation {
+    /// One arm's federation from the pretrained model: the arm's network and selection, a server
+    /// with the arm's strategy, the round driver with the arm's channel and privacy plug-ins, and
+    /// an evaluation at every site after each round.
+    static func runArm(
+        _ arm: Scenario.Arm, scenario: Scenario, model: PretrainedModel, sites: [SiteActor], logger: Logger,
+        sequentialSites: Bool = false, bootstrap: BootstrapCache, progress: @escaping @Sendable (String) -> Void
+    ) async throws -> (ArmMetrics, [PredictionRow]) {
+        // LoRA and adapter arms extend the pretrained network; the new tensors start as the identity change.
+        var armConfiguration = model.mlp.configuration
+        armConfiguration.lora = arm.mode == .lora ? arm.lora : nil
+        armConfiguration.adapter = arm.mode == .adapter ? arm.adapter : nil
+        let mlp = MLP(armConfiguration)
+        var extensionRandom = RandomStream(seed: scenario.seed, "extension", arm.name)
+        let start = mlp.parameters(extending: model.parameters, of: model.mlp, random: &extensionRandom)
+        let selection = arm.mode.selection(for: mlp.layout, withBiases: arm.loraTrainsBiases)
+        // The strategy decides what leaves a site: personalised arms keep their bias terms at home.
+        let strategy = arm.makeStrategy(trainedCount: selection.count)
+        let shared = strategy.shared(from: selection)
+        let server = FederatedServer(pretrained: start, selection: shared, strategy: strategy, logger: logger)
+        for site in sites { await site.begin(mlp: mlp, parameters: start, selection: selection, shared: shared) }
+        var driver = try makeDriver(arm, scenario: scenario, sites: sites, server: server, proximalMu: strategy.proximalMu,
+                                    sequentialSites: sequentialSites)
+
+        var predictions = try await evaluate(sites, broadcast: await server.broadcast(round: 0))
+        let pretrainedPredictions = predictions
+        let sharedStart = shared.gather(from: start)
+        var round0 = RoundMetrics(round: 0, evaluation: evaluation(predictions, subgroups: scenario.subgroups), bytesUp: 0, bytesDown: 0,
+                                  acceptedSites: [], rejected: [], meanLocalLoss: nil)
+        round0.parameterDrift = ParameterDrift(l2: 0, relative: 0)
+        var rounds = [round0]
+        var records: [RoundRecord] = []
+        var stoppedByBudget: Int? = nil
+        for round in 1...scenario.federation.rounds {
+            guard let record = try await driver.run(round: round) else {
+                stoppedByBudget = round - 1
+                progress("[\(arm.name)] stopped before round \(round): it would take ε past the budget of \(arm.privacy?.epsilonBudget ?? 0)")
+                break
+            }
+            predictions = try await evaluate(sites, broadcast: await server.broadcast(round: round))
+            var metrics = roundMetrics(record, evaluation: evaluation(predictions, subgroups: scenario.subgroups))
+            metrics.parameterDrift = parameterDrift(await server.globalValues(), from: sharedStart)
+            rounds.append(metrics)
+            records.append(record)
+            progress(progressLine(arm.name, record, metrics.evaluation, rounds: scenario.federation.rounds,
+                                  quorum: scenario.federation.participation.quorum))
+        }
+        var metrics = ArmMetrics(name: arm.name, mode: arm.mode.rawValue, strategy: arm.strategyName, learningRate: arm.learningRate,
+                                 localEpochs: arm.localEpochs, rounds: rounds, final: rounds[rounds.count - 1].evaluation,
+                                 privacy: privacyFootprint(arm, records: records, rounds: rounds, mlp: mlp, shared: shared,
+                                                           privacy: driver.privacy, stoppedByBudget: stoppedByBudget),
+                                 compute: computeFootprint(records, mlp: mlp, selection: selection))
+        metrics.biasDrift = biasDrift(before: pretrainedPredictions, after: predictions, subgroups: scenario.subgroups,
+                                      seed: scenario.seed, bootstrap: bootstrap)
+        let finalBroadcast = await server.broadcast(round: rounds[rounds.count - 1].round)
+        metrics.membershipInference = try await membershipInference(sites, broadcasts: sites.map { _ in finalBroadcast })
+        return (metrics, predictionRows(arm: arm.name, predictions))
+    }
+
+    /// The round driver of an arm: the federation's participation and local training, secure
+    /// aggregation as the channel and DP as the privacy plug-in when the arm asks for them.
+    static func makeDriver(_ arm: Scenario.Arm, scenario: Scenario, sites: [SiteActor], server: FederatedServer,
+                           proximalMu: Double, sequentialSites: Bool) throws -> RoundDriver {
+        let federation = scenario.federation
+        let configuration = TrainingConfiguration(
+            optimizer: OptimizerConfiguration(kind: federation.optimizer, learningRate: arm.learningRate,
+                                              weightDecay: federation.weightDecay, gradientClipNorm: federation.gradientClipNorm),
+            epochs: arm.localEpochs, batchSize: federation.batchSize, positiveWeight: Float(federation.positiveWeight),
+            proximalMu: proximalMu, steps: federation.localSteps)
+        let privacy = try arm.privacy.map {
+            try DifferentialPrivacy(settings: $0, participation: federation.participation, siteCount: sites.count,
+                                    seed: scenario.seed, arm: arm.name)
+        }
+        return RoundDriver(sites: sites, server: server, participation: federation.participation, seed: scenario.seed, arm: arm.name,
+                           configuration: configuration,
+                           channel: arm.secureAggregation ? MaskedChannel(arm: arm.name) : PlainChannel(),
+                           privacy: privacy, window: sequentialSites ? 1 : nil)
+    }
+
+    /// A round's metrics from what the driver observed and the evaluation after it.
+    static func roundMetrics(_ record: RoundRecord, evaluation: Evaluation) -> RoundMetrics {
+        let absent = record.absences.map { a in
+            var reason = describe(a.absence)
+            if case .missedDeadline = a.absence, let survivors = record.rekeyedAmong {
+                reason += " after masking; the round re-keyed among \(survivors) survivors"
+            }
+            return Rejection(site: a.site, reason: reason)
+        }
+        return RoundMetrics(
+            round: record.round, evaluation: evaluation, bytesUp: record.bytesUp, bytesDown: record.bytesDown,
+            acceptedSites: record.outcome.acceptedSites,
+            rejected: record.outcome.rejected.map { Rejection(site: $0.site, reason: $0.reason) },
+            meanLocalLoss: record.meanLocalLoss, sampledSites: record.sampled, absent: absent,
+            skipped: record.outcome.skipped, epsilon: record.epsilon)
+    }
+
+    /// The progress line of one round.
+    static func progressLine(_ arm: String, _ record: RoundRecord, _ evaluation: Evaluation, rounds: Int, quorum: Int) -> String {
+        var line = "[\(arm)] round \(record.round)/\(rounds): accuracy \(Format3.string(evaluation.accuracy)), "
+            + "AUROC \(Format3.string(evaluation.auroc)), \(record.outcome.acceptedSites.count)/\(record.sampled.count) updates accepted, "
+            + "\(record.bytesUp) bytes up"
+        if record.outcome.skipped { line += ", skipped (quorum \(quorum))" }
+        if let epsilon = record.epsilon { line += ", ε = \(Format3.string(epsilon))" }
+        return line
+    }
+
+    /// Bytes, exposed parameters and (DP) the privacy spent over an arm's rounds.
+    static func privacyFootprint(_ arm: Scenario.Arm, records: [RoundRecord], rounds: [RoundMetrics], mlp: MLP,
+                                 shared: ParameterSelection, privacy: DifferentialPrivacy?, stoppedByBudget: Int?) -> PrivacyFootprint {
+        var footprint = PrivacyFootprint(
+            bytesUp: rounds.reduce(0) { $0 + $1.bytesUp }, bytesDown: rounds.reduce(0) { $0 + $1.bytesDown },
+            bytesUpPerUpdate: records.flatMap(\.trained).map(\.messageBytes).max() ?? 0,
+            parametersExposed: shared.count, parametersTotal: mlp.layout.count, tensorsExposed: shared.tensorNames)
+        footprint.secureAggregation = arm.secureAggregation
+        if let privacy {
+            footprint.epsilon = privacy.epsilon
+            footprint.delta = privacy.settings.delta
+            footprint.noiseMultiplier = privacy.settings.noiseMultiplier
+            footprint.clipNorm = privacy.settings.clipNorm
+            footprint.stoppedByBudgetAfterRound = stoppedByBudget
+        }
+        return footprint
+    }
+
+    /// Steps, FLOPs, optimiser state and simulated time per site-round over an arm's rounds.
+    static func computeFootprint(_ records: [RoundRecord], mlp: MLP, selection: ParameterSelection) -> ComputeFootprint {
+        let trained = records.flatMap(\.trained)
+        let siteRounds = Double(max(trained.count, 1))
+        let mask = TrainableMask(mlp: mlp, selection: selection)
+        var compute = ComputeFootprint(
+            stepsPerSiteRound: Double(trained.reduce(0) { $0 + $1.steps }) / siteRounds,
+            trainingFlopsPerSiteRound: Double(trained.reduce(0) { $0 + $1.examples }) * mlp.trainingFlopsPerExample(mask) / siteRounds,
+            optimizerStateBytes: trained.map(\.optimizerStateBytes).max() ?? 0)
+        compute.simulatedSecondsPerSiteRound = trained.reduce(0.0) { $0 + $1.simulatedSeconds } / siteRounds
+        return compute
+    }
+}
+
+extension Scenario.Arm {
+    // TEMP until the strategy registry lands: the strategy's name as reports print it.
+    var strategyName: String { strategy.rawValue }
+}
