@@ -30,7 +30,7 @@ let package = Package(
         // Flat parameter store, layers, MLP, loss, optimisers, safetensors.
         .target(name: "SiteFitNN", dependencies: ["SiteFitCore", "SiteFitKernels"]),
         // Fine-tuning modes (full, BitFit, ...) → parameter selections.
-        .target(name: "SiteFitTuning", dependencies: ["SiteFitNN"]),
+        .target(name: "SiteFitTuning", dependencies: ["SiteFitCore", "SiteFitKernels", "SiteFitNN"]),
         // OMOP-shaped SQLite shards: generator, schema, read-only cohort → feature matrix.
         .target(name: "SiteFitEHR", dependencies: [
             "SiteFitCore",

@@ -12,9 +12,12 @@ public enum AllocationRun {
 
     /// Runs `steps` steps; returns the final loss.
     public static func run(steps: Int, mode: Mode) -> (steps: Int, finalLoss: Double) {
-        let mlp = MLP(MLPConfiguration(inputSize: 40, hiddenSizes: [128, 128],
-                                       lora: mode == .lora ? LoRAConfiguration(rank: 8, alpha: 16) : nil,
-                                       adapter: mode == .adapter ? AdapterConfiguration(bottleneck: 8) : nil))
+        let base = MLP(MLPConfiguration(inputSize: 40, hiddenSizes: [128, 128]))
+        let mlp: MLP = switch mode {
+        case .full: base
+        case .lora: LoRAConfiguration(rank: 8, alpha: 16).extend(base)
+        case .adapter: AdapterConfiguration(bottleneck: 8).extend(base)
+        }
         var random = RandomStream(seed: 1, "bench", "allocations")
         var parameters = mlp.initialParameters(random: &random)
         let selection: ParameterSelection = switch mode {
@@ -25,7 +28,7 @@ public enum AllocationRun {
         let batch = 32
         let data = Dataset(features: (0..<(batch * 40)).map { _ in Float(random.gaussian()) },
                            labels: (0..<batch).map { _ in random.bernoulli(0.3) ? 1 : 0 }, columns: 40)
-        var trainer = Trainer(mlp: mlp, maxBatch: batch)
+        var trainer = Trainer(model: mlp, maxBatch: batch)
         // One epoch of one batch is one step; `steps` epochs in one call keep per-call set-up out of the count.
         let summary = trainer.train(
             parameters: &parameters, data: data, selection: selection,

@@ -13,13 +13,13 @@ import Glibc
 /// actor), without the report's per-round evaluation and audits.
 public struct FederatedBench: Sendable {
     public var workload: String
-    public var sites: [SiteActor]
+    public var sites: [SiteActor<MLP>]
     public var mlp: MLP
     public var start: [Float]
     public var rounds: Int
     public var configuration: TrainingConfiguration
 
-    public init(workload: String, sites: [SiteActor], mlp: MLP, start: [Float], rounds: Int, configuration: TrainingConfiguration) {
+    public init(workload: String, sites: [SiteActor<MLP>], mlp: MLP, start: [Float], rounds: Int, configuration: TrainingConfiguration) {
         self.workload = workload
         self.sites = sites
         self.mlp = mlp
@@ -54,7 +54,7 @@ public struct FederatedBench: Sendable {
     public func run() async throws -> Result {
         let selection = FineTuningMode.full.selection(for: mlp.layout)
         let server = FederatedServer(pretrained: start, selection: selection, logger: Logger(label: "sitefit.bench"))
-        for site in sites { await site.begin(mlp: mlp, parameters: start, selection: selection) }
+        for site in sites { await site.begin(network: mlp, parameters: start, selection: selection) }
         var driver = RoundDriver(sites: sites, server: server, seed: 0, arm: "bench", configuration: configuration)
         let clock = ContinuousClock()
         var steps = 0, samples = 0

@@ -175,7 +175,7 @@ public struct KernelBench: Sendable {
         let rows = batch * 64
         let data = Dataset(features: (0..<(rows * inputSize)).map { _ in Float(random.gaussian()) },
                            labels: (0..<rows).map { _ in random.bernoulli(0.3) ? 1 : 0 }, columns: inputSize)
-        var trainer = Trainer(mlp: mlp, maxBatch: batch)
+        var trainer = Trainer(model: mlp, maxBatch: batch)
         let selection = mode.selection(for: mlp.layout)
         let mask = TrainableMask(mlp: mlp, selection: selection)
         let configuration = TrainingConfiguration(optimizer: OptimizerConfiguration(kind: .adam, learningRate: 1e-3), epochs: 1, batchSize: batch)

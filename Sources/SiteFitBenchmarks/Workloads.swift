@@ -12,7 +12,7 @@ public enum BenchWorkloads {
         let mlp = MLP(MLPConfiguration(inputSize: 13, hiddenSizes: hidden))
         var random = RandomStream(seed: 42, "bench", "heart")
         let start = mlp.initialParameters(random: &random, scheme: .uniformFanIn)
-        let pretrained = PretrainedModel(mlp: mlp, parameters: start, standardizer: .identity(columns: 13),
+        let pretrained = PretrainedModel(network: mlp, parameters: start, standardizer: .identity(columns: 13),
                                          columns: HeartDiseaseCohort.columns)
         // Feature matrices are extracted once per site, before the clock starts.
         let sites = try shards.map { url in
@@ -33,12 +33,12 @@ public enum BenchWorkloads {
         let mlp = MLP(MLPConfiguration(inputSize: columns, hiddenSizes: [128, 128]))
         var random = RandomStream(seed: 7, "bench", "synthetic")
         let start = mlp.initialParameters(random: &random)
-        let pretrained = PretrainedModel(mlp: mlp, parameters: start, standardizer: .identity(columns: columns),
+        let pretrained = PretrainedModel(network: mlp, parameters: start, standardizer: .identity(columns: columns),
                                          columns: (0..<columns).map { "x\($0)" })
         let truth = (0..<columns).map { _ in random.gaussian() / Double(columns).squareRoot() * 2 }
         // Sites share a pool of trainers: workspaces grow with the cores, not with the sites.
-        let pool = TrainerPool(maxBatch: 32)
-        var actors: [SiteActor] = []
+        let pool = TrainerPool<MLP>(maxBatch: 32)
+        var actors: [SiteActor<MLP>] = []
         actors.reserveCapacity(siteCount)
         for s in 0..<siteCount {
             var siteRandom = RandomStream(seed: 7, "bench", "site", String(s))

@@ -10,8 +10,8 @@ import SiteFitNN
 /// Determinism: every decision comes from a stream keyed by (seed, purpose, round[, site]), and
 /// updates reach the server in site order whatever order the sites finish in, so a round gives
 /// the same bits however it was scheduled.
-public struct RoundDriver: Sendable {
-    public let sites: [SiteActor]
+public struct RoundDriver<Network: NeuralModel>: Sendable {
+    public let sites: [SiteActor<Network>]
     public let server: FederatedServer
     public let participation: ParticipationSettings
     public let seed: UInt64
@@ -27,7 +27,7 @@ public struct RoundDriver: Sendable {
     /// Size of the selection the sites send (for the masked message size).
     public let sharedCount: Int
 
-    public init(sites: [SiteActor], server: FederatedServer, participation: ParticipationSettings = ParticipationSettings(),
+    public init(sites: [SiteActor<Network>], server: FederatedServer, participation: ParticipationSettings = ParticipationSettings(),
                 seed: UInt64, arm: String, configuration: TrainingConfiguration, channel: any UpdateChannel = PlainChannel(),
                 privacy: DifferentialPrivacy? = nil, window: Int? = nil) {
         self.sites = sites
@@ -104,8 +104,8 @@ public struct RoundDriver: Sendable {
     /// needed, and hands each update to `deliver` in site order (a small reorder buffer holds
     /// the ones that finish early), so neither side holds the whole round's updates.
     private static func train(
-        _ sites: [SiteActor], window: Int, arm: String, round: Int, broadcast: [UInt8], configuration: TrainingConfiguration,
-        clipNorm: Double?, secure: Bool, deliver: (SiteActor, LocalUpdate) async throws -> Void
+        _ sites: [SiteActor<Network>], window: Int, arm: String, round: Int, broadcast: [UInt8], configuration: TrainingConfiguration,
+        clipNorm: Double?, secure: Bool, deliver: (SiteActor<Network>, LocalUpdate) async throws -> Void
     ) async throws {
         try await withThrowingTaskGroup(of: (Int, LocalUpdate).self) { group in
             var started = 0

@@ -48,7 +48,7 @@ public struct LocalUpdate: Sendable {
 
 /// A hospital. Its rows never leave this actor: it opens its shard read-only, extracts and splits
 /// its cohort, fine-tunes locally and answers with serialised selected parameters only.
-public actor SiteActor {
+public actor SiteActor<Network: NeuralModel> {
     public nonisolated let id: String
     public nonisolated let trainSize: Int
     public nonisolated let testSize: Int
@@ -61,10 +61,10 @@ public actor SiteActor {
     private let testAgeBand: [String]
     private let seed: UInt64
     /// The site's own trainer, or nil while it borrows from `pool`.
-    private var ownTrainer: Trainer?
-    private let pool: TrainerPool?
+    private var ownTrainer: Trainer<Network>?
+    private let pool: TrainerPool<Network>?
     /// The network of the current arm (what a borrowed trainer must match).
-    private var mlp: MLP
+    private var network: Network
     private let maxBatch: Int
     /// The site's full local model: frozen tensors stay at their pretrained values.
     private var local: [Float]
@@ -93,7 +93,7 @@ public actor SiteActor {
     /// A site whose rows come from `source` (a generated or imported shard, the UCI heart-disease
     /// data, ...): the cohort is loaded and split by the source, then standardised with the
     /// pretrained model's statistics or the site's own train rows, as the source says.
-    public init(source: some CohortSource, model: PretrainedModel, seed: UInt64, maxBatch: Int,
+    public init(source: some CohortSource, model: PretrainedModel<Network>, seed: UInt64, maxBatch: Int,
                 logger: Logger = Logger(label: "sitefit.site")) throws {
         let cohort = try source.load(seed: seed)
         let columns = cohort.extract.columns.count
@@ -109,8 +109,8 @@ public actor SiteActor {
     /// A site from rows already in memory (benchmarks, tests): `train` and `test` are standardised
     /// features with 0/1 labels. With a `pool` the site borrows a trainer only while it trains or
     /// scores, which is what lets thousands of sites share a few workspaces.
-    public init(id: String, train: Dataset, test: Dataset, model: PretrainedModel, seed: UInt64, maxBatch: Int,
-                pool: TrainerPool? = nil, logger: Logger = Logger(label: "sitefit.site")) {
+    public init(id: String, train: Dataset, test: Dataset, model: PretrainedModel<Network>, seed: UInt64, maxBatch: Int,
+                pool: TrainerPool<Network>? = nil, logger: Logger = Logger(label: "sitefit.site")) {
         let positives = Double((train.labels + test.labels).filter { $0 >= 0.5 }.count)
         let rows = train.rows + test.rows
         let prepared = Prepared(
@@ -122,7 +122,7 @@ public actor SiteActor {
         self.init(id: id, prepared: prepared, model: model, seed: seed, maxBatch: maxBatch, pool: pool, logger: logger)
     }
 
-    init(id: String, prepared: Prepared, model: PretrainedModel, seed: UInt64, maxBatch: Int, pool: TrainerPool? = nil, logger: Logger) {
+    init(id: String, prepared: Prepared, model: PretrainedModel<Network>, seed: UInt64, maxBatch: Int, pool: TrainerPool<Network>? = nil, logger: Logger) {
         self.id = id
         self.seed = seed
         self.logger = logger
@@ -137,10 +137,10 @@ public actor SiteActor {
         testSize = prepared.test.rows
         self.pool = pool
         self.maxBatch = maxBatch
-        mlp = model.mlp
-        ownTrainer = pool == nil ? Trainer(mlp: model.mlp, maxBatch: maxBatch) : nil
+        network = model.network
+        ownTrainer = pool == nil ? Trainer(model: model.network, maxBatch: maxBatch) : nil
         local = model.parameters
-        selection = ParameterSelection(layout: model.mlp.layout, tensorNames: [])
+        selection = ParameterSelection(layout: model.network.layout, tensorNames: [])
         shared = selection
     }
 
@@ -183,9 +183,9 @@ public actor SiteActor {
     /// Resets the local model for a new arm: the arm's network (the pretrained one, or extended with
     /// LoRA factors or adapters), its starting parameters and what it trains.
     /// `shared` defaults to `selection`; a personalised arm shares less than it trains.
-    public func begin(mlp: MLP, parameters: [Float], selection: ParameterSelection, shared: ParameterSelection? = nil) {
-        self.mlp = mlp
-        if let own = ownTrainer, own.mlp != mlp { ownTrainer = Trainer(mlp: mlp, maxBatch: maxBatch) }
+    public func begin(network: Network, parameters: [Float], selection: ParameterSelection, shared: ParameterSelection? = nil) {
+        self.network = network
+        if let own = ownTrainer, own.model.signature != network.signature { ownTrainer = Trainer(model: network, maxBatch: maxBatch) }
         local = parameters
         self.selection = selection
         self.shared = shared ?? selection
@@ -247,7 +247,7 @@ public actor SiteActor {
     private func model(under broadcast: [UInt8]) throws -> [Float] {
         // A released local model stays released: scoring 10,000 sites must not give each one
         // back a model-sized copy (it took the scale benchmark's peak from 0.3 to 1.1 GB).
-        var model = local.isEmpty ? [Float](repeating: 0, count: mlp.layout.count) : local
+        var model = local.isEmpty ? [Float](repeating: 0, count: network.layout.count) : local
         do {
             _ = try WireFormat.apply(broadcast, selection: shared, to: &model)
         } catch {
@@ -262,17 +262,17 @@ public actor SiteActor {
     /// A released local model comes back as zeros: only when every tensor is shared, so the
     /// broadcast about to be applied overwrites all of it.
     private func restoreLocal() {
-        if local.isEmpty { local = [Float](repeating: 0, count: mlp.layout.count) }
+        if local.isEmpty { local = [Float](repeating: 0, count: network.layout.count) }
     }
 
     /// Runs `body` with the site's trainer, or with one borrowed from the pool for the duration.
-    private func withTrainer<R>(_ body: (inout Trainer) -> R) -> R {
+    private func withTrainer<R>(_ body: (inout Trainer<Network>) -> R) -> R {
         if let pool {
-            var borrowed = pool.borrow(for: mlp)
+            var borrowed = pool.borrow(for: network)
             defer { pool.giveBack(borrowed) }
             return body(&borrowed)
         }
-        if ownTrainer == nil { ownTrainer = Trainer(mlp: mlp, maxBatch: maxBatch) }
+        if ownTrainer == nil { ownTrainer = Trainer(model: network, maxBatch: maxBatch) }
         return body(&ownTrainer!)
     }
 

@@ -5,26 +5,26 @@ import SiteFitNN
 /// local training or an evaluation and gives it back, so workspace memory grows with the number of
 /// sites training at the same moment (the cores), not with the number of sites: 10,000 sites
 /// need a handful of workspaces, not 10,000.
-public final class TrainerPool: @unchecked Sendable {
+public final class TrainerPool<Network: NeuralModel>: @unchecked Sendable {
     // @unchecked: `idle` is only touched under `lock`, and a borrowed Trainer belongs to one site
     // (one actor) until it is returned.
     private let lock = NSLock()
-    private var idle: [Trainer] = []
+    private var idle: [Trainer<Network>] = []
     public let maxBatch: Int
 
     public init(maxBatch: Int) {
         self.maxBatch = maxBatch
     }
 
-    /// An idle trainer for `mlp`, or a new one.
-    func borrow(for mlp: MLP) -> Trainer {
+    /// An idle trainer for `network` (the same architecture), or a new one.
+    func borrow(for network: Network) -> Trainer<Network> {
         lock.lock()
         defer { lock.unlock() }
-        if let index = idle.lastIndex(where: { $0.mlp == mlp }) { return idle.remove(at: index) }
-        return Trainer(mlp: mlp, maxBatch: maxBatch)
+        if let index = idle.lastIndex(where: { $0.model.signature == network.signature }) { return idle.remove(at: index) }
+        return Trainer(model: network, maxBatch: maxBatch)
     }
 
-    func giveBack(_ trainer: Trainer) {
+    func giveBack(_ trainer: Trainer<Network>) {
         lock.lock()
         defer { lock.unlock() }
         idle.append(trainer)

@@ -10,12 +10,26 @@ public protocol UpdateChannel: Sendable {
     /// The bytes one site's update message takes on this channel, for the privacy footprint.
     func messageBytes(_ update: LocalUpdate, selectedCount: Int) -> Int
     /// Before training: anything the sites about to train must agree on (masking keys).
-    mutating func open(round: Int, training: [SiteActor], server: FederatedServer, privacy: PrivateAggregation?) async throws
+    mutating func open(round: Int, training: [any ChannelSite], server: FederatedServer, privacy: PrivateAggregation?) async throws
     /// One update that arrived in time; returns the bytes it sent.
-    mutating func deliver(_ update: LocalUpdate, from site: SiteActor, server: FederatedServer) async throws -> Int
+    mutating func deliver(_ update: LocalUpdate, from site: any ChannelSite, server: FederatedServer) async throws -> Int
     /// After the last update: the server's outcome and what closing cost.
     mutating func close(quorum: Int, server: FederatedServer) async throws -> ChannelClose
 }
+
+/// What a channel needs of a site: who it is, how many patients it trained on, and (secure
+/// aggregation) its side of the masking protocol. Site actors conform whatever their network.
+public protocol ChannelSite: Sendable {
+    var id: String { get }
+    var trainSize: Int { get }
+    /// A fresh X25519 public key for one masking context (round and attempt).
+    func maskingPublicKey(context: String) async -> Curve25519.KeyAgreement.PublicKey
+    /// The site's held change times `weight`, quantised and masked against every other participant.
+    func maskedUpdate(context: String, round: Int, peers: [(site: String, publicKey: Curve25519.KeyAgreement.PublicKey)],
+                      weight: Double, scale: Double, range: Double) async throws -> (blob: [UInt8], clamped: Int)
+}
+
+extension SiteActor: ChannelSite {}
 
 /// What closing a round's channel gave: the outcome, the bytes of any key exchange or re-keying,
 /// and (secure aggregation) how many survivors the round re-keyed among.
@@ -34,11 +48,11 @@ public struct PlainChannel: UpdateChannel {
 
     public func messageBytes(_ update: LocalUpdate, selectedCount: Int) -> Int { update.blob.count }
 
-    public mutating func open(round: Int, training: [SiteActor], server: FederatedServer, privacy: PrivateAggregation?) async {
+    public mutating func open(round: Int, training: [any ChannelSite], server: FederatedServer, privacy: PrivateAggregation?) async {
         await server.beginRound(round, privacy: privacy)
     }
 
-    public mutating func deliver(_ update: LocalUpdate, from site: SiteActor, server: FederatedServer) async -> Int {
+    public mutating func deliver(_ update: LocalUpdate, from site: any ChannelSite, server: FederatedServer) async -> Int {
         await server.submit(site: update.site, blob: update.blob)
         return 0  // the blob's bytes are counted where it left the site, arrived or not
     }
@@ -61,7 +75,7 @@ public struct MaskedChannel: UpdateChannel {
     private var round = 0
     private var attempt = 0
     private var privacy: PrivateAggregation?
-    private var participants: [SiteActor] = []
+    private var participants: [any ChannelSite] = []
     private var peers: [(site: String, publicKey: Curve25519.KeyAgreement.PublicKey)] = []
     private var scale = 1.0
     private var totalTrain = 0.0
@@ -78,7 +92,7 @@ public struct MaskedChannel: UpdateChannel {
             WireFormat.Key.kind: "masked-update", WireFormat.Key.round: "0", WireFormat.Key.site: "", WireFormat.Key.trainSize: "0"]).count
     }
 
-    public mutating func open(round: Int, training: [SiteActor], server: FederatedServer, privacy: PrivateAggregation?) async {
+    public mutating func open(round: Int, training: [any ChannelSite], server: FederatedServer, privacy: PrivateAggregation?) async {
         self.round = round
         self.privacy = privacy
         bytesUp = 0
@@ -87,7 +101,7 @@ public struct MaskedChannel: UpdateChannel {
     }
 
     /// One masking context: fresh keys among `sites`, and the server's masked round over them.
-    private mutating func exchangeKeys(among sites: [SiteActor], attempt: Int, server: FederatedServer) async {
+    private mutating func exchangeKeys(among sites: [any ChannelSite], attempt: Int, server: FederatedServer) async {
         self.attempt = attempt
         participants = sites
         let context = "\(arm)|\(round)|\(attempt)"
@@ -100,11 +114,11 @@ public struct MaskedChannel: UpdateChannel {
         await server.beginMaskedRound(round, participants: sites.map(\.id), scale: scale, privacy: privacy)
     }
 
-    public mutating func deliver(_ update: LocalUpdate, from site: SiteActor, server: FederatedServer) async throws -> Int {
+    public mutating func deliver(_ update: LocalUpdate, from site: any ChannelSite, server: FederatedServer) async throws -> Int {
         try await sendMasked(site, server: server)
     }
 
-    private mutating func sendMasked(_ site: SiteActor, server: FederatedServer) async throws -> Int {
+    private mutating func sendMasked(_ site: any ChannelSite, server: FederatedServer) async throws -> Int {
         // FedAvg weights are applied on site; DP sums unweighted clipped changes.
         let weight = privacy == nil ? Double(site.trainSize) / totalTrain : 1
         let (blob, _) = try await site.maskedUpdate(context: "\(arm)|\(round)|\(attempt)", round: round, peers: peers, weight: weight,

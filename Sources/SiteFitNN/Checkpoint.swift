@@ -14,21 +14,22 @@ public enum Checkpoint {
     }
 
     /// Serialises a model; `notes` are extra metadata strings (e.g. validation metrics, cache key).
-    public static func encode(_ model: PretrainedModel, notes: [String: String] = [:]) -> [UInt8] {
+    public static func encode<Network: CheckpointableModel>(_ model: PretrainedModel<Network>, notes: [String: String] = [:]) -> [UInt8] {
         var metadata = notes
         metadata["format"] = format
-        metadata["model"] = json(model.mlp.configuration)
+        metadata["model"] = json(model.network.checkpointConfiguration)
         metadata["standardizer"] = json(model.standardizer)
         metadata["features"] = json(model.columns)
-        metadata["roles"] = json(Dictionary(uniqueKeysWithValues: model.mlp.layout.tensors.map { ($0.name, $0.role.rawValue) }))
-        let tensors = model.mlp.layout.tensors.map {
+        metadata["roles"] = json(Dictionary(uniqueKeysWithValues: model.network.layout.tensors.map { ($0.name, $0.role.rawValue) }))
+        let tensors = model.network.layout.tensors.map {
             NamedTensor(name: $0.name, shape: $0.shape, values: Array(model.parameters[$0.range]))
         }
         return Safetensors.encode(tensors, metadata: metadata)
     }
 
     /// Parses a SiteFit checkpoint, checking that its tensors are exactly those of its configuration.
-    public static func decode(_ bytes: [UInt8], file: String) throws(Failure) -> (model: PretrainedModel, notes: [String: String]) {
+    public static func decode<Network: CheckpointableModel>(_ bytes: [UInt8], file: String, as network: Network.Type = MLP.self)
+        throws(Failure) -> (model: PretrainedModel<Network>, notes: [String: String]) {
         let decoded: (tensors: [NamedTensor], metadata: [String: String])
         do {
             decoded = try Safetensors.decode(bytes)
@@ -39,20 +40,18 @@ public enum Checkpoint {
         guard metadata["format"] == format else {
             throw Failure(file: file, problem: "not a SiteFit checkpoint (metadata 'format' is not '\(format)')")
         }
-        guard let configuration: MLPConfiguration = parse(metadata["model"]),
+        guard let configuration: Network.Configuration = parse(metadata["model"]),
               let standardizer: Standardizer = parse(metadata["standardizer"]),
               let columns: [String] = parse(metadata["features"])
         else { throw Failure(file: file, problem: "metadata 'model', 'standardizer' or 'features' is missing or malformed") }
-        guard configuration.inputSize == columns.count, standardizer.means.count == columns.count,
-              configuration.hiddenSizes.allSatisfy({ $0 > 0 }), configuration.inputSize > 0
+        guard standardizer.means.count == columns.count, let network = Network(checkpointConfiguration: configuration, inputSize: columns.count)
         else { throw Failure(file: file, problem: "the model configuration does not match its feature list") }
-        let mlp = MLP(configuration)
         let byName = Dictionary(decoded.tensors.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        guard byName.count == mlp.layout.tensors.count else {
-            throw Failure(file: file, problem: "holds \(byName.count) tensors, the configuration has \(mlp.layout.tensors.count)")
+        guard byName.count == network.layout.tensors.count else {
+            throw Failure(file: file, problem: "holds \(byName.count) tensors, the configuration has \(network.layout.tensors.count)")
         }
-        var parameters = [Float](repeating: 0, count: mlp.layout.count)
-        for spec in mlp.layout.tensors {
+        var parameters = [Float](repeating: 0, count: network.layout.count)
+        for spec in network.layout.tensors {
             guard let tensor = byName[spec.name] else { throw Failure(file: file, problem: "tensor '\(spec.name)' is missing") }
             guard tensor.shape == spec.shape else {
                 throw Failure(file: file, problem: "tensor '\(spec.name)' has shape \(tensor.shape), expected \(spec.shape)")
@@ -61,7 +60,7 @@ public enum Checkpoint {
             parameters.replaceSubrange(spec.range, with: tensor.values)
         }
         let notes = metadata.filter { !["format", "model", "standardizer", "features", "roles"].contains($0.key) }
-        return (PretrainedModel(mlp: mlp, parameters: parameters, standardizer: standardizer, columns: columns), notes)
+        return (PretrainedModel(network: network, parameters: parameters, standardizer: standardizer, columns: columns), notes)
     }
 
     static func json<T: Encodable>(_ value: T) -> String {
@@ -73,5 +72,25 @@ public enum Checkpoint {
     static func parse<T: Decodable>(_ text: String?) -> T? {
         guard let text else { return nil }
         return try? JSONDecoder().decode(T.self, from: Data(text.utf8))
+    }
+}
+
+/// A model a checkpoint can rebuild: its configuration is stored as JSON in the metadata.
+public protocol CheckpointableModel: NeuralModel {
+    associatedtype Configuration: Codable & Sendable
+    /// What rebuilds the pretrained network (extensions are not part of a checkpoint).
+    var checkpointConfiguration: Configuration { get }
+    /// The network of `configuration` for `inputSize` features, or nil when they do not fit.
+    init?(checkpointConfiguration: Configuration, inputSize: Int)
+}
+
+extension MLP: CheckpointableModel {
+    public var checkpointConfiguration: MLPConfiguration { configuration }
+
+    public init?(checkpointConfiguration configuration: MLPConfiguration, inputSize: Int) {
+        guard configuration.inputSize == inputSize, configuration.inputSize > 0, configuration.hiddenSizes.allSatisfy({ $0 > 0 }) else {
+            return nil
+        }
+        self.init(configuration)
     }
 }

@@ -1,20 +1,24 @@
 /// What a parameter tensor is for; fine-tuning modes select tensors by role.
-public enum TensorRole: String, Sendable, Codable, Equatable, CaseIterable {
+///
+/// A struct, not an enum, so that a fine-tuning mode that adds tensors (in SiteFitTuning) names
+/// their role in its own file: `extension TensorRole { static let loraA = TensorRole("lora_a") }`.
+public struct TensorRole: RawRepresentable, Hashable, Sendable, Codable, CustomStringConvertible {
+    public var rawValue: String
+
+    public init(rawValue: String) { self.rawValue = rawValue }
+    public init(_ rawValue: String) { self.rawValue = rawValue }
+
+    public var description: String { rawValue }
+
     /// A hidden Linear layer's weight and bias.
-    case weight, bias
+    public static let weight = TensorRole("weight"), bias = TensorRole("bias")
     /// LayerNorm's gain γ and additive bias β.
-    case normGain = "norm_gain", normBias = "norm_bias"
+    public static let normGain = TensorRole("norm_gain"), normBias = TensorRole("norm_bias")
     /// The output (task head) Linear layer's weight and bias.
-    case headWeight = "head_weight", headBias = "head_bias"
-    /// LoRA's low-rank factors A (r, in) and B (out, r).
-    case loraA = "lora_a", loraB = "lora_b"
-    /// An adapter's down/up projection weights and biases.
-    case adapterWeight = "adapter_weight", adapterBias = "adapter_bias"
+    public static let headWeight = TensorRole("head_weight"), headBias = TensorRole("head_bias")
 
     /// Bias terms in BitFit's sense: every Linear bias and every LayerNorm β.
     public var isBiasTerm: Bool { self == .bias || self == .headBias || self == .normBias }
-    /// Tensors of the pretrained network (not added by LoRA or adapters).
-    public var isBase: Bool { !(self == .loraA || self == .loraB || self == .adapterWeight || self == .adapterBias) }
 }
 
 /// One named tensor inside the flat parameter buffer: a dotted key, a shape and a range.
@@ -25,15 +29,18 @@ public struct TensorSpec: Sendable, Equatable, Codable {
     public var role: TensorRole
     /// First element of this tensor in the flat buffer.
     public var offset: Int
+    /// Added to the pretrained network by a fine-tuning mode (LoRA factors, adapters, ...), not part of it.
+    public var isExtension: Bool
 
     public var count: Int { shape.reduce(1, *) }
     public var range: Range<Int> { offset..<(offset + count) }
 
-    public init(name: String, shape: [Int], role: TensorRole, offset: Int) {
+    public init(name: String, shape: [Int], role: TensorRole, offset: Int, isExtension: Bool = false) {
         self.name = name
         self.shape = shape
         self.role = role
         self.offset = offset
+        self.isExtension = isExtension
     }
 }
 
@@ -45,9 +52,9 @@ public struct ParameterLayout: Sendable, Equatable {
     public init() {}
 
     /// Appends a tensor after the last one.
-    public mutating func append(name: String, shape: [Int], role: TensorRole) {
+    public mutating func append(name: String, shape: [Int], role: TensorRole, isExtension: Bool = false) {
         precondition(tensor(named: name) == nil, "duplicate tensor \(name)")
-        let spec = TensorSpec(name: name, shape: shape, role: role, offset: count)
+        let spec = TensorSpec(name: name, shape: shape, role: role, offset: count, isExtension: isExtension)
         tensors.append(spec)
         count += spec.count
     }

@@ -49,17 +49,20 @@ public struct Standardizer: Sendable, Equatable, Codable {
     }
 }
 
-/// A model trained on the source population, ready to be fine-tuned at sites.
-public struct PretrainedModel: Sendable, Equatable {
-    public var mlp: MLP
+/// A model trained on the source population, ready to be fine-tuned at sites: the network, its
+/// parameters, the standardiser that maps a site's raw features into its space, and the features.
+public struct PretrainedModel<Network: NeuralModel>: Sendable {
+    public var network: Network
     public var parameters: [Float]
     public var standardizer: Standardizer
     public var columns: [String]
 
-    public init(mlp: MLP, parameters: [Float], standardizer: Standardizer, columns: [String]) {
-        self.mlp = mlp
+    public init(network: Network, parameters: [Float], standardizer: Standardizer, columns: [String]) {
+        self.network = network
         self.parameters = parameters
         self.standardizer = standardizer
         self.columns = columns
     }
 }
+
+extension PretrainedModel: Equatable where Network: Equatable {}

@@ -1,7 +1,7 @@
 import SiteFitCore
 import SiteFitKernels
 
-/// Mini-batch training of an MLP on the selected parameters.
+/// Mini-batch training of a model on the selected parameters.
 public struct TrainingConfiguration: Sendable, Equatable {
     public var optimizer: OptimizerConfiguration
     public var epochs: Int
@@ -50,19 +50,20 @@ public struct TrainingSummary: Sendable, Equatable {
     public var bestValidationLoss: Double?
 }
 
-/// Runs forward/backward/update loops; the caller owns the workspace so nothing is allocated per step.
-public struct Trainer {
-    public let mlp: MLP
-    public let workspace: MLPWorkspace
+/// Runs forward/backward/update loops for any `NeuralModel`; the trainer owns the workspace and
+/// the batch buffers, so nothing is allocated per step.
+public struct Trainer<Model: NeuralModel> {
+    public let model: Model
+    public let workspace: Model.Workspace
     private var gradient: [Float]
     private var batchFeatures: [Float]
     private var batchLabels: [Float]
 
-    public init(mlp: MLP, maxBatch: Int) {
-        self.mlp = mlp
-        workspace = MLPWorkspace(mlp: mlp, capacity: maxBatch)
-        gradient = [Float](repeating: 0, count: mlp.layout.count)
-        batchFeatures = [Float](repeating: 0, count: maxBatch * mlp.configuration.inputSize)
+    public init(model: Model, maxBatch: Int) {
+        self.model = model
+        workspace = model.makeWorkspace(capacity: maxBatch)
+        gradient = [Float](repeating: 0, count: model.layout.count)
+        batchFeatures = [Float](repeating: 0, count: maxBatch * model.inputSize)
         batchLabels = [Float](repeating: 0, count: maxBatch)
     }
 
@@ -74,10 +75,10 @@ public struct Trainer {
         parameters: inout [Float], data: Dataset, selection: ParameterSelection,
         configuration: TrainingConfiguration, random: inout RandomStream, earlyStopping: EarlyStopping? = nil
     ) -> TrainingSummary {
-        precondition(data.columns == mlp.configuration.inputSize)
+        precondition(data.columns == model.inputSize)
         precondition(configuration.batchSize <= workspace.capacity)
         var optimizer = Optimizer(configuration.optimizer, selection: selection)
-        let mask = TrainableMask(mlp: mlp, selection: selection)
+        let mask = model.trainableMask(selection)
         var order = Array(0..<data.rows)
         var steps = 0, epochsRun = 0
         var lastEpochLoss = 0.0
@@ -85,7 +86,7 @@ public struct Trainer {
         var sinceBest = 0
         let columns = data.columns
         let workspace = self.workspace
-        let mlp = self.mlp
+        let model = self.model
         let positiveWeight = configuration.positiveWeight
         let mu = Float(configuration.proximalMu)
         let anchor = mu > 0 ? parameters : []
@@ -112,13 +113,13 @@ public struct Trainer {
                     gradient.withUnsafeMutableBufferPointer { grad in
                         batchFeatures.withUnsafeBufferPointer { x in
                             batchLabels.withUnsafeBufferPointer { y in
-                                mlp.forward(parameters: params.baseAddress!, input: x.baseAddress!, batch: batch,
+                                model.forward(parameters: params.baseAddress!, input: x.baseAddress!, batch: batch,
                                             workspace: workspace, training: true, random: &random)
                                 let loss = BinaryCrossEntropy.lossAndGradient(
                                     logits: workspace.logits, labels: y.baseAddress!, batch: batch,
                                     dLogits: workspace.dLogitsPointer, positiveWeight: positiveWeight)
-                                mlp.backward(parameters: params.baseAddress!, input: x.baseAddress!, batch: batch,
-                                             workspace: workspace, gradient: grad.baseAddress!, trainable: mask)
+                                model.backward(parameters: params.baseAddress!, input: x.baseAddress!, batch: batch,
+                                             workspace: workspace, gradient: grad.baseAddress!, trainable: mask, dInput: nil)
                                 if mu > 0 {
                                     // ∂/∂w (μ/2)‖w − w₀‖² = μ(w − w₀)
                                     for range in ranges { for i in range { grad[i] += mu * (params[i] - anchor[i]) } }
@@ -167,7 +168,7 @@ public struct Trainer {
                 var start = 0
                 while start < data.rows {
                     let batch = min(capacity, data.rows - start)
-                    mlp.forward(parameters: params.baseAddress!, input: x.baseAddress! + start * columns,
+                    model.forward(parameters: params.baseAddress!, input: x.baseAddress! + start * columns,
                                 batch: batch, workspace: workspace)
                     for r in 0..<batch { out[start + r] = workspace.logits[r] }
                     start += batch

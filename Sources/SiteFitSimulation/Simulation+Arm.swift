@@ -15,22 +15,19 @@ extension Simulation {
     /// with the arm's strategy, the round driver with the arm's channel and privacy plug-ins, and
     /// an evaluation at every site after each round.
     static func runArm(
-        _ arm: Scenario.Arm, scenario: Scenario, model: PretrainedModel, sites: [SiteActor], logger: Logger,
+        _ arm: Scenario.Arm, scenario: Scenario, model: PretrainedModel<MLP>, sites: [SiteActor<MLP>], logger: Logger,
         sequentialSites: Bool = false, bootstrap: BootstrapCache, progress: @escaping @Sendable (String) -> Void
     ) async throws -> (ArmMetrics, [PredictionRow]) {
         // LoRA and adapter arms extend the pretrained network; the new tensors start as the identity change.
-        var armConfiguration = model.mlp.configuration
-        armConfiguration.lora = arm.mode == .lora ? arm.lora : nil
-        armConfiguration.adapter = arm.mode == .adapter ? arm.adapter : nil
-        let mlp = MLP(armConfiguration)
+        let mlp = arm.mode.network(extending: model.network, lora: arm.lora, adapter: arm.adapter)
         var extensionRandom = RandomStream(seed: scenario.seed, "extension", arm.name)
-        let start = mlp.parameters(extending: model.parameters, of: model.mlp, random: &extensionRandom)
+        let start = mlp.parameters(extending: model.parameters, of: model.network, random: &extensionRandom)
         let selection = arm.mode.selection(for: mlp.layout, withBiases: arm.loraTrainsBiases)
         // The strategy decides what leaves a site: personalised arms keep their bias terms at home.
         let strategy = arm.makeStrategy(trainedCount: selection.count)
         let shared = strategy.shared(from: selection)
         let server = FederatedServer(pretrained: start, selection: shared, strategy: strategy, logger: logger)
-        for site in sites { await site.begin(mlp: mlp, parameters: start, selection: selection, shared: shared) }
+        for site in sites { await site.begin(network: mlp, parameters: start, selection: selection, shared: shared) }
         var driver = try makeDriver(arm, scenario: scenario, sites: sites, server: server, proximalMu: strategy.proximalMu,
                                     sequentialSites: sequentialSites)
 
@@ -71,8 +68,8 @@ extension Simulation {
 
     /// The round driver of an arm: the federation's participation and local training, secure
     /// aggregation as the channel and DP as the privacy plug-in when the arm asks for them.
-    static func makeDriver(_ arm: Scenario.Arm, scenario: Scenario, sites: [SiteActor], server: FederatedServer,
-                           proximalMu: Double, sequentialSites: Bool) throws -> RoundDriver {
+    static func makeDriver(_ arm: Scenario.Arm, scenario: Scenario, sites: [SiteActor<MLP>], server: FederatedServer,
+                           proximalMu: Double, sequentialSites: Bool) throws -> RoundDriver<MLP> {
         let federation = scenario.federation
         let configuration = TrainingConfiguration(
             optimizer: OptimizerConfiguration(kind: federation.optimizer, learningRate: arm.learningRate,

@@ -15,7 +15,7 @@ extension Simulation {
     /// A baseline as an arm of strategy "baseline": round 0 is the pretrained model, the last round
     /// the baseline's final model; no update crosses the network, so nothing is exposed.
     static func runBaseline(
-        _ baseline: Scenario.Baseline, scenario: Scenario, model: PretrainedModel, sites: [SiteActor],
+        _ baseline: Scenario.Baseline, scenario: Scenario, model: PretrainedModel<MLP>, sites: [SiteActor<MLP>],
         bootstrap: BootstrapCache, progress: @escaping @Sendable (String) -> Void
     ) async throws -> (ArmMetrics, [PredictionRow]) {
         let federation = scenario.federation
@@ -62,9 +62,9 @@ extension Simulation {
                 pooledFeatures += rows.features
                 pooledLabels += rows.labels
             }
-            let pooled = Dataset(features: pooledFeatures, labels: pooledLabels, columns: model.mlp.configuration.inputSize)
+            let pooled = Dataset(features: pooledFeatures, labels: pooledLabels, columns: model.network.configuration.inputSize)
             var parameters = model.parameters
-            var trainer = Trainer(mlp: model.mlp, maxBatch: max(federation.batchSize, 1))
+            var trainer = Trainer(model: model.network, maxBatch: max(federation.batchSize, 1))
             var random = RandomStream(seed: scenario.seed, "baseline-pooled")
             var pooledConfiguration = configuration
             if scenario.baselineTraining == nil {
@@ -81,14 +81,14 @@ extension Simulation {
         }
         let startEvaluation = evaluation(start, subgroups: scenario.subgroups), finalEvaluation = evaluation(final, subgroups: scenario.subgroups)
         progress("[\(name)] accuracy \(Format3.string(finalEvaluation.accuracy)), AUROC \(Format3.string(finalEvaluation.auroc))")
-        let mask = TrainableMask(mlp: model.mlp, selection: selection)
+        let mask = TrainableMask(mlp: model.network, selection: selection)
         var metrics = baselineMetrics(
             name: name, mode: baseline == .pretrained ? "none" : "full",
             learningRate: baseline == .pretrained ? 0 : federation.learningRate, localEpochs: federation.localEpochs,
             start: startEvaluation, final: baseline == .pretrained ? nil : (federation.rounds, finalEvaluation), model: model,
             compute: ComputeFootprint(stepsPerSiteRound: steps,
-                                      trainingFlopsPerSiteRound: steps * Double(federation.batchSize) * model.mlp.trainingFlopsPerExample(mask),
-                                      optimizerStateBytes: baseline == .pretrained ? 0 : 2 * 4 * model.mlp.layout.count))
+                                      trainingFlopsPerSiteRound: steps * Double(federation.batchSize) * model.network.trainingFlopsPerExample(mask),
+                                      optimizerStateBytes: baseline == .pretrained ? 0 : 2 * 4 * model.network.layout.count))
         let participation = federation.participation
         let meanSecondsPerStep = sites.reduce(0.0) { $0 + (participation.secondsPerStep[$1.id] ?? participation.defaultSecondsPerStep) }
             / Double(max(sites.count, 1))
@@ -104,10 +104,10 @@ extension Simulation {
     /// trainable, the baseline training settings, how many training calls a site makes (one when
     /// `baseline_training` gives the epochs in all, else one per federated round), and the
     /// pretrained model as a message.
-    static func beginBaseline(_ scenario: Scenario, model: PretrainedModel, sites: [SiteActor]) async
+    static func beginBaseline(_ scenario: Scenario, model: PretrainedModel<MLP>, sites: [SiteActor<MLP>]) async
         -> (selection: ParameterSelection, configuration: TrainingConfiguration, rounds: Int, blob: [UInt8]) {
-        let selection = FineTuningMode.full.selection(for: model.mlp.layout)
-        for site in sites { await site.begin(mlp: model.mlp, parameters: model.parameters, selection: selection) }
+        let selection = FineTuningMode.full.selection(for: model.network.layout)
+        for site in sites { await site.begin(network: model.network, parameters: model.parameters, selection: selection) }
         let blob = WireFormat.encode(parameters: model.parameters, selection: selection,
                                      metadata: [WireFormat.Key.kind: "baseline", WireFormat.Key.round: "0"])
         return (selection, baselineConfiguration(scenario), scenario.baselineTraining == nil ? scenario.federation.rounds : 1, blob)
@@ -132,7 +132,7 @@ extension Simulation {
     /// FLamby's "Local i": a model trained on site `index` alone, then scored on every site's test
     /// patients (the other sites receive it as a broadcast; no patient row moves).
     static func runLocalEach(
-        _ index: Int, scenario: Scenario, model: PretrainedModel, sites: [SiteActor],
+        _ index: Int, scenario: Scenario, model: PretrainedModel<MLP>, sites: [SiteActor<MLP>],
         bootstrap: BootstrapCache, progress: @escaping @Sendable (String) -> Void
     ) async throws -> (ArmMetrics, [PredictionRow]) {
         let federation = scenario.federation
@@ -149,13 +149,13 @@ extension Simulation {
         let name = "local \(sites[index].id)"
         let startEvaluation = evaluation(start, subgroups: scenario.subgroups), finalEvaluation = evaluation(final, subgroups: scenario.subgroups)
         progress("[\(name)] mean site accuracy \(Format3.string(finalEvaluation.meanSiteAccuracy)), AUROC \(Format3.string(finalEvaluation.auroc))")
-        let mask = TrainableMask(mlp: model.mlp, selection: selection)
+        let mask = TrainableMask(mlp: model.network, selection: selection)
         var metrics = baselineMetrics(
             name: name, mode: "full", learningRate: configuration.optimizer.learningRate, localEpochs: configuration.epochs,
             start: startEvaluation, final: (rounds, finalEvaluation), model: model,
             compute: ComputeFootprint(stepsPerSiteRound: Double(steps) / Double(rounds),
-                                      trainingFlopsPerSiteRound: Double(steps * federation.batchSize) / Double(rounds) * model.mlp.trainingFlopsPerExample(mask),
-                                      optimizerStateBytes: 2 * 4 * model.mlp.layout.count))
+                                      trainingFlopsPerSiteRound: Double(steps * federation.batchSize) / Double(rounds) * model.network.trainingFlopsPerExample(mask),
+                                      optimizerStateBytes: 2 * 4 * model.network.layout.count))
         let participation = federation.participation
         metrics.compute.simulatedSecondsPerSiteRound = Double(steps) / Double(rounds)
             * (participation.secondsPerStep[sites[index].id] ?? participation.defaultSecondsPerStep)
@@ -170,7 +170,7 @@ extension Simulation {
     /// `final` (when it trained) the baseline's own model; no update crosses the network, so
     /// nothing is exposed.
     static func baselineMetrics(name: String, mode: String, learningRate: Double, localEpochs: Int, start: Evaluation,
-                                final: (round: Int, evaluation: Evaluation)?, model: PretrainedModel,
+                                final: (round: Int, evaluation: Evaluation)?, model: PretrainedModel<MLP>,
                                 compute: ComputeFootprint) -> ArmMetrics {
         func round(_ number: Int, _ evaluation: Evaluation) -> RoundMetrics {
             RoundMetrics(round: number, evaluation: evaluation, bytesUp: 0, bytesDown: 0, acceptedSites: [], rejected: [], meanLocalLoss: nil)
@@ -179,7 +179,7 @@ extension Simulation {
             name: name, mode: mode, strategy: "baseline", learningRate: learningRate, localEpochs: localEpochs,
             rounds: [round(0, start)] + (final.map { [round($0.round, $0.evaluation)] } ?? []), final: final?.evaluation ?? start,
             privacy: PrivacyFootprint(bytesUp: 0, bytesDown: 0, bytesUpPerUpdate: 0, parametersExposed: 0,
-                                      parametersTotal: model.mlp.layout.count, tensorsExposed: []),
+                                      parametersTotal: model.network.layout.count, tensorsExposed: []),
             compute: compute)
     }
 }

@@ -18,16 +18,16 @@ extension Simulation {
     /// model cached under `cacheDirectory` is reused when configuration and seed match.
     public static func pretrain(
         _ scenario: Scenario, spec: FeatureSpec, cacheDirectory: URL? = nil
-    ) throws -> (PretrainedModel, PretrainingInfo) {
+    ) throws -> (PretrainedModel<MLP>, PretrainingInfo) {
         if !scenario.pretraining.enabled {
             // No source model: the seeded initialisation, and an identity standardiser (each site
             // standardises its own rows under the heart-disease protocol).
             let columns = columnNames(scenario, spec: spec)
             var configuration = scenario.model
             configuration.inputSize = columns.count
-            let mlp = MLP(configuration.base)
+            let mlp = MLP(configuration)
             var initRandom = RandomStream(seed: scenario.seed, "pretraining", "init")
-            let model = PretrainedModel(mlp: mlp, parameters: mlp.initialParameters(random: &initRandom, scheme: scenario.initialization),
+            let model = PretrainedModel(network: mlp, parameters: mlp.initialParameters(random: &initRandom, scheme: scenario.initialization),
                                         standardizer: .identity(columns: columns.count),
                                         columns: columns)
             var info = PretrainingInfo(sourcePatients: 0, epochs: 0, validationAccuracy: 0, validationAuroc: nil)
@@ -69,7 +69,7 @@ extension Simulation {
 
     /// Pretraining proper: a seeded validation split of the source rows, (optionally) a
     /// standardiser fitted on the training part, Adam with early stopping on the validation loss.
-    static func fit(_ extract: CohortExtract, scenario: Scenario, standardize: Bool, sourcePatients: Int) -> (PretrainedModel, PretrainingInfo) {
+    static func fit(_ extract: CohortExtract, scenario: Scenario, standardize: Bool, sourcePatients: Int) -> (PretrainedModel<MLP>, PretrainingInfo) {
         var random = RandomStream(seed: scenario.seed, "pretraining", "split")
         var order = Array(0..<extract.rows)
         random.shuffle(&order)
@@ -85,10 +85,10 @@ extension Simulation {
                                  labels: validationRows.map { extract.labels[$0] }, columns: columns)
         var configuration = scenario.model
         configuration.inputSize = columns
-        let mlp = MLP(configuration.base)
+        let mlp = MLP(configuration)
         var initRandom = RandomStream(seed: scenario.seed, "pretraining", "init")
         var parameters = mlp.initialParameters(random: &initRandom, scheme: scenario.initialization)
-        var trainer = Trainer(mlp: mlp, maxBatch: max(scenario.pretraining.batchSize, 256))
+        var trainer = Trainer(model: mlp, maxBatch: max(scenario.pretraining.batchSize, 256))
         var shuffle = RandomStream(seed: scenario.seed, "pretraining", "shuffle")
         let summary = trainer.train(
             parameters: &parameters, data: train, selection: FineTuningMode.full.selection(for: mlp.layout),
@@ -97,7 +97,7 @@ extension Simulation {
                 epochs: scenario.pretraining.epochs, batchSize: scenario.pretraining.batchSize),
             random: &shuffle, earlyStopping: EarlyStopping(validation: validation, patience: scenario.pretraining.patience))
         let scores = trainer.predict(parameters: parameters, data: validation)
-        let model = PretrainedModel(mlp: mlp, parameters: parameters, standardizer: standardizer, columns: extract.columns)
+        let model = PretrainedModel(network: mlp, parameters: parameters, standardizer: standardizer, columns: extract.columns)
         let info = PretrainingInfo(sourcePatients: sourcePatients, epochs: summary.epochs,
                                    validationAccuracy: Metrics.accuracy(scores: scores, labels: validation.labels),
                                    validationAuroc: Metrics.auroc(scores: scores, labels: validation.labels))
@@ -106,7 +106,7 @@ extension Simulation {
 
     /// Real hospitals as the source: each one's FLamby train rows, standardised with that site's own
     /// train statistics (as its federated peers standardise theirs), pooled for pretraining.
-    static func heartDiseaseSource(_ scenario: Scenario, logger: Logger) throws -> (PretrainedModel, PretrainingInfo) {
+    static func heartDiseaseSource(_ scenario: Scenario, logger: Logger) throws -> (PretrainedModel<MLP>, PretrainingInfo) {
         var pooled = CohortExtract(columns: HeartDiseaseCohort.columns, personIds: [], features: [], labels: [], sex: [], race: [])
         var names: [String] = []
         for shard in scenario.pretraining.heartDiseaseShards {
@@ -141,7 +141,7 @@ extension Simulation {
          "validation_accuracy": "\(info.validationAccuracy)", "validation_auroc": info.validationAuroc.map { "\($0)" } ?? ""]
     }
 
-    static func loadCheckpoint(_ url: URL) throws -> (PretrainedModel, [String: String]) {
+    static func loadCheckpoint(_ url: URL) throws -> (PretrainedModel<MLP>, [String: String]) {
         guard let data = FileManager.default.contents(atPath: url.path) else {
             throw UserFacingError("checkpoint '\(url.relativePath)' cannot be read")
         }
@@ -165,7 +165,7 @@ extension Simulation {
         encoder.outputFormatting = [.sortedKeys]
         let p = scenario.pretraining
         let parts: [String] = [
-            String(decoding: (try? encoder.encode(scenario.model.base)) ?? Data(), as: UTF8.self),
+            String(decoding: (try? encoder.encode(scenario.model)) ?? Data(), as: UTF8.self),
             String(decoding: (try? encoder.encode(p.source)) ?? Data(), as: UTF8.self),
             spec.columnNames.joined(separator: ","), "\(spec.lookbackDays)", "\(spec.outcomeWindowDays)",
             "\(p.epochs)", "\(p.batchSize)", "\(p.learningRate)", "\(p.validationFraction)", "\(p.patience)",

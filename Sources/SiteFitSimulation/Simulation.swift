@@ -90,7 +90,7 @@ public enum Simulation {
                      + "AUROC \(Format3.string(pretrainingInfo.validationAuroc))")
         }
         let maxBatch = max(scenario.federation.batchSize, 256)
-        let sites: [SiteActor] = try cohortSources(scenario, shards: shards).map {
+        let sites: [SiteActor<MLP>] = try cohortSources(scenario, shards: shards).map {
             try SiteActor(source: $0, model: model, seed: scenario.seed, maxBatch: maxBatch, logger: logger)
         }
         var arms: [ArmMetrics] = []
@@ -141,8 +141,8 @@ public enum Simulation {
         var metrics = RunMetrics(
             scenario: info,
             sites: siteInfos,
-            model: ModelInfo(widths: model.mlp.configuration.widths, parameters: model.mlp.layout.count,
-                             tensors: model.mlp.layout.tensors.map { TensorInfo(name: $0.name, shape: $0.shape, role: $0.role.rawValue) },
+            model: ModelInfo(widths: model.network.configuration.widths, parameters: model.network.layout.count,
+                             tensors: model.network.layout.tensors.map { TensorInfo(name: $0.name, shape: $0.shape, role: $0.role.rawValue) },
                              features: model.columns),
             pretraining: pretrainingInfo, arms: arms)
         metrics.reference = scenario.reference.map {

@@ -21,7 +21,7 @@ public enum FineTuningMode: String, Sendable, Codable, CaseIterable, Equatable {
     public func selection(for layout: ParameterLayout, withBiases: Bool = false) -> ParameterSelection {
         let chosen = layout.tensors.filter { spec in
             switch self {
-            case .full: spec.role.isBase
+            case .full: !spec.isExtension
             case .bitfit: spec.role.isBiasTerm
             case .bitfitHead: spec.role.isBiasTerm || spec.role == .headWeight
             case .head: spec.role == .headWeight || spec.role == .headBias
@@ -34,4 +34,14 @@ public enum FineTuningMode: String, Sendable, Codable, CaseIterable, Equatable {
 
     /// Whether the mode needs extra tensors in the model (LoRA factors or adapters).
     public var extendsModel: Bool { self == .lora || self == .adapter }
+
+    /// The network an arm of this mode trains: `mlp` itself, or extended with the mode's units
+    /// (LoRA factors, adapters); the new tensors start as the identity change.
+    public func network(extending mlp: MLP, lora: LoRAConfiguration?, adapter: AdapterConfiguration?) -> MLP {
+        switch self {
+        case .lora: lora.map { $0.extend(mlp) } ?? mlp
+        case .adapter: adapter.map { $0.extend(mlp) } ?? mlp
+        default: mlp
+        }
+    }
 }

@@ -3,8 +3,8 @@ import SiteFitNN
 
 /// Plain-text rendering of a checkpoint for `sitefit model inspect`.
 enum CheckpointText {
-    static func render(_ model: PretrainedModel, notes: [String: String], file: String, bytes: Int) -> String {
-        let c = model.mlp.configuration
+    static func render(_ model: PretrainedModel<MLP>, notes: [String: String], file: String, bytes: Int) -> String {
+        let c = model.network.configuration
         var out = "\(file): SiteFit checkpoint, \(bytes) bytes\n"
         out += "model: MLP \(c.widths.map(String.init).joined(separator: " → ")), activation \(c.activation.rawValue)"
         out += c.layerNorm ? ", LayerNorm" : ""
@@ -14,16 +14,18 @@ enum CheckpointText {
         out += "\n" + "tensor".padding(toLength: 28, withPad: " ", startingAt: 0) + "shape".padding(toLength: 12, withPad: " ", startingAt: 0)
             + "role".padding(toLength: 14, withPad: " ", startingAt: 0) + "parameters\n"
         var byRole: [TensorRole: Int] = [:]
-        for t in model.mlp.layout.tensors {
+        var roles: [TensorRole] = []  // in order of first appearance in the layout
+        for t in model.network.layout.tensors {
+            if byRole[t.role] == nil { roles.append(t.role) }
             byRole[t.role, default: 0] += t.count
             out += t.name.padding(toLength: 28, withPad: " ", startingAt: 0)
                 + "(\(t.shape.map(String.init).joined(separator: ", ")))".padding(toLength: 12, withPad: " ", startingAt: 0)
                 + t.role.rawValue.padding(toLength: 14, withPad: " ", startingAt: 0) + String(format: "%10d", t.count) + "\n"
         }
-        let total = model.mlp.layout.count
+        let total = model.network.layout.count
         out += "\ntotal: \(total) parameters\n"
-        for role in TensorRole.allCases where byRole[role] != nil {
-            let n = byRole[role]!
+        for role in roles {
+            let n = byRole[role, default: 0]
             out += "  \(role.rawValue.padding(toLength: 14, withPad: " ", startingAt: 0)) \(String(format: "%8d", n))  (\(String(format: "%.2f", 100 * Double(n) / Double(total))) %)\n"
         }
         return out

@@ -139,7 +139,7 @@ extension SiteFit {
                     guard let data = FileManager.default.contents(atPath: file) else {
                         throw UserFacingError("checkpoint '\(file)' does not exist or cannot be read")
                     }
-                    let (model, notes): (PretrainedModel, [String: String])
+                    let (model, notes): (PretrainedModel<MLP>, [String: String])
                     do {
                         (model, notes) = try Checkpoint.decode(Array(data), file: file)
                     } catch {

@@ -100,7 +100,7 @@ struct FederationTests {
 
 @Suite("Site actors")
 struct SiteActorTests {
-    static func site(patients: Int = 300, test: String = #function) throws -> (SiteActor, PretrainedModel, URL) {
+    static func site(patients: Int = 300, test: String = #function) throws -> (SiteActor<MLP>, PretrainedModel<MLP>, URL) {
         let folder = FileManager.default.temporaryDirectory
             .appendingPathComponent("sitefit-site-\(ProcessInfo.processInfo.processIdentifier)-\(test.filter { $0.isLetter })")
         try? FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -111,7 +111,7 @@ struct SiteActorTests {
         let columns = FeatureSpec.heartFailure.columnNames.count
         let mlp = MLP(MLPConfiguration(inputSize: columns, hiddenSizes: [8]))
         var random = RandomStream(seed: 1, "init")
-        let model = PretrainedModel(mlp: mlp, parameters: mlp.initialParameters(random: &random),
+        let model = PretrainedModel(network: mlp, parameters: mlp.initialParameters(random: &random),
                                     standardizer: Standardizer(means: .init(repeating: 0, count: columns),
                                                                standardDeviations: .init(repeating: 1, count: columns)),
                                     columns: FeatureSpec.heartFailure.columnNames)
@@ -123,8 +123,8 @@ struct SiteActorTests {
     @Test("a BitFit site sends exactly the bias tensors, and frozen weights stay pretrained")
     func sendsOnlySelection() async throws {
         let (site, model, _) = try Self.site()
-        let selection = FineTuningMode.bitfit.selection(for: model.mlp.layout)
-        await site.begin(mlp: model.mlp, parameters: model.parameters, selection: selection)
+        let selection = FineTuningMode.bitfit.selection(for: model.network.layout)
+        await site.begin(network: model.network, parameters: model.parameters, selection: selection)
         let server = FederatedServer(pretrained: model.parameters, selection: selection)
         let update = try await site.localUpdate(
             arm: "bitfit", round: 1, broadcast: await server.broadcast(round: 1),
@@ -140,13 +140,13 @@ struct SiteActorTests {
     func deterministic() async throws {
         let (a, model, _) = try Self.site()
         let (b, _, _) = try Self.site()
-        let selection = FineTuningMode.full.selection(for: model.mlp.layout)
+        let selection = FineTuningMode.full.selection(for: model.network.layout)
         let configuration = TrainingConfiguration(optimizer: OptimizerConfiguration(kind: .sgd, learningRate: 0.05),
                                                   epochs: 2, batchSize: 8)
         let broadcast = WireFormat.encode(parameters: model.parameters, selection: selection,
                                           metadata: ["kind": "broadcast", "round": "1"])
-        await a.begin(mlp: model.mlp, parameters: model.parameters, selection: selection)
-        await b.begin(mlp: model.mlp, parameters: model.parameters, selection: selection)
+        await a.begin(network: model.network, parameters: model.parameters, selection: selection)
+        await b.begin(network: model.network, parameters: model.parameters, selection: selection)
         let ua = try await a.localUpdate(arm: "x", round: 1, broadcast: broadcast, configuration: configuration)
         let ub = try await b.localUpdate(arm: "x", round: 1, broadcast: broadcast, configuration: configuration)
         #expect(ua.blob == ub.blob)

@@ -10,14 +10,14 @@ struct RoundDriverTests {
     struct Federation {
         let mlp = MLP(MLPConfiguration(inputSize: 4, hiddenSizes: [5]))
         let start: [Float]
-        let sites: [SiteActor]
+        let sites: [SiteActor<MLP>]
         let selection: ParameterSelection
         let configuration = TrainingConfiguration(optimizer: OptimizerConfiguration(kind: .adam, learningRate: 0.01), epochs: 1, batchSize: 8)
 
         init() async {
             var random = RandomStream(seed: 5, "driver")
             start = mlp.initialParameters(random: &random)
-            let model = PretrainedModel(mlp: mlp, parameters: start, standardizer: .identity(columns: 4), columns: ["a", "b", "c", "d"])
+            let model = PretrainedModel(network: mlp, parameters: start, standardizer: .identity(columns: 4), columns: ["a", "b", "c", "d"])
             func rows(_ n: Int) -> Dataset {
                 Dataset(features: (0..<(n * 4)).map { _ in Float(random.gaussian()) },
                         labels: (0..<n).map { _ in random.bernoulli(0.4) ? 1 : 0 }, columns: 4)
@@ -26,11 +26,11 @@ struct RoundDriverTests {
                 SiteActor(id: "s\(i)", train: rows(n), test: rows(10), model: model, seed: 9, maxBatch: 8)
             }
             selection = FineTuningMode.full.selection(for: mlp.layout)
-            for site in sites { await site.begin(mlp: mlp, parameters: start, selection: selection) }
+            for site in sites { await site.begin(network: mlp, parameters: start, selection: selection) }
         }
 
         func driver(_ participation: ParticipationSettings = ParticipationSettings(), channel: any UpdateChannel = PlainChannel(),
-                    privacy: DifferentialPrivacy? = nil, window: Int? = nil) -> (RoundDriver, FederatedServer) {
+                    privacy: DifferentialPrivacy? = nil, window: Int? = nil) -> (RoundDriver<MLP>, FederatedServer) {
             let server = FederatedServer(pretrained: start, selection: selection)
             return (RoundDriver(sites: sites, server: server, participation: participation, seed: 1, arm: "a",
                                 configuration: configuration, channel: channel, privacy: privacy, window: window), server)

@@ -87,7 +87,7 @@ struct StrategyTests {
         let (lr, mu) = (Float(0.1), Float(0.5))
         func run(epochs: Int, batch: Int, mu: Double) -> [Float] {
             var params = start
-            var trainer = Trainer(mlp: mlp, maxBatch: 8)
+            var trainer = Trainer(model: mlp, maxBatch: 8)
             var shuffle = RandomStream(seed: 3, "shuffle")
             _ = trainer.train(parameters: &params, data: data, selection: selection,
                               configuration: TrainingConfiguration(optimizer: OptimizerConfiguration(kind: .sgd, learningRate: Double(lr)),
@@ -98,7 +98,7 @@ struct StrategyTests {
         // Batch 4 over 8 rows: one epoch is exactly two steps; the same shuffle in every run.
         var firstStep = start
         do {
-            var trainer = Trainer(mlp: mlp, maxBatch: 8)
+            var trainer = Trainer(model: mlp, maxBatch: 8)
             var shuffle = RandomStream(seed: 3, "shuffle")
             var order = Array(0..<8)
             shuffle.shuffle(&order)

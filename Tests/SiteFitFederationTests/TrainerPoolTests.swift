@@ -7,11 +7,11 @@ import Testing
 @Suite("Sites sharing a trainer pool")
 struct TrainerPoolTests {
     /// Three in-memory sites, two FedAvg rounds through the real server; returns the global values.
-    static func federate(pool: TrainerPool?) async throws -> (values: [Float], idle: Int, held: Int) {
+    static func federate(pool: TrainerPool<MLP>?) async throws -> (values: [Float], idle: Int, held: Int) {
         let mlp = MLP(MLPConfiguration(inputSize: 5, hiddenSizes: [6]))
         var random = RandomStream(seed: 3, "pool")
         let start = mlp.initialParameters(random: &random)
-        let model = PretrainedModel(mlp: mlp, parameters: start,
+        let model = PretrainedModel(network: mlp, parameters: start,
                                     standardizer: Standardizer(means: [0, 0, 0, 0, 0], standardDeviations: [1, 1, 1, 1, 1]),
                                     columns: ["a", "b", "c", "d", "e"])
         func rows(_ n: Int) -> Dataset {
@@ -20,7 +20,7 @@ struct TrainerPoolTests {
         let sites = (0..<3).map { SiteActor(id: "s\($0)", train: rows(40), test: rows(10), model: model, seed: 9, maxBatch: 8, pool: pool) }
         let selection = FineTuningMode.full.selection(for: mlp.layout)
         let server = FederatedServer(pretrained: start, selection: selection)
-        for site in sites { await site.begin(mlp: mlp, parameters: start, selection: selection) }
+        for site in sites { await site.begin(network: mlp, parameters: start, selection: selection) }
         let configuration = TrainingConfiguration(optimizer: OptimizerConfiguration(kind: .adam, learningRate: 0.01), epochs: 1, batchSize: 8)
         for round in 1...2 {
             let message = await server.broadcast(round: round)
@@ -41,13 +41,13 @@ struct TrainerPoolTests {
 
     @Test("with every tensor shared, a site keeps no model copy between rounds, nor after scoring")
     func releasedModel() async throws {
-        #expect(try await Self.federate(pool: TrainerPool(maxBatch: 8)).held == 0)
+        #expect(try await Self.federate(pool: TrainerPool<MLP>(maxBatch: 8)).held == 0)
     }
 
     @Test("borrowing trainers from a pool gives bit-identical results to each site owning one, and the pool stays small")
     func identical() async throws {
         let own = try await Self.federate(pool: nil)
-        let pool = TrainerPool(maxBatch: 8)
+        let pool = TrainerPool<MLP>(maxBatch: 8)
         let shared = try await Self.federate(pool: pool)
         #expect(own.values == shared.values)
         // Sites trained one after another here, so one trainer served all three.

@@ -23,8 +23,9 @@ func referenceForward(_ p: [Double], x: [Double], batch: Int, mlp: MLP) -> [Doub
         for r in 0..<batch { for o in 0..<outW {
             var s = p[b + o]
             for i in 0..<inW { s += a[r * inW + i] * p[w + o * inW + i] }
-            if let la = tensor("layers.\(l).lora.a"), let lb = tensor("layers.\(l).lora.b"), let lora = c.lora {
-                let rank = lora.rank, scale = lora.alpha / Double(rank)
+            if let la = tensor("layers.\(l).lora.a"), let lb = tensor("layers.\(l).lora.b"),
+               let lora = mlp.units.compactMap({ $0 as? LoRALinear }).first(where: { $0.base.name == "layers.\(l)" }) {
+                let rank = lora.rank, scale = Double(lora.scale)
                 for k in 0..<rank {
                     var u = 0.0
                     for i in 0..<inW { u += a[r * inW + i] * p[la.offset + k * inW + i] }
@@ -75,11 +76,21 @@ func referenceLoss(_ p: [Double], x: [Double], y: [Double], mlp: MLP, positiveWe
     return zip(z, y).reduce(0) { $0 + positiveWeight * $1.1 * softplus(-$1.0) + (1 - $1.1) * softplus($1.0) } / Double(y.count)
 }
 
+/// The MLP of `configuration` with the given fine-tuning extensions (LoRA first, then adapters).
+func extendedMLP(_ configuration: MLPConfiguration, lora: LoRAConfiguration? = nil, adapter: AdapterConfiguration? = nil) -> MLP {
+    var mlp = MLP(configuration)
+    if let lora { mlp = lora.extend(mlp) }
+    if let adapter { mlp = adapter.extend(mlp) }
+    return mlp
+}
+
 @Suite("Engine: every configuration's gradients against a Double reference")
 struct EngineGradientTests {
     struct Case: CustomTestStringConvertible, Sendable {
         var name: String
         var configuration: MLPConfiguration
+        var lora: LoRAConfiguration? = nil
+        var adapter: AdapterConfiguration? = nil
         var positiveWeight: Float = 1
         var testDescription: String { name }
     }
@@ -88,21 +99,20 @@ struct EngineGradientTests {
         Case(name: "ReLU, LayerNorm", configuration: MLPConfiguration(inputSize: 5, hiddenSizes: [6, 4], layerNorm: true)),
         Case(name: "GELU", configuration: MLPConfiguration(inputSize: 4, hiddenSizes: [7], activation: .gelu)),
         Case(name: "GELU, LayerNorm, LoRA r=2 everywhere, positive weight 3",
-             configuration: MLPConfiguration(inputSize: 5, hiddenSizes: [6, 3], activation: .gelu, layerNorm: true,
-                                             lora: LoRAConfiguration(rank: 2, alpha: 4)), positiveWeight: 3),
-        Case(name: "ReLU, adapters m=3", configuration: MLPConfiguration(inputSize: 4, hiddenSizes: [5, 6],
-                                                                         adapter: AdapterConfiguration(bottleneck: 3))),
+             configuration: MLPConfiguration(inputSize: 5, hiddenSizes: [6, 3], activation: .gelu, layerNorm: true),
+             lora: LoRAConfiguration(rank: 2, alpha: 4), positiveWeight: 3),
+        Case(name: "ReLU, adapters m=3", configuration: MLPConfiguration(inputSize: 4, hiddenSizes: [5, 6]),
+             adapter: AdapterConfiguration(bottleneck: 3)),
         Case(name: "everything: LN, GELU, LoRA on layer 1, adapters",
-             configuration: MLPConfiguration(inputSize: 3, hiddenSizes: [5, 4], activation: .gelu, layerNorm: true,
-                                             lora: LoRAConfiguration(rank: 2, alpha: 2, layers: [1]),
-                                             adapter: AdapterConfiguration(bottleneck: 2))),
+             configuration: MLPConfiguration(inputSize: 3, hiddenSizes: [5, 4], activation: .gelu, layerNorm: true),
+             lora: LoRAConfiguration(rank: 2, alpha: 2, layers: [1]), adapter: AdapterConfiguration(bottleneck: 2)),
         Case(name: "logistic regression", configuration: MLPConfiguration(inputSize: 13, hiddenSizes: [])),
     ]
 
     /// Random values everywhere (including LoRA B and adapter up, which start at zero) so every
     /// path carries gradient.
     static func setup(_ c: Case) -> (MLP, [Float], [Float], [Float]) {
-        let mlp = MLP(c.configuration)
+        let mlp = extendedMLP(c.configuration, lora: c.lora, adapter: c.adapter)
         var random = RandomStream(seed: 11, "engine-gradients", c.name)
         let params = (0..<mlp.layout.count).map { _ in Float(random.gaussian() * 0.5) }
         let batch = 3
@@ -261,8 +271,8 @@ struct EngineBehaviourTests {
 
     @Test("each mode selects exactly its tensors")
     func selections() {
-        let mlp = MLP(MLPConfiguration(inputSize: 6, hiddenSizes: [8, 5], layerNorm: true,
-                                       lora: LoRAConfiguration(rank: 2, alpha: 4), adapter: AdapterConfiguration(bottleneck: 3)))
+        let mlp = extendedMLP(MLPConfiguration(inputSize: 6, hiddenSizes: [8, 5], layerNorm: true),
+                              lora: LoRAConfiguration(rank: 2, alpha: 4), adapter: AdapterConfiguration(bottleneck: 3))
         func names(_ mode: FineTuningMode, biases: Bool = false) -> Set<String> { Set(mode.selection(for: mlp.layout, withBiases: biases).tensorNames) }
         let biasTerms: Set = ["layers.0.bias", "layers.0.norm.bias", "layers.1.bias", "layers.1.norm.bias", "layers.2.bias"]
         #expect(names(.bitfit) == biasTerms)
@@ -288,9 +298,8 @@ struct EngineBehaviourTests {
         let baseParameters = baseModel.initialParameters(random: &random)
         let x = (0..<(4 * 6)).map { _ in Float(random.gaussian()) }
         let reference = outputs(baseModel, baseParameters, x, batch: 4)
-        for extended in [MLPConfiguration(inputSize: 6, hiddenSizes: [8, 5], layerNorm: true, lora: LoRAConfiguration(rank: 3, alpha: 6)),
-                         MLPConfiguration(inputSize: 6, hiddenSizes: [8, 5], layerNorm: true, adapter: AdapterConfiguration(bottleneck: 4))] {
-            let mlp = MLP(extended)
+        for mlp in [extendedMLP(base, lora: LoRAConfiguration(rank: 3, alpha: 6)),
+                    extendedMLP(base, adapter: AdapterConfiguration(bottleneck: 4))] {
             let parameters = mlp.parameters(extending: baseParameters, of: baseModel, random: &random)
             #expect(outputs(mlp, parameters, x, batch: 4) == reference)
         }
@@ -299,7 +308,7 @@ struct EngineBehaviourTests {
     @Test("merged LoRA (W + (α/r)·B·A) equals unmerged within 1e-6")
     func mergedLoRA() {
         let lora = LoRAConfiguration(rank: 2, alpha: 3)
-        let mlp = MLP(MLPConfiguration(inputSize: 6, hiddenSizes: [8, 5], lora: lora))
+        let mlp = extendedMLP(MLPConfiguration(inputSize: 6, hiddenSizes: [8, 5]), lora: lora)
         var random = RandomStream(seed: 2, "merge")
         let parameters = (0..<mlp.layout.count).map { _ in Float(random.gaussian() * 0.3) }
         let x = (0..<(5 * 6)).map { _ in Float(random.gaussian()) }
@@ -361,7 +370,7 @@ struct EngineBehaviourTests {
         // Pure noise labels: validation loss stops improving quickly.
         let train = Dataset(features: (0..<60).map { _ in Float(random.gaussian()) }, labels: (0..<20).map { _ in random.bernoulli(0.5) ? 1 : 0 }, columns: 3)
         let validation = Dataset(features: (0..<60).map { _ in Float(random.gaussian()) }, labels: (0..<20).map { _ in random.bernoulli(0.5) ? 1 : 0 }, columns: 3)
-        var trainer = Trainer(mlp: mlp, maxBatch: 4)
+        var trainer = Trainer(model: mlp, maxBatch: 4)
         var shuffle = RandomStream(seed: 1, "s")
         let summary = trainer.train(parameters: &params, data: train, selection: FineTuningMode.full.selection(for: mlp.layout),
                                     configuration: TrainingConfiguration(optimizer: OptimizerConfiguration(kind: .adam, learningRate: 0.05),
@@ -375,7 +384,7 @@ struct EngineBehaviourTests {
     func checkpoint() throws {
         let mlp = MLP(MLPConfiguration(inputSize: 3, hiddenSizes: [4], activation: .gelu, layerNorm: true, dropout: 0.1))
         var random = RandomStream(seed: 9, "checkpoint")
-        let model = PretrainedModel(mlp: mlp, parameters: mlp.initialParameters(random: &random),
+        let model = PretrainedModel(network: mlp, parameters: mlp.initialParameters(random: &random),
                                     standardizer: Standardizer(means: [1, 2, 3], standardDeviations: [1, 1, 2]), columns: ["a", "b", "c"])
         let bytes = Checkpoint.encode(model, notes: ["epochs_run": "4"])
         let (decoded, notes) = try Checkpoint.decode(bytes, file: "x.safetensors")

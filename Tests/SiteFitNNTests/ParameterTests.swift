@@ -79,7 +79,7 @@ struct ParameterTests {
         let before = mlp.initialParameters(random: &random)
         var params = before
         let data = Dataset(features: (0..<40).map { _ in Float(random.gaussian()) }, labels: (0..<10).map { Float($0 % 2) }, columns: 4)
-        var trainer = Trainer(mlp: mlp, maxBatch: 4)
+        var trainer = Trainer(model: mlp, maxBatch: 4)
         let selection = FineTuningMode.bitfit.selection(for: mlp.layout)
         var shuffle = RandomStream(seed: 1, "shuffle")
         _ = trainer.train(parameters: &params, data: data, selection: selection,
