@@ -19,10 +19,10 @@ extension Simulation {
         sequentialSites: Bool = false, bootstrap: BootstrapCache, progress: @escaping @Sendable (String) -> Void
     ) async throws -> (ArmMetrics, [PredictionRow]) {
         // LoRA and adapter arms extend the pretrained network; the new tensors start as the identity change.
-        let mlp = arm.mode.network(extending: model.network, lora: arm.lora, adapter: arm.adapter)
+        let mlp = arm.mode.network(extending: model.network, settings: arm.modeSettings)
         var extensionRandom = RandomStream(seed: scenario.seed, "extension", arm.name)
         let start = mlp.parameters(extending: model.parameters, of: model.network, random: &extensionRandom)
-        let selection = arm.mode.selection(for: mlp.layout, withBiases: arm.loraTrainsBiases)
+        let selection = arm.mode.selection(for: mlp.layout, settings: arm.modeSettings)
         // The strategy decides what leaves a site: personalised arms keep their bias terms at home.
         let strategy = arm.makeStrategy(trainedCount: selection.count)
         let shared = strategy.shared(from: selection)
@@ -148,4 +148,13 @@ extension Simulation {
 extension Scenario.Arm {
     // TEMP until the strategy registry lands: the strategy's name as reports print it.
     var strategyName: String { strategy.rawValue }
+    // TEMP until the loader reads mode settings from the mode's own declaration.
+    var modeSettings: ModeSettingValues {
+        var given: [String: ModeSettingValue] = [:]
+        if let lora {
+            given = ["rank": .integer(lora.rank), "alpha": .number(lora.alpha), "layers": .layers(lora.layers), "train_biases": .flag(loraTrainsBiases)]
+        }
+        if let adapter { given = ["bottleneck": .integer(adapter.bottleneck)] }
+        return mode.resolved(given)
+    }
 }

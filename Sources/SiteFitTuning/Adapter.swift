@@ -21,6 +21,17 @@ public struct AdapterConfiguration: Sendable, Equatable, Codable {
     }
 }
 
+extension FineTuningMode {
+    /// The adapters only (Houlsby et al., arXiv:1902.00751).
+    public static let adapter = FineTuningMode(
+        name: "adapter", summary: "bottleneck adapters after each hidden block (Houlsby et al., arXiv:1902.00751)",
+        settings: [ModeSetting(key: "bottleneck", kind: .integer(1...1024, expected: "a width from 1 to 1024"), defaultValue: .integer(8),
+                               meaning: "m, the adapter's inner width")],
+        selects: { spec, _ in spec.role == .adapterWeight || spec.role == .adapterBias },
+        extend: { mlp, v in AdapterConfiguration(bottleneck: v.integer("bottleneck")).extend(mlp) },
+        modelProblem: { $0.hiddenSizes.isEmpty ? "adapters sit after hidden layers; the model has none" : nil })
+}
+
 extension TensorRole {
     /// An adapter's down/up projection weights and biases.
     public static let adapterWeight = TensorRole("adapter_weight"), adapterBias = TensorRole("adapter_bias")

@@ -27,6 +27,29 @@ public struct LoRAConfiguration: Sendable, Equatable, Codable {
     }
 }
 
+extension FineTuningMode {
+    /// The LoRA factors A and B (Hu et al., arXiv:2106.09685), optionally with the bias terms.
+    public static let lora = FineTuningMode(
+        name: "lora", summary: "low-rank factors A and B beside chosen Linear layers (Hu et al., arXiv:2106.09685)",
+        settings: [
+            ModeSetting(key: "rank", kind: .integer(1...256, expected: "a rank from 1 to 256"), defaultValue: .integer(4),
+                        meaning: "r, the rank of B·A"),
+            ModeSetting(key: "alpha", kind: .number(1e-3...1e4, expected: "a positive alpha"), defaultValue: .number(8),
+                        meaning: "α; the update is scaled by α/r"),
+            ModeSetting(key: "layers", kind: .layers, defaultValue: .layers(nil), meaning: "the Linear layers that get factors (default: all)"),
+            ModeSetting(key: "train_biases", kind: .flag, defaultValue: .flag(false), meaning: "train the bias terms too"),
+        ],
+        selects: { spec, v in spec.role == .loraA || spec.role == .loraB || (v.flag("train_biases") && spec.role.isBiasTerm) },
+        extend: { mlp, v in LoRAConfiguration(settings: v).extend(mlp) })
+}
+
+extension LoRAConfiguration {
+    /// The configuration an arm's LoRA settings describe.
+    public init(settings v: ModeSettingValues) {
+        self.init(rank: v.integer("rank"), alpha: v.number("alpha"), layers: v.layers("layers"))
+    }
+}
+
 extension TensorRole {
     /// LoRA's low-rank factors A (r, in) and B (out, r).
     public static let loraA = TensorRole("lora_a"), loraB = TensorRole("lora_b")

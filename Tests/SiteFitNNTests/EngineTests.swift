@@ -273,7 +273,9 @@ struct EngineBehaviourTests {
     func selections() {
         let mlp = extendedMLP(MLPConfiguration(inputSize: 6, hiddenSizes: [8, 5], layerNorm: true),
                               lora: LoRAConfiguration(rank: 2, alpha: 4), adapter: AdapterConfiguration(bottleneck: 3))
-        func names(_ mode: FineTuningMode, biases: Bool = false) -> Set<String> { Set(mode.selection(for: mlp.layout, withBiases: biases).tensorNames) }
+        func names(_ mode: FineTuningMode, biases: Bool = false) -> Set<String> {
+            Set(mode.selection(for: mlp.layout, settings: mode.resolved(biases ? ["train_biases": .flag(true)] : [:])).tensorNames)
+        }
         let biasTerms: Set = ["layers.0.bias", "layers.0.norm.bias", "layers.1.bias", "layers.1.norm.bias", "layers.2.bias"]
         #expect(names(.bitfit) == biasTerms)
         #expect(names(.bitfitHead) == biasTerms.union(["layers.2.weight"]))
