@@ -66,6 +66,7 @@ public struct FineTuningMode: Sendable, CustomStringConvertible {
         .head,
         .lora,
         .adapter,
+        .ia3,
     ]
 
     /// The mode called `name`, or nil.
