@@ -148,10 +148,11 @@ public struct Scenario: Sendable {
         public var loraTrainsBiases: Bool
         /// Adapter settings (mode `adapter`).
         public var adapter: AdapterConfiguration?
-        /// How the server combines updates, and FedProx's client-side term.
-        public var strategy: Strategy
-        public var proximalMu: Double
-        public var server: ServerOptimizerSettings
+        /// How the server combines updates (and what a site adds to its loss): one of `StrategyRegistry.all`.
+        public var strategy: StrategyDescriptor
+        /// The strategy's settings by arm key (`proximal_mu`, `server_learning_rate`, ...), each as
+        /// the scenario gave it or at the strategy's default.
+        public var strategyOptions: [String: Double]
         /// Site-level DP-FedAvg (clip, noise, accountant), or nil.
         public var privacy: DPSettings?
         /// Pairwise-masked secure aggregation: the server only ever holds masked vectors.
@@ -160,22 +161,10 @@ public struct Scenario: Sendable {
         /// The arm's strategy with fresh server state; `trainedCount` is the size of the trained
         /// selection (what adaptive optimisers keep moments for, as they share all of it).
         public func makeStrategy(trainedCount: Int) -> any FederatedStrategy {
-            switch strategy {
-            case .fedavg: FedAvg()
-            case .fedprox: FedProx(mu: proximalMu)
-            case .fedadam: FedAdam(settings: server, count: trainedCount)
-            case .fedyogi: FedYogi(settings: server, count: trainedCount)
-            case .fedadagrad: FedAdagrad(settings: server, count: trainedCount)
-            case .personalized: PersonalizedBitFit()
-            }
+            strategy.make(options: strategyOptions, trainedCount: trainedCount)
         }
-    }
 
-    /// Federated strategies an arm can use; `Arm.makeStrategy` builds the `FederatedStrategy` of each.
-    public enum Strategy: String, Sendable, Equatable, CaseIterable {
-        case fedavg, fedprox, fedadam, fedyogi, fedadagrad
-        /// FedAvg on everything but the bias terms, which stay at each site and are evaluated there
-        /// (personalised BitFit: shared weights, site-local biases).
-        case personalized
+        /// The strategy's name as scenarios and reports write it (`fedavg`, `fedprox`, ...).
+        public var strategyName: String { strategy.name }
     }
 }

@@ -4,9 +4,10 @@ import SiteFitTuning
 import Yams
 
 extension ScenarioLoader {
-    /// Keys of an arm (the JSON Schema test checks the schema lists the same).
-    static let armKeys = ["name", "mode", "learning_rate", "local_epochs", "lora", "adapter", "strategy", "proximal_mu",
-                          "server_learning_rate", "server_beta1", "server_beta2", "server_tau", "dp", "secure_aggregation"]
+    /// Keys of an arm: its own, then every strategy's settings (the JSON Schema test checks the
+    /// schema lists the same).
+    static let armKeys = ["name", "mode", "learning_rate", "local_epochs", "lora", "adapter", "strategy"]
+        + StrategyRegistry.settingKeys + ["dp", "secure_aggregation"]
 
     /// `arms`: the compared configurations, each a federation from the same pretrained model.
     static func arms(_ node: Node?, federation: Scenario.Federation, model: MLPConfiguration, siteCount: Int,
@@ -31,8 +32,7 @@ extension ScenarioLoader {
         else { return nil }
         var arm = Scenario.Arm(name: mode.rawValue, mode: mode, learningRate: federation.learningRate,
                                localEpochs: federation.localEpochs, lora: nil, loraTrainsBiases: false, adapter: nil,
-                               strategy: .fedavg, proximalMu: 0,
-                               server: ServerOptimizerSettings(learningRate: 0.01, beta1: 0.9, beta2: 0.999, tau: 1e-8),
+                               strategy: StrategyRegistry.standard, strategyOptions: StrategyRegistry.standard.resolved([:]),
                                privacy: nil, secureAggregation: false)
         if let n = fields["dp"] {
             arm.privacy = privacy(n, "\(field).dp", sampling: federation.participation.sampling, siteCount: siteCount, reader: &reader)
@@ -72,36 +72,32 @@ extension ScenarioLoader {
         return settings
     }
 
-    /// `strategy` and the settings it reads (`proximal_mu`, `server_*`); a setting given for a
-    /// strategy that does not read it is an error.
+    /// `strategy` and the settings it reads, as its `StrategyDescriptor` declares them. A setting
+    /// given for a strategy that does not read it is an error naming the strategies that do.
     static func strategy(_ fields: [String: Node], _ field: String, into arm: inout Scenario.Arm, reader: inout YAMLReader) {
-        let mode = arm.mode
-        if let n = fields["strategy"], let v = reader.choice(n, "\(field).strategy", Scenario.Strategy.self) {
-            arm.strategy = v
-            if v == .personalized && ![FineTuningMode.full, .bitfitHead, .head].contains(mode) {
-                reader.fail(n, "\(field).strategy", "personalized keeps bias terms local and shares the rest; mode '\(mode.rawValue)' trains nothing else to share (use full, bitfit+head or head)")
-            }
+        if let n = fields["strategy"],
+           let name = reader.choice(n, "\(field).strategy", among: StrategyRegistry.all.map(\.name)),
+           let descriptor = StrategyRegistry.named(name) {
+            arm.strategy = descriptor
+            if let problem = descriptor.problem(with: arm.mode) { reader.fail(n, "\(field).strategy", problem) }
         }
-        if let n = fields["proximal_mu"], let v = reader.number(n, "\(field).proximal_mu", in: 0...100, what: "a number from 0 to 100") {
-            if arm.strategy == .fedprox { arm.proximalMu = v } else { reader.fail(n, "\(field).proximal_mu", "proximal_mu needs strategy 'fedprox'") }
-        } else if arm.strategy == .fedprox {
-            arm.proximalMu = 0.01
-        }
-        let adaptive = [Scenario.Strategy.fedadam, .fedyogi, .fedadagrad].contains(arm.strategy)
-        for (key, range, what) in [("server_learning_rate", 1e-6...100.0, "a positive learning rate up to 100"),
-                                   ("server_beta1", 0.0...0.9999, "a number from 0 to 0.9999"),
-                                   ("server_beta2", 0.0...0.999999, "a number from 0 to 0.999999"),
-                                   ("server_tau", 1e-12...10.0, "a positive number up to 10")] {
+        var given: [String: Double] = [:]
+        for key in StrategyRegistry.settingKeys {
             guard let n = fields[key] else { continue }
-            guard adaptive else { reader.fail(n, "\(field).\(key)", "\(key) needs strategy fedadam, fedyogi or fedadagrad"); continue }
-            guard let v = reader.number(n, "\(field).\(key)", in: range, what: what) else { continue }
-            switch key {
-            case "server_learning_rate": arm.server.learningRate = v
-            case "server_beta1": arm.server.beta1 = v
-            case "server_beta2": arm.server.beta2 = v
-            default: arm.server.tau = v
+            guard let setting = arm.strategy.setting(key) else {
+                reader.fail(n, "\(field).\(key)", "\(key) needs strategy \(strategiesReading(key))")
+                continue
             }
+            if let v = reader.number(n, "\(field).\(key)", in: setting.range, what: setting.expected) { given[key] = v }
         }
+        arm.strategyOptions = arm.strategy.resolved(given)
+    }
+
+    /// The strategies that read `key`, as an error names them: one quoted, several as a list.
+    static func strategiesReading(_ key: String) -> String {
+        let names = StrategyRegistry.reading(key).map(\.name)
+        guard names.count > 1, let last = names.last else { return "'\(names.first ?? "")'" }
+        return names.dropLast().joined(separator: ", ") + " or " + last
     }
 
     /// `lora` (mode `lora` only): rank, alpha, which layers get adapters, and whether biases train too.

@@ -529,7 +529,7 @@ public enum Simulation {
             trainingFlopsPerSiteRound: Double(totalExamples) * mlp.trainingFlopsPerExample(mask) / siteRounds,
             optimizerStateBytes: stateBytes)
         compute.simulatedSecondsPerSiteRound = totalSimulatedSeconds / siteRounds
-        var metrics = ArmMetrics(name: arm.name, mode: arm.mode.rawValue, strategy: arm.strategy.rawValue, learningRate: arm.learningRate,
+        var metrics = ArmMetrics(name: arm.name, mode: arm.mode.rawValue, strategy: arm.strategyName, learningRate: arm.learningRate,
                                  localEpochs: arm.localEpochs, rounds: rounds, final: rounds.last!.evaluation,
                                  privacy: privacy, compute: compute)
         metrics.biasDrift = biasDrift(before: pretrainedPredictions, after: predictions, subgroups: scenario.subgroups,

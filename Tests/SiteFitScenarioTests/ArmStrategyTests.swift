@@ -31,6 +31,11 @@ struct ArmStrategyTests {
         #expect((strategies[3] as? FedYogi)?.settings == ServerOptimizerSettings(learningRate: 0.01, beta1: 0.5, beta2: 0.999, tau: 1e-8))
         #expect((strategies[4] as? FedAdagrad)?.settings == ServerOptimizerSettings(learningRate: 0.3, beta1: 0.9, beta2: 0.999, tau: 0.001))
         #expect((strategies[4] as? FedAdagrad)?.moments.first.count == 2)
+        #expect(s.arms.map(\.strategyName) == ["fedavg", "fedprox", "fedadam", "fedyogi", "fedadagrad"])
+        // The arm carries every setting its strategy reads, given or defaulted, and no other.
+        #expect(s.arms[0].strategyOptions.isEmpty)
+        #expect(s.arms[1].strategyOptions == ["proximal_mu": 0.01])
+        #expect(s.arms[3].strategyOptions == ["server_learning_rate": 0.01, "server_beta1": 0.5, "server_beta2": 0.999, "server_tau": 1e-8])
     }
 
     @Test("a setting for another strategy, a value out of range, an unknown strategy and a mode personalized cannot serve")
@@ -42,6 +47,7 @@ struct ArmStrategyTests {
                   - {name: c, mode: full, strategy: fedadam, server_beta1: 3, proximal_mu: 1}
                   - {name: d, mode: full, strategy: fedadm}
                   - {name: e, mode: bitfit, strategy: personalized}
+                  - {name: f, mode: full, proximal_mu: -1}
                 """)
         }
         #expect(found.map { "\($0.line):\($0.column) \($0.field): \($0.problem)" } == [
@@ -54,6 +60,8 @@ struct ArmStrategyTests {
                 + "found 'fedadm'; did you mean 'fedadam'?",
             "11:39 arms[4].strategy: personalized keeps bias terms local and shares the rest; mode 'bitfit' trains nothing else "
                 + "to share (use full, bitfit+head or head)",
+            // Whether a strategy reads a setting is checked before its value, whose range is that strategy's.
+            "12:40 arms[5].proximal_mu: proximal_mu needs strategy 'fedprox'",
         ])
     }
 }
