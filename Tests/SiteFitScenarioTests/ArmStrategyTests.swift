@@ -53,11 +53,11 @@ struct ArmStrategyTests {
         #expect(found.map { "\($0.line):\($0.column) \($0.field): \($0.problem)" } == [
             "7:40 arms[0].proximal_mu: proximal_mu needs strategy 'fedprox'",
             "7:57 arms[0].server_tau: server_tau needs strategy fedadam, fedyogi or fedadagrad",
-            "8:68 arms[1].server_learning_rate: server_learning_rate needs strategy fedadam, fedyogi or fedadagrad",
+            "8:68 arms[1].server_learning_rate: server_learning_rate needs strategy fedadam, fedyogi, fedadagrad or fedavgm",
             "9:60 arms[2].server_beta1: expected a number from 0 to 0.9999, found '3'",
             "9:76 arms[2].proximal_mu: proximal_mu needs strategy 'fedprox'",
             "10:37 arms[3].strategy: expected one of 'fedavg', 'fedprox', 'fedadam', 'fedyogi', 'fedadagrad', 'personalized', "
-                + "found 'fedadm'; did you mean 'fedadam'?",
+                + "'fedavgm', found 'fedadm'; did you mean 'fedadam'?",
             "11:39 arms[4].strategy: personalized keeps bias terms local and shares the rest; mode 'bitfit' trains nothing else "
                 + "to share (use full, bitfit+head or head)",
             // Whether a strategy reads a setting is checked before its value, whose range is that strategy's.

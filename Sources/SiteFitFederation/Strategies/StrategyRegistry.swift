@@ -95,6 +95,7 @@ public enum StrategyRegistry {
         FedYogi.descriptor,
         FedAdagrad.descriptor,
         PersonalizedBitFit.descriptor,
+        FedAvgM.descriptor,
     ]
 
     /// The strategy of an arm that names none.
