@@ -125,8 +125,12 @@ struct YAMLReader {
 
     mutating func choice<T: RawRepresentable & CaseIterable>(_ node: Node, _ field: String, _ type: T.Type) -> T?
     where T.RawValue == String {
-        let options = T.allCases.map(\.rawValue)
-        guard let text = node.scalar?.string, let value = T(rawValue: text) else {
+        choice(node, field, among: T.allCases.map(\.rawValue)).flatMap(T.init(rawValue:))
+    }
+
+    /// One of `options` (names from a registry rather than an enum), or a did-you-mean diagnostic.
+    mutating func choice(_ node: Node, _ field: String, among options: [String]) -> String? {
+        guard let text = node.scalar?.string, options.contains(text) else {
             var problem = "expected one of \(options.map { "'\($0)'" }.joined(separator: ", ")), found \(describe(node))"
             if let text = node.scalar?.string, let guess = suggestion(for: text, among: options) {
                 problem += "; did you mean '\(guess)'?"
@@ -134,7 +138,7 @@ struct YAMLReader {
             fail(node, field, problem)
             return nil
         }
-        return value
+        return text
     }
 
     /// How a node is quoted back to the user: a scalar's text, or its kind.

@@ -146,8 +146,6 @@ extension Simulation {
 }
 
 extension Scenario.Arm {
-    // TEMP until the strategy registry lands: the strategy's name as reports print it.
-    var strategyName: String { strategy.rawValue }
     // TEMP until the loader reads mode settings from the mode's own declaration.
     var modeSettings: ModeSettingValues {
         var given: [String: ModeSettingValue] = [:]

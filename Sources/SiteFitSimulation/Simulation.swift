@@ -152,3 +152,4 @@ public enum Simulation {
                       checkpoint: Checkpoint.encode(model, notes: checkpointNotes(pretrainingInfo)))
     }
 }
+

@@ -256,10 +256,27 @@ struct SchemaTests {
         #expect(Set(arm.keys) == Set(ScenarioLoader.armKeys))
         func enumeration(_ node: Any?) -> Set<String> { Set(((node as? [String: Any])?["enum"] as? [String]) ?? []) }
         #expect(enumeration(arm["mode"]) == Set(FineTuningMode.allCases.map(\.rawValue)))
-        #expect(enumeration(arm["strategy"]) == Set(Scenario.Strategy.allCases.map(\.rawValue)))
+        #expect(enumeration(arm["strategy"]) == Set(StrategyRegistry.all.map(\.name)))
         let baselines = (Self.properties(schema, [])["baselines"] as! [String: Any])["items"]
         #expect(enumeration(baselines) == Set(Scenario.Baseline.allCases.map(\.rawValue)))
         let attributes = (Self.properties(schema, ["subgroups"])["attributes"] as! [String: Any])["items"]
         #expect(enumeration(attributes) == Set(Scenario.Subgroups.Attribute.allCases.map(\.rawValue)))
+    }
+
+    @Test("each strategy setting has one range, the schema's, and its description names every strategy that reads it")
+    func strategySettings() throws {
+        let arm = Self.properties(try Self.schema(), ["arms"])
+        for key in StrategyRegistry.settingKeys {
+            let readers = StrategyRegistry.reading(key)
+            let ranges = Set(readers.compactMap { $0.setting(key)?.range })
+            #expect(ranges.count == 1, "the strategies that read \(key) must accept the same values")
+            let property = try #require(arm[key] as? [String: Any])
+            // A half-open range [a, b) is written with exclusiveMaximum b; the loader's upper bound is then b.nextDown.
+            let maximum = (property["maximum"] as? Double) ?? (property["exclusiveMaximum"] as? Double)?.nextDown
+            #expect(property["minimum"] as? Double == ranges.first?.lowerBound, "\(key): minimum")
+            #expect(maximum == ranges.first?.upperBound, "\(key): maximum")
+            let words = Set(((property["description"] as? String) ?? "").split { !$0.isLetter }.map(String.init))
+            for reader in readers { #expect(words.contains(reader.name), "the schema's \(key) should name \(reader.name)") }
+        }
     }
 }

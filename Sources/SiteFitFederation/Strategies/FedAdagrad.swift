@@ -9,7 +9,14 @@ public struct FedAdagrad: FederatedStrategy {
         moments = AdaptiveMoments(count: count, tau: settings.tau)
     }
 
-    public var name: String { "fedadagrad" }
+    /// How scenarios name and build it: the server optimiser's `server_*` settings on the arm.
+    public static let descriptor = StrategyDescriptor(
+        name: "fedadagrad",
+        summary: "FedAdagrad: the server's v ← v + Δ², a step that only shrinks (Reddi et al., arXiv:2003.00295).",
+        settings: ServerOptimizerSettings.adaptiveSettings,
+        make: { values, count in FedAdagrad(settings: ServerOptimizerSettings(values), count: count) })
+
+    public var name: String { Self.descriptor.name }
 
     /// Adagrad's running sum of Δ² (β₂ plays no part).
     public static func secondMoment(_ v: Double, squaredDelta: Double) -> Double { v + squaredDelta }

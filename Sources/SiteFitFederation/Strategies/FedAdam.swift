@@ -9,7 +9,14 @@ public struct FedAdam: FederatedStrategy {
         moments = AdaptiveMoments(count: count, tau: settings.tau)
     }
 
-    public var name: String { "fedadam" }
+    /// How scenarios name and build it: the server optimiser's `server_*` settings on the arm.
+    public static let descriptor = StrategyDescriptor(
+        name: "fedadam",
+        summary: "FedAdam: Adam on the server's pseudo-gradient, v ← β₂v + (1−β₂)Δ² (Reddi et al., arXiv:2003.00295).",
+        settings: ServerOptimizerSettings.adaptiveSettings,
+        make: { values, count in FedAdam(settings: ServerOptimizerSettings(values), count: count) })
+
+    public var name: String { Self.descriptor.name }
 
     /// Adam's exponential moving average of Δ².
     public static func secondMoment(_ v: Double, squaredDelta: Double, beta2: Double) -> Double {

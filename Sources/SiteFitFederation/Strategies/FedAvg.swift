@@ -56,7 +56,13 @@ public struct FedAvg {
 }
 
 extension FedAvg: FederatedStrategy {
-    public var name: String { "fedavg" }
+    /// How scenarios name and build it; it reads no settings.
+    public static let descriptor = StrategyDescriptor(
+        name: "fedavg",
+        summary: "Federated averaging: the server installs the weighted mean of the updates (McMahan et al., arXiv:1602.05629).",
+        make: { _, _ in FedAvg() })
+
+    public var name: String { Self.descriptor.name }
     /// The server installs the weighted average as it is.
     public mutating func nextGlobal(current: [Float], average: [Float]) -> [Float] { average }
 }

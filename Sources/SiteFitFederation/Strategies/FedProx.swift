@@ -9,7 +9,19 @@ public struct FedProx: FederatedStrategy {
 
     public init(mu: Double) { self.mu = mu }
 
-    public var name: String { "fedprox" }
+    /// μ when an arm gives none: a light pull, in the range the FedProx paper tunes over.
+    public static let muSetting = StrategySetting(
+        key: "proximal_mu", range: 0...100, expected: "a number from 0 to 100", defaultValue: 0.01,
+        meaning: "μ of the proximal term μ/2·‖w − w_global‖² each site adds to its local loss")
+
+    /// How scenarios name and build it: `proximal_mu` on the arm.
+    public static let descriptor = StrategyDescriptor(
+        name: "fedprox",
+        summary: "FedProx: FedAvg with a proximal term μ/2·‖w − w_global‖² in each site's loss (Li et al., arXiv:1812.06127).",
+        settings: [muSetting],
+        make: { values, _ in FedProx(mu: values[muSetting]) })
+
+    public var name: String { Self.descriptor.name }
     public var proximalMu: Double { mu }
 
     /// ∂/∂w of μ/2·‖w − w_global‖².

@@ -9,7 +9,14 @@ public struct FedYogi: FederatedStrategy {
         moments = AdaptiveMoments(count: count, tau: settings.tau)
     }
 
-    public var name: String { "fedyogi" }
+    /// How scenarios name and build it: the server optimiser's `server_*` settings on the arm.
+    public static let descriptor = StrategyDescriptor(
+        name: "fedyogi",
+        summary: "FedYogi: the server's v ← v − (1−β₂)Δ²·sign(v − Δ²) (Reddi et al., arXiv:2003.00295).",
+        settings: ServerOptimizerSettings.adaptiveSettings,
+        make: { values, count in FedYogi(settings: ServerOptimizerSettings(values), count: count) })
+
+    public var name: String { Self.descriptor.name }
 
     /// Yogi's sign-controlled additive update of v.
     public static func secondMoment(_ v: Double, squaredDelta: Double, beta2: Double) -> Double {

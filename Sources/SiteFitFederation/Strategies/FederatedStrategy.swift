@@ -41,6 +41,32 @@ public struct ServerOptimizerSettings: Sendable, Equatable {
     }
 }
 
+extension ServerOptimizerSettings {
+    /// The arm settings FedAdam, FedYogi and FedAdagrad read, with the defaults scenarios have
+    /// always had (β₂ = 0.999 and τ = 1e-8 as in Adam, a cautious η = 0.01), which are not this
+    /// type's own defaults.
+    public static let adaptiveSettings = [learningRateSetting, beta1Setting, beta2Setting, tauSetting]
+
+    public static let learningRateSetting = StrategySetting(
+        key: "server_learning_rate", range: 1e-6...100, expected: "a positive learning rate up to 100",
+        defaultValue: 0.01, meaning: "η, the server's step size")
+    public static let beta1Setting = StrategySetting(
+        key: "server_beta1", range: 0...0.9999, expected: "a number from 0 to 0.9999",
+        defaultValue: 0.9, meaning: "β₁, the momentum of the pseudo-gradient")
+    public static let beta2Setting = StrategySetting(
+        key: "server_beta2", range: 0...0.999999, expected: "a number from 0 to 0.999999",
+        defaultValue: 0.999, meaning: "β₂, the decay of the second moment (FedAdagrad ignores it)")
+    public static let tauSetting = StrategySetting(
+        key: "server_tau", range: 1e-12...10, expected: "a positive number up to 10",
+        defaultValue: 1e-8, meaning: "τ, the adaptivity: added to √v, and v starts at τ²")
+
+    /// The settings an arm gave, each missing one at its default above.
+    public init(_ values: StrategySettingValues) {
+        self.init(learningRate: values[Self.learningRateSetting], beta1: values[Self.beta1Setting],
+                  beta2: values[Self.beta2Setting], tau: values[Self.tauSetting])
+    }
+}
+
 /// The moments FedAdam, FedYogi and FedAdagrad carry between rounds, and the step they share.
 ///
 /// Algorithm 2 of Reddi et al.: the pseudo-gradient is Δ = average − w; m ← β₁m + (1−β₁)Δ;

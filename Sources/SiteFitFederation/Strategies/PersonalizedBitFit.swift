@@ -1,4 +1,5 @@
 import SiteFitNN
+import SiteFitTuning
 
 /// Personalised BitFit: the weights a site trains are federated with FedAvg, while its bias terms
 /// never leave the site and are evaluated there. Bias terms are few and cheap to keep, and they
@@ -7,7 +8,17 @@ import SiteFitNN
 public struct PersonalizedBitFit: FederatedStrategy {
     public init() {}
 
-    public var name: String { "personalized" }
+    /// How scenarios name and build it. A mode that trains only bias terms would share nothing.
+    public static let descriptor = StrategyDescriptor(
+        name: "personalized",
+        summary: "Personalised BitFit: weights federated with FedAvg, bias terms kept and evaluated at each site (BitFit, arXiv:2106.10199).",
+        modeProblem: { mode in
+            [FineTuningMode.full, .bitfitHead, .head].contains(mode) ? nil
+                : "personalized keeps bias terms local and shares the rest; mode '\(mode.rawValue)' trains nothing else to share (use full, bitfit+head or head)"
+        },
+        make: { _, _ in PersonalizedBitFit() })
+
+    public var name: String { Self.descriptor.name }
 
     /// Everything trained except bias terms.
     public func shared(from trained: ParameterSelection) -> ParameterSelection {

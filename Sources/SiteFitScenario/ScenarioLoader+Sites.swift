@@ -1,0 +1,94 @@
+import Foundation
+import SiteFitCore
+import SiteFitEHR
+import Yams
+
+extension ScenarioLoader {
+    /// `sites`: each entry a synthetic site's `profile` or a real hospital's `heart_disease` shard.
+    /// Problems inside a profile file come back separately: they are reported after the scenario's.
+    static func sites(_ node: Node?, folder: URL, reader: inout YAMLReader)
+        -> (sites: [Scenario.SiteReference], profileDiagnostics: [Diagnostic]) {
+        var sites: [Scenario.SiteReference] = []
+        var profileDiagnostics: [Diagnostic] = []
+        guard let node, let list = reader.sequence(node, "sites") else { return (sites, profileDiagnostics) }
+        if list.isEmpty { reader.fail(node, "sites", "list at least one site") }
+        for (i, item) in list.enumerated() {
+            let field = "sites[\(i)]"
+            guard let entry = reader.mapping(item, field, allowed: ["profile", "heart_disease"]) else { continue }
+            if entry.count != 1 { reader.fail(item, field, "give exactly one of profile or heart_disease"); continue }
+            if let shardNode = entry["heart_disease"] {
+                if let site = heartDiseaseSite(shardNode, "\(field).heart_disease", folder: folder, listed: sites, reader: &reader) {
+                    sites.append(site)
+                }
+            } else if let pathNode = entry["profile"],
+                      let site = profileSite(pathNode, "\(field).profile", folder: folder, listed: sites, reader: &reader,
+                                             profileDiagnostics: &profileDiagnostics) {
+                sites.append(site)
+            }
+        }
+        return (sites, profileDiagnostics)
+    }
+
+    /// A real hospital: the shard file, imported on demand from the UCI files beside it.
+    static func heartDiseaseSite(_ node: Node, _ field: String, folder: URL, listed: [Scenario.SiteReference],
+                                 reader: inout YAMLReader) -> Scenario.SiteReference? {
+        guard let path = reader.string(node, field) else { return nil }
+        let shard = URL(fileURLWithPath: path, relativeTo: folder).standardizedFileURL
+        let id = shard.deletingPathExtension().lastPathComponent
+        guard HeartDiseaseImport.sites.contains(id), shard.pathExtension == "sqlite" else {
+            var problem = "expected a path to <site>.sqlite with site one of \(HeartDiseaseImport.sites.joined(separator: ", "))"
+            if let guess = suggestion(for: id, among: HeartDiseaseImport.sites) { problem += "; did you mean '\(guess).sqlite'?" }
+            reader.fail(node, field, problem)
+            return nil
+        }
+        let raw = shard.deletingLastPathComponent().appendingPathComponent("processed.\(id).data")
+        guard FileManager.default.fileExists(atPath: shard.path) || FileManager.default.fileExists(atPath: raw.path) else {
+            reader.fail(node, field, "neither the shard nor the UCI file \(relativePath(raw)) to import it from exists")
+            return nil
+        }
+        if listed.contains(where: { $0.profile.id == id }) { reader.fail(node, field, "site '\(id)' is listed twice"); return nil }
+        var reference = Scenario.SiteReference(
+            profile: SiteProfile(id: id, name: HeartDiseaseImport.hospitalNames[id] ?? id, seed: 0, patients: 0),
+            profileFile: URL(fileURLWithPath: relativePath(raw)), shardFile: URL(fileURLWithPath: relativePath(shard)))
+        reference.importedHeartDisease = true
+        return reference
+    }
+
+    /// A synthetic site: its profile file, loaded and checked; the shard is built beside it on demand.
+    static func profileSite(_ pathNode: Node, _ field: String, folder: URL, listed: [Scenario.SiteReference],
+                            reader: inout YAMLReader, profileDiagnostics: inout [Diagnostic]) -> Scenario.SiteReference? {
+        guard let path = reader.string(pathNode, field) else { return nil }
+        let profileURL = URL(fileURLWithPath: path, relativeTo: folder).standardizedFileURL
+        let shown = URL(fileURLWithPath: relativePath(profileURL))
+        guard FileManager.default.fileExists(atPath: profileURL.path) else {
+            reader.fail(pathNode, field, "site profile '\(path)' not found (looked in \(shown.relativePath))")
+            return nil
+        }
+        do {
+            let profile = try SiteProfileLoader.load(URL(fileURLWithPath: relativePath(profileURL)))
+            if listed.contains(where: { $0.profile.id == profile.id }) {
+                reader.fail(pathNode, field, "site '\(profile.id)' is listed twice")
+                return nil
+            }
+            let shard = profileURL.deletingPathExtension().appendingPathExtension("sqlite")
+            return Scenario.SiteReference(profile: profile, profileFile: URL(fileURLWithPath: relativePath(profileURL)),
+                                          shardFile: URL(fileURLWithPath: relativePath(shard)))
+        } catch let list as DiagnosticList {
+            profileDiagnostics += list.diagnostics
+        } catch {
+            reader.fail(pathNode, field, "\(error)")
+        }
+        return nil
+    }
+
+    /// heart_disease: sites and `task.dataset: heart-disease` only make sense together.
+    static func checkSites(_ sites: [Scenario.SiteReference], match dataset: Scenario.Dataset, node: Node?,
+                           reader: inout YAMLReader) {
+        let heartSites = sites.filter(\.importedHeartDisease).count
+        if dataset == .heartDisease && heartSites != sites.count, let node {
+            reader.fail(node, "sites", "task.dataset heart-disease needs every site to be a heart_disease: site")
+        } else if dataset == .omop && heartSites > 0, let node {
+            reader.fail(node, "sites", "heart_disease: sites need `task: {dataset: heart-disease}`")
+        }
+    }
+}

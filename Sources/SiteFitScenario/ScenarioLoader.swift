@@ -1,0 +1,112 @@
+import Foundation
+import SiteFitCore
+import SiteFitEHR
+import Yams
+
+/// Parses scenario files into `Scenario`, with `file:line:column: field: problem` diagnostics.
+///
+/// `load` reads the file and hands each top-level section to its parser, one file per section
+/// (`ScenarioLoader+Sites.swift`, `+Task`, `+Model`, `+Pretraining`, `+Federation`, `+Arms`,
+/// `+Baselines`). A parser records every problem on the reader and returns its typed values with
+/// the defaults filled in, so one pass lists all the problems of a file. The order of the calls is
+/// the order in which later sections depend on earlier ones (the arms need the sites, the model
+/// and the federation).
+public enum ScenarioLoader {
+    static let topKeys = ["name", "seed", "seeds", "sites", "test_fraction", "task", "model", "pretraining", "federation", "arms", "baselines",
+                          "baseline_training", "subgroups", "reference"]
+
+    /// Loads and checks a scenario and every site profile it names.
+    public static func load(_ url: URL) throws -> Scenario {
+        let file = url.relativePath
+        let text = try readText(url, what: "scenario file")
+        var reader = YAMLReader(file: file)
+        guard let root = reader.compose(text),
+              let top = reader.mapping(root, "", allowed: topKeys,
+                                       required: (root.mapping?.keys.contains { $0.scalar?.string == "seeds" } ?? false)
+                                           ? ["sites", "arms"] : ["seed", "sites", "arms"])
+        else { throw DiagnosticList(reader.diagnostics) }
+        let folder = url.deletingLastPathComponent()
+
+        let name = name(top["name"], default: url.deletingPathExtension().lastPathComponent, reader: &reader)
+        let (seed, extraSeeds) = seeds(top, reader: &reader)
+        let testFraction = testFraction(top["test_fraction"], reader: &reader)
+        let (sites, profileDiagnostics) = sites(top["sites"], folder: folder, reader: &reader)
+        let (task, dataset) = task(top["task"], reader: &reader)
+        checkSites(sites, match: dataset, node: top["sites"], reader: &reader)
+        let (model, initialization) = model(top["model"], dataset: dataset, task: task, reader: &reader)
+        let pretraining = pretraining(top["pretraining"], seed: seed, dataset: dataset, federationSites: sites, folder: folder,
+                                      reader: &reader)
+        let federation = federation(top["federation"], siteIds: sites.map(\.profile.id), reader: &reader)
+        let arms = arms(top["arms"], federation: federation, model: model, siteCount: sites.count, reader: &reader)
+        let baselines = baselines(top["baselines"], reader: &reader)
+        let baselineTraining = baselineTraining(top["baseline_training"], reader: &reader)
+        let reference = reference(top["reference"], reader: &reader)
+        let subgroups = subgroups(top["subgroups"], reader: &reader)
+
+        // In reading order: the scenario first, then each profile, each by line and column.
+        let all = readingOrder(reader.diagnostics) + readingOrder(profileDiagnostics)
+        guard all.isEmpty else { throw DiagnosticList(all) }
+        var scenario = Scenario(name: name, file: file, fingerprint: StableHash.hex(Array(text.utf8)), seed: seed, sites: sites,
+                                testFraction: testFraction, task: task, model: model, pretraining: pretraining, federation: federation,
+                                arms: arms, baselines: baselines)
+        scenario.subgroups = subgroups
+        scenario.extraSeeds = extraSeeds
+        scenario.dataset = dataset
+        scenario.initialization = initialization
+        scenario.baselineTraining = baselineTraining
+        scenario.reference = reference
+        return scenario
+    }
+
+    /// `name`, or the file's base name; it names the report file, so only safe characters.
+    static func name(_ node: Node?, default fileName: String, reader: inout YAMLReader) -> String {
+        guard let node, let v = reader.string(node, "name") else { return fileName }
+        if v.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) { return v }
+        reader.fail(node, "name", "use only letters, digits, '-' and '_' (it names the report file), found '\(v)'")
+        return fileName
+    }
+
+    /// `seed`, or `seeds`: the first seed and the further ones to run the whole scenario with.
+    static func seeds(_ top: [String: Node], reader: inout YAMLReader) -> (seed: UInt64, extraSeeds: [UInt64]) {
+        var seed: UInt64 = 0
+        var extraSeeds: [UInt64] = []
+        if let node = top["seed"], let v = reader.integer(node, "seed", in: 0...Int.max, what: "a non-negative integer") {
+            seed = UInt64(v)
+        }
+        // `seeds: [a, b, ...]` runs the scenario once per seed; the first gives the detailed tables.
+        if let node = top["seeds"] {
+            if top["seed"] != nil {
+                reader.fail(node, "seeds", "give either seed or seeds, not both")
+            } else if let items = reader.sequence(node, "seeds") {
+                let values = items.enumerated().compactMap { i, item in
+                    reader.integer(item, "seeds[\(i)]", in: 0...Int.max, what: "a non-negative integer").map(UInt64.init)
+                }
+                if items.isEmpty || items.count > 100 { reader.fail(node, "seeds", "list from 1 to 100 seeds") }
+                if Set(values).count != values.count { reader.fail(node, "seeds", "a seed is listed twice") }
+                if let first = values.first { seed = first; extraSeeds = Array(values.dropFirst()) }
+            }
+        }
+        return (seed, extraSeeds)
+    }
+
+    /// `test_fraction`: the share of each site's patients held out for evaluation (default 0.3).
+    static func testFraction(_ node: Node?, reader: inout YAMLReader) -> Double {
+        guard let node, let v = reader.number(node, "test_fraction", in: 0.05...0.8, what: "a fraction from 0.05 to 0.8") else { return 0.3 }
+        return v
+    }
+
+    /// Diagnostics by file, line and column; ties keep the order they were found in.
+    static func readingOrder(_ diagnostics: [Diagnostic]) -> [Diagnostic] {
+        diagnostics.enumerated()
+            .sorted { ($0.element.file, $0.element.line, $0.element.column, $0.offset) < ($1.element.file, $1.element.line, $1.element.column, $1.offset) }
+            .map(\.element)
+    }
+
+    /// A path relative to the working directory when the file lies below it, for messages users can click.
+    static func relativePath(_ url: URL) -> String {
+        let cwd = FileManager.default.currentDirectoryPath
+        let path = url.standardizedFileURL.path
+        if path.hasPrefix(cwd + "/") { return String(path.dropFirst(cwd.count + 1)) }
+        return path
+    }
+}
