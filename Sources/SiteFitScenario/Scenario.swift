@@ -142,12 +142,8 @@ public struct Scenario: Sendable {
         public var mode: FineTuningMode
         public var learningRate: Double
         public var localEpochs: Int
-        /// LoRA settings (mode `lora`).
-        public var lora: LoRAConfiguration?
-        /// Whether a LoRA arm also trains the bias terms.
-        public var loraTrainsBiases: Bool
-        /// Adapter settings (mode `adapter`).
-        public var adapter: AdapterConfiguration?
+        /// The mode's own settings (LoRA's rank, an adapter's bottleneck, ...), given or default.
+        public var modeSettings: ModeSettingValues
         /// How the server combines updates (and what a site adds to its loss): one of `StrategyRegistry.all`.
         public var strategy: StrategyDescriptor
         /// The strategy's settings by arm key (`proximal_mu`, `server_learning_rate`, ...), each as

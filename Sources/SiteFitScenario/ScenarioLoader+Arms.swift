@@ -6,7 +6,8 @@ import Yams
 extension ScenarioLoader {
     /// Keys of an arm: its own, then every strategy's settings (the JSON Schema test checks the
     /// schema lists the same).
-    static let armKeys = ["name", "mode", "learning_rate", "local_epochs", "lora", "adapter", "strategy"]
+    static let armKeys = ["name", "mode", "learning_rate", "local_epochs"] + FineTuningMode.all.filter { !$0.settings.isEmpty }.map(\.name)
+        + ["strategy"]
         + StrategyRegistry.settingKeys + ["dp", "secure_aggregation"]
 
     /// `arms`: the compared configurations, each a federation from the same pretrained model.
@@ -31,7 +32,7 @@ extension ScenarioLoader {
         guard let modeNode = fields["mode"], let mode = reader.choice(modeNode, "\(field).mode", FineTuningMode.self)
         else { return nil }
         var arm = Scenario.Arm(name: mode.rawValue, mode: mode, learningRate: federation.learningRate,
-                               localEpochs: federation.localEpochs, lora: nil, loraTrainsBiases: false, adapter: nil,
+                               localEpochs: federation.localEpochs, modeSettings: mode.resolved(),
                                strategy: StrategyRegistry.standard, strategyOptions: StrategyRegistry.standard.resolved([:]),
                                privacy: nil, secureAggregation: false)
         if let n = fields["dp"] {
@@ -45,8 +46,8 @@ extension ScenarioLoader {
         }
         if let n = fields["learning_rate"], let v = reader.number(n, "\(field).learning_rate", in: 1e-7...10, what: "a positive learning rate up to 10") { arm.learningRate = v }
         if let n = fields["local_epochs"], let v = reader.integer(n, "\(field).local_epochs", in: 1...1000, what: "an integer from 1 to 1000") { arm.localEpochs = v }
-        lora(fields, field, model: model, into: &arm, reader: &reader)
-        adapter(fields, field, modeNode: modeNode, model: model, into: &arm, reader: &reader)
+        modeSettings(fields, field, model: model, into: &arm, reader: &reader)
+        if let problem = mode.problem(with: model) { reader.fail(modeNode, "\(field).mode", problem) }
         return arm
     }
 
@@ -100,41 +101,42 @@ extension ScenarioLoader {
         return names.dropLast().joined(separator: ", ") + " or " + last
     }
 
-    /// `lora` (mode `lora` only): rank, alpha, which layers get adapters, and whether biases train too.
-    static func lora(_ fields: [String: Node], _ field: String, model: MLPConfiguration, into arm: inout Scenario.Arm,
-                     reader: inout YAMLReader) {
-        guard arm.mode == .lora else {
-            if let n = fields["lora"] { reader.fail(n, "\(field).lora", "LoRA settings need mode 'lora'") }
-            return
+    /// The mode's own settings under the key of its name (`lora: {rank: 4}`, `adapter: {bottleneck: 8}`),
+    /// read as the mode declares them; settings for another mode than the arm's are an error.
+    static func modeSettings(_ fields: [String: Node], _ field: String, model: MLPConfiguration, into arm: inout Scenario.Arm,
+                             reader: inout YAMLReader) {
+        for other in FineTuningMode.all where other != arm.mode && !other.settings.isEmpty {
+            if let n = fields[other.name] { reader.fail(n, "\(field).\(other.name)", "\(other.title) settings need mode '\(other.name)'") }
         }
-        var lora = LoRAConfiguration(rank: 4, alpha: 8)
-        if let n = fields["lora"], let l = reader.mapping(n, "\(field).lora", allowed: ["rank", "alpha", "layers", "train_biases"]) {
-            if let r = l["rank"], let v = reader.integer(r, "\(field).lora.rank", in: 1...256, what: "a rank from 1 to 256") { lora.rank = v }
-            if let a = l["alpha"], let v = reader.number(a, "\(field).lora.alpha", in: 1e-3...1e4, what: "a positive alpha") { lora.alpha = v }
-            if let list = l["layers"], let items = reader.sequence(list, "\(field).lora.layers") {
-                let count = model.hiddenSizes.count + 1
-                lora.layers = items.enumerated().compactMap { i, item in
-                    reader.integer(item, "\(field).lora.layers[\(i)]", in: 0...(count - 1), what: "a layer index from 0 to \(count - 1)")
-                }
+        let mode = arm.mode
+        guard !mode.settings.isEmpty, let n = fields[mode.name],
+              let given = reader.mapping(n, "\(field).\(mode.name)", allowed: mode.settings.map(\.key)) else { return }
+        var values: [String: ModeSettingValue] = [:]
+        for setting in mode.settings {
+            guard let node = given[setting.key] else { continue }
+            if let value = modeSetting(node, "\(field).\(mode.name).\(setting.key)", setting.kind, model: model, reader: &reader) {
+                values[setting.key] = value
             }
-            if let b = l["train_biases"], let v = reader.boolean(b, "\(field).lora.train_biases") { arm.loraTrainsBiases = v }
         }
-        arm.lora = lora
+        arm.modeSettings = mode.resolved(values)
     }
 
-    /// `adapter` (mode `adapter` only): the bottleneck width; the model needs a hidden layer to put it after.
-    static func adapter(_ fields: [String: Node], _ field: String, modeNode: Node, model: MLPConfiguration,
-                        into arm: inout Scenario.Arm, reader: inout YAMLReader) {
-        guard arm.mode == .adapter else {
-            if let n = fields["adapter"] { reader.fail(n, "\(field).adapter", "adapter settings need mode 'adapter'") }
-            return
+    /// One mode setting's value, checked against what its kind accepts.
+    static func modeSetting(_ node: Node, _ field: String, _ kind: ModeSetting.Kind, model: MLPConfiguration,
+                            reader: inout YAMLReader) -> ModeSettingValue? {
+        switch kind {
+        case .integer(let range, let expected):
+            return reader.integer(node, field, in: range, what: expected).map { .integer($0) }
+        case .number(let range, let expected):
+            return reader.number(node, field, in: range, what: expected).map { .number($0) }
+        case .flag:
+            return reader.boolean(node, field).map { .flag($0) }
+        case .layers:
+            guard let items = reader.sequence(node, field) else { return nil }
+            let count = model.hiddenSizes.count + 1
+            return .layers(items.enumerated().compactMap { i, item in
+                reader.integer(item, "\(field)[\(i)]", in: 0...(count - 1), what: "a layer index from 0 to \(count - 1)")
+            })
         }
-        var adapter = AdapterConfiguration(bottleneck: 8)
-        if let n = fields["adapter"], let a = reader.mapping(n, "\(field).adapter", allowed: ["bottleneck"]),
-           let b = a["bottleneck"], let v = reader.integer(b, "\(field).adapter.bottleneck", in: 1...1024, what: "a width from 1 to 1024") {
-            adapter.bottleneck = v
-        }
-        if model.hiddenSizes.isEmpty { reader.fail(modeNode, "\(field).mode", "adapters sit after hidden layers; the model has none") }
-        arm.adapter = adapter
     }
 }

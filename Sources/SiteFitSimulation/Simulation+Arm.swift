@@ -144,15 +144,3 @@ extension Simulation {
         return compute
     }
 }
-
-extension Scenario.Arm {
-    // TEMP until the loader reads mode settings from the mode's own declaration.
-    var modeSettings: ModeSettingValues {
-        var given: [String: ModeSettingValue] = [:]
-        if let lora {
-            given = ["rank": .integer(lora.rank), "alpha": .number(lora.alpha), "layers": .layers(lora.layers), "train_biases": .flag(loraTrainsBiases)]
-        }
-        if let adapter { given = ["bottleneck": .integer(adapter.bottleneck)] }
-        return mode.resolved(given)
-    }
-}

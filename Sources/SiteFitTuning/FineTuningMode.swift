@@ -8,8 +8,10 @@ import SiteFitNN
 /// file, its test and one line there. The scenario loader, the JSON Schema test and the
 /// simulation read nothing else.
 public struct FineTuningMode: Sendable, CustomStringConvertible {
-    /// The name in scenarios and reports (`full`, `bitfit`, ...).
+    /// The name in scenarios and reports (`full`, `bitfit`, ...); also the arm key of its settings.
     public let name: String
+    /// The name in prose ("LoRA"), for messages.
+    public let title: String
     /// One line: what trains, and the paper the mode comes from.
     public let summary: String
     /// What an arm may set under the key `name` (e.g. `lora: {rank: 4}`), in the order checked.
@@ -20,12 +22,13 @@ public struct FineTuningMode: Sendable, CustomStringConvertible {
 
     /// `selects` decides, tensor by tensor, what the mode trains; `extend` (when the mode adds
     /// tensors) builds the arm's network; `modelProblem` says why a model cannot take the mode.
-    public init(name: String, summary: String, settings: [ModeSetting] = [],
+    public init(name: String, title: String? = nil, summary: String, settings: [ModeSetting] = [],
                 selects: @escaping @Sendable (TensorSpec, ModeSettingValues) -> Bool,
                 extend: (@Sendable (MLP, ModeSettingValues) -> MLP)? = nil,
                 modelProblem: @escaping @Sendable (MLPConfiguration) -> String? = { _ in nil }) {
         precondition(Set(settings.map(\.key)).count == settings.count, "\(name) lists a setting twice")
         self.name = name
+        self.title = title ?? name
         self.summary = summary
         self.settings = settings
         self.selects = selects

@@ -30,7 +30,7 @@ public struct LoRAConfiguration: Sendable, Equatable, Codable {
 extension FineTuningMode {
     /// The LoRA factors A and B (Hu et al., arXiv:2106.09685), optionally with the bias terms.
     public static let lora = FineTuningMode(
-        name: "lora", summary: "low-rank factors A and B beside chosen Linear layers (Hu et al., arXiv:2106.09685)",
+        name: "lora", title: "LoRA", summary: "low-rank factors A and B beside chosen Linear layers (Hu et al., arXiv:2106.09685)",
         settings: [
             ModeSetting(key: "rank", kind: .integer(1...256, expected: "a rank from 1 to 256"), defaultValue: .integer(4),
                         meaning: "r, the rank of B·A"),

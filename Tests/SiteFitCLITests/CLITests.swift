@@ -54,7 +54,7 @@ struct CLITests {
         let result = try Self.run(["validate", "broken.yaml"], in: folder)
         #expect(result.status != 0)
         #expect(result.stderr.contains("error: broken.yaml:2:8: sites: list at least one site"))
-        #expect(result.stderr.contains("error: broken.yaml:4:11: arms[0].mode: expected one of 'full', 'bitfit', 'bitfit+head', 'head', 'lora', 'adapter', found 'ful'; did you mean 'full'?"))
+        #expect(result.stderr.contains("error: broken.yaml:4:11: arms[0].mode: expected one of 'full', 'bitfit', 'bitfit+head', 'head', 'lora', 'adapter', 'ia3', found 'ful'; did you mean 'full'?"))
         #expect(!result.stderr.contains("Stack"))
     }
 
