@@ -26,6 +26,8 @@ public struct RoundDriver<Network: NeuralModel>: Sendable {
     public var window: Int
     /// Size of the selection the sites send (for the masked message size).
     public let sharedCount: Int
+    /// The sites' ids, in site order.
+    let siteIds: [String]
 
     public init(sites: [SiteActor<Network>], server: FederatedServer, participation: ParticipationSettings = ParticipationSettings(),
                 seed: UInt64, arm: String, configuration: TrainingConfiguration, channel: any UpdateChannel = PlainChannel(),
@@ -40,45 +42,48 @@ public struct RoundDriver<Network: NeuralModel>: Sendable {
         self.privacy = privacy
         self.window = max(1, window ?? 4 * ProcessInfo.processInfo.activeProcessorCount)
         sharedCount = server.selection.count
+        siteIds = sites.map(\.id)
     }
 
     /// Runs round `round`, or returns nil without running it when DP's budget would be overspent.
     public mutating func run(round: Int) async throws -> RoundRecord? {
         if privacy != nil, !privacy!.admitRound() { return nil }
         let broadcast = await server.broadcast(round: round)
-        let siteIds = sites.map(\.id)
         // Participation is keyed by round and site, not by arm: every arm meets the same samples,
         // dropouts and slow sites, so differences between arms are the arms' own.
         let sampled = RoundPlanner.sampled(siteIds: siteIds, settings: participation, seed: seed, arm: "", round: round)
-        var absences: [SiteAbsence] = []
+        // Each absence with its site's index, to list them in site order at the end.
+        var absences: [(index: Int, absence: SiteAbsence)] = []
         var training: [Int] = []
         for index in sampled {
             if let absence = RoundPlanner.dropsOut(site: siteIds[index], settings: participation, seed: seed, arm: "", round: round) {
-                absences.append(SiteAbsence(site: siteIds[index], absence: absence))
+                absences.append((index, SiteAbsence(site: siteIds[index], absence: absence)))
             } else {
                 training.append(index)
             }
         }
         var record = RoundRecord(round: round, sampled: sampled.map { siteIds[$0] }, broadcastBytes: broadcast.count)
         record.bytesDown = broadcast.count * sampled.count
+        record.trained.reserveCapacity(training.count)
         let aggregation = privacy?.aggregation(round: round)
         var channel = self.channel
         defer { self.channel = channel }
         let (participation, seed, sharedCount) = (self.participation, self.seed, self.sharedCount)
         let (configuration, server) = (self.configuration, self.server)
-        try await channel.open(round: round, training: training.map { sites[$0] }, server: server, privacy: aggregation)
-        try await Self.train(training.map { sites[$0] }, window: window, arm: arm, round: round, broadcast: broadcast,
+        try await channel.open(round: round, training: training.lazy.map { sites[$0] as any ChannelSite }, server: server,
+                                privacy: aggregation)
+        try await Self.train(training, of: sites, window: window, arm: arm, round: round, broadcast: broadcast,
                              configuration: configuration, clipNorm: privacy?.settings.clipNorm,
-                             secure: channel.holdsUpdatesOnSite) { site, update in
+                             secure: channel.holdsUpdatesOnSite) { index, site, update in
             let seconds = RoundPlanner.simulatedSeconds(site: site.id, steps: update.steps, settings: participation,
                                                         seed: seed, arm: "", round: round)
             record.trained.append(TrainedUpdate(
-                site: site.id, steps: update.steps, examples: Self.examples(trainSize: site.trainSize, configuration: configuration), loss: update.loss,
+                siteIndex: index, steps: update.steps, examples: Self.examples(trainSize: site.trainSize, configuration: configuration), loss: update.loss,
                 optimizerStateBytes: update.optimizerStateBytes, messageBytes: channel.messageBytes(update, selectedCount: sharedCount),
                 simulatedSeconds: seconds))
             record.bytesUp += update.blob.count  // sent, whether or not it arrives in time
             if let deadline = participation.deadlineSeconds, seconds > deadline {
-                absences.append(SiteAbsence(site: site.id, absence: .missedDeadline(seconds: seconds, deadline: deadline)))
+                absences.append((index, SiteAbsence(site: site.id, absence: .missedDeadline(seconds: seconds, deadline: deadline))))
             } else {
                 record.bytesUp += try await channel.deliver(update, from: site, server: server)
             }
@@ -89,8 +94,7 @@ public struct RoundDriver<Network: NeuralModel>: Sendable {
         record.bytesDown += closed.bytesDown
         record.rekeyedAmong = closed.rekeyedAmong
         // Dropouts were found before training and late sites after it: list them in site order.
-        let position = Dictionary(uniqueKeysWithValues: record.sampled.enumerated().map { ($1, $0) })
-        record.absences = absences.sorted { position[$0.site, default: 0] < position[$1.site, default: 0] }
+        record.absences = absences.sorted { $0.index < $1.index }.map(\.absence)
         record.epsilon = privacy?.epsilon
         return record
     }
@@ -100,18 +104,19 @@ public struct RoundDriver<Network: NeuralModel>: Sendable {
         configuration.steps.map { min($0 * configuration.batchSize, $0 * trainSize) } ?? trainSize * configuration.epochs
     }
 
-    /// Trains `sites` concurrently, at most `window` ahead of the next update
+    /// Trains the sites at `indices` concurrently, at most `window` ahead of the next update
     /// needed, and hands each update to `deliver` in site order (a small reorder buffer holds
     /// the ones that finish early), so neither side holds the whole round's updates.
     private static func train(
-        _ sites: [SiteActor<Network>], window: Int, arm: String, round: Int, broadcast: [UInt8], configuration: TrainingConfiguration,
-        clipNorm: Double?, secure: Bool, deliver: (SiteActor<Network>, LocalUpdate) async throws -> Void
+        _ indices: [Int], of sites: [SiteActor<Network>], window: Int, arm: String, round: Int, broadcast: [UInt8],
+        configuration: TrainingConfiguration, clipNorm: Double?, secure: Bool,
+        deliver: (Int, SiteActor<Network>, LocalUpdate) async throws -> Void
     ) async throws {
         try await withThrowingTaskGroup(of: (Int, LocalUpdate).self) { group in
             var started = 0
             func start(upTo limit: Int) {
-                while started < min(limit, sites.count) {
-                    let position = started, site = sites[position]
+                while started < min(limit, indices.count) {
+                    let position = started, site = sites[indices[position]]
                     group.addTask {
                         (position, try await site.localUpdate(arm: arm, round: round, broadcast: broadcast, configuration: configuration,
                                                               clipNorm: clipNorm, secure: secure))
@@ -125,7 +130,7 @@ public struct RoundDriver<Network: NeuralModel>: Sendable {
             for try await (position, update) in group {
                 early[position] = update
                 while let ready = early.removeValue(forKey: next) {
-                    try await deliver(sites[next], ready)
+                    try await deliver(indices[next], sites[indices[next]], ready)
                     next += 1
                 }
                 start(upTo: next + window)
@@ -142,7 +147,8 @@ public struct SiteAbsence: Sendable, Equatable {
 
 /// What one site's local training cost in a round (its update itself went to the server).
 public struct TrainedUpdate: Sendable, Equatable {
-    public var site: String
+    /// The site's position in the driver's site list (an index, not its id: 10,000 sites' records stay small).
+    public var siteIndex: Int
     public var steps: Int
     public var examples: Int
     public var loss: Double

@@ -10,7 +10,9 @@ public protocol UpdateChannel: Sendable {
     /// The bytes one site's update message takes on this channel, for the privacy footprint.
     func messageBytes(_ update: LocalUpdate, selectedCount: Int) -> Int
     /// Before training: anything the sites about to train must agree on (masking keys).
-    mutating func open(round: Int, training: [any ChannelSite], server: FederatedServer, privacy: PrivateAggregation?) async throws
+    /// `training` is lazy: a channel that needs no list of sites (plain) builds none.
+    mutating func open<Sites: Collection<any ChannelSite> & Sendable>(round: Int, training: Sites, server: FederatedServer,
+                                                                       privacy: PrivateAggregation?) async throws
     /// One update that arrived in time; returns the bytes it sent.
     mutating func deliver(_ update: LocalUpdate, from site: any ChannelSite, server: FederatedServer) async throws -> Int
     /// After the last update: the server's outcome and what closing cost.
@@ -48,7 +50,8 @@ public struct PlainChannel: UpdateChannel {
 
     public func messageBytes(_ update: LocalUpdate, selectedCount: Int) -> Int { update.blob.count }
 
-    public mutating func open(round: Int, training: [any ChannelSite], server: FederatedServer, privacy: PrivateAggregation?) async {
+    public mutating func open<Sites: Collection<any ChannelSite> & Sendable>(round: Int, training: Sites, server: FederatedServer,
+                                                                              privacy: PrivateAggregation?) async {
         await server.beginRound(round, privacy: privacy)
     }
 
@@ -92,12 +95,13 @@ public struct MaskedChannel: UpdateChannel {
             WireFormat.Key.kind: "masked-update", WireFormat.Key.round: "0", WireFormat.Key.site: "", WireFormat.Key.trainSize: "0"]).count
     }
 
-    public mutating func open(round: Int, training: [any ChannelSite], server: FederatedServer, privacy: PrivateAggregation?) async {
+    public mutating func open<Sites: Collection<any ChannelSite> & Sendable>(round: Int, training: Sites, server: FederatedServer,
+                                                                              privacy: PrivateAggregation?) async {
         self.round = round
         self.privacy = privacy
         bytesUp = 0
         bytesDown = 0
-        await exchangeKeys(among: training, attempt: 0, server: server)
+        await exchangeKeys(among: Array(training), attempt: 0, server: server)
     }
 
     /// One masking context: fresh keys among `sites`, and the server's masked round over them.

@@ -34,20 +34,47 @@ public struct MLPConfiguration: Sendable, Equatable, Codable {
 /// `layers.l.` (e.g. `layers.l.lora.a`). Units of hidden block l carry block number l, which is
 /// how an extension finds where it goes.
 public struct MLP: NeuralModel, Equatable {
+    /// Everything about the network, immutable and shared: a site holds one reference, not a
+    /// copy of every field (10,000 sites each keep their arm's network).
+    final class Architecture: Sendable {
+        let configuration: MLPConfiguration
+        let units: [any NetworkUnit]
+        let blocks: [Int]
+        let layout: ParameterLayout
+        let signature: String
+        let offsets: [Int]
+        let firstTensor: [Int]
+        let initializations: [TensorInitialization]
+
+        init(configuration: MLPConfiguration, units: [any NetworkUnit], blocks: [Int], layout: ParameterLayout, signature: String,
+             offsets: [Int], firstTensor: [Int], initializations: [TensorInitialization]) {
+            self.configuration = configuration
+            self.units = units
+            self.blocks = blocks
+            self.layout = layout
+            self.signature = signature
+            self.offsets = offsets
+            self.firstTensor = firstTensor
+            self.initializations = initializations
+        }
+    }
+
+    let architecture: Architecture
+
     /// The pretrained network's shape (without extensions).
-    public let configuration: MLPConfiguration
-    public let units: [any NetworkUnit]
+    public var configuration: MLPConfiguration { architecture.configuration }
+    public var units: [any NetworkUnit] { architecture.units }
     /// The block (layer index) of each unit.
-    public let blocks: [Int]
-    public let layout: ParameterLayout
-    public let signature: String
+    public var blocks: [Int] { architecture.blocks }
+    public var layout: ParameterLayout { architecture.layout }
+    public var signature: String { architecture.signature }
     /// How a fresh network's weights are drawn (the scheme is the same for every model).
     public typealias Initialization = SiteFitNN.Initialization
-    /// Each unit's tensor offsets, flattened in unit order, and where each unit's run starts.
-    let offsets: [Int]
-    let firstTensor: [Int]
+    /// Each tensor's offset, in layout order (a unit's run starts at `firstTensor[unit]`).
+    var offsets: [Int] { architecture.offsets }
+    var firstTensor: [Int] { architecture.firstTensor }
     /// How each tensor of `layout` is initialised, in layout order.
-    let initializations: [TensorInitialization]
+    var initializations: [TensorInitialization] { architecture.initializations }
 
     /// The pretrained network of `configuration`.
     public init(_ configuration: MLPConfiguration) {
@@ -71,9 +98,6 @@ public struct MLP: NeuralModel, Equatable {
 
     init(configuration: MLPConfiguration, units: [any NetworkUnit], blocks: [Int]) {
         precondition(units.first.map { !$0.inPlace } ?? false, "the first unit cannot work in place over the input")
-        self.configuration = configuration
-        self.units = units
-        self.blocks = blocks
         var layout = ParameterLayout()
         var offsets: [Int] = [], firstTensor: [Int] = [], initializations: [TensorInitialization] = []
         for unit in units {
@@ -84,11 +108,9 @@ public struct MLP: NeuralModel, Equatable {
                 initializations.append(declaration.initialization)
             }
         }
-        self.layout = layout
-        self.offsets = offsets
-        self.firstTensor = firstTensor
-        self.initializations = initializations
-        signature = units.map(\.signature).joined(separator: " | ")
+        architecture = Architecture(configuration: configuration, units: units, blocks: blocks, layout: layout,
+                                    signature: units.map(\.signature).joined(separator: " | "), offsets: offsets,
+                                    firstTensor: firstTensor, initializations: initializations)
     }
 
     /// This network with each unit replaced by what `transform` returns for it (itself, a unit
@@ -172,6 +194,7 @@ public struct MLP: NeuralModel, Equatable {
     public func forward(parameters p: UnsafePointer<Float>, input: UnsafePointer<Float>, batch: Int, workspace w: MLPWorkspace,
                         training: Bool, random: inout RandomStream) {
         precondition(batch <= w.capacity)
+        let units = architecture.units
         var x = input
         for i in units.indices {
             // No gradient goes anywhere forward: the pass's gradient pointer is never written.
@@ -185,6 +208,7 @@ public struct MLP: NeuralModel, Equatable {
     public func backward(parameters p: UnsafePointer<Float>, input: UnsafePointer<Float>, batch: Int, workspace w: MLPWorkspace,
                          gradient: UnsafeMutablePointer<Float>, trainable: TrainableMask, dInput: UnsafeMutablePointer<Float>? = nil) {
         guard let lowest = dInput != nil ? 0 : trainable.lowestTrainableUnit else { return }
+        let units = architecture.units, firstTensor = architecture.firstTensor
         var dOutput = w.dLogits
         for i in stride(from: units.count - 1, through: lowest, by: -1) {
             let unit = units[i]

@@ -69,7 +69,7 @@ struct RoundDriverTests {
         let participation = ParticipationSettings(defaultSecondsPerStep: 1, deadlineSeconds: 4.5)
         var (driver, _) = federation.driver(participation)
         let record = try #require(try await driver.run(round: 1))
-        #expect(record.trained.map(\.site) == ["s0", "s1", "s2", "s3"])
+        #expect(record.trained.map(\.siteIndex) == [0, 1, 2, 3])
         #expect(record.trained.map(\.steps) == [4, 7, 3, 5])
         #expect(record.outcome.acceptedSites == ["s0", "s2"])
         #expect(record.absences.map(\.site) == ["s1", "s3"])
