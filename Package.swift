@@ -83,6 +83,7 @@ let package = Package(
             "SiteFitFederation", "SiteFitNN", "SiteFitTuning", "SiteFitEHR", "SiteFitCore",
         ]),
         .testTarget(name: "SiteFitScenarioTests", dependencies: ["SiteFitScenario", "SiteFitFederation", "SiteFitTuning"]),
+        .testTarget(name: "SiteFitReportTests", dependencies: ["SiteFitReport"]),
         .testTarget(name: "SiteFitSimulationTests", dependencies: ["SiteFitSimulation", "SiteFitScenario", "SiteFitFederation"], exclude: ["Golden"]),
         .testTarget(name: "SiteFitCLITests", dependencies: ["sitefit"], exclude: ["Golden"]),
     ],

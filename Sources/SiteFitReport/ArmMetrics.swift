@@ -1,11 +1,12 @@
-// One compared arm in `metrics.json`: its rounds and what each round accepted or missed.
+// One compared arm in `metrics.json`: its rounds and what each round accepted or missed. Its
+// `kind` is stored as the `strategy` field (`baseline` for every baseline, told apart by name).
 
 /// One compared arm: its rounds, final evaluation and footprints.
 public struct ArmMetrics: Codable, Sendable, Equatable {
     public var name: String
     public var mode: String
-    /// fedavg, fedprox, fedadam, fedyogi or fedadagrad.
-    public var strategy: String
+    /// A federation and its strategy, or which baseline (stored as metrics.json's `strategy` field).
+    public var kind: ArmKind
     public var learningRate: Double
     public var localEpochs: Int
     /// Round 0 is the pretrained model before any fine-tuning.
@@ -27,11 +28,11 @@ public struct ArmMetrics: Codable, Sendable, Equatable {
             : membershipInference.keys.sorted().reduce(0) { $0 + membershipInference[$1]! } / Double(membershipInference.count)
     }
 
-    public init(name: String, mode: String, strategy: String, learningRate: Double, localEpochs: Int, rounds: [RoundMetrics],
+    public init(name: String, mode: String, kind: ArmKind, learningRate: Double, localEpochs: Int, rounds: [RoundMetrics],
                 final: Evaluation, privacy: PrivacyFootprint, compute: ComputeFootprint) {
         self.name = name
         self.mode = mode
-        self.strategy = strategy
+        self.kind = kind
         self.learningRate = learningRate
         self.localEpochs = localEpochs
         self.rounds = rounds
@@ -44,6 +45,41 @@ public struct ArmMetrics: Codable, Sendable, Equatable {
         case name, mode, strategy, rounds, final, privacy, compute
         case learningRate = "learning_rate", localEpochs = "local_epochs"
         case biasDrift = "bias_drift", membershipInference = "membership_inference"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decode(String.self, forKey: .name)
+        mode = try container.decode(String.self, forKey: .mode)
+        let strategy = try container.decode(String.self, forKey: .strategy)
+        guard let kind = ArmKind(storedStrategy: strategy, name: name) else {
+            throw DecodingError.dataCorruptedError(forKey: .name, in: container,
+                                                   debugDescription: "'\(name)' is not the name of a baseline SiteFit runs")
+        }
+        self.kind = kind
+        learningRate = try container.decode(Double.self, forKey: .learningRate)
+        localEpochs = try container.decode(Int.self, forKey: .localEpochs)
+        rounds = try container.decode([RoundMetrics].self, forKey: .rounds)
+        final = try container.decode(Evaluation.self, forKey: .final)
+        privacy = try container.decode(PrivacyFootprint.self, forKey: .privacy)
+        compute = try container.decode(ComputeFootprint.self, forKey: .compute)
+        biasDrift = try container.decode([BiasDrift].self, forKey: .biasDrift)
+        membershipInference = try container.decode([String: Double].self, forKey: .membershipInference)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(name, forKey: .name)
+        try container.encode(mode, forKey: .mode)
+        try container.encode(kind.storedStrategy, forKey: .strategy)
+        try container.encode(learningRate, forKey: .learningRate)
+        try container.encode(localEpochs, forKey: .localEpochs)
+        try container.encode(rounds, forKey: .rounds)
+        try container.encode(final, forKey: .final)
+        try container.encode(privacy, forKey: .privacy)
+        try container.encode(compute, forKey: .compute)
+        try container.encode(biasDrift, forKey: .biasDrift)
+        try container.encode(membershipInference, forKey: .membershipInference)
     }
 }
 
@@ -59,7 +95,7 @@ public struct RoundMetrics: Codable, Sendable, Equatable {
     /// Sites asked for an update this round (all of them unless the scenario samples).
     public var sampledSites: [String]
     /// Sampled sites that sent nothing the server could use, and why (dropped out, missed the deadline).
-    public var absent: [Rejection]
+    public var absent: [AbsentSite]
     /// Fewer accepted updates than the quorum: the global model did not change this round.
     public var skipped: Bool
     /// Cumulative ε at the arm's δ after this round (DP arms only).
@@ -68,7 +104,7 @@ public struct RoundMetrics: Codable, Sendable, Equatable {
     public var parameterDrift: ParameterDrift?
 
     public init(round: Int, evaluation: Evaluation, bytesUp: Int, bytesDown: Int, acceptedSites: [String],
-                rejected: [Rejection], meanLocalLoss: Double?, sampledSites: [String] = [], absent: [Rejection] = [],
+                rejected: [Rejection], meanLocalLoss: Double?, sampledSites: [String] = [], absent: [AbsentSite] = [],
                 skipped: Bool = false, epsilon: Double? = nil) {
         self.sampledSites = sampledSites
         self.absent = absent

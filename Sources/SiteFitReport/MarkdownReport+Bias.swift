@@ -34,7 +34,9 @@ extension MarkdownReport {
             out += "|---|---|---:|---:|---:|---:|---:|---:|---:|\n"
             let pretrained = m.arms.first?.rounds.first?.evaluation.subgroups.first { $0.attribute == attribute }
             for group in pretrained?.groups ?? [] {
-                let models: [(String, GroupRates?)] = [(start(m), group)] + m.arms.filter { $0.name != "pretrained" }.map { arm in
+                // The starting model is each group's first row already; a starting-model baseline
+                // (named "pretrained", or "initial model" under `pretraining: none`) would repeat it.
+                let models: [(String, GroupRates?)] = [(start(m), group)] + m.arms.filter { $0.kind != .baseline(.startingModel) }.map { arm in
                     (arm.name, arm.final.subgroups.first { $0.attribute == attribute }?.groups.first { $0.group == group.group })
                 }
                 for (name, rates) in models {

@@ -4,8 +4,8 @@ import Foundation
 extension MarkdownReport {
     /// Plain-language findings computed from the numbers above; nothing here is canned.
     static func narrative(_ m: RunMetrics) -> String {
-        let federated = m.arms.filter { $0.strategy != "baseline" }
-        let baselines = m.arms.filter { $0.strategy == "baseline" }
+        let federated = m.arms.filter { !$0.kind.isBaseline }
+        let baselines = m.arms.filter(\.kind.isBaseline)
         var m = m
         m.arms = federated
         guard let best = federated.max(by: { $0.final.accuracy < $1.final.accuracy }) else { return "No arm ran.\n" }
@@ -26,11 +26,11 @@ extension MarkdownReport {
             var line = "- By mean per-site accuracy (every hospital counts once"
             line += spread.count > 1 ? ", mean ± sd over \(spread.count) seeds)" : ")"
             line += ", the best is **\(bestSites.name)** with \(spread.count > 1 ? spread.text : Format.fixed(spread.mean))"
-            if bestSites.strategy != "baseline" {
+            if !bestSites.kind.isBaseline {
                 line += ", sending \(Format.integer(bestSites.privacy.parametersExposed)) parameters per update "
                     + "(\(Format.percent(bestSites.privacy.exposedShare)) of the model)"
             }
-            if let pooled = baselines.first(where: { $0.name.hasPrefix("pooled") }), pooled.name != bestSites.name {
+            if let pooled = baselines.first(where: { $0.kind == .baseline(.pooled) }), pooled.name != bestSites.name {
                 line += "; pooled training reaches \(siteMean(pooled).count > 1 ? siteMean(pooled).text : Format.fixed(siteMean(pooled).mean))"
             }
             lines.append(line + ".")
@@ -62,7 +62,7 @@ extension MarkdownReport {
         }
         if !baselines.isEmpty {
             lines.append("- Baselines: " + baselines.map { "\($0.name) \(Format.fixed($0.final.accuracy)) (AUROC \(Format.fixed($0.final.auroc)))" }
-                .joined(separator: ", ") + ". " + (baselines.contains { $0.name.hasPrefix("pooled") }
+                .joined(separator: ", ") + ". " + (baselines.contains { $0.kind == .baseline(.pooled) }
                     ? "Pooled training needs every site's patient rows in one place, which a federation exists to avoid." : ""))
         }
         if let reference = m.reference {
@@ -108,10 +108,10 @@ extension MarkdownReport {
         }
         let rejected = m.arms.flatMap { $0.rounds.flatMap(\.rejected) }
         lines.append(rejected.isEmpty ? "- The server accepted every update it received." : "- The server rejected \(rejected.count) update(s); see the round tables.")
-        for arm in m.arms where arm.strategy != "baseline" {
+        for arm in m.arms where !arm.kind.isBaseline {
             let rounds = arm.rounds.dropFirst()
             let absent = rounds.reduce(0) { $0 + $1.absent.count }, skipped = rounds.filter(\.skipped).count
-            let late = rounds.reduce(0) { $0 + $1.absent.filter { $0.reason.hasPrefix("missed") }.count }
+            let late = rounds.reduce(0) { $0 + $1.absent.filter(\.reason.missedTheDeadline).count }
             var parts: [String] = []
             if absent > 0 { parts.append("\(absent) sampled site-round(s) sent nothing usable (\(late) missed the deadline, \(absent - late) dropped out)") }
             if skipped > 0 { parts.append("\(skipped) of \(rounds.count) rounds were skipped for lack of a quorum") }

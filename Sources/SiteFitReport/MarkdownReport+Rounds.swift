@@ -1,9 +1,11 @@
+import Foundation
+
 // "Rounds": each federated arm round by round.
 extension MarkdownReport {
     /// One table per federated arm: every round's accuracy, traffic, participants and (DP) ε.
     static func roundsSection(_ m: RunMetrics) -> String {
         let folder = m.scenario.name
-        let federated = m.arms.filter { $0.strategy != "baseline" }
+        let federated = m.arms.filter { !$0.kind.isBaseline }
         var out = "## Rounds\n\n![Pooled test accuracy by round](\(folder)/accuracy-by-round.svg)\n\n"
         for arm in federated {
             out += "### \(arm.name)\n\n"
@@ -14,7 +16,7 @@ extension MarkdownReport {
             for r in arm.rounds {
                 out += "| \(r.round) | \(Format.fixed(r.evaluation.accuracy)) | \(Format.fixed(r.evaluation.auroc)) |"
                 for s in m.sites { out += " \(Format.fixed(r.evaluation.perSite[s.id]?.accuracy)) |" }
-                var notes = r.rejected.map { "\($0.site): rejected, \($0.reason)" } + r.absent.map { "\($0.site): \($0.reason)" }
+                var notes = r.rejected.map { "\($0.site): rejected, \($0.reason)" } + r.absent.map { "\($0.site): \(absenceNote($0.reason))" }
                 if r.skipped { notes.append("**round skipped** (too few updates for the quorum; model unchanged)") }
                 let rejected = notes.isEmpty ? "none" : notes.joined(separator: "; ")
                 let sampled = r.sampledSites.isEmpty || r.sampledSites.count == m.sites.count ? "" : " of \(r.sampledSites.count) sampled"
@@ -37,5 +39,16 @@ extension MarkdownReport {
         }
         out += "*Parameter drift* is the L2 distance of the shared parameters from their \(m.pretraining.pretrained ? "pretrained" : "initial") values after each round.\n\n"
         return out
+    }
+
+    /// Why a site is missing from a round, in words.
+    static func absenceNote(_ reason: AbsenceReason) -> String {
+        switch reason {
+        case .notSampled: "not sampled"
+        case .droppedOut(let scheduled): scheduled ? "dropped out (scheduled)" : "dropped out"
+        case .missedDeadline(let seconds, let deadline, let rekeyedAmong):
+            String(format: "missed the deadline (%.3g s > %.3g s)", seconds, deadline)
+                + (rekeyedAmong.map { " after masking; the round re-keyed among \($0) survivors" } ?? "")
+        }
     }
 }

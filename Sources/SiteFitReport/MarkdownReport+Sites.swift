@@ -25,7 +25,7 @@ extension MarkdownReport {
         } else {
             out += "\n"
         }
-        if m.scenario.dataset == "omop" {
+        if m.scenario.dataset == .omop {
             out += "Creatinine in µmol/L is converted to mg/dL by `unit_concept_id` during feature extraction (÷ 88.42)."
         } else {
             out += "Each site standardises its features with its own train mean and standard deviation."

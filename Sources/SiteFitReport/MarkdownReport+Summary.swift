@@ -8,8 +8,25 @@ extension MarkdownReport {
         out += m.pretraining.pretrained ? "Federated fine-tuning of a pretrained model" : "Federated training from a seeded initialisation (no pretraining)"
         out += " across \(m.sites.count) hospital sites, "
         out += "\(m.arms.count) arm\(m.arms.count == 1 ? "" : "s") compared on each site's held-out test patients. "
-        out += "Task: \(m.scenario.task).\n\n"
+        out += "Task: \(task(m.scenario.dataset)).\n\n"
         return out
+    }
+
+    /// One line on what is predicted from what (also written into metrics.json, see `ScenarioInfo`).
+    static func task(_ dataset: ScenarioInfo.Dataset) -> String {
+        switch dataset {
+        case .omop: "1-year incident heart failure from a year of EHR history (OMOP CDM shards)"
+        case .heartDisease:
+            "heart disease (num > 0) from 13 clinical findings, FLamby's Fed-Heart-Disease protocol on the UCI data of four real hospitals"
+        }
+    }
+
+    /// The summary's strategy column: the federation's strategy, or "baseline" for every reference.
+    static func strategyCell(_ kind: ArmKind) -> String {
+        switch kind {
+        case .federated(let strategy): strategy
+        case .baseline: "baseline"
+        }
     }
 
     /// The summary table, its legend, what the numbers show, and (when there are any) the seeds and published numbers.
@@ -18,7 +35,7 @@ extension MarkdownReport {
         out += "| arm | mode | strategy | accuracy | mean site accuracy | worst-site accuracy | AUROC | largest bias drift | bytes up (total) | parameters exposed | ε (DP) | MIA AUC | local training per site and round | simulated time per site and round | optimiser state |\n"
         out += "|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|\n"
         for arm in m.arms {
-            out += "| \(arm.name) | \(arm.mode) | \(arm.strategy) | \(Format.fixed(arm.final.accuracy)) | \(Format.fixed(arm.final.meanSiteAccuracy)) "
+            out += "| \(arm.name) | \(arm.mode) | \(strategyCell(arm.kind)) | \(Format.fixed(arm.final.accuracy)) | \(Format.fixed(arm.final.meanSiteAccuracy)) "
             out += "| \(Format.fixed(arm.final.worstSiteAccuracy)) | \(Format.fixed(arm.final.auroc)) | \(driftCell(arm.largestBiasDrift)) "
             out += "| \(Format.bytes(arm.privacy.bytesUp))\(arm.privacy.secureAggregation ? " (masked)" : "") "
             out += "| \(Format.integer(arm.privacy.parametersExposed)) (\(Format.percent(arm.privacy.exposedShare))) | \(epsilonCell(arm.privacy)) "

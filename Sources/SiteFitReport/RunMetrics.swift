@@ -29,10 +29,16 @@ public struct ScenarioInfo: Codable, Sendable, Equatable {
     public var fingerprint: String
     public var seed: UInt64
     public var sitefitVersion: String
-    /// One line on what is predicted from what, for the report's opening.
-    public var task: String = "1-year incident heart failure from a year of EHR history (OMOP CDM shards)"
-    /// `omop` or `heart-disease` (FLamby's protocol on the UCI files).
-    public var dataset: String = "omop"
+    /// Where the sites' rows come from; the report words the task from it.
+    public var dataset: Dataset = .omop
+
+    /// Where the sites' rows come from (stored as its raw value).
+    public enum Dataset: String, Codable, Sendable {
+        /// Synthetic OMOP CDM shards, features by SQL over a look-back year.
+        case omop
+        /// FLamby's Fed-Heart-Disease protocol on the UCI files of four real hospitals.
+        case heartDisease = "heart-disease"
+    }
 
     public init(name: String, file: String, fingerprint: String, seed: UInt64, sitefitVersion: String) {
         self.name = name
@@ -45,6 +51,29 @@ public struct ScenarioInfo: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case name, file, fingerprint, seed, task, dataset
         case sitefitVersion = "sitefit_version"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decode(String.self, forKey: .name)
+        file = try container.decode(String.self, forKey: .file)
+        fingerprint = try container.decode(String.self, forKey: .fingerprint)
+        seed = try container.decode(UInt64.self, forKey: .seed)
+        sitefitVersion = try container.decode(String.self, forKey: .sitefitVersion)
+        dataset = try container.decode(Dataset.self, forKey: .dataset)
+    }
+
+    /// `task` is written for a person reading metrics.json (the file has always carried the
+    /// report's task line) and never read back: the report words it from `dataset`.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(name, forKey: .name)
+        try container.encode(file, forKey: .file)
+        try container.encode(fingerprint, forKey: .fingerprint)
+        try container.encode(seed, forKey: .seed)
+        try container.encode(sitefitVersion, forKey: .sitefitVersion)
+        try container.encode(dataset, forKey: .dataset)
+        try container.encode(MarkdownReport.task(dataset), forKey: .task)
     }
 }
 

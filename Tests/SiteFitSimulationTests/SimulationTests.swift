@@ -101,7 +101,8 @@ struct SimulationTests {
         let testPatients = result.metrics.sites.reduce(0) { $0 + $1.testSize }
         #expect(csv.count == 1 + 5 * testPatients)
         // The pretrained baseline is round 0 of every arm; local and pooled train without exposing anything.
-        let baselines = result.metrics.arms.filter { $0.strategy == "baseline" }
+        let baselines = result.metrics.arms.filter(\.kind.isBaseline)
+        #expect(baselines.map(\.kind) == [.baseline(.startingModel), .baseline(.localOnly), .baseline(.pooled)])
         #expect(baselines.map(\.final)[0] == full.rounds[0].evaluation)
         #expect(baselines.allSatisfy { $0.privacy.bytesUp == 0 && $0.privacy.parametersExposed == 0 })
         #expect(baselines[1].final != baselines[0].final && baselines[2].final != baselines[0].final)
@@ -202,7 +203,8 @@ struct SimulationTests {
         let result = try await Simulation.run(scenario)
         let finals = result.metrics.arms.map(\.final.accuracy)
         #expect(finals.allSatisfy { $0.isFinite && $0 > 0.5 })
-        #expect(Set(result.metrics.arms.map(\.strategy)) == ["fedavg", "fedprox", "fedadam", "fedyogi", "fedadagrad", "personalized", "baseline"])
+        #expect(result.metrics.arms.map(\.kind) == ["fedavg", "fedprox", "fedadam", "fedyogi", "fedadagrad", "personalized"]
+            .map { ArmKind.federated(strategy: $0) } + [.baseline(.startingModel), .baseline(.localOnly), .baseline(.pooled)])
         // Personalised BitFit shares the weights (21·8 + 8·1) and keeps the 9 biases on site.
         let personal = result.metrics.arms.first { $0.name == "personal" }!
         #expect(personal.privacy.parametersExposed == 176)
