@@ -25,7 +25,7 @@ public struct ArmMetrics: Codable, Sendable, Equatable {
     /// Mean over sites of the membership-inference AUC.
     public var meanMembershipInference: Double? {
         membershipInference.isEmpty ? nil
-            : membershipInference.keys.sorted().reduce(0) { $0 + membershipInference[$1]! } / Double(membershipInference.count)
+            : membershipInference.sorted { $0.key < $1.key }.reduce(0) { $0 + $1.value } / Double(membershipInference.count)
     }
 
     public init(name: String, mode: String, kind: ArmKind, learningRate: Double, localEpochs: Int, rounds: [RoundMetrics],

@@ -27,7 +27,7 @@ public struct Evaluation: Codable, Sendable, Equatable {
         self.ece = ece
         self.subgroups = subgroups
         // Summed in site-id order: a dictionary's iteration order is not stable, and Double addition is not associative.
-        meanSiteAccuracy = perSite.isEmpty ? 0 : perSite.keys.sorted().reduce(0) { $0 + perSite[$1]!.accuracy } / Double(perSite.count)
+        meanSiteAccuracy = perSite.isEmpty ? 0 : perSite.sorted { $0.key < $1.key }.reduce(0) { $0 + $1.value.accuracy } / Double(perSite.count)
         self.accuracy = accuracy
         self.balancedAccuracy = balancedAccuracy
         self.majorityClassAccuracy = majorityClassAccuracy

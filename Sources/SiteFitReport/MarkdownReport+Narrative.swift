@@ -99,12 +99,11 @@ extension MarkdownReport {
                          + "\(largest.attribute.replacingOccurrences(of: "_", with: " ")).")
         }
         lines += clear
-        let attacked = m.arms.filter { $0.meanMembershipInference != nil }
-        if let most = attacked.max(by: { $0.meanMembershipInference! < $1.meanMembershipInference! }),
-           let least = attacked.min(by: { $0.meanMembershipInference! < $1.meanMembershipInference! }) {
-            lines.append("- A loss-threshold membership-inference attack reaches a mean AUC of \(Format.fixed(most.meanMembershipInference)) "
-                         + "against **\(most.name)** and \(Format.fixed(least.meanMembershipInference)) against **\(least.name)** (0.5 = no signal)"
-                         + ((most.meanMembershipInference! - 0.5) < 0.05 ? "; no arm memorised its training patients measurably." : "."))
+        let attacked = m.arms.compactMap { arm in arm.meanMembershipInference.map { (name: arm.name, auc: $0) } }
+        if let most = attacked.max(by: { $0.auc < $1.auc }), let least = attacked.min(by: { $0.auc < $1.auc }) {
+            lines.append("- A loss-threshold membership-inference attack reaches a mean AUC of \(Format.fixed(most.auc)) "
+                         + "against **\(most.name)** and \(Format.fixed(least.auc)) against **\(least.name)** (0.5 = no signal)"
+                         + ((most.auc - 0.5) < 0.05 ? "; no arm memorised its training patients measurably." : "."))
         }
         let rejected = m.arms.flatMap { $0.rounds.flatMap(\.rejected) }
         lines.append(rejected.isEmpty ? "- The server accepted every update it received." : "- The server rejected \(rejected.count) update(s); see the round tables.")
