@@ -1,20 +1,19 @@
 import Foundation
 import Testing
 @testable import SiteFitReport
+import SiteFitTestSupport
 
 /// The typed boundary between a run and its report: arm kinds, absence reasons and datasets are
 /// stored as metrics.json has always stored them, and read back as types.
 @Suite("metrics.json boundary")
 struct BoundaryTests {
-    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
     /// Every metrics.json the repository commits: the reports' and the golden test's.
     static var committedMetrics: [URL] {
-        let reports = repository.appendingPathComponent("Reports")
+        let reports = repositoryRoot.appendingPathComponent("Reports")
         let folders = (try? FileManager.default.contentsOfDirectory(atPath: reports.path)) ?? []
         return folders.sorted().map { reports.appendingPathComponent("\($0)/metrics.json") }
             .filter { FileManager.default.fileExists(atPath: $0.path) }
-            + [repository.appendingPathComponent("Tests/SiteFitSimulationTests/Golden/tiny/metrics.json")]
+            + [repositoryRoot.appendingPathComponent("Tests/SiteFitSimulationTests/Golden/tiny/metrics.json")]
     }
 
     @Test("every committed metrics.json reads back into types and writes the same bytes")
@@ -58,10 +57,10 @@ struct BoundaryTests {
 
     @Test("a damaged absence reason in metrics.json is a clear error naming where it is")
     func damagedReason() throws {
-        let golden = try String(contentsOf: Self.repository.appendingPathComponent("Reports/federation-privacy/metrics.json"), encoding: .utf8)
+        let golden = try String(contentsOf: repositoryRoot.appendingPathComponent("Reports/federation-privacy/metrics.json"), encoding: .utf8)
         let damaged = golden.replacingOccurrences(of: "\"dropped out\"", with: "\"went fishing\"")
         #expect(damaged != golden)
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("sitefit-boundary-\(ProcessInfo.processInfo.processIdentifier).json")
+        let url = try temporaryDirectory().appendingPathComponent("metrics.json")
         try Data(damaged.utf8).write(to: url)
         #expect {
             _ = try ReportWriter.readMetrics(url)

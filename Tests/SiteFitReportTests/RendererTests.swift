@@ -1,12 +1,13 @@
 import Foundation
 import Testing
 @testable import SiteFitReport
+import SiteFitTestSupport
 
 /// The renderer reads kinds, not names: checked on the golden run's metrics, reshaped by hand.
 @Suite("Markdown renderer")
 struct RendererTests {
     static func golden() throws -> RunMetrics {
-        try ReportWriter.readMetrics(BoundaryTests.repository.appendingPathComponent("Tests/SiteFitSimulationTests/Golden/tiny/metrics.json"))
+        try ReportWriter.readMetrics(repositoryRoot.appendingPathComponent("Tests/SiteFitSimulationTests/Golden/tiny/metrics.json"))
     }
 
     /// The golden run as it would read under `pretraining: none`: the starting-model baseline is
@@ -34,17 +35,17 @@ struct RendererTests {
 }
 
 extension RendererTests {
+    /// The committed reports are golden files too: a renderer change re-renders them on purpose
+    /// (`SITEFIT_RECORD_GOLDEN=1`, or `sitefit report` on each metrics.json) and shows in the diff.
     @Test("every committed report and chart is what the renderer draws from its committed metrics.json")
     func committedReports() throws {
-        let reports = BoundaryTests.repository.appendingPathComponent("Reports")
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("sitefit-rerender-\(ProcessInfo.processInfo.processIdentifier)")
+        let reports = repositoryRoot.appendingPathComponent("Reports")
+        let out = try temporaryDirectory()
         for url in BoundaryTests.committedMetrics where url.path.hasPrefix(reports.path) {
             let (report, charts) = try ReportWriter.writeReport(ReportWriter.readMetrics(url), to: out)
-            #expect(try Data(contentsOf: report) == Data(contentsOf: reports.appendingPathComponent(report.lastPathComponent)),
-                    "\(report.lastPathComponent)")
+            Golden.expect(try Data(contentsOf: report), matches: reports.appendingPathComponent(report.lastPathComponent))
             for chart in charts {
-                let committed = url.deletingLastPathComponent().appendingPathComponent(chart.lastPathComponent)
-                #expect(try Data(contentsOf: chart) == Data(contentsOf: committed), "\(committed.path)")
+                Golden.expect(try Data(contentsOf: chart), matches: url.deletingLastPathComponent().appendingPathComponent(chart.lastPathComponent))
             }
         }
     }

@@ -4,12 +4,13 @@ import Testing
 @testable import SiteFitReport
 @testable import SiteFitScenario
 @testable import SiteFitSimulation
+import SiteFitTestSupport
 
 /// The tiny scenario with three sites and the given `federation:` and `arms:` blocks.
 func faultScenario(_ federation: String, arms: String = "  - mode: bitfit\n    learning_rate: 0.01\n",
                    name: String = #function) throws -> Scenario {
-    let folder = tinyScenario(name)
-    try Data("name: East\nseed: 3\npatients: 200\n".utf8).write(to: folder.appendingPathComponent("Sites/east.yaml"))
+    let folder = try tinyScenario(name)
+    try Data(TinyScenario.eastSite.utf8).write(to: folder.appendingPathComponent("Sites/east.yaml"))
     let text = """
         seed: 5
         sites:
