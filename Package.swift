@@ -72,19 +72,23 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
+        // Fixtures the test targets share: temporary folders, the tiny scenario, in-memory sites, golden files.
+        .target(name: "SiteFitTestSupport", dependencies: ["SiteFitCore", "SiteFitNN"], path: "Tests/SiteFitTestSupport"),
+
         .testTarget(name: "SiteFitCoreTests", dependencies: ["SiteFitCore"]),
         .testTarget(name: "SiteFitKernelsTests", dependencies: ["SiteFitKernels"]),
         .testTarget(name: "SiteFitNNTests", dependencies: ["SiteFitNN", "SiteFitTuning", "SiteFitCore"]),
         .testTarget(name: "SiteFitEHRTests", dependencies: [
-            "SiteFitEHR", "SiteFitCore", .product(name: "GRDB", package: "GRDB.swift"),
+            "SiteFitEHR", "SiteFitCore", "SiteFitTestSupport", .product(name: "GRDB", package: "GRDB.swift"),
         ], exclude: ["Fixtures"]),
         .testTarget(name: "SiteFitMetricsTests", dependencies: ["SiteFitMetrics", "SiteFitCore"]),
         .testTarget(name: "SiteFitFederationTests", dependencies: [
-            "SiteFitFederation", "SiteFitNN", "SiteFitTuning", "SiteFitEHR", "SiteFitCore",
+            "SiteFitFederation", "SiteFitNN", "SiteFitTuning", "SiteFitEHR", "SiteFitCore", "SiteFitTestSupport",
         ]),
-        .testTarget(name: "SiteFitScenarioTests", dependencies: ["SiteFitScenario", "SiteFitFederation", "SiteFitTuning"]),
-        .testTarget(name: "SiteFitSimulationTests", dependencies: ["SiteFitSimulation", "SiteFitScenario", "SiteFitFederation"], exclude: ["Golden"]),
-        .testTarget(name: "SiteFitCLITests", dependencies: ["sitefit"], exclude: ["Golden"]),
+        .testTarget(name: "SiteFitScenarioTests", dependencies: ["SiteFitScenario", "SiteFitFederation", "SiteFitTuning", "SiteFitTestSupport"]),
+        .testTarget(name: "SiteFitReportTests", dependencies: ["SiteFitReport", "SiteFitTestSupport"]),
+        .testTarget(name: "SiteFitSimulationTests", dependencies: ["SiteFitSimulation", "SiteFitScenario", "SiteFitFederation", "SiteFitTestSupport"], exclude: ["Golden"]),
+        .testTarget(name: "SiteFitCLITests", dependencies: ["sitefit", "SiteFitTestSupport"], exclude: ["Golden"]),
     ],
     swiftLanguageModes: [.v6]
 )

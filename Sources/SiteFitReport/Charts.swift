@@ -165,7 +165,7 @@ enum Charts {
 enum ReportCharts {
     /// File name → SVG text, in the order the report shows them.
     static func all(_ m: RunMetrics) -> [(file: String, svg: String)] {
-        let federated = m.arms.filter { $0.strategy != "baseline" }
+        let federated = m.arms.filter { !$0.kind.isBaseline }
         var charts: [(String, String)] = []
         charts.append(("accuracy-by-round.svg", Charts.lines(
             title: "Pooled test accuracy by round", yTitle: "accuracy",

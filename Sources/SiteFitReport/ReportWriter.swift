@@ -57,6 +57,8 @@ public enum ReportWriter {
             throw UserFacingError("\(url.relativePath): not a SiteFit metrics.json: missing '\(path(context.codingPath + [key]))'")
         } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
             throw UserFacingError("\(url.relativePath): not a SiteFit metrics.json: wrong value at '\(path(context.codingPath))'")
+        } catch let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
+            throw UserFacingError("\(url.relativePath): not a SiteFit metrics.json: \(context.debugDescription) at '\(path(context.codingPath))'")
         } catch {
             throw UserFacingError("\(url.relativePath): not a SiteFit metrics.json (it is not valid JSON of that shape)")
         }

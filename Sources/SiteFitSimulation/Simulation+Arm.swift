@@ -54,7 +54,7 @@ extension Simulation {
             progress(progressLine(arm.name, record, metrics.evaluation, rounds: scenario.federation.rounds,
                                   quorum: scenario.federation.participation.quorum))
         }
-        var metrics = ArmMetrics(name: arm.name, mode: arm.mode.rawValue, strategy: arm.strategyName, learningRate: arm.learningRate,
+        var metrics = ArmMetrics(name: arm.name, mode: arm.mode.rawValue, kind: .federated(strategy: arm.strategyName), learningRate: arm.learningRate,
                                  localEpochs: arm.localEpochs, rounds: rounds, final: rounds[rounds.count - 1].evaluation,
                                  privacy: privacyFootprint(arm, records: records, rounds: rounds, mlp: mlp, shared: shared,
                                                            privacy: driver.privacy, stoppedByBudget: stoppedByBudget),
@@ -89,11 +89,13 @@ extension Simulation {
     /// A round's metrics from what the driver observed and the evaluation after it.
     static func roundMetrics(_ record: RoundRecord, evaluation: Evaluation) -> RoundMetrics {
         let absent = record.absences.map { a in
-            var reason = describe(a.absence)
-            if case .missedDeadline = a.absence, let survivors = record.rekeyedAmong {
-                reason += " after masking; the round re-keyed among \(survivors) survivors"
+            let reason: AbsenceReason = switch a.absence {
+            case .notSampled: .notSampled
+            case .droppedOut(let scheduled): .droppedOut(scheduled: scheduled)
+            case .missedDeadline(let seconds, let deadline):
+                .missedDeadline(seconds: seconds, deadline: deadline, rekeyedAmong: record.rekeyedAmong)
             }
-            return Rejection(site: a.site, reason: reason)
+            return AbsentSite(site: a.site, reason: reason)
         }
         return RoundMetrics(
             round: record.round, evaluation: evaluation, bytesUp: record.bytesUp, bytesDown: record.bytesDown,

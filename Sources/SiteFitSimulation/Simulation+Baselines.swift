@@ -23,15 +23,15 @@ extension Simulation {
         let start = try await evaluate(sites, broadcast: pretrainedBlob)
         var final = start
         var finalBlobs = sites.map { _ in pretrainedBlob }
-        let name: String
+        let kind: ArmKind.Baseline
         var steps = 0.0
         switch baseline {
         case .localEach:
             preconditionFailure("local_each runs through runLocalEach")
         case .pretrained:
-            name = scenario.pretraining.enabled ? "pretrained" : "initial model"
+            kind = .startingModel
         case .local:
-            name = "local only"
+            kind = .localOnly
             // Each site trains alone for as many epochs as a federated site would, from its own model.
             let trained = try await withThrowingTaskGroup(of: (Int, SitePredictions, Int, [UInt8]).self) { group in
                 for (index, site) in sites.enumerated() {
@@ -55,7 +55,7 @@ extension Simulation {
             final = trained.map(\.1)
             finalBlobs = trained.map(\.3)
         case .pooled:
-            name = "pooled (simulation only)"
+            kind = .pooled
             var pooledFeatures: [Float] = [], pooledLabels: [Float] = []
             for site in sites {
                 let rows = await site.trainingRowsForPooledBaseline()
@@ -79,11 +79,12 @@ extension Simulation {
             final = try await evaluate(sites, broadcast: pooledBlob)
             finalBlobs = sites.map { _ in pooledBlob }
         }
+        let name = kind.armName(startsPretrained: scenario.pretraining.enabled)
         let startEvaluation = evaluation(start, subgroups: scenario.subgroups), finalEvaluation = evaluation(final, subgroups: scenario.subgroups)
         progress("[\(name)] accuracy \(Format3.string(finalEvaluation.accuracy)), AUROC \(Format3.string(finalEvaluation.auroc))")
         let mask = TrainableMask(mlp: model.network, selection: selection)
         var metrics = baselineMetrics(
-            name: name, mode: baseline == .pretrained ? "none" : "full",
+            name: name, kind: kind, mode: baseline == .pretrained ? "none" : "full",
             learningRate: baseline == .pretrained ? 0 : federation.learningRate, localEpochs: federation.localEpochs,
             start: startEvaluation, final: baseline == .pretrained ? nil : (federation.rounds, finalEvaluation), model: model,
             compute: ComputeFootprint(stepsPerSiteRound: steps,
@@ -146,12 +147,13 @@ extension Simulation {
             steps += update.steps
         }
         let final = try await evaluate(sites, broadcast: blob)
-        let name = "local \(sites[index].id)"
+        let kind = ArmKind.Baseline.localAt(site: sites[index].id)
+        let name = kind.armName(startsPretrained: scenario.pretraining.enabled)
         let startEvaluation = evaluation(start, subgroups: scenario.subgroups), finalEvaluation = evaluation(final, subgroups: scenario.subgroups)
         progress("[\(name)] mean site accuracy \(Format3.string(finalEvaluation.meanSiteAccuracy)), AUROC \(Format3.string(finalEvaluation.auroc))")
         let mask = TrainableMask(mlp: model.network, selection: selection)
         var metrics = baselineMetrics(
-            name: name, mode: "full", learningRate: configuration.optimizer.learningRate, localEpochs: configuration.epochs,
+            name: name, kind: kind, mode: "full", learningRate: configuration.optimizer.learningRate, localEpochs: configuration.epochs,
             start: startEvaluation, final: (rounds, finalEvaluation), model: model,
             compute: ComputeFootprint(stepsPerSiteRound: Double(steps) / Double(rounds),
                                       trainingFlopsPerSiteRound: Double(steps * federation.batchSize) / Double(rounds) * model.network.trainingFlopsPerExample(mask),
@@ -169,14 +171,14 @@ extension Simulation {
     /// A baseline's metrics as an arm of strategy "baseline": round 0 is the pretrained model and
     /// `final` (when it trained) the baseline's own model; no update crosses the network, so
     /// nothing is exposed.
-    static func baselineMetrics(name: String, mode: String, learningRate: Double, localEpochs: Int, start: Evaluation,
+    static func baselineMetrics(name: String, kind: ArmKind.Baseline, mode: String, learningRate: Double, localEpochs: Int, start: Evaluation,
                                 final: (round: Int, evaluation: Evaluation)?, model: PretrainedModel<MLP>,
                                 compute: ComputeFootprint) -> ArmMetrics {
         func round(_ number: Int, _ evaluation: Evaluation) -> RoundMetrics {
             RoundMetrics(round: number, evaluation: evaluation, bytesUp: 0, bytesDown: 0, acceptedSites: [], rejected: [], meanLocalLoss: nil)
         }
         return ArmMetrics(
-            name: name, mode: mode, strategy: "baseline", learningRate: learningRate, localEpochs: localEpochs,
+            name: name, mode: mode, kind: .baseline(kind), learningRate: learningRate, localEpochs: localEpochs,
             rounds: [round(0, start)] + (final.map { [round($0.round, $0.evaluation)] } ?? []), final: final?.evaluation ?? start,
             privacy: PrivacyFootprint(bytesUp: 0, bytesDown: 0, bytesUpPerUpdate: 0, parametersExposed: 0,
                                       parametersTotal: model.network.layout.count, tensorsExposed: []),

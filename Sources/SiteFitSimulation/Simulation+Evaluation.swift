@@ -22,20 +22,6 @@ extension Simulation {
         }
     }
 
-    /// What every baseline starts from: all sites on the pretrained model with every tensor
-    /// trainable, the baseline training settings, how many training calls a site makes (one when
-    /// `baseline_training` gives the epochs in all, else one per federated round), and the
-
-    /// How an absence reads in the report.
-    static func describe(_ absence: Absence) -> String {
-        switch absence {
-        case .notSampled: return "not sampled"
-        case .droppedOut(let scheduled): return scheduled ? "dropped out (scheduled)" : "dropped out"
-        case .missedDeadline(let seconds, let deadline):
-            return String(format: "missed the deadline (%.3g s > %.3g s)", seconds, deadline)
-        }
-    }
-
     static func evaluate(_ sites: [SiteActor<MLP>], broadcast: [UInt8]) async throws -> [SitePredictions] {
         try await withThrowingTaskGroup(of: (Int, SitePredictions).self) { group in
             for (index, site) in sites.enumerated() {

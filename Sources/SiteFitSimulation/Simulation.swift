@@ -134,9 +134,9 @@ public enum Simulation {
         }
         var info = ScenarioInfo(name: scenario.name, file: scenario.file, fingerprint: scenario.fingerprint,
                                 seed: scenario.seed, sitefitVersion: siteFitVersion)
-        info.dataset = scenario.dataset.rawValue
-        if scenario.dataset == .heartDisease {
-            info.task = "heart disease (num > 0) from 13 clinical findings, FLamby's Fed-Heart-Disease protocol on the UCI data of four real hospitals"
+        info.dataset = switch scenario.dataset {
+        case .omop: .omop
+        case .heartDisease: .heartDisease
         }
         var metrics = RunMetrics(
             scenario: info,

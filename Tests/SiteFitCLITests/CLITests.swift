@@ -1,10 +1,11 @@
 import Foundation
+import SiteFitTestSupport
 import Testing
 
 /// End-to-end tests of the built `sitefit` binary: stdout, stderr and exit code.
 @Suite("sitefit command line")
 struct CLITests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = repositoryRoot
 
     /// The binary next to the test bundle (same build folder and configuration).
     static var binary: URL {
@@ -48,8 +49,7 @@ struct CLITests {
 
     @Test("validate prints file:line:column: field: problem for a broken scenario")
     func validateBroken() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sitefit-cli-\(ProcessInfo.processInfo.processIdentifier)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let folder = try temporaryDirectory()
         try Data("seed: 1\nsites: []\narms:\n  - mode: ful\n".utf8).write(to: folder.appendingPathComponent("broken.yaml"))
         let result = try Self.run(["validate", "broken.yaml"], in: folder)
         #expect(result.status != 0)
@@ -76,18 +76,12 @@ struct CLITests {
     func help() throws {
         let result = try Self.run(["--help"])
         #expect(result.status == 0)
-        let golden = Self.root.appendingPathComponent("Tests/SiteFitCLITests/Golden/help.txt")
-        if ProcessInfo.processInfo.environment["SITEFIT_RECORD_GOLDEN"] == "1" {
-            try FileManager.default.createDirectory(at: golden.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try Data(result.stdout.utf8).write(to: golden)
-        }
-        #expect(result.stdout == (try String(contentsOf: golden, encoding: .utf8)))
+        Golden.expect(result.stdout, matches: Self.root.appendingPathComponent("Tests/SiteFitCLITests/Golden/help.txt"))
     }
 
     @Test("sites inspect refuses a file that is not a shard, naming the site and file")
     func inspectJunk() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sitefit-cli-junk-\(ProcessInfo.processInfo.processIdentifier)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let folder = try temporaryDirectory()
         try Data(String(repeating: "junk", count: 500).utf8).write(to: folder.appendingPathComponent("junk.sqlite"))
         let result = try Self.run(["sites", "inspect", "junk.sqlite"], in: folder)
         #expect(result.status == 1)
@@ -96,8 +90,7 @@ struct CLITests {
 
     @Test("sites build then sites inspect prints the shard's summary")
     func buildAndInspect() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sitefit-cli-inspect-\(ProcessInfo.processInfo.processIdentifier)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let folder = try temporaryDirectory()
         try Data("name: Small\nseed: 3\npatients: 120\n".utf8).write(to: folder.appendingPathComponent("small.yaml"))
         let build = try Self.run(["sites", "build", "small.yaml"], in: folder)
         #expect(build.status == 0)

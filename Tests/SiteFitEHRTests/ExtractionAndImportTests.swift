@@ -3,13 +3,14 @@ import GRDB
 import Testing
 @testable import SiteFitCore
 @testable import SiteFitEHR
+import SiteFitTestSupport
 
 @Suite("Feature extraction on a hand-built shard")
 struct HandBuiltExtractionTests {
     /// Two patients, index dates 2021-06-01, with rows just inside and just outside every window.
     /// Each test builds its own copy: tests run in parallel and must not share a file.
     static func build(_ test: String = #function) throws -> URL {
-        let url = temporaryDirectory("handbuilt-\(test)").appendingPathComponent("tiny.sqlite")
+        let url = try temporaryDirectory("handbuilt-\(test)").appendingPathComponent("tiny.sqlite")
         try ShardBuilder.write(site: "tiny", to: url) { db in
             try ShardSchema.create(in: db)
             try db.execute(sql: """
@@ -85,7 +86,7 @@ struct ImportTests {
 
     @Test("UCI Heart Disease: four shards with FLamby's sizes, labels and split")
     func heartDiseaseImport() throws {
-        let out = temporaryDirectory("hd")
+        let out = try temporaryDirectory("hd")
         let shards = try HeartDiseaseImport.importAll(from: Self.heartDisease, to: out)
         #expect(shards.map(\.lastPathComponent) == ["cleveland.sqlite", "hungarian.sqlite", "switzerland.sqlite", "va.sqlite"])
         // Raw rows and num > 0 from the data README; FLamby train/test from flamby-split.csv.
@@ -108,7 +109,7 @@ struct ImportTests {
 
     @Test("FLamby's preprocessing read back by SQL: 13 features, FLamby's split sizes, the first Cleveland row by hand")
     func heartDiseaseCohort() throws {
-        let out = temporaryDirectory("hdc")
+        let out = try temporaryDirectory("hdc")
         let shards = try HeartDiseaseImport.importAll(from: Self.heartDisease, to: out)
         let sizes = try shards.map { url in
             let cohort = try HeartDiseaseCohort.extract(SiteShard(site: url.deletingPathExtension().lastPathComponent, url: url))
@@ -124,7 +125,7 @@ struct ImportTests {
 
     @Test("a malformed UCI line is named by file and line, without its values")
     func heartDiseaseMalformed() throws {
-        let folder = temporaryDirectory("hdbad")
+        let folder = try temporaryDirectory("hdbad")
         for name in ["flamby-split.csv", "processed.cleveland.data"] {
             try FileManager.default.copyItem(at: Self.heartDisease.appendingPathComponent(name), to: folder.appendingPathComponent(name))
         }
@@ -137,7 +138,7 @@ struct ImportTests {
 
     @Test("OMOP round trip: export to CSV (upper-case, OHDSI style), import, same features and labels")
     func omopRoundTrip() throws {
-        let folder = temporaryDirectory("roundtrip")
+        let folder = try temporaryDirectory("roundtrip")
         let original = folder.appendingPathComponent("original.sqlite")
         var profile = SiteProfile(id: "rt", name: "Round Trip", seed: 9, patients: 400, labMissingRate: 0.2, underCodingRate: 0.1)
         profile.labs[.creatinine] = LabKnob(unit: .micromolePerLiter)
@@ -158,7 +159,7 @@ struct ImportTests {
     @Test("the shipped OHDSI-style fixture (upper-case CSV, 25 patients) imports and extracts")
     func omopFixture() throws {
         let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/omop-small")
-        let target = temporaryDirectory("fixture").appendingPathComponent("fixture.sqlite")
+        let target = try temporaryDirectory("fixture").appendingPathComponent("fixture.sqlite")
         try OMOPCSV.importFolder(fixture, to: target, name: "fixture")
         let shard = try SiteShard(site: "fixture", url: target)
         let extract = try shard.extractCohort(.heartFailure)
@@ -175,7 +176,7 @@ struct ImportTests {
 
     @Test("OMOP import tolerates extra columns, any order and datetimes")
     func omopTolerant() throws {
-        let folder = temporaryDirectory("tolerant")
+        let folder = try temporaryDirectory("tolerant")
         let original = folder.appendingPathComponent("o.sqlite")
         try ShardBuilder.build(profile: SiteProfile(id: "t", name: "T", seed: 1, patients: 50), to: original)
         let csv = folder.appendingPathComponent("csv")
@@ -200,7 +201,7 @@ struct ImportTests {
 
     @Test("OMOP import names the missing file, the missing column and the bad line")
     func omopErrors() throws {
-        let folder = temporaryDirectory("omoperrors")
+        let folder = try temporaryDirectory("omoperrors")
         let original = folder.appendingPathComponent("o.sqlite")
         try ShardBuilder.build(profile: SiteProfile(id: "e", name: "E", seed: 1, patients: 30), to: original)
         let csv = folder.appendingPathComponent("csv")

@@ -3,19 +3,7 @@ import GRDB
 import Testing
 @testable import SiteFitCore
 @testable import SiteFitEHR
-
-func temporaryDirectory(_ name: String = #function) -> URL {
-    let url = FileManager.default.temporaryDirectory
-        .appendingPathComponent("sitefit-tests-\(ProcessInfo.processInfo.processIdentifier)")
-        .appendingPathComponent(name.filter { $0.isLetter || $0.isNumber })
-    try? FileManager.default.removeItem(at: url)
-    try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url
-}
-
-func fileHash(_ url: URL) -> String {
-    StableHash.hex(Array(FileManager.default.contents(atPath: url.path) ?? Data()))
-}
+import SiteFitTestSupport
 
 let smallProfile = SiteProfile(id: "test-site", name: "Test Site", seed: 7, patients: 300, outcomePrevalence: 0.2,
                                labMissingRate: 0.1, underCodingRate: 0.1)
@@ -24,7 +12,7 @@ let smallProfile = SiteProfile(id: "test-site", name: "Test Site", seed: 7, pati
 struct ShardTests {
     @Test("the same profile and seed give a byte-identical shard")
     func deterministic() throws {
-        let folder = temporaryDirectory()
+        let folder = try temporaryDirectory()
         let a = folder.appendingPathComponent("a.sqlite"), b = folder.appendingPathComponent("b.sqlite")
         try ShardBuilder.build(profile: smallProfile, to: a)
         try ShardBuilder.build(profile: smallProfile, to: b)
@@ -40,7 +28,7 @@ struct ShardTests {
 
     @Test("a write through a site's read-only shard fails and changes nothing")
     func readOnly() throws {
-        let url = temporaryDirectory().appendingPathComponent("s.sqlite")
+        let url = try temporaryDirectory().appendingPathComponent("s.sqlite")
         try ShardBuilder.build(profile: smallProfile, to: url)
         let before = fileHash(url)
         let shard = try SiteShard(site: "test-site", url: url)
@@ -55,8 +43,8 @@ struct ShardTests {
     }
 
     @Test("a missing shard names the site and the file")
-    func missing() {
-        let url = temporaryDirectory().appendingPathComponent("nowhere.sqlite")
+    func missing() throws {
+        let url = try temporaryDirectory().appendingPathComponent("nowhere.sqlite")
         let error = #expect(throws: ShardError.self) { try SiteShard(site: "hungary", url: url) }
         #expect(error?.description.contains("site 'hungary'") == true)
         #expect(error?.description.contains("nowhere.sqlite") == true)
@@ -64,7 +52,7 @@ struct ShardTests {
 
     @Test("a file that is not SQLite is refused with the site and file named")
     func notADatabase() throws {
-        let url = temporaryDirectory().appendingPathComponent("junk.sqlite")
+        let url = try temporaryDirectory().appendingPathComponent("junk.sqlite")
         try Data(String(repeating: "not a database ", count: 100).utf8).write(to: url)
         let error = #expect(throws: ShardError.self) { try SiteShard(site: "junk", url: url) }
         #expect(error?.description == "site 'junk': \(url.relativePath): not a SQLite database")
@@ -72,7 +60,7 @@ struct ShardTests {
 
     @Test("a shard missing a table is refused, naming the table")
     func missingTable() throws {
-        let url = temporaryDirectory().appendingPathComponent("partial.sqlite")
+        let url = try temporaryDirectory().appendingPathComponent("partial.sqlite")
         try ShardBuilder.build(profile: smallProfile, to: url)
         let queue = try DatabaseQueue(path: url.path)
         try queue.write { db in try db.execute(sql: "DROP TABLE measurement") }
@@ -83,7 +71,7 @@ struct ShardTests {
 
     @Test("an empty cohort is an error naming the site")
     func emptyCohort() throws {
-        let url = temporaryDirectory().appendingPathComponent("empty.sqlite")
+        let url = try temporaryDirectory().appendingPathComponent("empty.sqlite")
         try ShardBuilder.build(profile: smallProfile, to: url)
         let queue = try DatabaseQueue(path: url.path)
         try queue.write { db in try db.execute(sql: "DELETE FROM cohort") }
@@ -95,7 +83,7 @@ struct ShardTests {
 
     @Test("extraction yields one row per patient, the profile's prevalence and the right columns")
     func extraction() throws {
-        let url = temporaryDirectory().appendingPathComponent("x.sqlite")
+        let url = try temporaryDirectory().appendingPathComponent("x.sqlite")
         var profile = smallProfile
         profile.patients = 2000
         try ShardBuilder.build(profile: profile, to: url)
@@ -110,7 +98,7 @@ struct ShardTests {
 
     @Test("creatinine recorded in µmol/L is converted back to mg/dL by unit_concept_id")
     func unitConversion() throws {
-        let folder = temporaryDirectory()
+        let folder = try temporaryDirectory()
         var mg = smallProfile
         mg.patients = 800
         mg.labMissingRate = 0
@@ -135,7 +123,7 @@ struct ShardTests {
 
     @Test("the shard explains itself: concepts, cdm_source and the profile fingerprint")
     func selfDescribing() throws {
-        let url = temporaryDirectory().appendingPathComponent("meta.sqlite")
+        let url = try temporaryDirectory().appendingPathComponent("meta.sqlite")
         try ShardBuilder.build(profile: smallProfile, to: url)
         let shard = try SiteShard(site: "meta", url: url)
         #expect(try shard.profileFingerprint() == smallProfile.fingerprint)

@@ -3,6 +3,7 @@ import Testing
 @testable import SiteFitFederation
 @testable import SiteFitNN
 @testable import SiteFitTuning
+import SiteFitTestSupport
 
 @Suite("The round driver")
 struct RoundDriverTests {
@@ -17,11 +18,8 @@ struct RoundDriverTests {
         init() async {
             var random = RandomStream(seed: 5, "driver")
             start = mlp.initialParameters(random: &random)
-            let model = PretrainedModel(network: mlp, parameters: start, standardizer: .identity(columns: 4), columns: ["a", "b", "c", "d"])
-            func rows(_ n: Int) -> Dataset {
-                Dataset(features: (0..<(n * 4)).map { _ in Float(random.gaussian()) },
-                        labels: (0..<n).map { _ in random.bernoulli(0.4) ? 1 : 0 }, columns: 4)
-            }
+            let model = InMemory.model(mlp, parameters: start)
+            func rows(_ n: Int) -> Dataset { InMemory.rows(n, columns: 4, random: &random) }
             sites = [30, 50, 20, 40].enumerated().map { i, n in
                 SiteActor(id: "s\(i)", train: rows(n), test: rows(10), model: model, seed: 9, maxBatch: 8)
             }

@@ -3,6 +3,7 @@ import Testing
 @testable import SiteFitFederation
 @testable import SiteFitNN
 @testable import SiteFitTuning
+import SiteFitTestSupport
 
 @Suite("Sites sharing a trainer pool")
 struct TrainerPoolTests {
@@ -11,12 +12,8 @@ struct TrainerPoolTests {
         let mlp = MLP(MLPConfiguration(inputSize: 5, hiddenSizes: [6]))
         var random = RandomStream(seed: 3, "pool")
         let start = mlp.initialParameters(random: &random)
-        let model = PretrainedModel(network: mlp, parameters: start,
-                                    standardizer: Standardizer(means: [0, 0, 0, 0, 0], standardDeviations: [1, 1, 1, 1, 1]),
-                                    columns: ["a", "b", "c", "d", "e"])
-        func rows(_ n: Int) -> Dataset {
-            Dataset(features: (0..<(n * 5)).map { _ in Float(random.gaussian()) }, labels: (0..<n).map { _ in random.bernoulli(0.4) ? 1 : 0 }, columns: 5)
-        }
+        let model = InMemory.model(mlp, parameters: start)
+        func rows(_ n: Int) -> Dataset { InMemory.rows(n, columns: 5, random: &random) }
         let sites = (0..<3).map { SiteActor(id: "s\($0)", train: rows(40), test: rows(10), model: model, seed: 9, maxBatch: 8, pool: pool) }
         let selection = FineTuningMode.full.selection(for: mlp.layout)
         let server = FederatedServer(pretrained: start, selection: selection)

@@ -3,13 +3,14 @@ import Testing
 @testable import SiteFitCore
 @testable import SiteFitScenario
 import SiteFitFederation
+import SiteFitTestSupport
 
 /// What an arm's `strategy` and its settings parse to, and the exact errors for settings the
 /// chosen strategy does not read: users see these texts, so they change only on purpose.
 @Suite("An arm's strategy and its settings")
 struct ArmStrategyTests {
     static func load(_ arms: String, name: String = #function) throws -> Scenario {
-        let folder = fixture(["Sites/alpha.yaml": profile,
+        let folder = try fixture(["Sites/alpha.yaml": profile,
                               "Scenarios/demo.yaml": scenario.components(separatedBy: "arms:")[0] + "arms:\n" + arms],
                              name: name)
         return try ScenarioLoader.load(folder.appendingPathComponent("Scenarios/demo.yaml"))

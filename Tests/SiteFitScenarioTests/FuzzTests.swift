@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import SiteFitCore
 @testable import SiteFitScenario
+import SiteFitTestSupport
 
 /// Hundreds of mutated scenario files: each must load or fail with located diagnostics; none
 /// may crash or hang the loader.
@@ -93,7 +94,7 @@ struct FuzzTests {
 
     @Test("400 mutations of a full scenario: a scenario, or diagnostics that name the file, a line, a column and a problem")
     func fuzz() throws {
-        let folder = fixture([
+        let folder = try fixture([
             "Sites/alpha.yaml": "name: Alpha\nseed: 1\npatients: 200\n",
             "Sites/beta.yaml": "name: Beta\nseed: 2\npatients: 150\n",
             "fuzz.yaml": Self.base,

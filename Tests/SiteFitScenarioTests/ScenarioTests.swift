@@ -3,21 +3,8 @@ import Testing
 @testable import SiteFitCore
 @testable import SiteFitScenario
 import SiteFitFederation
+import SiteFitTestSupport
 import SiteFitTuning
-
-/// Writes files into a fresh folder and returns it.
-func fixture(_ files: [String: String], name: String = #function) -> URL {
-    let folder = FileManager.default.temporaryDirectory
-        .appendingPathComponent("sitefit-scenario-\(ProcessInfo.processInfo.processIdentifier)")
-        .appendingPathComponent(name.filter { $0.isLetter || $0.isNumber })
-    try? FileManager.default.removeItem(at: folder)
-    for (path, text) in files {
-        let url = folder.appendingPathComponent(path)
-        try! FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try! Data(text.utf8).write(to: url)
-    }
-    return folder
-}
 
 let profile = """
     name: Alpha Hospital
@@ -38,22 +25,12 @@ let scenario = """
         learning_rate: 0.02
     """
 
-func diagnostics(_ body: () throws -> Void) -> [Diagnostic] {
-    do {
-        try body()
-        return []
-    } catch let list as DiagnosticList {
-        return list.diagnostics
-    } catch {
-        return [Diagnostic(file: "?", line: 0, column: 0, field: "", problem: "\(error)")]
-    }
-}
 
 @Suite("Scenario files")
 struct ScenarioTests {
     @Test("a valid scenario loads with its profiles, defaults and arm overrides")
     func valid() throws {
-        let folder = fixture(["Sites/alpha.yaml": profile, "Scenarios/demo.yaml": scenario])
+        let folder = try fixture(["Sites/alpha.yaml": profile, "Scenarios/demo.yaml": scenario])
         let s = try ScenarioLoader.load(folder.appendingPathComponent("Scenarios/demo.yaml"))
         #expect(s.name == "demo")
         #expect(s.seed == 42)
@@ -67,9 +44,9 @@ struct ScenarioTests {
     }
 
     @Test("an unknown key is located and gets a did-you-mean")
-    func unknownKey() {
-        let folder = fixture(["Sites/alpha.yaml": profile,
-                              "Scenarios/demo.yaml": scenario.replacingOccurrences(of: "  rounds: 3", with: "  rouns: 3")])
+    func unknownKey() throws {
+        let folder = try fixture(["Sites/alpha.yaml": profile,
+                                  "Scenarios/demo.yaml": scenario.replacingOccurrences(of: "  rounds: 3", with: "  rouns: 3")])
         let found = diagnostics { _ = try ScenarioLoader.load(folder.appendingPathComponent("Scenarios/demo.yaml")) }
         #expect(found.count == 1)
         #expect(found.first?.line == 5)
@@ -79,11 +56,11 @@ struct ScenarioTests {
     }
 
     @Test("bad values name file, line, column and field, all at once")
-    func badValues() {
+    func badValues() throws {
         let broken = scenario
             .replacingOccurrences(of: "seed: 42", with: "seed: -3")
             .replacingOccurrences(of: "mode: bitfit", with: "mode: bitfitt")
-        let folder = fixture(["Sites/alpha.yaml": profile, "Scenarios/demo.yaml": broken])
+        let folder = try fixture(["Sites/alpha.yaml": profile, "Scenarios/demo.yaml": broken])
         let found = diagnostics { _ = try ScenarioLoader.load(folder.appendingPathComponent("Scenarios/demo.yaml")) }
         #expect(found.map(\.field) == ["seed", "arms[1].mode"])
         #expect(found[0].description.hasSuffix("demo.yaml:1:7: seed: expected a non-negative integer, found '-3'"))
@@ -105,7 +82,7 @@ struct ScenarioTests {
                 jitter: 0.2
                 deadline_seconds: 1.5
             """) + "\n    dp: {clip_norm: 0.5, noise_multiplier: 1.1, epsilon_budget: 8}\n    secure_aggregation: true\n"
-        let folder = fixture(["Sites/alpha.yaml": profile, "Scenarios/demo.yaml": good])
+        let folder = try fixture(["Sites/alpha.yaml": profile, "Scenarios/demo.yaml": good])
         let s = try ScenarioLoader.load(folder.appendingPathComponent("Scenarios/demo.yaml"))
         let p = s.federation.participation
         #expect(s.federation.localSteps == 100)
@@ -118,7 +95,7 @@ struct ScenarioTests {
         let bad = good.replacingOccurrences(of: "schedule: {2: [alpha]}", with: "schedule: {2: [alpah]}")
             .replacingOccurrences(of: "quorum: 1", with: "quorum: 4")
             .replacingOccurrences(of: "noise_multiplier: 1.1", with: "noise: 1.1")
-        let badFolder = fixture(["Sites/alpha.yaml": profile, "Scenarios/demo.yaml": bad], name: "federationFaultsBad")
+        let badFolder = try fixture(["Sites/alpha.yaml": profile, "Scenarios/demo.yaml": bad], name: "federationFaultsBad")
         let found = diagnostics { _ = try ScenarioLoader.load(badFolder.appendingPathComponent("Scenarios/demo.yaml")) }
         #expect(found.map(\.field) == ["federation.quorum", "federation.dropout.schedule.2[0]", "arms[1].dp.noise_multiplier", "arms[1].dp.noise"])
         #expect(found[0].problem == "expected an integer from 1 to 1 (the number of sites), found '4'")
@@ -135,26 +112,26 @@ struct ScenarioTests {
               - profile: ../Sites/beta.yaml
               - profile: ../Sites/gamma.yaml
             """)
-        func load(sampling: String) -> [Diagnostic] {
+        func load(sampling: String) throws -> [Diagnostic] {
             let text = three.replacingOccurrences(of: "  rounds: 3", with: "  rounds: 3\n  sampling: \(sampling)")
                 + "\n    dp: {clip_norm: 0.5, noise_multiplier: 1.1}\n"
-            let folder = fixture([sites: profile, "Sites/beta.yaml": profile.replacingOccurrences(of: "Alpha", with: "Beta"),
-                                  "Sites/gamma.yaml": profile.replacingOccurrences(of: "Alpha", with: "Gamma"),
-                                  "Scenarios/demo.yaml": text], name: "dpSampling\(sampling.filter(\.isNumber))")
+            let folder = try fixture([sites: profile, "Sites/beta.yaml": profile.replacingOccurrences(of: "Alpha", with: "Beta"),
+                                      "Sites/gamma.yaml": profile.replacingOccurrences(of: "Alpha", with: "Gamma"),
+                                      "Scenarios/demo.yaml": text], name: "dpSampling\(sampling.filter(\.isNumber))")
             return diagnostics { _ = try ScenarioLoader.load(folder.appendingPathComponent("Scenarios/demo.yaml")) }
         }
-        let refused = load(sampling: "{count: 2}")
+        let refused = try load(sampling: "{count: 2}")
         #expect(refused.map(\.field) == ["arms[1].dp"])
         #expect(refused.first?.line == 14)
         #expect(refused.first?.problem.contains("use federation.sampling.fraction: 0.667") == true)
-        #expect(load(sampling: "{fraction: 0.667}").isEmpty)
-        #expect(load(sampling: "{count: 3}").isEmpty, "every site each round: nothing is subsampled")
+        #expect(try load(sampling: "{fraction: 0.667}").isEmpty)
+        #expect(try load(sampling: "{count: 3}").isEmpty, "every site each round: nothing is subsampled")
     }
 
     @Test("a problem inside a site profile is reported in the profile's file")
-    func profileProblem() {
-        let folder = fixture(["Sites/alpha.yaml": profile.replacingOccurrences(of: "patients: 200", with: "patients: many"),
-                              "Scenarios/demo.yaml": scenario])
+    func profileProblem() throws {
+        let folder = try fixture(["Sites/alpha.yaml": profile.replacingOccurrences(of: "patients: 200", with: "patients: many"),
+                                  "Scenarios/demo.yaml": scenario])
         let found = diagnostics { _ = try ScenarioLoader.load(folder.appendingPathComponent("Scenarios/demo.yaml")) }
         #expect(found.count == 1)
         #expect(found[0].file.hasSuffix("Sites/alpha.yaml"))
@@ -163,8 +140,8 @@ struct ScenarioTests {
     }
 
     @Test("a missing profile file is located at the scenario's profile field")
-    func missingProfile() {
-        let folder = fixture(["Scenarios/demo.yaml": scenario])
+    func missingProfile() throws {
+        let folder = try fixture(["Scenarios/demo.yaml": scenario])
         let found = diagnostics { _ = try ScenarioLoader.load(folder.appendingPathComponent("Scenarios/demo.yaml")) }
         #expect(found.first?.field == "sites[0].profile")
         #expect(found.first?.line == 3)
@@ -172,8 +149,8 @@ struct ScenarioTests {
     }
 
     @Test("invalid YAML gets the parser's line and column")
-    func syntax() {
-        let folder = fixture(["Scenarios/demo.yaml": "seed: 1\nsites: [unclosed\narms: []\n"])
+    func syntax() throws {
+        let folder = try fixture(["Scenarios/demo.yaml": "seed: 1\nsites: [unclosed\narms: []\n"])
         let found = diagnostics { _ = try ScenarioLoader.load(folder.appendingPathComponent("Scenarios/demo.yaml")) }
         #expect(found.count == 1)
         #expect(found[0].problem.hasPrefix("invalid YAML"))
@@ -181,8 +158,8 @@ struct ScenarioTests {
     }
 
     @Test("required keys are reported when absent")
-    func required() {
-        let folder = fixture(["Scenarios/demo.yaml": "name: x\n"])
+    func required() throws {
+        let folder = try fixture(["Scenarios/demo.yaml": "name: x\n"])
         let found = diagnostics { _ = try ScenarioLoader.load(folder.appendingPathComponent("Scenarios/demo.yaml")) }
         #expect(found.map(\.field) == ["seed", "sites", "arms"])
     }
@@ -197,7 +174,7 @@ struct ScenarioTests {
               measurements: [creatinine]
               drugs: []
             """
-        let folder = fixture(["Sites/alpha.yaml": profile, "Scenarios/demo.yaml": withTask])
+        let folder = try fixture(["Sites/alpha.yaml": profile, "Scenarios/demo.yaml": withTask])
         let s = try ScenarioLoader.load(folder.appendingPathComponent("Scenarios/demo.yaml"))
         #expect(s.task.lookbackDays == 180)
         #expect(s.task.conditions == [201826, 4329847])
@@ -205,8 +182,8 @@ struct ScenarioTests {
         #expect(s.task.drugs.isEmpty)
         #expect(s.model.inputSize == 3 + 2 + 1)
 
-        let broken = fixture(["Sites/alpha.yaml": profile,
-                              "Scenarios/demo.yaml": withTask.replacingOccurrences(of: "[creatinine]", with: "[creatinin]")],
+        let broken = try fixture(["Sites/alpha.yaml": profile,
+                                  "Scenarios/demo.yaml": withTask.replacingOccurrences(of: "[creatinine]", with: "[creatinin]")],
                              name: "taskBroken")
         let found = diagnostics { _ = try ScenarioLoader.load(broken.appendingPathComponent("Scenarios/demo.yaml")) }
         #expect(found.map(\.field) == ["task.measurements[0]"])
@@ -214,7 +191,7 @@ struct ScenarioTests {
     }
 
     @Test("a missing scenario file is a user-facing error, not a crash")
-    func missingFile() {
+    func missingFile() throws {
         #expect(throws: UserFacingError.self) {
             try ScenarioLoader.load(URL(fileURLWithPath: "/nonexistent/scenario.yaml"))
         }

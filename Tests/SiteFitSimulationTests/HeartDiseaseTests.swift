@@ -4,27 +4,24 @@ import Testing
 @testable import SiteFitReport
 @testable import SiteFitScenario
 @testable import SiteFitSimulation
+import SiteFitTestSupport
 
 /// The FLamby Fed-Heart-Disease scenario on a copy of the repository's UCI files: it parses,
 /// imports its shards on demand, runs, and its accuracies can be recomputed from predictions.csv.
 @Suite("Real data: the FLamby heart-disease scenario")
 struct HeartDiseaseTests {
-    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
     /// Scenarios/heart-disease-flamby.yaml and Sites/heart-disease/ copied into a fresh folder.
     static func copy(_ name: String = #function) throws -> URL {
-        let folder = FileManager.default.temporaryDirectory
-            .appendingPathComponent("sitefit-hd-\(ProcessInfo.processInfo.processIdentifier)-\(name.filter(\.isLetter))")
-        try? FileManager.default.removeItem(at: folder)
+        let folder = try temporaryDirectory(name)
         try FileManager.default.createDirectory(at: folder.appendingPathComponent("Scenarios"), withIntermediateDirectories: true)
         try FileManager.default.createDirectory(at: folder.appendingPathComponent("Sites/heart-disease"), withIntermediateDirectories: true)
-        let data = repository.appendingPathComponent("Sites/heart-disease")
+        let data = repositoryRoot.appendingPathComponent("Sites/heart-disease")
         for file in ["flamby-split.csv"] + ["cleveland", "hungarian", "switzerland", "va"].map({ "processed.\($0).data" }) {
             try FileManager.default.copyItem(at: data.appendingPathComponent(file),
                                              to: folder.appendingPathComponent("Sites/heart-disease/\(file)"))
         }
         for scenario in ["heart-disease-flamby.yaml", "heart-disease-transfer.yaml"] {
-            try FileManager.default.copyItem(at: repository.appendingPathComponent("Scenarios/\(scenario)"),
+            try FileManager.default.copyItem(at: repositoryRoot.appendingPathComponent("Scenarios/\(scenario)"),
                                              to: folder.appendingPathComponent("Scenarios/\(scenario)"))
         }
         return folder
@@ -115,16 +112,5 @@ struct HeartDiseaseTests {
             let found = diagnostics { _ = try ScenarioLoader.load(url) }
             #expect(found.contains { $0.problem.contains(expected) }, "\(expected): \(found)")
         }
-    }
-}
-
-func diagnostics(_ body: () throws -> Void) -> [Diagnostic] {
-    do {
-        try body()
-        return []
-    } catch let list as DiagnosticList {
-        return list.diagnostics
-    } catch {
-        return [Diagnostic(file: "?", line: 0, column: 0, field: "", problem: "\(error)")]
     }
 }

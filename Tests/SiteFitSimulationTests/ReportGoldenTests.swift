@@ -3,10 +3,11 @@ import Testing
 @testable import SiteFitReport
 @testable import SiteFitScenario
 @testable import SiteFitSimulation
+import SiteFitTestSupport
 
 /// The report of a tiny scenario against a golden file. The renderer is checked from a committed
 /// metrics.json, so the golden does not depend on the CPU's floating-point summation order;
-/// `SITEFIT_RECORD_GOLDEN=1` re-runs the scenario and records both files.
+/// `SITEFIT_RECORD_GOLDEN=1` re-runs the scenario and records both files (and fails, see `Golden`).
 @Suite("Report golden file and multi-seed runs")
 struct ReportGoldenTests {
     static let golden = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden")
@@ -14,30 +15,26 @@ struct ReportGoldenTests {
     @Test("the tiny scenario's report matches Golden/tiny.md, rendered from Golden/tiny/metrics.json")
     func golden() async throws {
         let metricsURL = Self.golden.appendingPathComponent("tiny/metrics.json")
-        if ProcessInfo.processInfo.environment["SITEFIT_RECORD_GOLDEN"] == "1" {
-            let folder = tinyScenario()
+        if Golden.isRecording {
+            let folder = try tinyScenario()
             var scenario = try ScenarioLoader.load(folder.appendingPathComponent("tiny.yaml"))
             scenario.file = "tiny.yaml"
             let result = try await Simulation.run(scenario)
             var metrics = result.metrics
             metrics.sites = metrics.sites.map { var s = $0; s.shard = "Sites/\(s.id).sqlite"; return s }
-            try FileManager.default.createDirectory(at: metricsURL.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try Data(ReportWriter.metricsJSON(metrics).utf8).write(to: metricsURL)
-            _ = try ReportWriter.writeReport(metrics, to: Self.golden)
+            Golden.record(Data(try ReportWriter.metricsJSON(metrics).utf8), to: metricsURL)
         }
         let metrics = try ReportWriter.readMetrics(metricsURL)
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("sitefit-golden-\(ProcessInfo.processInfo.processIdentifier)")
-        let (report, charts) = try ReportWriter.writeReport(metrics, to: out)
-        #expect(try String(contentsOf: report, encoding: .utf8) == String(contentsOf: Self.golden.appendingPathComponent("tiny.md"), encoding: .utf8))
+        let (report, charts) = try ReportWriter.writeReport(metrics, to: try temporaryDirectory())
+        Golden.expect(try Data(contentsOf: report), matches: Self.golden.appendingPathComponent("tiny.md"))
         for chart in charts {
-            let expected = Self.golden.appendingPathComponent("tiny/\(chart.lastPathComponent)")
-            #expect(try Data(contentsOf: chart) == Data(contentsOf: expected), "\(chart.lastPathComponent) differs from its golden")
+            Golden.expect(try Data(contentsOf: chart), matches: Self.golden.appendingPathComponent("tiny/\(chart.lastPathComponent)"))
         }
     }
 
     @Test("several seeds: the summary holds every seed, and its mean is the mean of the seeds' own runs")
     func seeds() async throws {
-        let folder = tinyScenario()
+        let folder = try tinyScenario()
         let url = folder.appendingPathComponent("tiny.yaml")
         let text = try String(contentsOf: url, encoding: .utf8).replacingOccurrences(of: "seed: 5\n", with: "seeds: [5, 8]\n")
         try Data(text.utf8).write(to: url)

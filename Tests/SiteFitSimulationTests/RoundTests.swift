@@ -4,12 +4,13 @@ import Testing
 @testable import SiteFitReport
 @testable import SiteFitScenario
 @testable import SiteFitSimulation
+import SiteFitTestSupport
 
 /// The tiny scenario with three sites and the given `federation:` and `arms:` blocks.
 func faultScenario(_ federation: String, arms: String = "  - mode: bitfit\n    learning_rate: 0.01\n",
                    name: String = #function) throws -> Scenario {
-    let folder = tinyScenario(name)
-    try Data("name: East\nseed: 3\npatients: 200\n".utf8).write(to: folder.appendingPathComponent("Sites/east.yaml"))
+    let folder = try tinyScenario(name)
+    try Data(TinyScenario.eastSite.utf8).write(to: folder.appendingPathComponent("Sites/east.yaml"))
     let text = """
         seed: 5
         sites:
@@ -39,7 +40,7 @@ struct RoundTests {
     func scheduledDropout() async throws {
         let scenario = try faultScenario("rounds: 2\ndropout:\n  schedule:\n    1: [north]\n")
         let arm = try await Simulation.run(scenario).metrics.arms[0]
-        #expect(arm.rounds[1].absent == [Rejection(site: "north", reason: "dropped out (scheduled)")])
+        #expect(arm.rounds[1].absent == [AbsentSite(site: "north", reason: .droppedOut(scheduled: true))])
         #expect(arm.rounds[1].acceptedSites == ["south", "east"])
         #expect(arm.rounds[2].acceptedSites == ["north", "south", "east"])
     }
@@ -60,7 +61,11 @@ struct RoundTests {
         let round = arm.rounds[1]
         #expect(round.acceptedSites == ["south", "east"])
         #expect(round.absent.map(\.site) == ["north"])
-        #expect(round.absent[0].reason.hasPrefix("missed the deadline"))
+        guard case let .missedDeadline(seconds, deadline, rekeyedAmong) = round.absent[0].reason else {
+            Issue.record("north should have missed the deadline, not: \(round.absent[0].reason)")
+            return
+        }
+        #expect(seconds > deadline && deadline == 0.5 && rekeyedAmong == nil)
         #expect(round.bytesUp > 2 * arm.privacy.bytesUpPerUpdate, "three updates were sent")
     }
 
@@ -127,7 +132,12 @@ struct SecureRunTests {
             #expect(abs((p.evaluation.auroc ?? 0) - (m.evaluation.auroc ?? 0)) < 1e-3)
             #expect(p.acceptedSites == m.acceptedSites)
         }
-        #expect(masked.rounds[1].absent.first?.reason.contains("re-keyed among 2 survivors") == true)
+        #expect(masked.rounds[1].absent.map(\.site) == ["north"])
+        if case let .missedDeadline(_, _, rekeyedAmong)? = masked.rounds[1].absent.first?.reason {
+            #expect(rekeyedAmong == 2, "the round re-keys among the two sites that met the deadline")
+        } else {
+            Issue.record("north should have missed the deadline in the masked arm")
+        }
         #expect(masked.rounds[1].bytesUp > plain.rounds[1].bytesUp / 2)
     }
 }

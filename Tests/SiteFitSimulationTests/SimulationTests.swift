@@ -8,56 +8,19 @@ import Testing
 @testable import SiteFitScenario
 @testable import SiteFitSimulation
 import SiteFitFederation
-
-/// A scenario small enough to run twice in a test, written into a fresh folder.
-func tinyScenario(_ name: String = #function) -> URL {
-    let folder = FileManager.default.temporaryDirectory
-        .appendingPathComponent("sitefit-sim-\(ProcessInfo.processInfo.processIdentifier)")
-        .appendingPathComponent(name.filter { $0.isLetter || $0.isNumber })
-    try? FileManager.default.removeItem(at: folder)
-    try! FileManager.default.createDirectory(at: folder.appendingPathComponent("Sites"), withIntermediateDirectories: true)
-    let files = [
-        "Sites/north.yaml": "name: North\nseed: 1\npatients: 260\noutcome_prevalence: 0.25\n",
-        "Sites/south.yaml": "name: South\nseed: 2\npatients: 180\nlabs:\n  creatinine:\n    unit: umol/L\nlab_missing_rate: 0.3\n",
-        "tiny.yaml": """
-            seed: 5
-            sites:
-              - profile: Sites/north.yaml
-              - profile: Sites/south.yaml
-            model:
-              hidden: [8]
-            pretraining:
-              patients: 600
-              epochs: 3
-            federation:
-              rounds: 2
-              batch_size: 16
-            arms:
-              - mode: full
-              - mode: bitfit
-                learning_rate: 0.01
-            subgroups:
-              min_group_size: 15
-              bootstrap: 40
-            """,
-    ]
-    for (path, text) in files { try! Data(text.utf8).write(to: folder.appendingPathComponent(path)) }
-    return folder
-}
-
-func hash(_ url: URL) -> String { StableHash.hex(Array(FileManager.default.contents(atPath: url.path) ?? Data())) }
+import SiteFitTestSupport
 
 @Suite("End-to-end simulation")
 struct SimulationTests {
     @Test("two runs with one seed give identical metrics.json, and no shard changes during a run")
     func reproducible() async throws {
-        let folder = tinyScenario()
+        let folder = try tinyScenario()
         let scenario = try ScenarioLoader.load(folder.appendingPathComponent("tiny.yaml"))
         let first = try await Simulation.run(scenario)
         let shards = scenario.sites.map(\.shardFile)
-        let before = shards.map(hash)
+        let before = shards.map(fileHash)
         let second = try await Simulation.run(scenario)
-        #expect(shards.map(hash) == before, "a run must never modify a shard")
+        #expect(shards.map(fileHash) == before, "a run must never modify a shard")
         #expect(try ReportWriter.metricsJSON(first.metrics) == ReportWriter.metricsJSON(second.metrics))
         #expect(first.predictions == second.predictions)
 
@@ -69,7 +32,7 @@ struct SimulationTests {
 
     @Test("the report and its files hold what the issue asks for")
     func reportContents() async throws {
-        let folder = tinyScenario()
+        let folder = try tinyScenario()
         let scenario = try ScenarioLoader.load(folder.appendingPathComponent("tiny.yaml"))
         let result = try await Simulation.run(scenario)
         let output = try ReportWriter.write(result.metrics, predictions: result.predictions,
@@ -101,7 +64,8 @@ struct SimulationTests {
         let testPatients = result.metrics.sites.reduce(0) { $0 + $1.testSize }
         #expect(csv.count == 1 + 5 * testPatients)
         // The pretrained baseline is round 0 of every arm; local and pooled train without exposing anything.
-        let baselines = result.metrics.arms.filter { $0.strategy == "baseline" }
+        let baselines = result.metrics.arms.filter(\.kind.isBaseline)
+        #expect(baselines.map(\.kind) == [.baseline(.startingModel), .baseline(.localOnly), .baseline(.pooled)])
         #expect(baselines.map(\.final)[0] == full.rounds[0].evaluation)
         #expect(baselines.allSatisfy { $0.privacy.bytesUp == 0 && $0.privacy.parametersExposed == 0 })
         #expect(baselines[1].final != baselines[0].final && baselines[2].final != baselines[0].final)
@@ -146,7 +110,7 @@ struct SimulationTests {
 
     @Test("every fine-tuning mode runs; LoRA and adapters start exactly at the pretrained model")
     func allModes() async throws {
-        let folder = tinyScenario()
+        let folder = try tinyScenario()
         let text = try String(contentsOf: folder.appendingPathComponent("tiny.yaml"), encoding: .utf8)
         let arms = """
             arms:
@@ -181,7 +145,7 @@ struct SimulationTests {
 
     @Test("every strategy runs: FedAvg, FedProx, FedAdam, FedYogi, FedAdagrad")
     func strategies() async throws {
-        let folder = tinyScenario()
+        let folder = try tinyScenario()
         let text = try String(contentsOf: folder.appendingPathComponent("tiny.yaml"), encoding: .utf8)
         let arms = """
             arms:
@@ -202,7 +166,8 @@ struct SimulationTests {
         let result = try await Simulation.run(scenario)
         let finals = result.metrics.arms.map(\.final.accuracy)
         #expect(finals.allSatisfy { $0.isFinite && $0 > 0.5 })
-        #expect(Set(result.metrics.arms.map(\.strategy)) == ["fedavg", "fedprox", "fedadam", "fedyogi", "fedadagrad", "personalized", "baseline"])
+        #expect(result.metrics.arms.map(\.kind) == ["fedavg", "fedprox", "fedadam", "fedyogi", "fedadagrad", "personalized"]
+            .map { ArmKind.federated(strategy: $0) } + [.baseline(.startingModel), .baseline(.localOnly), .baseline(.pooled)])
         // Personalised BitFit shares the weights (21·8 + 8·1) and keeps the 9 biases on site.
         let personal = result.metrics.arms.first { $0.name == "personal" }!
         #expect(personal.privacy.parametersExposed == 176)
@@ -220,7 +185,7 @@ struct SimulationTests {
 
     @Test("the pretrained model is cached by configuration and seed, and a named checkpoint is used as is")
     func checkpointReuse() async throws {
-        let folder = tinyScenario()
+        let folder = try tinyScenario()
         let scenario = try ScenarioLoader.load(folder.appendingPathComponent("tiny.yaml"))
         let cache = folder.appendingPathComponent("cache")
         let first = try await Simulation.run(scenario, cacheDirectory: cache)
@@ -241,14 +206,14 @@ struct SimulationTests {
 
     @Test("a stale shard (built from another profile) is refused, not rebuilt")
     func staleShard() async throws {
-        let folder = tinyScenario()
+        let folder = try tinyScenario()
         var scenario = try ScenarioLoader.load(folder.appendingPathComponent("tiny.yaml"))
         _ = try Simulation.provisionShards(scenario, logger: .init(label: "test")) { _ in }
-        let before = hash(scenario.sites[0].shardFile)
+        let before = fileHash(scenario.sites[0].shardFile)
         scenario.sites[0].profile.patients += 1
         #expect(throws: (any Error).self) {
             _ = try Simulation.provisionShards(scenario, logger: .init(label: "test")) { _ in }
         }
-        #expect(hash(scenario.sites[0].shardFile) == before)
+        #expect(fileHash(scenario.sites[0].shardFile) == before)
     }
 }

@@ -1,0 +1,52 @@
+import Foundation
+import Testing
+@testable import SiteFitReport
+import SiteFitTestSupport
+
+/// The renderer reads kinds, not names: checked on the golden run's metrics, reshaped by hand.
+@Suite("Markdown renderer")
+struct RendererTests {
+    static func golden() throws -> RunMetrics {
+        try ReportWriter.readMetrics(repositoryRoot.appendingPathComponent("Tests/SiteFitSimulationTests/Golden/tiny/metrics.json"))
+    }
+
+    /// The golden run as it would read under `pretraining: none`: the starting-model baseline is
+    /// named "initial model".
+    static func withoutPretraining() throws -> RunMetrics {
+        var metrics = try golden()
+        metrics.pretraining.pretrained = false
+        for index in metrics.arms.indices where metrics.arms[index].kind == .baseline(.startingModel) {
+            metrics.arms[index].name = ArmKind.Baseline.startingModel.armName(startsPretrained: false)
+        }
+        return metrics
+    }
+
+    @Test("each group's table lists the starting model once, named 'pretrained' or 'initial model'", arguments: [true, false])
+    func startingModelOnce(_ pretrained: Bool) throws {
+        let metrics = try pretrained ? Self.golden() : Self.withoutPretraining()
+        let start = pretrained ? "pretrained model" : "initial model"
+        let markdown = MarkdownReport.render(metrics)
+        for group in ["female", "male"] {
+            let models = markdown.split(separator: "\n").filter { $0.hasPrefix("| \(group) | ") }
+                .map { $0.split(separator: "|")[1].trimmingCharacters(in: .whitespaces) }
+            #expect(models == [start, "full", "bitfit", "local only", "pooled (simulation only)"], "\(group)")
+        }
+    }
+}
+
+extension RendererTests {
+    /// The committed reports are golden files too: a renderer change re-renders them on purpose
+    /// (`SITEFIT_RECORD_GOLDEN=1`, or `sitefit report` on each metrics.json) and shows in the diff.
+    @Test("every committed report and chart is what the renderer draws from its committed metrics.json")
+    func committedReports() throws {
+        let reports = repositoryRoot.appendingPathComponent("Reports")
+        let out = try temporaryDirectory()
+        for url in BoundaryTests.committedMetrics where url.path.hasPrefix(reports.path) {
+            let (report, charts) = try ReportWriter.writeReport(ReportWriter.readMetrics(url), to: out)
+            Golden.expect(try Data(contentsOf: report), matches: reports.appendingPathComponent(report.lastPathComponent))
+            for chart in charts {
+                Golden.expect(try Data(contentsOf: chart), matches: url.deletingLastPathComponent().appendingPathComponent(chart.lastPathComponent))
+            }
+        }
+    }
+}
