@@ -40,9 +40,12 @@ extension ScenarioLoader {
         }
         if let n = fields["secure_aggregation"], let v = reader.boolean(n, "\(field).secure_aggregation") { arm.secureAggregation = v }
         strategy(fields, field, into: &arm, reader: &reader)
-        if let n = fields["name"], let v = reader.string(n, "\(field).name") {
-            if earlier.contains(where: { $0.name == v }) { reader.fail(n, "\(field).name", "arm '\(v)' is defined twice") }
-            arm.name = v
+        if let n = fields["name"], let v = reader.string(n, "\(field).name") { arm.name = v }
+        // Two arms of one name (a repeated `name:`, or two unnamed arms of one mode) would give two
+        // identical-looking rows and share their training streams, which are keyed by arm name.
+        if earlier.contains(where: { $0.name == arm.name }) {
+            let hint = fields["name"] == nil ? "; give each arm of mode '\(arm.mode.name)' its own `name:`" : ""
+            reader.fail(fields["name"] ?? modeNode, "\(field).\(fields["name"] == nil ? "mode" : "name")", "arm '\(arm.name)' is defined twice\(hint)")
         }
         if let n = fields["learning_rate"], let v = reader.number(n, "\(field).learning_rate", in: 1e-7...10, what: "a positive learning rate up to 10") { arm.learningRate = v }
         if let n = fields["local_epochs"], let v = reader.integer(n, "\(field).local_epochs", in: 1...1000, what: "an integer from 1 to 1000") { arm.localEpochs = v }

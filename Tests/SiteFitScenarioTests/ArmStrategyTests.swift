@@ -65,4 +65,20 @@ struct ArmStrategyTests {
             "12:40 arms[5].proximal_mu: proximal_mu needs strategy 'fedprox'",
         ])
     }
+
+    @Test("two arms of one name are refused, whether named twice or left unnamed with one mode")
+    func duplicateNames() {
+        let found = diagnostics {
+            _ = try Self.load("""
+                  - {name: a, mode: full}
+                  - {name: a, mode: bitfit}
+                  - {mode: bitfit}
+                  - {mode: bitfit}
+                """)
+        }
+        #expect(found.map { "\($0.line):\($0.column) \($0.field): \($0.problem)" } == [
+            "8:12 arms[1].name: arm 'a' is defined twice",
+            "10:12 arms[3].mode: arm 'bitfit' is defined twice; give each arm of mode 'bitfit' its own `name:`",
+        ])
+    }
 }
