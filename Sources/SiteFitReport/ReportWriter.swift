@@ -47,6 +47,20 @@ public enum ReportWriter {
     }
 
     /// Reads a `metrics.json` written by `sitefit run`; a damaged or foreign file is a clear error.
+    /// The files a report links to (metrics, predictions, checkpoint), copied from `source` into
+    /// the report's own folder `<report folder>/<name>/` when that is another folder: a report
+    /// redrawn elsewhere must not point at files that are not beside it.
+    public static func copyData(from source: URL, report: URL, name: String) throws {
+        let target = report.deletingLastPathComponent().appendingPathComponent(name, isDirectory: true)
+        guard source.standardizedFileURL.resolvingSymlinksInPath().path != target.standardizedFileURL.resolvingSymlinksInPath().path else { return }
+        try FileManager.default.createDirectory(at: target, withIntermediateDirectories: true)
+        for file in ["metrics.json", "predictions.csv", "pretrained.safetensors"] {
+            let from = source.appendingPathComponent(file)
+            guard FileManager.default.fileExists(atPath: from.path), let data = FileManager.default.contents(atPath: from.path) else { continue }
+            try save(data, to: target.appendingPathComponent(file))
+        }
+    }
+
     public static func readMetrics(_ url: URL) throws -> RunMetrics {
         guard let data = FileManager.default.contents(atPath: url.path) else {
             throw UserFacingError("\(url.relativePath): cannot read the file (does it exist?)")

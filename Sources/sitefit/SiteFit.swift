@@ -46,7 +46,8 @@ extension SiteFit {
         static let configuration = CommandConfiguration(
             abstract: "Regenerate a report and its charts from a saved metrics.json.",
             discussion: "Reads DIR/<scenario>/metrics.json and writes DIR/<scenario>.md and the SVG charts beside it, "
-                + "byte-identical to what `sitefit run` wrote. predictions.csv is left as it is.")
+                + "byte-identical to what `sitefit run` wrote. With --output-dir elsewhere, metrics.json, predictions.csv and "
+                + "pretrained.safetensors are copied beside the new report, so its links resolve.")
 
         @Argument(help: "A metrics.json written by `sitefit run`, e.g. Reports/quickstart/metrics.json.")
         var metrics: String
@@ -61,6 +62,7 @@ extension SiteFit {
                 let folder = outputDirectory.map { URL(fileURLWithPath: $0) }
                     ?? url.deletingLastPathComponent().deletingLastPathComponent()
                 let (report, _) = try ReportWriter.writeReport(saved, to: folder)
+                try ReportWriter.copyData(from: url.deletingLastPathComponent(), report: report, name: saved.scenario.name)
                 print(report.relativePath)
             } catch {
                 throw reportFailure(error)

@@ -121,4 +121,19 @@ struct CLITests {
         #expect(result.status != 0)
         #expect(result.stderr.contains("--sede"))
     }
+
+    @Test("report --output-dir elsewhere copies the files the report links to beside it, byte for byte")
+    func reportElsewhere() throws {
+        let folder = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let result = try Self.run(["report", "Reports/quickstart/metrics.json", "--output-dir", folder.path])
+        #expect(result.status == 0, "\(result.stderr)")
+        for file in ["metrics.json", "predictions.csv", "pretrained.safetensors"] {
+            let copied = FileManager.default.contents(atPath: folder.appendingPathComponent("quickstart/\(file)").path)
+            #expect(copied == FileManager.default.contents(atPath: Self.root.appendingPathComponent("Reports/quickstart/\(file)").path),
+                    "\(file) is not beside the redrawn report")
+        }
+        #expect(FileManager.default.contents(atPath: folder.appendingPathComponent("quickstart.md").path)
+                == FileManager.default.contents(atPath: Self.root.appendingPathComponent("Reports/quickstart.md").path))
+    }
 }
