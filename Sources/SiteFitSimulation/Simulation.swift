@@ -32,7 +32,6 @@ public enum Simulation {
                                        sequentialSites: sequentialSites, progress: progress)
         guard !scenario.extraSeeds.isEmpty else { return result }
         var runs = [result.metrics.arms]
-        result.predictions = result.predictions.map { var row = $0; row.seed = scenario.seed; return row }
         // The other seeds are independent runs: they go concurrently, a few at a time (each holds
         // its own sites' rows), and are put back in seed order. The first seed ran alone, so every
         // shard it built or imported exists before the others start.
@@ -60,9 +59,9 @@ public enum Simulation {
             }
         }
         for index in seeds.indices {
-            let run = finished[index]!
+            guard let run = finished[index] else { preconditionFailure("seed \(seeds[index]) finished without a result") }
             runs.append(run.metrics.arms)
-            result.predictions += run.predictions.map { var row = $0; row.seed = seeds[index]; return row }
+            result.predictions += run.predictions
         }
         result.metrics.seeds = SeedSummary(seeds: [scenario.seed] + scenario.extraSeeds, runs: runs)
         return result
@@ -148,7 +147,8 @@ public enum Simulation {
         metrics.reference = scenario.reference.map {
             ReferenceValues(source: $0.source, tolerance: $0.tolerance, meanSiteAccuracy: $0.meanSiteAccuracy)
         }
-        return Result(metrics: metrics, predictions: predictions,
+        // Every row names the seed that produced it, a single-seed run's too.
+        return Result(metrics: metrics, predictions: predictions.map { var row = $0; row.seed = scenario.seed; return row },
                       checkpoint: Checkpoint.encode(model, notes: checkpointNotes(pretrainingInfo)))
     }
 }

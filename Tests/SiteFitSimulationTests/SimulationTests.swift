@@ -63,6 +63,8 @@ struct SimulationTests {
         #expect(csv.first == "arm,site,person_id,label,score,sex,race,age_band,seed")
         let testPatients = result.metrics.sites.reduce(0) { $0 + $1.testSize }
         #expect(csv.count == 1 + 5 * testPatients)
+        // A single-seed run's rows name its seed (they once said 0).
+        #expect(csv.dropFirst().allSatisfy { $0.hasSuffix(",\(scenario.seed)") })
         // The pretrained baseline is round 0 of every arm; local and pooled train without exposing anything.
         let baselines = result.metrics.arms.filter(\.kind.isBaseline)
         #expect(baselines.map(\.kind) == [.baseline(.startingModel), .baseline(.localOnly), .baseline(.pooled)])
