@@ -1,4 +1,5 @@
 import GRDB
+import SiteFitCore
 
 /// What a data manager checks before a site joins: table sizes, the outcome, demographics, lab
 /// missingness and units, and outcome prevalence per subgroup. Aggregates only, never rows.
@@ -23,11 +24,13 @@ public struct ShardInspection: Sendable, Equatable {
         }
     }
 
-    /// Outcome prevalence in one subgroup; `prevalence` is nil when the group is below the minimum size.
+    /// Outcome prevalence in one subgroup. `patients` is nil when the group is a small cell;
+    /// `prevalence` is nil when the group is below the minimum size or either its patients with
+    /// or without the outcome are a small cell (a rate would give that count away).
     public struct SubgroupSummary: Sendable, Equatable {
         public var attribute: String
         public var group: String
-        public var patients: Int
+        public var patients: Int?
         public var prevalence: Double?
     }
 
@@ -41,13 +44,25 @@ public struct ShardInspection: Sendable, Equatable {
     public var labs: [LabSummary]
     public var subgroups: [SubgroupSummary]
 
+    /// Counts below this are small cells: shown as "<N", never as a number.
+    public var minimumCellCount: Int
+
     /// Groups smaller than this are reported as too small rather than as a rate.
     public static let minimumGroupSize = 20
+    /// The usual small-cell threshold of health-data disclosure rules (counts of 1 to 10 hidden).
+    public static let defaultMinimumCellCount = 11
+
+    /// `count` as it may be shown: the number, or "<N" for a small cell (0 is not a small cell).
+    public func cell(_ count: Int) -> String {
+        count > 0 && count < minimumCellCount ? "<\(minimumCellCount)" : String(count)
+    }
 }
 
 extension SiteShard {
     /// Summarises the shard for `sitefit sites inspect` with the feature spec's windows.
-    public func inspect(_ spec: FeatureSpec = .heartFailure) throws -> ShardInspection {
+    /// Counts below `minimumCellCount` are small cells: the inspection never shows them as numbers.
+    public func inspect(_ spec: FeatureSpec = .heartFailure,
+                        minimumCellCount: Int = ShardInspection.defaultMinimumCellCount) throws -> ShardInspection {
         let extract = try extractCohort(spec)
         do {
             return try reader.read { db in
@@ -87,36 +102,30 @@ extension SiteShard {
                     labs.append(.init(name: name, conceptId: conceptId,
                                       missingShare: max(0, 1 - Double(patients) / Double(extract.rows)), units: units))
                 }
-                func band(_ age: Double) -> String {
-                    switch age {
-                    case ..<18: "0–17"
-                    case ..<50: "18–49"
-                    case ..<65: "50–64"
-                    case ..<80: "65–79"
-                    default: "80+"
-                    }
-                }
                 var subgroups: [ShardInspection.SubgroupSummary] = []
                 let attributes: [(String, [String], [String])] = [
                     ("sex", extract.sex, ["female", "male"]),
                     ("race", extract.race, ["White", "Black", "Asian", "Other", "Unknown"]),
-                    ("age band", ages.map(band), ["0–17", "18–49", "50–64", "65–79", "80+"]),
+                    ("age band", ages.map(AgeBands.label), AgeBands.labels),
                 ]
                 for (attribute, values, groups) in attributes {
                     for group in groups {
                         let members = values.indices.filter { values[$0] == group }
                         guard !members.isEmpty else { continue }
                         let positives = members.filter { extract.labels[$0] >= 0.5 }.count
+                        let small = { (count: Int) in count > 0 && count < minimumCellCount }
+                        let rateShown = members.count >= ShardInspection.minimumGroupSize
+                            && !small(positives) && !small(members.count - positives)
                         subgroups.append(.init(
-                            attribute: attribute, group: group, patients: members.count,
-                            prevalence: members.count >= ShardInspection.minimumGroupSize
-                                ? Double(positives) / Double(members.count) : nil))
+                            attribute: attribute, group: group, patients: small(members.count) ? nil : members.count,
+                            prevalence: rateShown ? Double(positives) / Double(members.count) : nil))
                     }
                 }
                 return ShardInspection(
                     site: site, sourceName: sourceName, generator: generator, tables: tables, cohortSize: extract.rows,
                     outcomePrevalence: Double(extract.labels.filter { $0 >= 0.5 }.count) / Double(extract.rows),
-                    meanAge: ages.reduce(0, +) / Double(ages.count), labs: labs, subgroups: subgroups)
+                    meanAge: ages.reduce(0, +) / Double(ages.count), labs: labs, subgroups: subgroups,
+                    minimumCellCount: minimumCellCount)
             }
         } catch let error as ShardError {
             throw error

@@ -197,16 +197,8 @@ public enum Fairness {
         return sorted[lower] + (position - Double(lower)) * (sorted[upper] - sorted[lower])
     }
 
-    /// Age band of an age in years, as the report groups patients.
-    public static func ageBand(_ years: Float) -> String {
-        guard years.isFinite else { return "unknown" }
-        switch years {
-        case ..<45: return "18-44"
-        case ..<65: return "45-64"
-        case ..<75: return "65-74"
-        default: return "75+"
-        }
-    }
+    /// Age band of an age in years, as the report groups patients (`AgeBands`).
+    public static func ageBand(_ years: Float) -> String { AgeBands.label(Double(years)) }
 }
 
 /// Loss-threshold membership inference (Yeom et al., arXiv:1709.01604): an attacker who sees a

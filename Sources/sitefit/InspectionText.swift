@@ -9,18 +9,25 @@ enum InspectionText {
         if let name = i.sourceName { out += " (\(name))" }
         if let generator = i.generator { out += ", built by \(generator)" }
         out += "\n\ntables\n"
-        for t in i.tables { out += "  \(t.table.padding(toLength: 22, withPad: " ", startingAt: 0)) \(String(format: "%9d", t.rows)) rows\n" }
-        out += "\ncohort: \(i.cohortSize) patients, outcome prevalence \(pct(i.outcomePrevalence)), mean age \(String(format: "%.1f", i.meanAge))\n"
+        for t in i.tables { out += "  \(t.table.padding(toLength: 22, withPad: " ", startingAt: 0)) \(i.cell(t.rows).leftPadded(9)) rows\n" }
+        out += "\ncohort: \(i.cell(i.cohortSize)) patients, outcome prevalence \(pct(i.outcomePrevalence)), mean age \(String(format: "%.1f", i.meanAge))\n"
         out += "\nmeasurements (share of cohort members with no value; units)\n"
         for lab in i.labs {
-            let units = lab.units.map { "\($0.unit) × \($0.rows)" }.joined(separator: ", ")
+            let units = lab.units.map { "\($0.unit) × \(i.cell($0.rows))" }.joined(separator: ", ")
             out += "  \(lab.name.padding(toLength: 46, withPad: " ", startingAt: 0)) missing \(pct(lab.missingShare))   units: \(units.isEmpty ? "none" : units)\n"
         }
-        out += "\noutcome prevalence by subgroup\n"
+        out += "\noutcome prevalence by subgroup (counts under \(i.minimumCellCount) shown as <\(i.minimumCellCount); no rate for groups "
+            + "under \(ShardInspection.minimumGroupSize) or with under \(i.minimumCellCount) patients with or without the outcome)\n"
         for g in i.subgroups {
-            let rate = g.prevalence.map(pct) ?? "too small"
-            out += "  \(g.attribute.padding(toLength: 9, withPad: " ", startingAt: 0)) \(g.group.padding(toLength: 8, withPad: " ", startingAt: 0)) \(String(format: "%6d", g.patients)) patients   \(rate)\n"
+            let rate = g.prevalence.map(pct) ?? "suppressed"
+            let patients = g.patients.map(String.init) ?? "<\(i.minimumCellCount)"
+            out += "  \(g.attribute.padding(toLength: 9, withPad: " ", startingAt: 0)) \(g.group.padding(toLength: 8, withPad: " ", startingAt: 0)) \(patients.leftPadded(6)) patients   \(rate)\n"
         }
         return out
     }
+}
+
+extension String {
+    /// Right-aligned in `width` columns.
+    func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
 }

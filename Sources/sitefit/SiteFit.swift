@@ -262,17 +262,27 @@ extension SiteFit {
         struct Inspect: ParsableCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Summarise a shard: table sizes, outcome, demographics, lab missingness and units, subgroup prevalence.",
-                discussion: "Aggregates only; no patient row is printed. Groups under \(ShardInspection.minimumGroupSize) patients are shown as too small.")
+                discussion: "Aggregates only; no patient row is printed. Counts under --min-cell-count are shown as <N, and no "
+                    + "outcome rate is given for a group under \(ShardInspection.minimumGroupSize) patients or one whose patients "
+                    + "with or without the outcome are such a small cell.")
 
             @Argument(help: "A shard file, e.g. Sites/riverside-general.sqlite.")
             var shard: String
+
+            @Option(name: .customLong("min-cell-count"), help: "The smallest count shown as a number.")
+            var minimumCellCount: Int = ShardInspection.defaultMinimumCellCount
+
+            func validate() throws {
+                guard minimumCellCount >= 1 else { throw ValidationError("--min-cell-count must be at least 1 (got \(minimumCellCount))") }
+            }
 
             func run() throws {
                 bootstrapLogging(verbose: false)
                 do {
                     let url = URL(fileURLWithPath: shard)
                     let site = url.deletingPathExtension().lastPathComponent
-                    print(InspectionText.render(try SiteShard(site: site, url: url).inspect()), terminator: "")
+                    print(InspectionText.render(try SiteShard(site: site, url: url).inspect(minimumCellCount: minimumCellCount)),
+                          terminator: "")
                 } catch {
                     throw reportFailure(error)
                 }

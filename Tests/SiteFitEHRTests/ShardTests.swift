@@ -145,3 +145,31 @@ struct ShardTests {
         #expect(CivilDate.iso(CivilDate.days(year: parts[0], month: parts[1], day: parts[2])) == iso)
     }
 }
+
+@Suite("Shard inspection")
+struct ShardInspectionTests {
+    @Test("small cells never show as numbers: counts under the minimum read <N, and no rate gives one away; the report's age bands")
+    func smallCells() throws {
+        let url = try temporaryDirectory().appendingPathComponent("inspect.sqlite")
+        defer { try? FileManager.default.removeItem(at: url.deletingLastPathComponent()) }
+        try ShardBuilder.build(profile: smallProfile, to: url)
+        let inspection = try SiteShard(site: "test-site", url: url).inspect(minimumCellCount: 11)
+        let extract = try SiteShard(site: "test-site", url: url).extractCohort(.heartFailure)
+        #expect(!inspection.subgroups.isEmpty)
+        for group in inspection.subgroups {
+            #expect(group.patients.map { $0 >= 11 } ?? true, "\(group.attribute) \(group.group) shows a small cell")
+            guard let rate = group.prevalence, let n = group.patients else { continue }
+            let positives = Int((rate * Double(n)).rounded())
+            #expect(positives >= 11 && n - positives >= 11, "\(group.attribute) \(group.group)'s rate gives a small cell away")
+        }
+        let bands = inspection.subgroups.filter { $0.attribute == "age band" }.map(\.group)
+        #expect(Set(bands).isSubset(of: Set(AgeBands.labels)))
+        // A group's count agrees with the rows when shown, and is hidden exactly when small.
+        let women = extract.sex.filter { $0 == "female" }.count
+        #expect(inspection.subgroups.first { $0.group == "female" }?.patients == (women < 11 ? nil : women))
+        #expect(inspection.cell(3) == "<11" && inspection.cell(11) == "11" && inspection.cell(0) == "0")
+        // A threshold above every group hides every count.
+        let strict = try SiteShard(site: "test-site", url: url).inspect(minimumCellCount: 100_000)
+        #expect(strict.subgroups.allSatisfy { $0.patients == nil && $0.prevalence == nil })
+    }
+}
