@@ -13,7 +13,7 @@ public struct SitePredictions: Sendable, Equatable {
     public var scores: [Float]
     public var sex: [String]
     public var race: [String]
-    /// Age band at the index date (18-44, 45-64, 65-74, 75+).
+    /// Age band at the index date (0-17, 18-44, 45-64, 65-74, 75+).
     public var ageBand: [String]
 }
 

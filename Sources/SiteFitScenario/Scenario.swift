@@ -48,7 +48,7 @@ public struct Scenario: Sendable {
         /// A patient attribute the audit can group by.
         public enum Attribute: String, Sendable, Equatable, CaseIterable {
             case sex
-            /// 18-44, 45-64, 65-74, 75+ at the index date.
+            /// 0-17, 18-44, 45-64, 65-74, 75+ at the index date.
             case ageBand = "age_band"
             case race
         }

@@ -87,7 +87,7 @@ struct FairnessTests {
         #expect(abs(MembershipInference.loss(score: 0.8, label: 1) - (-log(0.8))) < 1e-7)
         #expect(abs(MembershipInference.loss(score: 0.8, label: 0) - (-log(0.2))) < 1e-6)
         #expect(MembershipInference.loss(score: 0, label: 1).isFinite)
-        #expect(Fairness.ageBand(44.9) == "18-44" && Fairness.ageBand(70) == "65-74" && Fairness.ageBand(.nan) == "unknown")
+        #expect(Fairness.ageBand(17.9) == "0-17" && Fairness.ageBand(18) == "18-44" && Fairness.ageBand(44.9) == "18-44" && Fairness.ageBand(70) == "65-74" && Fairness.ageBand(.nan) == "unknown")
     }
 }
 
