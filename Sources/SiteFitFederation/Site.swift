@@ -35,6 +35,19 @@ public struct SiteSummary: Sendable, Equatable {
     public var featureSquares: [Double]
 }
 
+/// A site's training rows for the pooled baseline (simulation only): standardised as the site
+/// trains on them, and raw when the site standardises with its own statistics.
+public struct PooledRows: Sendable {
+    public var standardized: Dataset
+    /// Row-major raw features, or nil when every site shares one standardiser (the source population's).
+    public var raw: [Double]?
+
+    public init(standardized: Dataset, raw: [Double]?) {
+        self.standardized = standardized
+        self.raw = raw
+    }
+}
+
 /// What one site's local training produced in a round.
 public struct LocalUpdate: Sendable {
     public var site: String
@@ -54,6 +67,7 @@ public actor SiteActor<Network: NeuralModel> {
     public nonisolated let testSize: Int
     public nonisolated let summary: SiteSummary
     private let train: Dataset
+    private let rawTrain: [Double]?
     private let test: Dataset
     private let testPersonIds: [Int64]
     private let testSex: [String]
@@ -82,6 +96,9 @@ public actor SiteActor<Network: NeuralModel> {
     /// What a site holds after extraction, standardisation and splitting: the input of `init(prepared:)`.
     struct Prepared {
         var train: Dataset
+        /// The raw train features (rows, columns), kept only when the site standardises with its
+        /// own statistics: the pooled baseline then standardises all sites' rows together.
+        var rawTrain: [Double]? = nil
         var test: Dataset
         var testPersonIds: [Int64]
         var testSex: [String]
@@ -101,8 +118,11 @@ public actor SiteActor<Network: NeuralModel> {
         case .sourcePopulation: model.standardizer
         case .siteTrainRows: Standardizer(fitting: cohort.extract.features, columns: columns, rows: cohort.split.trainRows)
         }
-        let prepared = Self.prepare(cohort.extract, ages: cohort.ages, trainRows: cohort.split.trainRows,
+        var prepared = Self.prepare(cohort.extract, ages: cohort.ages, trainRows: cohort.split.trainRows,
                                     testRows: cohort.split.testRows, standardizer: standardizer)
+        if cohort.standardization == .siteTrainRows {
+            prepared.rawTrain = cohort.split.trainRows.flatMap { r in cohort.extract.features[(r * columns)..<((r + 1) * columns)] }
+        }
         self.init(id: source.site, prepared: prepared, model: model, seed: seed, maxBatch: maxBatch, logger: logger)
     }
 
@@ -127,6 +147,7 @@ public actor SiteActor<Network: NeuralModel> {
         self.seed = seed
         self.logger = logger
         train = prepared.train
+        rawTrain = prepared.rawTrain
         test = prepared.test
         testPersonIds = prepared.testPersonIds
         testSex = prepared.testSex
@@ -304,7 +325,7 @@ public actor SiteActor<Network: NeuralModel> {
 
     /// The site's standardised training rows, for the pooled baseline only. Pooling patient rows is
     /// exactly what a federation avoids; the simulation offers it as an upper reference, labelled so.
-    public func trainingRowsForPooledBaseline() -> Dataset { train }
+    public func trainingRowsForPooledBaseline() -> PooledRows { PooledRows(standardized: train, raw: rawTrain) }
 
     /// Scores the site's held-out test patients with the broadcast global model (over the site's
     /// own local part, for personalised arms).

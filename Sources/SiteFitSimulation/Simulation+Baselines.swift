@@ -56,13 +56,9 @@ extension Simulation {
             finalBlobs = trained.map(\.3)
         case .pooled:
             kind = .pooled
-            var pooledFeatures: [Float] = [], pooledLabels: [Float] = []
-            for site in sites {
-                let rows = await site.trainingRowsForPooledBaseline()
-                pooledFeatures += rows.features
-                pooledLabels += rows.labels
-            }
-            let pooled = Dataset(features: pooledFeatures, labels: pooledLabels, columns: model.network.configuration.inputSize)
+            var rows: [PooledRows] = []
+            for site in sites { rows.append(await site.trainingRowsForPooledBaseline()) }
+            let pooled = pooledDataset(rows, columns: model.network.inputSize)
             var parameters = model.parameters
             var trainer = Trainer(model: model.network, maxBatch: max(federation.batchSize, 1))
             var random = RandomStream(seed: scenario.seed, "baseline-pooled")
@@ -183,5 +179,22 @@ extension Simulation {
             privacy: PrivacyFootprint(bytesUp: 0, bytesDown: 0, bytesUpPerUpdate: 0, parametersExposed: 0,
                                       parametersTotal: model.network.layout.count, tensorsExposed: []),
             compute: compute)
+    }
+
+    /// The pooled baseline's training rows. Sites that share the source population's standardiser
+    /// give their rows as they train on them. Sites that standardise with their own statistics
+    /// (FLamby's protocol) give raw rows, standardised here with the pooled train rows' mean and
+    /// standard deviation, as FLamby's pooled training does; each site still scores the pooled
+    /// model on its test rows standardised with its own train statistics, as FLamby evaluates.
+    static func pooledDataset(_ rows: [PooledRows], columns: Int) -> Dataset {
+        let labels = rows.flatMap(\.standardized.labels)
+        let raws = rows.compactMap(\.raw)
+        guard raws.count == rows.count, !raws.isEmpty else {
+            return Dataset(features: rows.flatMap(\.standardized.features), labels: labels, columns: columns)
+        }
+        let raw = raws.flatMap { $0 }
+        let all = Array(0..<(raw.count / columns))
+        let pooled = Standardizer(fitting: raw, columns: columns, rows: all)
+        return Dataset(features: pooled.transform(raw, columns: columns, rows: all), labels: labels, columns: columns)
     }
 }

@@ -4,6 +4,8 @@ import Testing
 @testable import SiteFitReport
 @testable import SiteFitScenario
 @testable import SiteFitSimulation
+import SiteFitFederation
+import SiteFitNN
 import SiteFitTestSupport
 
 /// The FLamby Fed-Heart-Disease scenario on a copy of the repository's UCI files: it parses,
@@ -112,5 +114,24 @@ struct HeartDiseaseTests {
             let found = diagnostics { _ = try ScenarioLoader.load(url) }
             #expect(found.contains { $0.problem.contains(expected) }, "\(expected): \(found)")
         }
+    }
+}
+
+@Suite("Pooled baseline rows")
+struct PooledRowsTests {
+    @Test("sites with their own standardisation are pooled FLamby's way: raw rows standardised with the pooled train statistics")
+    func flambyPooling() {
+        // Site A raw rows 1, 3 and site B 5, 7 (one column): pooled mean 4, sample sd √(20/3).
+        let a = PooledRows(standardized: Dataset(features: [-0.7, 0.7], labels: [0, 1], columns: 1), raw: [1, 3])
+        let b = PooledRows(standardized: Dataset(features: [-0.7, 0.7], labels: [1, 0], columns: 1), raw: [5, 7])
+        let pooled = Simulation.pooledDataset([a, b], columns: 1)
+        let sd = (20.0 / 3).squareRoot()
+        let expected: [Double] = [-3 / sd, -1 / sd, 1 / sd, 3 / sd]
+        for (value, want) in zip(pooled.features, expected) { #expect(abs(Double(value) - want) < 1e-6) }
+        #expect(pooled.labels == [0, 1, 1, 0])
+        // Sites sharing one standardiser give their rows as they train on them.
+        let shared = Simulation.pooledDataset([PooledRows(standardized: a.standardized, raw: nil), PooledRows(standardized: b.standardized, raw: nil)],
+                                              columns: 1)
+        #expect(shared.features == [-0.7, 0.7, -0.7, 0.7])
     }
 }
