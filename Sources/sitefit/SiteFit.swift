@@ -81,8 +81,18 @@ extension SiteFit {
         @Option(name: .customLong("output-dir"), help: "Folder for the report.")
         var outputDirectory: String = "Reports"
 
-        @Option(help: "Override the scenario's seed (pretraining, splits and training; shards keep their profile seeds).")
+        @Option(help: "Run this one seed instead of the scenario's seed or seeds (pretraining, splits and training; shards keep their profile seeds).")
         var seed: UInt64?
+
+        @Option(help: "Run these seeds instead of the scenario's: a list (100,101,102) or a range (100-104); the report gives every seed's mean and interval.")
+        var seeds: String?
+
+        func validate() throws {
+            if seed != nil && seeds != nil { throw ValidationError("give either --seed or --seeds, not both") }
+            if let seeds {
+                do { _ = try SeedList.parse(seeds) } catch { throw ValidationError("--seeds: \(error.description)") }
+            }
+        }
 
         @Flag(help: "Print only the report path (no progress on stderr).")
         var quiet = false
@@ -98,10 +108,8 @@ extension SiteFit {
             do {
                 var loaded = try ScenarioLoader.load(URL(fileURLWithPath: scenario))
                 loaded.file = scenario
-                if let seed {
-                    loaded.seed = seed
-                    loaded.pretraining.source.seed = seed &+ 1
-                }
+                if let seed { loaded = loaded.reseeded([seed]) }
+                if let seeds { loaded = loaded.reseeded(try SeedList.parse(seeds)) }
                 let cache = noCache ? nil : URL(fileURLWithPath: ".sitefit-cache")
                 let display = ProgressDisplay(quiet: quiet, rounds: loaded.federation.rounds,
                                               arms: loaded.arms.count, seeds: 1 + loaded.extraSeeds.count)
