@@ -11,12 +11,23 @@ enum Charts {
         var points: [(x: Double, y: Double)]
     }
 
-    /// Frame shared by every chart: size, margins and the title.
+    /// Frame shared by every chart: size, margins and the title. The right margin holds the
+    /// legend and grows with its longest name, and the chart grows taller when the legend has
+    /// more entries than the plot is high, so no legend is ever cut off.
     struct Frame {
         var width = 680.0, height = 360.0
         var left = 64.0, right = 170.0, top = 34.0, bottom = 52.0
         var plotWidth: Double { width - left - right }
         var plotHeight: Double { height - top - bottom }
+
+        init(legend names: [String] = [], bottom: Double = 52) {
+            self.bottom = bottom
+            // About 7 px a character at 12 px sans-serif, after a 40 px marker column.
+            let longest = Double(names.map(\.count).max() ?? 0)
+            right = max(170, 40 + 7 * longest + 12)
+            width = 680 - 170 + right
+            height = max(360, top + 10 + 20 * Double(names.count) + bottom)
+        }
     }
 
     static func header(_ frame: Frame, title: String) -> String {
@@ -30,25 +41,43 @@ enum Charts {
         """
     }
 
-    /// A y range rounded outwards to `step`, at least `minimumSpan` wide.
-    static func range(_ values: [Double], step: Double, minimumSpan: Double, clamp: ClosedRange<Double>? = nil) -> (Double, Double) {
+    /// A y range at least `minimumSpan` wide (within `clamp`), rounded outwards to a round tick
+    /// step (1, 2 or 5 × 10^k) that gives at most six intervals; returns the range and the step.
+    static func range(_ values: [Double], minimumSpan: Double, clamp: ClosedRange<Double>? = nil) -> (low: Double, high: Double, step: Double) {
         let finite = values.filter(\.isFinite)
-        var low = ((finite.min() ?? 0) / step).rounded(.down) * step
-        var high = ((finite.max() ?? 1) / step).rounded(.up) * step
+        var low = finite.min() ?? 0, high = finite.max() ?? 1
         if high - low < minimumSpan { let middle = (high + low) / 2; low = middle - minimumSpan / 2; high = middle + minimumSpan / 2 }
+        if let clamp {
+            // A window pushed past one end of the clamp slides back inside rather than shrinking.
+            if high > clamp.upperBound { low -= high - clamp.upperBound; high = clamp.upperBound }
+            if low < clamp.lowerBound { high += clamp.lowerBound - low; low = clamp.lowerBound }
+            high = min(high, clamp.upperBound)
+        }
+        if high <= low { high = low + minimumSpan }
+        let step = tickStep(span: high - low)
+        low = (low / step + 1e-9).rounded(.down) * step
+        high = (high / step - 1e-9).rounded(.up) * step
         if let clamp { low = max(low, clamp.lowerBound); high = min(high, clamp.upperBound) }
-        if high <= low { high = low + step }
-        return (low, high)
+        return (low, high, step)
     }
 
-    /// Gridlines, y tick labels, axes and axis titles.
-    static func axes(_ frame: Frame, low: Double, high: Double, yTitle: String, xTitle: String, digits: Int = 2) -> String {
+    /// The smallest of 1, 2 and 5 × 10^k that divides `span` into at most six intervals.
+    static func tickStep(span: Double) -> Double {
+        var magnitude = pow(10, (log10(span / 6)).rounded(.down))
+        while true {
+            for factor in [1.0, 2, 5] where span / (factor * magnitude) <= 6 + 1e-9 { return factor * magnitude }
+            magnitude *= 10
+        }
+    }
+
+    /// Gridlines and y tick labels at every multiple of `step`, axes and axis titles.
+    static func axes(_ frame: Frame, low: Double, high: Double, step: Double, yTitle: String, xTitle: String) -> String {
         var svg = ""
-        for i in 0...5 {
-            let v = low + (high - low) * Double(i) / 5
-            let y = frame.top + frame.plotHeight * (1 - Double(i) / 5)
+        let digits = max(0, Int(-log10(step).rounded(.down)))
+        for v in stride(from: low, through: high + step / 2, by: step) {
+            let y = frame.top + frame.plotHeight * (1 - (v - low) / (high - low))
             svg += "<line x1=\"\(f(frame.left))\" y1=\"\(f(y))\" x2=\"\(f(frame.left + frame.plotWidth))\" y2=\"\(f(y))\" stroke=\"#dddddd\"/>\n"
-            svg += "<text x=\"\(f(frame.left - 6))\" y=\"\(f(y + 4))\" text-anchor=\"end\">\(Format.fixed(v, digits))</text>\n"
+            svg += "<text x=\"\(f(frame.left - 6))\" y=\"\(f(y + 4))\" text-anchor=\"end\">\(Format.fixed(abs(v) < step / 1e6 ? 0 : v, digits))</text>\n"
         }
         svg += "<line x1=\"\(f(frame.left))\" y1=\"\(f(frame.top))\" x2=\"\(f(frame.left))\" y2=\"\(f(frame.top + frame.plotHeight))\" stroke=\"black\"/>\n"
         svg += "<line x1=\"\(f(frame.left))\" y1=\"\(f(frame.top + frame.plotHeight))\" x2=\"\(f(frame.left + frame.plotWidth))\" "
@@ -70,14 +99,13 @@ enum Charts {
 
     /// Lines over integer rounds, with an optional dashed reference line.
     static func lines(title: String, yTitle: String, series: [Series], reference: (label: String, value: Double)? = nil,
-                      step: Double = 0.05, minimumSpan: Double = 0.1, clamp: ClosedRange<Double>? = 0...1) -> String {
-        let frame = Frame()
+                      minimumSpan: Double = 0.1, clamp: ClosedRange<Double>? = 0...1) -> String {
+        let frame = Frame(legend: series.map(\.name))
         let maxX = series.flatMap { $0.points.map(\.x) }.max() ?? 1
-        let (low, high) = range(series.flatMap { $0.points.map(\.y) } + [reference?.value ?? .nan], step: step,
-                                minimumSpan: minimumSpan, clamp: clamp)
+        let (low, high, step) = range(series.flatMap { $0.points.map(\.y) } + [reference?.value ?? .nan], minimumSpan: minimumSpan, clamp: clamp)
         func x(_ v: Double) -> Double { frame.left + frame.plotWidth * v / max(maxX, 1) }
         func y(_ v: Double) -> Double { frame.top + frame.plotHeight * (1 - (v - low) / (high - low)) }
-        var svg = header(frame, title: title) + axes(frame, low: low, high: high, yTitle: yTitle, xTitle: "round (0 = pretrained)")
+        var svg = header(frame, title: title) + axes(frame, low: low, high: high, step: step, yTitle: yTitle, xTitle: "round (0 = pretrained)")
         for r in 0...Int(maxX) {
             svg += "<text x=\"\(f(x(Double(r))))\" y=\"\(f(frame.top + frame.plotHeight + 18))\" text-anchor=\"middle\">\(r)</text>\n"
         }
@@ -101,15 +129,17 @@ enum Charts {
     }
 
     /// Grouped vertical bars: one group per category, one bar per series.
+    /// `marks` draws one black dash across each category's group at its value (e.g. each site's
+    /// majority-class accuracy), with its own legend entry.
     static func bars(title: String, yTitle: String, categories: [String], series: [(name: String, values: [Double?])],
-                     step: Double = 0.05, minimumSpan: Double = 0.1, clamp: ClosedRange<Double>? = 0...1, digits: Int = 2,
+                     marks: (name: String, values: [Double?])? = nil, minimumSpan: Double = 0.1, clamp: ClosedRange<Double>? = 0...1,
                      fromZero: Bool = false) -> String {
-        var frame = Frame()
-        frame.bottom = 80
-        var (low, high) = range(series.flatMap { $0.values.compactMap { $0 } }, step: step, minimumSpan: minimumSpan, clamp: clamp)
+        let frame = Frame(legend: series.map(\.name) + (marks.map { [$0.name] } ?? []), bottom: 80)
+        let values = series.flatMap { $0.values.compactMap { $0 } } + (marks?.values.compactMap { $0 } ?? [])
+        var (low, high, step) = range(values + (fromZero ? [0] : []), minimumSpan: minimumSpan, clamp: clamp)
         if fromZero { low = min(0, low) }
         func y(_ v: Double) -> Double { frame.top + frame.plotHeight * (1 - (v - low) / (high - low)) }
-        var svg = header(frame, title: title) + axes(frame, low: low, high: high, yTitle: yTitle, xTitle: "", digits: digits)
+        var svg = header(frame, title: title) + axes(frame, low: low, high: high, step: step, yTitle: yTitle, xTitle: "")
         let groupWidth = frame.plotWidth / Double(max(categories.count, 1))
         let barWidth = groupWidth * 0.8 / Double(max(series.count, 1))
         for (c, category) in categories.enumerated() {
@@ -120,25 +150,31 @@ enum Charts {
                 svg += "<rect x=\"\(f(groupLeft + barWidth * Double(i)))\" y=\"\(f(top))\" width=\"\(f(max(barWidth - 1, 1)))\" "
                     + "height=\"\(f(max(frame.top + frame.plotHeight - top, 0)))\" fill=\"\(palette[i % palette.count])\"/>\n"
             }
+            if let marks, c < marks.values.count, let v = marks.values[c], v.isFinite, v >= low - step / 1e6, v <= high + step / 1e6 {
+                svg += "<line x1=\"\(f(groupLeft - 2))\" y1=\"\(f(y(v)))\" x2=\"\(f(groupLeft + groupWidth * 0.8 + 2))\" y2=\"\(f(y(v)))\" "
+                    + "stroke=\"black\" stroke-width=\"2\" stroke-dasharray=\"6,3\"/>\n"
+            }
             let labelX = frame.left + groupWidth * (Double(c) + 0.5), labelY = frame.top + frame.plotHeight + 14
             svg += "<text transform=\"translate(\(f(labelX)) \(f(labelY))) rotate(20)\" font-size=\"11\">\(escape(category))</text>\n"
         }
-        svg += legend(frame, names: series.map(\.name)) { i, x0, y0 in
-            "<rect x=\"\(f(x0))\" y=\"\(f(y0 - 6))\" width=\"20\" height=\"12\" fill=\"\(palette[i % palette.count])\"/>\n"
+        svg += legend(frame, names: series.map(\.name) + (marks.map { [$0.name] } ?? [])) { i, x0, y0 in
+            i < series.count
+                ? "<rect x=\"\(f(x0))\" y=\"\(f(y0 - 6))\" width=\"20\" height=\"12\" fill=\"\(palette[i % palette.count])\"/>\n"
+                : "<line x1=\"\(f(x0))\" y1=\"\(f(y0))\" x2=\"\(f(x0 + 20))\" y2=\"\(f(y0))\" stroke=\"black\" stroke-width=\"2\" stroke-dasharray=\"6,3\"/>\n"
         }
         return svg + "</svg>\n"
     }
 
     /// Labelled points on a log₁₀ x axis (bytes span orders of magnitude between arms).
     static func scatterLogX(title: String, xTitle: String, yTitle: String, points: [(label: String, x: Double, y: Double)]) -> String {
-        let frame = Frame()
         let usable = points.filter { $0.x > 0 && $0.x.isFinite && $0.y.isFinite }
+        let frame = Frame(legend: usable.map(\.label))
         let logs = usable.map { log10($0.x) }
         let xLow = (logs.min() ?? 0).rounded(.down), xHigh = max((logs.max() ?? 1).rounded(.up), xLow + 1)
-        let (low, high) = range(usable.map(\.y), step: 0.05, minimumSpan: 0.1, clamp: 0...1)
+        let (low, high, step) = range(usable.map(\.y), minimumSpan: 0.1, clamp: 0...1)
         func x(_ v: Double) -> Double { frame.left + frame.plotWidth * (log10(v) - xLow) / (xHigh - xLow) }
         func y(_ v: Double) -> Double { frame.top + frame.plotHeight * (1 - (v - low) / (high - low)) }
-        var svg = header(frame, title: title) + axes(frame, low: low, high: high, yTitle: yTitle, xTitle: xTitle)
+        var svg = header(frame, title: title) + axes(frame, low: low, high: high, step: step, yTitle: yTitle, xTitle: xTitle)
         for e in Int(xLow)...Int(xHigh) {
             let v = pow(10, Double(e))
             let label = ["1 B", "10 B", "100 B", "1 kB", "10 kB", "100 kB", "1 MB", "10 MB", "100 MB", "1 GB"][min(max(e, 0), 9)]
@@ -176,14 +212,15 @@ enum ReportCharts {
                 title: "Equalised-odds gap by round: \(attribute.replacingOccurrences(of: "_", with: " "))", yTitle: "gap (max − min over groups)",
                 series: federated.map { arm in Charts.Series(name: arm.name, points: arm.rounds.map { r in
                     (Double(r.round), r.evaluation.subgroups.first { $0.attribute == attribute }?.gaps.equalizedOdds ?? .nan)
-                }) }, step: 0.05, minimumSpan: 0.1, clamp: 0...1)))
+                }) }, minimumSpan: 0.1, clamp: 0...1)))
         }
         charts.append(("accuracy-vs-bytes.svg", Charts.scatterLogX(
             title: "Accuracy against bytes sent up", xTitle: "bytes up, all rounds (log scale)", yTitle: "accuracy",
             points: federated.map { ($0.name, Double($0.privacy.bytesUp), $0.final.accuracy) })))
         charts.append(("per-site-accuracy.svg", Charts.bars(
             title: "Final test accuracy per site", yTitle: "accuracy", categories: m.sites.map(\.id),
-            series: m.arms.map { arm in (arm.name, m.sites.map { arm.final.perSite[$0.id]?.accuracy }) })))
+            series: m.arms.map { arm in (arm.name, m.sites.map { arm.final.perSite[$0.id]?.accuracy }) },
+            marks: ("majority class", m.sites.map { site in m.arms.first?.final.perSite[site.id]?.majorityClassAccuracy }))))
         charts.append(("sites.svg", Charts.bars(
             title: "Sites at a glance", yTitle: "share of patients", categories: m.sites.map(\.id),
             series: [("outcome prevalence", m.sites.map(\.outcomePrevalence)), ("female", m.sites.map(\.femaleShare)),
