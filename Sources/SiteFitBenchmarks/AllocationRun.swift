@@ -7,7 +7,7 @@ import SiteFitTuning
 public enum AllocationRun {
     /// Which backward path the steps exercise.
     public enum Mode: String, CaseIterable, Sendable {
-        case full, lora, adapter
+        case full, lora, adapter, ia3
     }
 
     /// Runs `steps` steps; returns the final loss.
@@ -17,6 +17,7 @@ public enum AllocationRun {
         case .full: base
         case .lora: LoRAConfiguration(rank: 8, alpha: 16).extend(base)
         case .adapter: AdapterConfiguration(bottleneck: 8).extend(base)
+        case .ia3: FineTuningMode.ia3.network(extending: base)
         }
         var random = RandomStream(seed: 1, "bench", "allocations")
         var parameters = mlp.initialParameters(random: &random)
@@ -24,6 +25,7 @@ public enum AllocationRun {
         case .full: FineTuningMode.full.selection(for: mlp.layout)
         case .lora: FineTuningMode.lora.selection(for: mlp.layout)
         case .adapter: FineTuningMode.adapter.selection(for: mlp.layout)
+        case .ia3: FineTuningMode.ia3.selection(for: mlp.layout)
         }
         let batch = 32
         let data = Dataset(features: (0..<(batch * 40)).map { _ in Float(random.gaussian()) },

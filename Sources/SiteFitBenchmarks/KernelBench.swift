@@ -19,6 +19,7 @@ public struct KernelBench: Sendable {
 
     /// What `bench kernels` prints as its JSON line (then as a table).
     public struct Result: Codable, Sendable {
+        /// One product's rate at one shape, beside its naive twin's.
         public struct ProductRate: Codable, Sendable {
             public var product: String, m: Int, k: Int, n: Int
             public var gflopsPerSecond: Double, naiveGflopsPerSecond: Double, shareOfPeak: Double
@@ -27,6 +28,7 @@ public struct KernelBench: Sendable {
                 case naiveGflopsPerSecond = "naive_gflops_per_second", shareOfPeak = "share_of_peak"
             }
         }
+        /// One whole training step's rate.
         public struct StepRate: Codable, Sendable {
             public var model: String, batch: Int, mode: String, gflopsPerSecond: Double, stepsPerSecond: Double
             enum CodingKeys: String, CodingKey {

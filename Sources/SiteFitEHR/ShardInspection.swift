@@ -10,11 +10,12 @@ public struct ShardInspection: Sendable, Equatable {
         public var rows: Int
     }
 
-    /// One kind of measurement: the share of cohort members with no value, and the units used.
+    /// One kind of measurement: the share of cohort members with no value (nil when the members
+    /// with or without one are a small cell), and the units used.
     public struct LabSummary: Sendable, Equatable {
         public var name: String
         public var conceptId: Int
-        public var missingShare: Double
+        public var missingShare: Double?
         /// Unit code (UCUM) → number of measurement rows.
         public var units: [(unit: String, rows: Int)]
 
@@ -39,8 +40,10 @@ public struct ShardInspection: Sendable, Equatable {
     public var generator: String?
     public var tables: [TableCount]
     public var cohortSize: Int
-    public var outcomePrevalence: Double
-    public var meanAge: Double
+    /// Nil when the patients with or without the outcome are a small cell.
+    public var outcomePrevalence: Double?
+    /// Nil when the cohort itself is a small cell.
+    public var meanAge: Double?
     public var labs: [LabSummary]
     public var subgroups: [SubgroupSummary]
 
@@ -54,7 +57,30 @@ public struct ShardInspection: Sendable, Equatable {
 
     /// `count` as it may be shown: the number, or "<N" for a small cell (0 is not a small cell).
     public func cell(_ count: Int) -> String {
-        count > 0 && count < minimumCellCount ? "<\(minimumCellCount)" : String(count)
+        Self.isSmall(count, minimum: minimumCellCount) ? "<\(minimumCellCount)" : String(count)
+    }
+
+    /// A count of 1 to minimum − 1: one that disclosure rules hide.
+    public static func isSmall(_ count: Int, minimum: Int) -> Bool { count > 0 && count < minimum }
+
+    /// A share that would give a small count away (its numerator or its complement is small).
+    static func revealsSmall(_ part: Int, of whole: Int, minimum: Int) -> Bool {
+        isSmall(part, minimum: minimum) || isSmall(whole - part, minimum: minimum)
+    }
+
+    /// Complementary suppression within one attribute: when exactly one group's count (or rate) is
+    /// hidden, the others and the cohort total would give it back by subtraction, so the next
+    /// smallest group's is hidden too.
+    static func suppressComplements(_ groups: inout [SubgroupSummary]) {
+        if groups.filter({ $0.patients == nil }).count == 1,
+           let next = groups.indices.filter({ groups[$0].patients != nil }).min(by: { groups[$0].patients! < groups[$1].patients! }) {
+            groups[next].patients = nil
+            groups[next].prevalence = nil
+        }
+        if groups.filter({ $0.prevalence == nil }).count == 1,
+           let next = groups.indices.filter({ groups[$0].prevalence != nil }).min(by: { (groups[$0].patients ?? 0) < (groups[$1].patients ?? 0) }) {
+            groups[next].prevalence = nil
+        }
     }
 }
 
@@ -99,9 +125,13 @@ extension SiteShard {
                         return (code, row[2])
                     }
                     let name = conceptId == 0 ? "\(source ?? "unnamed") (no standard concept)" : (names[conceptId]?.name ?? "concept \(conceptId)")
+                    let present = min(patients, extract.rows)
                     labs.append(.init(name: name, conceptId: conceptId,
-                                      missingShare: max(0, 1 - Double(patients) / Double(extract.rows)), units: units))
+                                      missingShare: ShardInspection.revealsSmall(present, of: extract.rows, minimum: minimumCellCount)
+                                          ? nil : 1 - Double(present) / Double(extract.rows),
+                                      units: units))
                 }
+                let positives = extract.labels.filter { $0 >= 0.5 }.count
                 var subgroups: [ShardInspection.SubgroupSummary] = []
                 let attributes: [(String, [String], [String])] = [
                     ("sex", extract.sex, ["female", "male"]),
@@ -109,22 +139,27 @@ extension SiteShard {
                     ("age band", ages.map(AgeBands.label), AgeBands.labels),
                 ]
                 for (attribute, values, groups) in attributes {
+                    var summaries: [ShardInspection.SubgroupSummary] = []
                     for group in groups {
                         let members = values.indices.filter { values[$0] == group }
                         guard !members.isEmpty else { continue }
                         let positives = members.filter { extract.labels[$0] >= 0.5 }.count
-                        let small = { (count: Int) in count > 0 && count < minimumCellCount }
                         let rateShown = members.count >= ShardInspection.minimumGroupSize
-                            && !small(positives) && !small(members.count - positives)
-                        subgroups.append(.init(
-                            attribute: attribute, group: group, patients: small(members.count) ? nil : members.count,
+                            && !ShardInspection.revealsSmall(positives, of: members.count, minimum: minimumCellCount)
+                        summaries.append(.init(
+                            attribute: attribute, group: group,
+                            patients: ShardInspection.isSmall(members.count, minimum: minimumCellCount) ? nil : members.count,
                             prevalence: rateShown ? Double(positives) / Double(members.count) : nil))
                     }
+                    ShardInspection.suppressComplements(&summaries)
+                    subgroups += summaries
                 }
                 return ShardInspection(
                     site: site, sourceName: sourceName, generator: generator, tables: tables, cohortSize: extract.rows,
-                    outcomePrevalence: Double(extract.labels.filter { $0 >= 0.5 }.count) / Double(extract.rows),
-                    meanAge: ages.reduce(0, +) / Double(ages.count), labs: labs, subgroups: subgroups,
+                    outcomePrevalence: ShardInspection.revealsSmall(positives, of: extract.rows, minimum: minimumCellCount)
+                        ? nil : Double(positives) / Double(extract.rows),
+                    meanAge: ShardInspection.isSmall(extract.rows, minimum: minimumCellCount) ? nil : ages.reduce(0, +) / Double(ages.count),
+                    labs: labs, subgroups: subgroups,
                     minimumCellCount: minimumCellCount)
             }
         } catch let error as ShardError {

@@ -109,7 +109,10 @@ public struct MLP: NeuralModel, Equatable {
             }
         }
         architecture = Architecture(configuration: configuration, units: units, blocks: blocks, layout: layout,
-                                    signature: units.map(\.signature).joined(separator: " | "), offsets: offsets,
+                                    // Tensor names too: two networks share a workspace only if their
+                                    // masks name the same tensors.
+                                    signature: units.map(\.signature).joined(separator: " | ") + " [" + layout.tensors.map(\.name).joined(separator: ",") + "]",
+                                    offsets: offsets,
                                     firstTensor: firstTensor, initializations: initializations)
     }
 

@@ -63,6 +63,7 @@ enum Charts {
 
     /// The smallest of 1, 2 and 5 × 10^k that divides `span` into at most six intervals.
     static func tickStep(span: Double) -> Double {
+        guard span.isFinite, span > 0 else { return 1 }
         var magnitude = pow(10, (log10(span / 6)).rounded(.down))
         while true {
             for factor in [1.0, 2, 5] where span / (factor * magnitude) <= 6 + 1e-9 { return factor * magnitude }

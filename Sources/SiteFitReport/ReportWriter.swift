@@ -46,7 +46,6 @@ public enum ReportWriter {
         return detail
     }
 
-    /// Reads a `metrics.json` written by `sitefit run`; a damaged or foreign file is a clear error.
     /// The files a report links to (metrics, predictions, checkpoint), copied from `source` into
     /// the report's own folder `<report folder>/<name>/` when that is another folder: a report
     /// redrawn elsewhere must not point at files that are not beside it.
@@ -61,6 +60,7 @@ public enum ReportWriter {
         }
     }
 
+    /// Reads a `metrics.json` written by `sitefit run`; a damaged or foreign file is a clear error.
     public static func readMetrics(_ url: URL) throws -> RunMetrics {
         guard let data = FileManager.default.contents(atPath: url.path) else {
             throw UserFacingError("\(url.relativePath): cannot read the file (does it exist?)")

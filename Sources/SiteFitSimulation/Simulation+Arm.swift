@@ -18,7 +18,8 @@ extension Simulation {
         _ arm: Scenario.Arm, scenario: Scenario, model: PretrainedModel<MLP>, sites: [SiteActor<MLP>], logger: Logger,
         sequentialSites: Bool = false, bootstrap: BootstrapCache, progress: @escaping @Sendable (String) -> Void
     ) async throws -> (ArmMetrics, [PredictionRow]) {
-        // LoRA and adapter arms extend the pretrained network; the new tensors start as the identity change.
+        // Modes that add tensors (LoRA, adapters, (IA)³) extend the pretrained network; the new
+        // tensors start as the identity change.
         let mlp = arm.mode.network(extending: model.network, settings: arm.modeSettings)
         var extensionRandom = RandomStream(seed: scenario.seed, "extension", arm.name)
         let start = mlp.parameters(extending: model.parameters, of: model.network, random: &extensionRandom)

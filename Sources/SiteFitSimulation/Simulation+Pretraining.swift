@@ -173,8 +173,4 @@ extension Simulation {
         ]
         return StableHash.hex(Array(parts.joined(separator: "|").utf8))
     }
-
-    /// Runs every arm of `scenario`; `progress` receives one line per step worth telling a user.
-    /// `sequentialSites` trains one site at a time (a check that results do not depend on scheduling).
-    /// With several seeds the whole scenario runs once per seed; the first seed's run is the
 }

@@ -41,11 +41,8 @@ public enum Simulation {
         try await withThrowingTaskGroup(of: (Int, Result).self) { group in
             var next = 0
             func start(_ index: Int) {
-                var again = scenario
-                again.seed = seeds[index]
-                // A source population derived from the scenario seed follows it, as `--seed` does.
-                if scenario.pretraining.source.seed == scenario.seed &+ 1 { again.pretraining.source.seed = seeds[index] &+ 1 }
-                let reseeded = again
+                // One seed of several: the scenario as `--seed` would run it (its source population follows).
+                let reseeded = scenario.reseeded([seeds[index]])
                 progress("seed \(seeds[index]) (\(index + 2) of \(seeds.count + 1))")
                 group.addTask {
                     (index, try await runSeed(reseeded, logger: logger, cacheDirectory: cacheDirectory,

@@ -119,7 +119,7 @@ extension SiteFit {
             @Option(help: "Training steps.")
             var steps: Int = 100
 
-            @Option(help: "full, lora (rank 8 on every layer) or adapter (bottleneck 8): each path's backward pass is checked.")
+            @Option(help: "full, lora (rank 8 on every layer), adapter (bottleneck 8) or ia3: each path's backward pass is checked.")
             var mode: AllocationRun.Mode = .full
 
             func validate() throws {

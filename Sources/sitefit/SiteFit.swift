@@ -62,7 +62,11 @@ extension SiteFit {
                 let folder = outputDirectory.map { URL(fileURLWithPath: $0) }
                     ?? url.deletingLastPathComponent().deletingLastPathComponent()
                 let (report, _) = try ReportWriter.writeReport(saved, to: folder)
-                try ReportWriter.copyData(from: url.deletingLastPathComponent(), report: report, name: saved.scenario.name)
+                // Only a report redrawn elsewhere needs its data beside it; without --output-dir nothing but
+                // the report and its charts is written (another run's files are never overwritten).
+                if outputDirectory != nil {
+                    try ReportWriter.copyData(from: url.deletingLastPathComponent(), report: report, name: saved.scenario.name)
+                }
                 print(report.relativePath)
             } catch {
                 throw reportFailure(error)

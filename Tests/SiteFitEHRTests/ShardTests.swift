@@ -168,8 +168,32 @@ struct ShardInspectionTests {
         let women = extract.sex.filter { $0 == "female" }.count
         #expect(inspection.subgroups.first { $0.group == "female" }?.patients == (women < 11 ? nil : women))
         #expect(inspection.cell(3) == "<11" && inspection.cell(11) == "11" && inspection.cell(0) == "0")
+        // Never exactly one hidden count or rate in an attribute: the others would give it back.
+        for attribute in Set(inspection.subgroups.map(\.attribute)) {
+            let groups = inspection.subgroups.filter { $0.attribute == attribute }
+            #expect(groups.filter { $0.patients == nil }.count != 1, "\(attribute): one hidden count")
+            #expect(groups.filter { $0.prevalence == nil }.count != 1 || groups.count == 1, "\(attribute): one hidden rate")
+        }
+        for lab in inspection.labs { if let share = lab.missingShare { #expect(share >= 0 && share <= 1) } }
         // A threshold above every group hides every count.
         let strict = try SiteShard(site: "test-site", url: url).inspect(minimumCellCount: 100_000)
         #expect(strict.subgroups.allSatisfy { $0.patients == nil && $0.prevalence == nil })
+    }
+
+    @Test("complementary suppression: one hidden count takes the next smallest with it; so does one hidden rate")
+    func complements() {
+        func group(_ name: String, _ patients: Int?, _ rate: Double?) -> ShardInspection.SubgroupSummary {
+            .init(attribute: "race", group: name, patients: patients, prevalence: rate)
+        }
+        var groups = [group("White", 500, 0.1), group("Black", 40, 0.2), group("Asian", nil, nil), group("Other", 30, 0.3)]
+        ShardInspection.suppressComplements(&groups)
+        #expect(groups.map(\.patients) == [500, 40, nil, nil])
+        #expect(groups.map(\.prevalence) == [0.1, 0.2, nil, nil])
+        var rates = [group("female", 400, 0.1), group("male", 390, nil)]
+        ShardInspection.suppressComplements(&rates)
+        #expect(rates.map(\.patients) == [400, 390] && rates.map(\.prevalence) == [nil, nil])
+        var none = [group("female", 400, 0.1), group("male", 390, 0.2)]
+        ShardInspection.suppressComplements(&none)
+        #expect(none.map(\.prevalence) == [0.1, 0.2])
     }
 }

@@ -161,3 +161,35 @@ struct UnitGradientTests {
         }
     }
 }
+
+@Suite("Partial masks stop the backward pass early without changing a gradient")
+struct PartialMaskTests {
+    @Test("each mode's gradients equal the all-tensor gradients on the tensors it trains", arguments: ["bitfit", "head", "lora", "adapter", "ia3", "bitfit+head"])
+    func partial(_ name: String) throws {
+        let mode = try #require(FineTuningMode.named(name))
+        let base = MLP(MLPConfiguration(inputSize: 5, hiddenSizes: [6, 4], activation: .gelu, layerNorm: true))
+        let mlp = mode.network(extending: base)
+        var random = RandomStream(seed: 21, "partial-mask", name)
+        let parameters = (0..<mlp.layout.count).map { _ in Float(random.gaussian() * 0.5) }
+        let x = (0..<(3 * 5)).map { _ in Float(random.gaussian()) }, y: [Float] = [1, 0, 1]
+        func gradient(_ selection: ParameterSelection) -> [Float] {
+            let workspace = mlp.makeWorkspace(capacity: 3)
+            var gradient = [Float](repeating: 0, count: parameters.count)
+            mlp.forward(parameters: parameters, input: x, batch: 3, workspace: workspace)
+            BinaryCrossEntropy.lossAndGradient(logits: workspace.logits, labels: y, batch: 3, dLogits: workspace.dLogitsPointer)
+            mlp.backward(parameters: parameters, input: x, batch: 3, workspace: workspace, gradient: &gradient,
+                         trainable: mlp.trainableMask(selection), dInput: nil)
+            return gradient
+        }
+        let everything = gradient(ParameterSelection(layout: mlp.layout, tensorNames: mlp.layout.tensors.map(\.name)))
+        let selection = mode.selection(for: mlp.layout)
+        let partial = gradient(selection)
+        #expect(!selection.tensors.isEmpty)
+        for spec in selection.tensors {
+            #expect(Array(partial[spec.range]) == Array(everything[spec.range]), "\(name): \(spec.name)")
+        }
+        // The mode trains less, so it costs no more than training everything.
+        #expect(mlp.trainingFlopsPerExample(mlp.trainableMask(selection))
+                <= mlp.trainingFlopsPerExample(mlp.trainableMask(ParameterSelection(layout: mlp.layout, tensorNames: mlp.layout.tensors.map(\.name)))))
+    }
+}
