@@ -60,6 +60,13 @@ public struct Scenario: Sendable {
         case pretrained, local, pooled
         /// One row per site: a model trained on that site alone, evaluated on every site (FLamby's "Local i").
         case localEach = "local_each"
+
+        /// The row names baselines take in reports, metrics.json and predictions.csv (the report's
+        /// `ArmKind.Baseline.armName` writes them; a test keeps the two lists equal): no arm may
+        /// take one, or its rows would mix with the baseline's.
+        public static func reservedArmNames(siteIds: [String]) -> Set<String> {
+            Set(["pretrained", "initial model", "local only", "pooled (simulation only)"] + siteIds.map { "local \($0)" })
+        }
     }
 
     /// One participating hospital: its profile and where its shard lives.

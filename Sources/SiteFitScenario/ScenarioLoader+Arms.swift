@@ -12,12 +12,13 @@ extension ScenarioLoader {
 
     /// `arms`: the compared configurations, each a federation from the same pretrained model.
     static func arms(_ node: Node?, federation: Scenario.Federation, model: MLPConfiguration, siteCount: Int,
-                     reader: inout YAMLReader) -> [Scenario.Arm] {
+                     reserved: Set<String> = [], reader: inout YAMLReader) -> [Scenario.Arm] {
         var arms: [Scenario.Arm] = []
         guard let node, let list = reader.sequence(node, "arms") else { return arms }
         if list.isEmpty { reader.fail(node, "arms", "list at least one arm") }
         for (i, item) in list.enumerated() {
-            if let arm = arm(item, "arms[\(i)]", earlier: arms, federation: federation, model: model, siteCount: siteCount, reader: &reader) {
+            if let arm = arm(item, "arms[\(i)]", earlier: arms, federation: federation, model: model, siteCount: siteCount,
+                             reserved: reserved, reader: &reader) {
                 arms.append(arm)
             }
         }
@@ -27,7 +28,7 @@ extension ScenarioLoader {
     /// One arm: its mode, then privacy, strategy, name and training overrides, then the mode's own
     /// settings. Unset values come from `federation`.
     static func arm(_ item: Node, _ field: String, earlier: [Scenario.Arm], federation: Scenario.Federation, model: MLPConfiguration,
-                    siteCount: Int, reader: inout YAMLReader) -> Scenario.Arm? {
+                    siteCount: Int, reserved: Set<String> = [], reader: inout YAMLReader) -> Scenario.Arm? {
         guard let fields = reader.mapping(item, field, allowed: armKeys, required: ["mode"]) else { return nil }
         guard let modeNode = fields["mode"], let mode = reader.choice(modeNode, "\(field).mode", FineTuningMode.self)
         else { return nil }
@@ -46,6 +47,8 @@ extension ScenarioLoader {
         if earlier.contains(where: { $0.name == arm.name }) {
             let hint = fields["name"] == nil ? "; give each arm of mode '\(arm.mode.name)' its own `name:`" : ""
             reader.fail(fields["name"] ?? modeNode, "\(field).\(fields["name"] == nil ? "mode" : "name")", "arm '\(arm.name)' is defined twice\(hint)")
+        } else if reserved.contains(arm.name) {
+            reader.fail(fields["name"] ?? modeNode, "\(field).name", "'\(arm.name)' names a baseline's row; give the arm another name")
         }
         if let n = fields["learning_rate"], let v = reader.number(n, "\(field).learning_rate", in: 1e-7...10, what: "a positive learning rate up to 10") { arm.learningRate = v }
         if let n = fields["local_epochs"], let v = reader.integer(n, "\(field).local_epochs", in: 1...1000, what: "an integer from 1 to 1000") { arm.localEpochs = v }

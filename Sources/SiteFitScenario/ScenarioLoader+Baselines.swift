@@ -5,7 +5,14 @@ extension ScenarioLoader {
     /// `baselines`: the references computed beside the arms (default: pretrained, local, pooled).
     static func baselines(_ node: Node?, reader: inout YAMLReader) -> [Scenario.Baseline] {
         guard let node, let list = reader.sequence(node, "baselines") else { return [.pretrained, .local, .pooled] }
-        return list.enumerated().compactMap { i, item in reader.choice(item, "baselines[\(i)]", Scenario.Baseline.self) }
+        var baselines: [Scenario.Baseline] = []
+        for (i, item) in list.enumerated() {
+            guard let baseline = reader.choice(item, "baselines[\(i)]", Scenario.Baseline.self) else { continue }
+            // Two rows of one baseline would share its name in the report, metrics.json and predictions.csv.
+            if baselines.contains(baseline) { reader.fail(item, "baselines[\(i)]", "baseline '\(baseline.rawValue)' is listed twice"); continue }
+            baselines.append(baseline)
+        }
+        return baselines
     }
 
     /// `baseline_training`: how the local and pooled baselines train when they should not copy the federation.

@@ -37,7 +37,8 @@ public enum ScenarioLoader {
         let pretraining = pretraining(top["pretraining"], seed: seed, dataset: dataset, federationSites: sites, folder: folder,
                                       reader: &reader)
         let federation = federation(top["federation"], siteIds: sites.map(\.profile.id), reader: &reader)
-        let arms = arms(top["arms"], federation: federation, model: model, siteCount: sites.count, reader: &reader)
+        let arms = arms(top["arms"], federation: federation, model: model, siteCount: sites.count,
+                        reserved: Scenario.Baseline.reservedArmNames(siteIds: sites.map(\.profile.id)), reader: &reader)
         let baselines = baselines(top["baselines"], reader: &reader)
         let baselineTraining = baselineTraining(top["baseline_training"], reader: &reader)
         let reference = reference(top["reference"], reader: &reader)

@@ -81,4 +81,21 @@ struct ArmStrategyTests {
             "10:12 arms[3].mode: arm 'bitfit' is defined twice; give each arm of mode 'bitfit' its own `name:`",
         ])
     }
+
+    @Test("an arm may not take a baseline's row name, and a baseline is listed once")
+    func reservedNames() {
+        let found = diagnostics {
+            _ = try Self.load("""
+                  - {name: local only, mode: full}
+                  - {name: local alpha, mode: bitfit}
+                  - {name: fine, mode: head}
+                baselines: [pooled, local, pooled]
+                """)
+        }
+        let problems = found.map(\.problem)
+        #expect(problems.contains("'local only' names a baseline's row; give the arm another name"))
+        #expect(problems.contains("'local alpha' names a baseline's row; give the arm another name"))
+        #expect(problems.contains("baseline 'pooled' is listed twice"))
+        #expect(problems.count == 3)
+    }
 }

@@ -135,3 +135,13 @@ struct PooledRowsTests {
         #expect(shared.features == [-0.7, 0.7, -0.7, 0.7])
     }
 }
+
+@Suite("Baseline row names")
+struct BaselineNameTests {
+    @Test("the names the loader reserves for baselines are exactly the ones the report writes")
+    func agree() {
+        let written = [true, false].map { ArmKind.Baseline.startingModel.armName(startsPretrained: $0) }
+            + [ArmKind.Baseline.localOnly, .pooled, .localAt(site: "alpha"), .localAt(site: "beta")].map { $0.armName(startsPretrained: true) }
+        #expect(Set(written) == Scenario.Baseline.reservedArmNames(siteIds: ["alpha", "beta"]))
+    }
+}
