@@ -48,7 +48,7 @@ let package = Package(
         ]),
         // YAML scenarios and site profiles → typed values, with file:line:column errors.
         .target(name: "SiteFitScenario", dependencies: [
-            "SiteFitCore", "SiteFitEHR", "SiteFitTuning", "SiteFitFederation",
+            "SiteFitCore", "SiteFitEHR", "SiteFitTuning", "SiteFitFederation", "SiteFitMetrics",
             .product(name: "Yams", package: "Yams"),
         ]),
         // Markdown report, metrics.json, predictions.csv.

@@ -222,6 +222,7 @@ enum ReportCharts {
             title: "Final test accuracy per site", yTitle: "accuracy", categories: m.sites.map(\.id),
             series: m.arms.map { arm in (arm.name, m.sites.map { arm.final.perSite[$0.id]?.accuracy }) },
             marks: ("majority class", m.sites.map { site in m.arms.first?.final.perSite[site.id]?.majorityClassAccuracy }))))
+        if let forest = forest(m) { charts.append(("comparisons.svg", forest)) }
         charts.append(("sites.svg", Charts.bars(
             title: "Sites at a glance", yTitle: "share of patients", categories: m.sites.map(\.id),
             series: [("outcome prevalence", m.sites.map(\.outcomePrevalence)), ("female", m.sites.map(\.femaleShare)),

@@ -10,7 +10,7 @@ public enum MarkdownReport {
 
     /// The whole report: its sections in reading order, each in its own `MarkdownReport+Section.swift`.
     public static func render(_ m: RunMetrics) -> String {
-        [opening(m), summarySection(m), sitesSection(m), modelSection(m), accuracySection(m), biasSection(m),
+        [opening(m), summarySection(m), claimsSection(m), comparisonsSection(m), sitesSection(m), modelSection(m), accuracySection(m), biasSection(m),
          privacySection(m), roundsSection(m), howToReadSection(m), reproducibilitySection(m)].joined()
     }
 
@@ -32,6 +32,8 @@ public enum MarkdownReport {
     /// "+0.041" or "−0.041" (a true minus sign); "n/a" when not finite.
     static func signed(_ value: Double) -> String {
         guard value.isFinite else { return "n/a" }
+        // A value that rounds to zero has no sign worth printing ("−0.000" would claim one).
+        if abs(value) < 0.0005 { return "0.000" }
         return (value >= 0 ? "+" : "−") + Format.fixed(abs(value))
     }
 }

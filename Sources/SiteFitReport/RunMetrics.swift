@@ -12,6 +12,10 @@ public struct RunMetrics: Codable, Sendable, Equatable {
     public var seeds: SeedSummary?
     /// Published numbers the scenario compares itself with.
     public var reference: ReferenceValues?
+    /// Every arm against the reference arm and the starting model, over all seeds.
+    public var comparisons: Comparisons?
+    /// The scenario's `expect:` claims, checked (nil: the scenario claims nothing).
+    public var claims: [ClaimResult]?
 
     public init(scenario: ScenarioInfo, sites: [SiteInfo], model: ModelInfo, pretraining: PretrainingInfo, arms: [ArmMetrics]) {
         self.scenario = scenario

@@ -31,6 +31,13 @@ public struct Scenario: Sendable {
     /// Baseline training settings (nil: the federation's, for as many epochs as the federation trains).
     public var baselineTraining: BaselineTraining?
     public var reference: Reference?
+    /// The row every other arm is compared with (`compare_to:`; nil: the first arm).
+    public var compareTo: String?
+    /// The lessons the scenario claims (`expect:`), checked by every run.
+    public var expectations: [Expectation] = []
+
+    /// The row the comparisons use as reference: `compare_to`, else the first arm.
+    public var comparisonReference: String { compareTo ?? arms.first?.name ?? "" }
 
     /// Further seeds to run the whole scenario with (`seeds:` after the first); the report gives
     /// the mean and spread over all of them beside the main seed's tables.
@@ -66,6 +73,21 @@ public struct Scenario: Sendable {
         /// take one, or its rows would mix with the baseline's.
         public static func reservedArmNames(siteIds: [String]) -> Set<String> {
             Set(["pretrained", "initial model", "local only", "pooled (simulation only)"] + siteIds.map { "local \($0)" })
+        }
+
+        /// The rows `baselines` add to a report, always starting with the starting model (every run
+        /// scores it, listed or not), in the names `ArmKind.Baseline.armName` gives them.
+        public static func rowNames(_ baselines: [Baseline], siteIds: [String], startsPretrained: Bool) -> [String] {
+            var rows = [startsPretrained ? "pretrained" : "initial model"]
+            for baseline in baselines {
+                switch baseline {
+                case .pretrained: continue
+                case .local: rows.append("local only")
+                case .pooled: rows.append("pooled (simulation only)")
+                case .localEach: rows += siteIds.map { "local \($0)" }
+                }
+            }
+            return rows
         }
     }
 
@@ -160,6 +182,9 @@ public struct Scenario: Sendable {
         public var privacy: DPSettings?
         /// Pairwise-masked secure aggregation: the server only ever holds masked vectors.
         public var secureAggregation: Bool
+        /// The sites that train in this arm (`training_sites:`; nil: all). Every site still scores
+        /// the arm's model, so an arm without a site shows what that site's joining changes.
+        public var trainingSites: [String]? = nil
 
         /// The arm's strategy with fresh server state; `trainedCount` is the size of the trained
         /// selection (what adaptive optimisers keep moments for, as they share all of it).

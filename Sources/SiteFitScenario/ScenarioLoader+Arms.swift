@@ -8,17 +8,22 @@ extension ScenarioLoader {
     /// schema lists the same).
     static let armKeys = ["name", "mode", "learning_rate", "local_epochs"] + FineTuningMode.all.filter { !$0.settings.isEmpty }.map(\.name)
         + ["strategy"]
-        + StrategyRegistry.settingKeys + ["dp", "secure_aggregation"]
+        + StrategyRegistry.settingKeys + ["dp", "secure_aggregation", "training_sites"]
 
     /// `arms`: the compared configurations, each a federation from the same pretrained model.
     static func arms(_ node: Node?, federation: Scenario.Federation, model: MLPConfiguration, siteCount: Int,
-                     reserved: Set<String> = [], reader: inout YAMLReader) -> [Scenario.Arm] {
+                     siteIds: [String] = [], reserved: Set<String> = [], reader: inout YAMLReader) -> [Scenario.Arm] {
         var arms: [Scenario.Arm] = []
         guard let node, let list = reader.sequence(node, "arms") else { return arms }
         if list.isEmpty { reader.fail(node, "arms", "list at least one arm") }
         for (i, item) in list.enumerated() {
-            if let arm = arm(item, "arms[\(i)]", earlier: arms, federation: federation, model: model, siteCount: siteCount,
+            if var arm = arm(item, "arms[\(i)]", earlier: arms, federation: federation, model: model, siteCount: siteCount,
                              reserved: reserved, reader: &reader) {
+                arm.trainingSites = trainingSites(item, "arms[\(i)]", siteIds: siteIds, reader: &reader)
+                if let training = arm.trainingSites, !training.isEmpty, training.count < federation.participation.quorum {
+                    reader.fail(item.mapping?["training_sites"], "arms[\(i)].training_sites",
+                                "\(training.count) training site(s) can never reach the federation's quorum of \(federation.participation.quorum)")
+                }
                 arms.append(arm)
             }
         }
@@ -55,6 +60,24 @@ extension ScenarioLoader {
         modeSettings(fields, field, model: model, into: &arm, reader: &reader)
         if let problem = mode.problem(with: model) { reader.fail(modeNode, "\(field).mode", problem) }
         return arm
+    }
+
+    /// `training_sites`: the arm's federation trains at these sites only (nil: every site).
+    static func trainingSites(_ item: Node, _ field: String, siteIds: [String], reader: inout YAMLReader) -> [String]? {
+        guard let node = item.mapping?["training_sites"], let items = reader.sequence(node, "\(field).training_sites") else { return nil }
+        var ids: [String] = []
+        for (j, entry) in items.enumerated() {
+            guard let id = reader.string(entry, "\(field).training_sites[\(j)]") else { continue }
+            if !siteIds.contains(id) {
+                reader.fail(entry, "\(field).training_sites[\(j)]", "'\(id)' is not a site of this scenario; use one of: \(siteIds.joined(separator: ", "))")
+            } else if ids.contains(id) {
+                reader.fail(entry, "\(field).training_sites[\(j)]", "site '\(id)' is listed twice")
+            } else {
+                ids.append(id)
+            }
+        }
+        if items.isEmpty { reader.fail(node, "\(field).training_sites", "list at least one site, or leave training_sites out for all of them") }
+        return ids
     }
 
     /// `dp`: site-level DP-FedAvg settings, or nil when they do not parse.

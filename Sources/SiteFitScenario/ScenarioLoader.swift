@@ -13,7 +13,7 @@ import Yams
 /// and the federation).
 public enum ScenarioLoader {
     static let topKeys = ["name", "seed", "seeds", "sites", "test_fraction", "task", "model", "pretraining", "federation", "arms", "baselines",
-                          "baseline_training", "subgroups", "reference"]
+                          "baseline_training", "subgroups", "reference", "compare_to", "expect"]
 
     /// Loads and checks a scenario and every site profile it names.
     public static func load(_ url: URL) throws -> Scenario {
@@ -37,12 +37,20 @@ public enum ScenarioLoader {
         let pretraining = pretraining(top["pretraining"], seed: seed, dataset: dataset, federationSites: sites, folder: folder,
                                       reader: &reader)
         let federation = federation(top["federation"], siteIds: sites.map(\.profile.id), reader: &reader)
-        let arms = arms(top["arms"], federation: federation, model: model, siteCount: sites.count,
+        let arms = arms(top["arms"], federation: federation, model: model, siteCount: sites.count, siteIds: sites.map(\.profile.id),
                         reserved: Scenario.Baseline.reservedArmNames(siteIds: sites.map(\.profile.id)), reader: &reader)
         let baselines = baselines(top["baselines"], reader: &reader)
         let baselineTraining = baselineTraining(top["baseline_training"], reader: &reader)
         let reference = reference(top["reference"], reader: &reader)
         let subgroups = subgroups(top["subgroups"], reader: &reader)
+        // Claims and comparisons may name any row the report will have: an arm, a listed baseline,
+        // and the starting model, which every run scores.
+        var rows = arms.map(\.name)
+        for row in Scenario.Baseline.rowNames(baselines, siteIds: sites.map(\.profile.id), startsPretrained: pretraining.enabled)
+        where !rows.contains(row) { rows.append(row) }
+        let compareTo = compareTo(top["compare_to"], rows: rows, reader: &reader)
+        let expectations = expectations(top["expect"], rows: rows, siteIds: sites.map(\.profile.id),
+                                        attributes: subgroups.attributes.map(\.rawValue), reader: &reader)
 
         // In reading order: the scenario first, then each profile, each by line and column.
         let all = readingOrder(reader.diagnostics) + readingOrder(profileDiagnostics)
@@ -56,6 +64,8 @@ public enum ScenarioLoader {
         scenario.initialization = initialization
         scenario.baselineTraining = baselineTraining
         scenario.reference = reference
+        scenario.compareTo = compareTo
+        scenario.expectations = expectations
         return scenario
     }
 

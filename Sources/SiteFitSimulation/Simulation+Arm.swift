@@ -29,7 +29,9 @@ extension Simulation {
         let shared = strategy.shared(from: selection)
         let server = FederatedServer(pretrained: start, selection: shared, strategy: strategy, logger: logger)
         for site in sites { await site.begin(network: mlp, parameters: start, selection: selection, shared: shared) }
-        var driver = try makeDriver(arm, scenario: scenario, sites: sites, server: server, proximalMu: strategy.proximalMu,
+        // Only the arm's training sites take part in rounds; every site scores the result.
+        let trainers = arm.trainingSites.map { ids in sites.filter { ids.contains($0.id) } } ?? sites
+        var driver = try makeDriver(arm, scenario: scenario, sites: trainers, server: server, proximalMu: strategy.proximalMu,
                                     sequentialSites: sequentialSites)
 
         var predictions = try await evaluate(sites, broadcast: await server.broadcast(round: 0))

@@ -18,6 +18,8 @@ public enum Simulation {
         public var predictions: [PredictionRow]
         /// The pretrained model as a safetensors checkpoint (written next to the report).
         public var checkpoint: [UInt8]
+        /// Every seed's test patients scored by every row, for the paired comparisons.
+        public var testSets: [ScoredTestSet] = []
     }
 
     /// Runs every arm of `scenario`; `progress` receives one line per step worth telling a user.
@@ -30,7 +32,10 @@ public enum Simulation {
     ) async throws -> Result {
         var result = try await runSeed(scenario, logger: logger, cacheDirectory: cacheDirectory,
                                        sequentialSites: sequentialSites, progress: progress)
-        guard !scenario.extraSeeds.isEmpty else { return result }
+        guard !scenario.extraSeeds.isEmpty else {
+            compareAndCheck(scenario, &result, progress: progress)
+            return result
+        }
         var runs = [result.metrics.arms]
         // The other seeds are independent runs: they go concurrently, a few at a time (each holds
         // its own sites' rows), and are put back in seed order. The first seed ran alone, so every
@@ -59,8 +64,10 @@ public enum Simulation {
             guard let run = finished[index] else { preconditionFailure("seed \(seeds[index]) finished without a result") }
             runs.append(run.metrics.arms)
             result.predictions += run.predictions
+            result.testSets += run.testSets
         }
         result.metrics.seeds = SeedSummary(seeds: [scenario.seed] + scenario.extraSeeds, runs: runs)
+        compareAndCheck(scenario, &result, progress: progress)
         return result
     }
 
@@ -92,6 +99,10 @@ public enum Simulation {
         var arms: [ArmMetrics] = []
         var predictions: [PredictionRow] = []
         let bootstrap = BootstrapCache()
+        // The starting model's scores, which every arm is compared with, whether or not the
+        // scenario lists it as a baseline.
+        let startBlob = await beginBaseline(scenario, model: model, sites: sites).blob
+        let startPredictions = try await evaluate(sites, broadcast: startBlob)
         for arm in scenario.arms {
             let (metrics, rows) = try await runArm(arm, scenario: scenario, model: model, sites: sites, logger: logger,
                                                    sequentialSites: sequentialSites, bootstrap: bootstrap,
@@ -144,9 +155,11 @@ public enum Simulation {
         metrics.reference = scenario.reference.map {
             ReferenceValues(source: $0.source, tolerance: $0.tolerance, meanSiteAccuracy: $0.meanSiteAccuracy)
         }
+        let startName = ArmKind.Baseline.startingModel.armName(startsPretrained: scenario.pretraining.enabled)
+        let testSet = scoredTestSet(start: startPredictions, startName: startName, rows: predictions, subgroups: scenario.subgroups)
         // Every row names the seed that produced it, a single-seed run's too.
         return Result(metrics: metrics, predictions: predictions.map { var row = $0; row.seed = scenario.seed; return row },
-                      checkpoint: Checkpoint.encode(model, notes: checkpointNotes(pretrainingInfo)))
+                      checkpoint: Checkpoint.encode(model, notes: checkpointNotes(pretrainingInfo)), testSets: [testSet])
     }
 }
 

@@ -101,6 +101,9 @@ extension SiteFit {
         @Flag(help: "Print only the report path (no progress on stderr).")
         var quiet = false
 
+        @Flag(help: "Exit with status 2 when a claim of the scenario's expect: block fails (the report is written either way).")
+        var check = false
+
         @Flag(help: "Pretrain again even if .sitefit-cache holds a model with the same configuration and seed.")
         var noCache = false
 
@@ -112,6 +115,9 @@ extension SiteFit {
             do {
                 var loaded = try ScenarioLoader.load(URL(fileURLWithPath: scenario))
                 loaded.file = scenario
+                if check && loaded.expectations.isEmpty {
+                    throw UserFacingError("--check: '\(scenario)' has no expect: block, so there is nothing to check; add its claims first")
+                }
                 if let seed { loaded = loaded.reseeded([seed]) }
                 if let seeds { loaded = loaded.reseeded(try SeedList.parse(seeds)) }
                 let cache = noCache ? nil : URL(fileURLWithPath: ".sitefit-cache")
@@ -130,6 +136,14 @@ extension SiteFit {
                     throw UserFacingError("cannot write '\(checkpoint.relativePath)': check that the folder is writable")
                 }
                 print(output.report.relativePath)
+                let failed = (result.metrics.claims ?? []).filter { !$0.holds }
+                if check && !failed.isEmpty {
+                    FileHandle.standardError.write(Data(("error: \(failed.count) of \(result.metrics.claims?.count ?? 0) claims of '\(scenario)' "
+                        + "do not hold:\n" + failed.map { "  ✘ \($0.statement): \(MarkdownReport.claimEvidence($0))\n" }.joined()).utf8))
+                    throw ExitCode(2)
+                }
+            } catch let exit as ExitCode {
+                throw exit
             } catch {
                 throw reportFailure(error)
             }

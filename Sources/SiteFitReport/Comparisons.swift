@@ -1,0 +1,64 @@
+import SiteFitMetrics
+
+// The paired comparisons and the checked claims in `metrics.json`.
+
+/// Every arm against the reference arm and against the starting model, over all seeds.
+public struct Comparisons: Codable, Sendable, Equatable {
+    /// The row every other row is compared with (`compare_to:`, default the first arm).
+    public var reference: String
+    /// The starting model's row name ("pretrained" or "initial model").
+    public var startingModel: String
+    public var seeds: Int
+    /// Fewest replicates the bootstrap starts with, and the Monte Carlo error it aims for.
+    public var minimumReplicates: Int
+    public var targetMonteCarloError: Double
+    public var differences: [PairedDifference]
+
+    public init(reference: String, startingModel: String, seeds: Int, minimumReplicates: Int, targetMonteCarloError: Double,
+                differences: [PairedDifference]) {
+        self.reference = reference
+        self.startingModel = startingModel
+        self.seeds = seeds
+        self.minimumReplicates = minimumReplicates
+        self.targetMonteCarloError = targetMonteCarloError
+        self.differences = differences
+    }
+
+    /// The difference `arm − against` in `metric`, if it was computed.
+    public func difference(_ arm: String, _ against: String, _ metric: ComparisonMetric) -> PairedDifference? {
+        differences.first { $0.arm == arm && $0.against == against && $0.metric == metric }
+    }
+
+    /// The largest Monte Carlo error of any interval bound.
+    public var largestMonteCarloError: Double { differences.map(\.monteCarloError).filter(\.isFinite).max() ?? 0 }
+
+    enum CodingKeys: String, CodingKey {
+        case reference, seeds, differences
+        case startingModel = "starting_model", minimumReplicates = "minimum_replicates", targetMonteCarloError = "target_monte_carlo_error"
+    }
+}
+
+/// One `expect:` claim after the run: whether it holds, and the numbers that decide it.
+public struct ClaimResult: Codable, Sendable, Equatable {
+    /// The claim in words.
+    public var statement: String
+    public var holds: Bool
+    /// The paired difference behind a comparison claim.
+    public var difference: PairedDifference?
+    /// A footprint claim's two values and their ratio.
+    public var armValue: Double?
+    public var otherValue: Double?
+
+    public init(statement: String, holds: Bool, difference: PairedDifference? = nil, armValue: Double? = nil, otherValue: Double? = nil) {
+        self.statement = statement
+        self.holds = holds
+        self.difference = difference
+        self.armValue = armValue
+        self.otherValue = otherValue
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case statement, holds, difference
+        case armValue = "arm_value", otherValue = "other_value"
+    }
+}

@@ -1,0 +1,119 @@
+import SiteFitMetrics
+
+// "Paired comparisons" and "Claims": every difference the report states, with its interval.
+extension MarkdownReport {
+    /// A metric's short column name.
+    static func metricColumn(_ metric: ComparisonMetric) -> String {
+        switch metric {
+        case .auroc: "AUROC"
+        case .balancedAccuracy: "balanced accuracy"
+        case .accuracy: "accuracy"
+        case .brier: "Brier score"
+        case .calibrationInTheLarge: "calibration error in the large"
+        case .worstSiteAccuracy: "worst-site accuracy"
+        case .equalOpportunityGap(let attribute): "equal-opportunity gap (\(attribute.replacingOccurrences(of: "_", with: " ")))"
+        }
+    }
+
+    /// "+0.012 [−0.004, +0.027]", with **better** / **worse** when the interval excludes 0.
+    static func differenceCell(_ d: PairedDifference?) -> String {
+        guard let d, d.estimate.isFinite else { return "n/a" }
+        var cell = "\(signed(d.estimate)) [\(signed(d.low)), \(signed(d.high))]"
+        if d.armIsBetter { cell = "**\(cell) better**" } else if d.armIsWorse { cell = "**\(cell) worse**" }
+        return cell
+    }
+
+    /// "−0.003 (95 % interval −0.015 to +0.008)".
+    static func differenceText(_ d: PairedDifference) -> String {
+        "\(signed(d.estimate)) (95 % interval \(signed(d.low)) to \(signed(d.high)))"
+    }
+
+    /// Which interval the comparisons use and why, in one paragraph.
+    static func intervalExplanation(_ c: Comparisons) -> String {
+        var out = "Each cell is the difference *row − \(c.reference)* (or *row − \(c.startingModel)*) on the same test patients"
+        if c.seeds > 1 {
+            out += ", averaged over all \(c.seeds) seeds, with a 95 % hierarchical bootstrap interval: each replicate draws the "
+            out += "\(c.seeds) seeds with replacement (scaled by √(k/(k − 1)) so that k seeds' spread is not understated) and, "
+            out += "within each drawn seed, the test patients with replacement within each site; both rows are scored on the same "
+            out += "draw (paired). The interval therefore covers both which patients were tested and what training randomness "
+            out += "(initialisation, split, batch order, sampling, noise) does to the result."
+        } else {
+            out += ", with a 95 % paired bootstrap interval: each replicate draws the test patients with replacement within each "
+            out += "site and scores both rows on that draw. With one seed it covers which patients were tested, not training randomness; "
+            out += "run more seeds (`--seeds`) to include it."
+        }
+        out += " A difference is called (**better** / **worse**) only when its interval excludes 0; otherwise the two rows are "
+        out += "indistinguishable on this evidence, which is not evidence that they are equal. "
+        let replicates = c.differences.map(\.replicates).max() ?? c.minimumReplicates
+        out += "Replicates: \(Format.integer(replicates)) (at least \(Format.integer(c.minimumReplicates)), doubled until every bound's "
+        out += "Monte Carlo standard error is at most \(Format.fixed(c.targetMonteCarloError)); the largest here is "
+        out += "\(Format.fixed(c.largestMonteCarloError, 4))). Brier score, calibration error in the large (|mean risk − event rate|) "
+        out += "and gaps are better when smaller. Calibration error is an absolute value, so a replicate of a nearly calibrated "
+        out += "model can only be worse than its estimate: its intervals lean towards 0, which makes a called improvement conservative.\n\n"
+        return out
+    }
+
+    static func comparisonsSection(_ m: RunMetrics) -> String {
+        guard let c = m.comparisons, !c.differences.isEmpty else { return "" }
+        var out = "## Paired comparisons\n\n"
+        out += intervalExplanation(c)
+        out += "![Every paired difference with its interval](\(m.scenario.name)/comparisons.svg)\n\n"
+        for against in [c.reference, c.startingModel] {
+            let rows = m.arms.map(\.name).filter { name in c.differences.contains { $0.arm == name && $0.against == against } }
+            guard !rows.isEmpty else { continue }
+            out += "### Against \(against)\n\n"
+            out += "| row |" + ComparisonMetric.standard.map { " \(metricColumn($0)) |" }.joined() + "\n"
+            out += "|---|" + String(repeating: "---:|", count: ComparisonMetric.standard.count) + "\n"
+            for row in rows {
+                out += "| \(row) |" + ComparisonMetric.standard.map { " \(differenceCell(c.difference(row, against, $0))) |" }.joined() + "\n"
+            }
+            out += "\n"
+        }
+        return out
+    }
+
+    /// The scenario's claims, each ✔ or ✘ with the numbers that decide it.
+    static func claimsSection(_ m: RunMetrics) -> String {
+        guard let claims = m.claims, !claims.isEmpty else { return "" }
+        let held = claims.filter(\.holds).count
+        var out = "## Claims\n\n"
+        out += "The scenario states its lesson as claims (`expect:`); the run checks each one over all "
+        out += "\(m.comparisons?.seeds ?? 1) seed\((m.comparisons?.seeds ?? 1) == 1 ? "" : "s") with the paired interval of the comparisons. "
+        out += "\(held) of \(claims.count) hold.\n\n"
+        out += "| | claim | evidence |\n|---|---|---|\n"
+        for claim in claims {
+            out += "| \(claim.holds ? "✔" : "✘") | \(claim.statement) | \(claimEvidence(claim)) |\n"
+        }
+        return out + "\n"
+    }
+
+    /// The numbers behind a claim.
+    public static func claimEvidence(_ claim: ClaimResult) -> String {
+        if let d = claim.difference {
+            return "difference \(differenceText(d))" + (d.usableReplicates < d.replicates ? ", \(d.usableReplicates) of \(d.replicates) replicates defined" : "")
+        }
+        if let a = claim.armValue, let b = claim.otherValue {
+            return "\(Format.fixed(a, 0)) against \(Format.fixed(b, 0)): \(b > 0 ? Format.fixed(a / b, 4) : "n/a") ×"
+        }
+        return "could not be computed"
+    }
+}
+
+extension ReportCharts {
+    /// The forest plot of every paired difference (nil when the run made none).
+    static func forest(_ m: RunMetrics) -> String? {
+        guard let c = m.comparisons, !c.differences.isEmpty else { return nil }
+        func label(_ d: PairedDifference) -> String { "\(d.arm) − \(d.against)" }
+        var labels: [String] = []
+        for d in c.differences where !labels.contains(label(d)) { labels.append(label(d)) }
+        let panels = ComparisonMetric.standard.map { metric in
+            Charts.ForestPanel(title: metric == .calibrationInTheLarge ? "calibration in the large" : MarkdownReport.metricColumn(metric), higherIsBetter: metric.higherIsBetter,
+                               rows: c.differences.filter { $0.metric == metric }.map {
+                                   Charts.ForestRow(label: label($0), estimate: $0.estimate, low: $0.low, high: $0.high,
+                                                    verdict: $0.armIsBetter ? 1 : $0.armIsWorse ? -1 : 0)
+                               })
+        }
+        return Charts.forest(title: "Paired differences over \(c.seeds) seed\(c.seeds == 1 ? "" : "s"), with 95 % intervals",
+                             labels: labels, panels: panels)
+    }
+}

@@ -1,0 +1,84 @@
+import SiteFitMetrics
+
+/// A lesson a scenario claims (`expect:`), checked by every run across all its seeds.
+///
+/// A comparison claim holds only when the paired bootstrap interval of `arm − than` (see
+/// `PairedBootstrap`) lies on the claimed side; a footprint claim compares deterministic counts.
+public struct Expectation: Sendable, Equatable {
+    /// What the claim says about `arm`.
+    public enum Relation: Sendable, Equatable {
+        /// The interval of the difference excludes 0 on the side where `arm` is better.
+        case better(than: String)
+        /// The interval excludes 0 on the side where `arm` is worse.
+        case worse(than: String)
+        /// Non-inferiority: the whole interval is less than `margin` on the bad side.
+        case notWorse(than: String, margin: Double)
+        /// `arm`'s footprint is at most `fraction` × that of `of`.
+        case atMost(fraction: Double, of: String, quantity: Quantity)
+    }
+
+    /// A footprint a claim can bound.
+    public enum Quantity: String, Sendable, Equatable, CaseIterable {
+        /// Bytes the sites sent up over the run.
+        case bytesUp = "bytes_up"
+        /// Local training FLOPs per site and round.
+        case trainingFlops = "training_flops"
+        /// Parameters an update exposes.
+        case parametersExposed = "parameters_exposed"
+    }
+
+    public var arm: String
+    public var relation: Relation
+    /// The compared metric (comparison claims only).
+    public var metric: ComparisonMetric?
+    /// Site ids whose test patients the comparison uses; empty means every site.
+    public var sites: [String]
+
+    public init(arm: String, relation: Relation, metric: ComparisonMetric? = nil, sites: [String] = []) {
+        self.arm = arm
+        self.relation = relation
+        self.metric = metric
+        self.sites = sites
+    }
+
+    /// The arm or baseline row the claim compares `arm` with.
+    public var other: String {
+        switch relation {
+        case .better(let than), .worse(let than), .notWorse(let than, _): than
+        case .atMost(_, let of, _): of
+        }
+    }
+
+    /// The claim in words, as the report prints it.
+    public var statement: String {
+        let at = sites.isEmpty ? "" : " at \(sites.joined(separator: ", "))"
+        let metricName = metric.map(Expectation.metricWords) ?? ""
+        switch relation {
+        case .better(let than): return "\(arm) is better than \(than) in \(metricName)\(at)"
+        case .worse(let than): return "\(arm) is worse than \(than) in \(metricName)\(at)"
+        case .notWorse(let than, let margin):
+            return "\(arm) is not worse than \(than) by \(formatted(margin)) or more in \(metricName)\(at)"
+        case .atMost(let fraction, let of, let quantity):
+            return "\(arm) uses at most \(formatted(fraction)) × the \(quantity.rawValue.replacingOccurrences(of: "_", with: " ")) of \(of)"
+        }
+    }
+
+    /// A metric's name in prose ("AUROC", "equal-opportunity gap by sex").
+    public static func metricWords(_ metric: ComparisonMetric) -> String {
+        switch metric {
+        case .auroc: "AUROC"
+        case .balancedAccuracy: "balanced accuracy"
+        case .accuracy: "accuracy"
+        case .brier: "Brier score"
+        case .calibrationInTheLarge: "calibration in the large"
+        case .worstSiteAccuracy: "worst-site accuracy"
+        case .equalOpportunityGap(let attribute): "equal-opportunity gap by \(attribute.replacingOccurrences(of: "_", with: " "))"
+        }
+    }
+
+    private func formatted(_ x: Double) -> String {
+        var text = String(x)
+        if text.hasSuffix(".0") { text.removeLast(2) }
+        return text
+    }
+}

@@ -1,0 +1,94 @@
+import Foundation
+import Testing
+@testable import SiteFitCore
+@testable import SiteFitScenario
+import SiteFitMetrics
+import SiteFitTestSupport
+
+/// `compare_to:` and `expect:`: what the claims parse to, and the exact errors users see.
+@Suite("A scenario's claims and its comparison reference")
+struct ExpectationTests {
+    static func load(_ tail: String, name: String = #function) throws -> Scenario {
+        let folder = try fixture(["Sites/alpha.yaml": profile, "Scenarios/demo.yaml": scenario + "\n" + tail], name: name)
+        return try ScenarioLoader.load(folder.appendingPathComponent("Scenarios/demo.yaml"))
+    }
+
+    @Test("every kind of claim parses, names resolve to arms and baseline rows, and the reference defaults to the first arm")
+    func valid() throws {
+        let s = try Self.load("""
+            baselines: [pretrained, local, local_each]
+            expect:
+              - {arm: bitfit-fast, not_worse_than: full, metric: auroc, margin: 0.02}
+              - {arm: full, better_than: pretrained, metric: brier, sites: [alpha]}
+              - {arm: local only, worse_than: full, metric: equal_opportunity_gap:sex}
+              - {arm: bitfit-fast, at_most: 0.1, of: full, quantity: bytes_up}
+              - {arm: local alpha, better_than: pretrained, metric: calibration_in_the_large}
+            """)
+        #expect(s.compareTo == nil && s.comparisonReference == "full")
+        #expect(s.expectations == [
+            Expectation(arm: "bitfit-fast", relation: .notWorse(than: "full", margin: 0.02), metric: .auroc),
+            Expectation(arm: "full", relation: .better(than: "pretrained"), metric: .brier, sites: ["alpha"]),
+            Expectation(arm: "local only", relation: .worse(than: "full"), metric: .equalOpportunityGap(attribute: "sex")),
+            Expectation(arm: "bitfit-fast", relation: .atMost(fraction: 0.1, of: "full", quantity: .bytesUp)),
+            Expectation(arm: "local alpha", relation: .better(than: "pretrained"), metric: .calibrationInTheLarge),
+        ])
+        #expect(s.expectations[0].statement == "bitfit-fast is not worse than full by 0.02 or more in AUROC")
+        #expect(s.expectations[1].statement == "full is better than pretrained in Brier score at alpha")
+        #expect(s.expectations[3].statement == "bitfit-fast uses at most 0.1 × the bytes up of full")
+        #expect(try Self.load("compare_to: bitfit-fast\n").comparisonReference == "bitfit-fast")
+        // The starting model can be compared with even when it is not listed as a baseline.
+        #expect(try Self.load("baselines: []\ncompare_to: pretrained\n").comparisonReference == "pretrained")
+    }
+
+    @Test("unknown rows, metrics, sites and attributes, missing or extra keys and several relations are located errors")
+    func errors() {
+        let found = diagnostics {
+            _ = try Self.load("""
+                baselines: [pretrained]
+                compare_to: pooled
+                subgroups: {attributes: [sex]}
+                expect:
+                  - {arm: fulll, better_than: pretrained, metric: auroc}
+                  - {arm: full, better_than: pretrained, worse_than: bitfit-fast, metric: auroc}
+                  - {arm: full, better_than: pretrained, metric: roc}
+                  - {arm: full, not_worse_than: bitfit-fast, metric: auroc}
+                  - {arm: full, better_than: pretrained, metric: auroc, sites: [beta], margin: 0.1}
+                  - {arm: full, at_most: 0.1, of: bitfit-fast}
+                  - {arm: full, better_than: full, metric: auroc}
+                  - {arm: full, better_than: pretrained, metric: equal_opportunity_gap:race}
+                  - {arm: full}
+                """)
+        }
+        #expect(found.map { "\($0.line):\($0.column) \($0.field): \($0.problem)" } == [
+            "12:13 compare_to: 'pooled' is neither an arm nor a baseline row of this scenario; use one of: 'full', 'bitfit-fast', 'pretrained'",
+            "15:11 expect[0].arm: 'fulll' is neither an arm nor a baseline row of this scenario; use one of: 'full', 'bitfit-fast', 'pretrained'",
+            "16:5 expect[1]: give only one of better_than and worse_than",
+            "17:50 expect[2].metric: unknown metric 'roc'; use one of: auroc, balanced_accuracy, accuracy, brier, calibration_in_the_large, worst_site_accuracy, equal_opportunity_gap:<attribute>",
+            "18:5 expect[3]: a not_worse_than claim needs margin: how much worse still counts as not worse",
+            "19:65 expect[4].sites[0]: 'beta' is not a site of this scenario; use one of: alpha",
+            "19:80 expect[4].margin: margin belongs to a not_worse_than claim",
+            "20:5 expect[5]: an at_most claim needs of (the arm it is a fraction of) and quantity (bytes_up, training_flops, parameters_exposed)",
+            "21:30 expect[6].better_than: a claim compares two different rows",
+            "22:50 expect[7].metric: 'race' is not an audited attribute; use one of: sex",
+            "23:5 expect[8]: say what the claim is: one of better_than, worse_than, not_worse_than (with margin) or at_most (with of and quantity)",
+        ])
+    }
+
+    @Test("an arm's training_sites name sites of the scenario, once each")
+    func trainingSites() throws {
+        let folder = try fixture(["Sites/alpha.yaml": profile, "Scenarios/demo.yaml": scenario + """
+
+              - {name: without, mode: full, training_sites: [alpha]}
+              - {name: bad, mode: full, training_sites: [beta, alpha, alpha]}
+            """])
+        let found = diagnostics { _ = try ScenarioLoader.load(folder.appendingPathComponent("Scenarios/demo.yaml")) }
+        #expect(found.map { "\($0.line):\($0.column) \($0.field): \($0.problem)" } == [
+            "12:46 arms[3].training_sites[0]: 'beta' is not a site of this scenario; use one of: alpha",
+            "12:59 arms[3].training_sites[2]: site 'alpha' is listed twice",
+        ])
+        let good = try fixture(["Sites/alpha.yaml": profile, "Scenarios/demo.yaml": scenario + "\n  - {name: without, mode: full, training_sites: [alpha]}\n"],
+                               name: "trainingSitesGood")
+        let s = try ScenarioLoader.load(good.appendingPathComponent("Scenarios/demo.yaml"))
+        #expect(s.arms.map(\.trainingSites) == [nil, nil, ["alpha"]])
+    }
+}
