@@ -85,7 +85,8 @@ let package = Package(
         .testTarget(name: "SiteFitFederationTests", dependencies: [
             "SiteFitFederation", "SiteFitNN", "SiteFitTuning", "SiteFitEHR", "SiteFitCore", "SiteFitTestSupport",
         ]),
-        .testTarget(name: "SiteFitScenarioTests", dependencies: ["SiteFitScenario", "SiteFitFederation", "SiteFitTuning", "SiteFitTestSupport"]),
+        .testTarget(name: "SiteFitScenarioTests", dependencies: [
+            "SiteFitScenario", "SiteFitFederation", "SiteFitTuning", "SiteFitMetrics", "SiteFitEHR", "SiteFitTestSupport"]),
         .testTarget(name: "SiteFitReportTests", dependencies: ["SiteFitReport", "SiteFitTestSupport"]),
         .testTarget(name: "SiteFitSimulationTests", dependencies: ["SiteFitSimulation", "SiteFitScenario", "SiteFitFederation", "SiteFitTestSupport"], exclude: ["Golden"]),
         .testTarget(name: "SiteFitCLITests", dependencies: ["sitefit", "SiteFitTestSupport"], exclude: ["Golden"]),

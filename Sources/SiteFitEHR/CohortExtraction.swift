@@ -87,6 +87,7 @@ public struct FeatureSpec: Sendable, Equatable {
             AND o.subject_id = t.subject_id AND o.cohort_start_date > t.cohort_start_date \
             AND o.cohort_start_date <= date(t.cohort_start_date, '+\(outcomeWindowDays) days')) AS outcome
             """)
+        columns.append("t.cohort_start_date AS index_date")
         return """
             SELECT \(columns.joined(separator: ",\n  "))
             FROM cohort t JOIN person p ON p.person_id = t.subject_id
@@ -107,6 +108,8 @@ public struct CohortExtract: Sendable, Equatable {
     public var sex: [String]
     /// Concept name from `person.race_concept_id`.
     public var race: [String]
+    /// Each row's index date (`cohort_start_date`, ISO `YYYY-MM-DD`), for a temporal split.
+    public var indexDates: [String] = []
 
     public init(columns: [String], personIds: [Int64], features: [Double], labels: [Float], sex: [String], race: [String]) {
         self.columns = columns
@@ -152,6 +155,8 @@ public enum CohortExtraction {
             }
             let outcome: Bool = row[3 + columns.count]
             result.labels.append(outcome ? 1 : 0)
+            let indexDate: String? = row[4 + columns.count]
+            result.indexDates.append(indexDate ?? "")
         }
         guard result.rows > 0 else {
             throw ShardError(site: site, file: file, problem: "the cohort is empty (no rows with cohort_definition_id = \(ShardSchema.targetCohort))")

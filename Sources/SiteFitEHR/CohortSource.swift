@@ -37,17 +37,34 @@ public protocol CohortSource: Sendable {
     func load(seed: UInt64) throws -> SiteCohort
 }
 
+/// A split by time: patients indexed on or after `testFrom` are tested, earlier ones (from
+/// `trainFrom`, when given) train, so a model is always scored on patients later than any it learnt from.
+public struct TemporalSplit: Sendable, Equatable {
+    /// ISO `YYYY-MM-DD`; rows indexed before it are left out (nil: none).
+    public var trainFrom: String?
+    /// ISO `YYYY-MM-DD`; rows indexed on or after it are the test set.
+    public var testFrom: String
+
+    public init(trainFrom: String? = nil, testFrom: String) {
+        self.trainFrom = trainFrom
+        self.testFrom = testFrom
+    }
+}
+
 /// Rows by SQL from an OMOP-shaped shard (`FeatureSpec`), split train/test at random, stratified
-/// by outcome, and standardised with the pretrained model's statistics.
+/// by outcome (or by index date), and standardised with the pretrained model's statistics.
 public struct ShardCohortSource: CohortSource {
     public let shard: SiteShard
     public let spec: FeatureSpec
     public let testFraction: Double
+    /// When set, the split is by index date instead of at random.
+    public let temporalSplit: TemporalSplit?
 
-    public init(shard: SiteShard, spec: FeatureSpec, testFraction: Double) {
+    public init(shard: SiteShard, spec: FeatureSpec, testFraction: Double, temporalSplit: TemporalSplit? = nil) {
         self.shard = shard
         self.spec = spec
         self.testFraction = testFraction
+        self.temporalSplit = temporalSplit
     }
 
     public var site: String { shard.site }
@@ -55,10 +72,21 @@ public struct ShardCohortSource: CohortSource {
 
     public func load(seed: UInt64) throws -> SiteCohort {
         let extract = try shard.extractCohort(spec)
-        var random = RandomStream(seed: seed, "split", shard.site)
-        let split = CohortSplit.stratified(labels: extract.labels, testFraction: testFraction, random: &random)
-        guard !split.trainRows.isEmpty, !split.testRows.isEmpty else {
-            throw ShardError(site: shard.site, file: file, problem: "\(extract.rows) cohort rows are too few to split into train and test")
+        let split: CohortSplit
+        if let temporalSplit {
+            split = CohortSplit.temporal(indexDates: extract.indexDates, temporalSplit)
+            guard !split.trainRows.isEmpty, !split.testRows.isEmpty else {
+                let window = temporalSplit.trainFrom.map { "from \($0) " } ?? ""
+                throw ShardError(site: shard.site, file: file, problem: "the temporal split leaves \(split.trainRows.count) patients indexed "
+                                 + "\(window)before \(temporalSplit.testFrom) to train and \(split.testRows.count) from it on to test; "
+                                 + "move temporal_split's dates inside the shard's index dates")
+            }
+        } else {
+            var random = RandomStream(seed: seed, "split", shard.site)
+            split = CohortSplit.stratified(labels: extract.labels, testFraction: testFraction, random: &random)
+            guard !split.trainRows.isEmpty, !split.testRows.isEmpty else {
+                throw ShardError(site: shard.site, file: file, problem: "\(extract.rows) cohort rows are too few to split into train and test")
+            }
         }
         let ageColumn = extract.columns.firstIndex(of: "age_years") ?? 0
         let ages = (0..<extract.rows).map { extract.features[$0 * extract.columns.count + ageColumn] }
@@ -99,6 +127,13 @@ public struct CohortSplit: Sendable, Equatable {
     public init(isTest: [Bool]) {
         trainRows = isTest.indices.filter { !isTest[$0] }
         testRows = isTest.indices.filter { isTest[$0] }
+    }
+
+    /// Rows indexed on or after `split.testFrom` test; rows before it (and from `split.trainFrom`,
+    /// when given) train. ISO dates order as strings.
+    public static func temporal(indexDates: [String], _ split: TemporalSplit) -> CohortSplit {
+        CohortSplit(trainRows: indexDates.indices.filter { indexDates[$0] < split.testFrom && indexDates[$0] >= (split.trainFrom ?? "") },
+                    testRows: indexDates.indices.filter { indexDates[$0] >= split.testFrom })
     }
 
     /// A split stratified by outcome: round(fraction × count) of the positive rows and of the

@@ -203,6 +203,10 @@ public struct PairedDifference: Codable, Sendable, Equatable {
 /// its standard error (the order-statistic method, Hall & Sheather 1988). Replicate r's draws come
 /// from streams keyed by r, so raising B keeps the first replicates.
 public enum PairedBootstrap {
+    /// The name of the "model" whose every metric is 0: comparing a row with it gives the row's own
+    /// metric with its interval (a level, not a difference).
+    public static let zero = ""
+
     /// How many replicates to draw and which groups count in a fairness gap.
     public struct Options: Sendable {
         public var minimumReplicates: Int
@@ -230,8 +234,7 @@ public enum PairedBootstrap {
         guard !pairs.isEmpty, !metrics.isEmpty else { return [] }
         var models: [String] = []
         for (a, b) in pairs {
-            if !models.contains(a) { models.append(a) }
-            if !models.contains(b) { models.append(b) }
+            for name in [a, b] where name != zero && !models.contains(name) { models.append(name) }
         }
         let prepared = testSets.enumerated().map { index, set in
             PreparedSeed(set, models: models, metrics: metrics, options: options, seed: seed, purpose: purpose, index: index)
@@ -372,10 +375,12 @@ final class PreparedSeed: @unchecked Sendable {
     }
 
     func point(_ model: String, _ metric: ComparisonMetric) -> Double {
-        points[model]?.value(metric, attributeIndex: attributeIndex) ?? .nan
+        if model == PairedBootstrap.zero { return 0 }
+        return points[model]?.value(metric, attributeIndex: attributeIndex) ?? .nan
     }
 
     func replicates(_ model: String, _ metric: ComparisonMetric) -> [Double] {
+        if model == PairedBootstrap.zero { return Array(repeating: 0, count: drawn) }
         guard let m = metrics.firstIndex(of: metric), let all = values[model] else { return [] }
         return all[m]
     }

@@ -90,6 +90,10 @@ extension MarkdownReport {
     /// The numbers behind a claim.
     public static func claimEvidence(_ claim: ClaimResult) -> String {
         if let d = claim.difference {
+            if d.against.isEmpty {
+                return "\(Format.fixed(d.estimate)) (95 % interval \(Format.fixed(d.low)) to \(Format.fixed(d.high)))"
+                    + (d.usableReplicates < d.replicates ? ", \(d.usableReplicates) of \(d.replicates) replicates defined" : "")
+            }
             return "difference \(differenceText(d))" + (d.usableReplicates < d.replicates ? ", \(d.usableReplicates) of \(d.replicates) replicates defined" : "")
         }
         if let a = claim.armValue, let b = claim.otherValue {

@@ -9,6 +9,7 @@ extension MarkdownReport {
         out += " across \(m.sites.count) hospital sites, "
         out += "\(m.arms.count) arm\(m.arms.count == 1 ? "" : "s") compared on each site's held-out test patients. "
         out += "Task: \(task(m.scenario.dataset)).\n\n"
+        if let split = m.scenario.split { out += "Test patients: \(split).\n\n" }
         return out
     }
 

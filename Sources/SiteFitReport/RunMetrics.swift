@@ -35,6 +35,8 @@ public struct ScenarioInfo: Codable, Sendable, Equatable {
     public var sitefitVersion: String
     /// Where the sites' rows come from; the report words the task from it.
     public var dataset: Dataset = .omop
+    /// How test patients were chosen, in words, when not at random (a temporal split).
+    public var split: String?
 
     /// Where the sites' rows come from (stored as its raw value).
     public enum Dataset: String, Codable, Sendable {
@@ -53,7 +55,7 @@ public struct ScenarioInfo: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, file, fingerprint, seed, task, dataset
+        case name, file, fingerprint, seed, task, dataset, split
         case sitefitVersion = "sitefit_version"
     }
 
@@ -65,6 +67,7 @@ public struct ScenarioInfo: Codable, Sendable, Equatable {
         seed = try container.decode(UInt64.self, forKey: .seed)
         sitefitVersion = try container.decode(String.self, forKey: .sitefitVersion)
         dataset = try container.decode(Dataset.self, forKey: .dataset)
+        split = try container.decodeIfPresent(String.self, forKey: .split)
     }
 
     /// `task` is written for a person reading metrics.json (the file has always carried the
@@ -77,6 +80,7 @@ public struct ScenarioInfo: Codable, Sendable, Equatable {
         try container.encode(seed, forKey: .seed)
         try container.encode(sitefitVersion, forKey: .sitefitVersion)
         try container.encode(dataset, forKey: .dataset)
+        try container.encodeIfPresent(split, forKey: .split)
         try container.encode(MarkdownReport.task(dataset), forKey: .task)
     }
 }

@@ -13,6 +13,10 @@ public struct Expectation: Sendable, Equatable {
         case worse(than: String)
         /// Non-inferiority: the whole interval is less than `margin` on the bad side.
         case notWorse(than: String, margin: Double)
+        /// The interval of `arm`'s metric itself lies above `value` (a level, e.g. a calibration error).
+        case above(Double)
+        /// The interval of `arm`'s metric lies below `value`.
+        case below(Double)
         /// `arm`'s footprint is at most `fraction` × that of `of`.
         case atMost(fraction: Double, of: String, quantity: Quantity)
     }
@@ -45,6 +49,7 @@ public struct Expectation: Sendable, Equatable {
     public var other: String {
         switch relation {
         case .better(let than), .worse(let than), .notWorse(let than, _): than
+        case .above, .below: ""
         case .atMost(_, let of, _): of
         }
     }
@@ -58,6 +63,8 @@ public struct Expectation: Sendable, Equatable {
         case .worse(let than): return "\(arm) is worse than \(than) in \(metricName)\(at)"
         case .notWorse(let than, let margin):
             return "\(arm) is not worse than \(than) by \(formatted(margin)) or more in \(metricName)\(at)"
+        case .above(let value): return "\(arm)'s \(metricName)\(at) is above \(formatted(value))"
+        case .below(let value): return "\(arm)'s \(metricName)\(at) is below \(formatted(value))"
         case .atMost(let fraction, let of, let quantity):
             return "\(arm) uses at most \(formatted(fraction)) × the \(quantity.rawValue.replacingOccurrences(of: "_", with: " ")) of \(of)"
         }
@@ -70,7 +77,7 @@ public struct Expectation: Sendable, Equatable {
         case .balancedAccuracy: "balanced accuracy"
         case .accuracy: "accuracy"
         case .brier: "Brier score"
-        case .calibrationInTheLarge: "calibration in the large"
+        case .calibrationInTheLarge: "calibration error in the large"
         case .worstSiteAccuracy: "worst-site accuracy"
         case .equalOpportunityGap(let attribute): "equal-opportunity gap by \(attribute.replacingOccurrences(of: "_", with: " "))"
         }

@@ -15,6 +15,8 @@ public struct Scenario: Sendable {
     public var seed: UInt64
     public var sites: [SiteReference]
     public var testFraction: Double
+    /// Split by index date instead of at random (`temporal_split:`).
+    public var temporalSplit: TemporalSplit?
     /// The prediction task's windows and the concepts its SQL features use.
     public var task: FeatureSpec
     public var model: MLPConfiguration

@@ -3,7 +3,7 @@ import Yams
 
 extension ScenarioLoader {
     static let expectationKeys = ["arm", "better_than", "worse_than", "not_worse_than", "margin", "metric", "sites",
-                                  "at_most", "of", "quantity"]
+                                  "at_most", "of", "quantity", "above", "below"]
 
     /// `compare_to`: the arm (or baseline row) every other arm is compared with (default: the first arm).
     static func compareTo(_ node: Node?, rows: [String], reader: inout YAMLReader) -> String? {
@@ -33,10 +33,10 @@ extension ScenarioLoader {
                 }
                 return name
             }
-            let relations = ["better_than", "worse_than", "not_worse_than", "at_most"].filter { m[$0] != nil }
+            let relations = ["better_than", "worse_than", "not_worse_than", "at_most", "above", "below"].filter { m[$0] != nil }
             guard relations.count == 1 else {
                 reader.fail(item, field, relations.isEmpty
-                            ? "say what the claim is: one of better_than, worse_than, not_worse_than (with margin) or at_most (with of and quantity)"
+                            ? "say what the claim is: one of better_than, worse_than, not_worse_than (with margin), above, below or at_most (with of and quantity)"
                             : "give only one of \(relations.joined(separator: " and "))")
                 continue
             }
@@ -96,6 +96,12 @@ extension ScenarioLoader {
                 margin = reader.number(n, "\(field).margin", in: 0...1, what: "a margin from 0 to 1")
             } else if relationKey == "not_worse_than" {
                 reader.fail(item, field, "a not_worse_than claim needs margin: how much worse still counts as not worse")
+            }
+            if relationKey == "above" || relationKey == "below" {
+                guard let n = m[relationKey], let value = reader.number(n, "\(field).\(relationKey)", in: -1...1, what: "a metric value from -1 to 1"),
+                      let metric else { continue }
+                claims.append(Expectation(arm: arm, relation: relationKey == "above" ? .above(value) : .below(value), metric: metric, sites: sites))
+                continue
             }
             guard let other = row(relationKey), let metric else { continue }
             if other == arm { reader.fail(m[relationKey], "\(field).\(relationKey)", "a claim compares two different rows"); continue }

@@ -12,7 +12,7 @@ import Yams
 /// the order in which later sections depend on earlier ones (the arms need the sites, the model
 /// and the federation).
 public enum ScenarioLoader {
-    static let topKeys = ["name", "seed", "seeds", "sites", "test_fraction", "task", "model", "pretraining", "federation", "arms", "baselines",
+    static let topKeys = ["name", "seed", "seeds", "sites", "test_fraction", "temporal_split", "task", "model", "pretraining", "federation", "arms", "baselines",
                           "baseline_training", "subgroups", "reference", "compare_to", "expect"]
 
     /// Loads and checks a scenario and every site profile it names.
@@ -30,8 +30,15 @@ public enum ScenarioLoader {
         let name = name(top["name"], default: url.deletingPathExtension().lastPathComponent, reader: &reader)
         let (seed, extraSeeds) = seeds(top, reader: &reader)
         let testFraction = testFraction(top["test_fraction"], reader: &reader)
+        let temporalSplit = temporalSplit(top["temporal_split"], reader: &reader)
+        if top["temporal_split"] != nil, let n = top["test_fraction"] {
+            reader.fail(n, "test_fraction", "give either test_fraction (a random split) or temporal_split (by index date), not both")
+        }
         let (sites, profileDiagnostics) = sites(top["sites"], folder: folder, reader: &reader)
         let (task, dataset) = task(top["task"], reader: &reader)
+        if temporalSplit != nil && dataset == .heartDisease {
+            reader.fail(top["temporal_split"], "temporal_split", "the heart-disease data keep FLamby's own split and have no index dates")
+        }
         checkSites(sites, match: dataset, node: top["sites"], reader: &reader)
         let (model, initialization) = model(top["model"], dataset: dataset, task: task, reader: &reader)
         let pretraining = pretraining(top["pretraining"], seed: seed, dataset: dataset, federationSites: sites, folder: folder,
@@ -65,6 +72,8 @@ public enum ScenarioLoader {
         scenario.baselineTraining = baselineTraining
         scenario.reference = reference
         scenario.compareTo = compareTo
+        scenario.temporalSplit = temporalSplit
+
         scenario.expectations = expectations
         return scenario
     }
@@ -104,6 +113,29 @@ public enum ScenarioLoader {
     static func testFraction(_ node: Node?, reader: inout YAMLReader) -> Double {
         guard let node, let v = reader.number(node, "test_fraction", in: 0.05...0.8, what: "a fraction from 0.05 to 0.8") else { return 0.3 }
         return v
+    }
+
+    /// `temporal_split`: test on patients indexed from `test_from` on, train on the earlier ones
+    /// (from `train_from`, when given).
+    static func temporalSplit(_ node: Node?, reader: inout YAMLReader) -> TemporalSplit? {
+        guard let node, let m = reader.mapping(node, "temporal_split", allowed: ["test_from", "train_from"], required: ["test_from"]) else { return nil }
+        func date(_ key: String) -> String? {
+            guard let n = m[key], let text = reader.string(n, "temporal_split.\(key)") else { return nil }
+            let parts = text.split(separator: "-").compactMap { Int($0) }
+            guard text.count == 10, parts.count == 3, (1...12).contains(parts[1]), (1...31).contains(parts[2]),
+                  CivilDate.iso(CivilDate.days(year: parts[0], month: parts[1], day: parts[2])) == text else {
+                reader.fail(n, "temporal_split.\(key)", "expected a date YYYY-MM-DD, found '\(text)'")
+                return nil
+            }
+            return text
+        }
+        guard let testFrom = date("test_from") else { return nil }
+        let trainFrom = date("train_from")
+        if let trainFrom, trainFrom >= testFrom {
+            reader.fail(m["train_from"], "temporal_split.train_from", "train_from (\(trainFrom)) must come before test_from (\(testFrom))")
+            return nil
+        }
+        return TemporalSplit(trainFrom: trainFrom, testFrom: testFrom)
     }
 
     /// Diagnostics by file, line and column; ties keep the order they were found in.

@@ -67,7 +67,7 @@ extension Simulation {
             // unless sampling or dropout does, and then the first seed is as good as any.
             let a = value(claim.arm) ?? .nan, b = value(of) ?? .nan
             return ClaimResult(statement: claim.statement, holds: a.isFinite && b.isFinite && a <= fraction * b, armValue: a, otherValue: b)
-        case .better, .worse, .notWorse:
+        case .better, .worse, .notWorse, .above, .below:
             guard let metric = claim.metric else { return ClaimResult(statement: claim.statement, holds: false) }
             var sets = result.testSets
             var purpose = "comparisons"
@@ -77,6 +77,7 @@ extension Simulation {
                 sets = sets.map { $0.restricted(toSites: keep) }
                 purpose += " at " + claim.sites.joined(separator: ",")
             }
+            // A level claim compares the row with the all-zero "model": the difference is the metric itself.
             guard let difference = PairedBootstrap.compare(sets, pairs: [(claim.arm, claim.other)], metrics: [metric], seed: scenario.seed,
                                                            purpose: purpose, options: options).first
             else { return ClaimResult(statement: claim.statement, holds: false) }
@@ -84,6 +85,8 @@ extension Simulation {
             case .better: difference.armIsBetter
             case .worse: difference.armIsWorse
             case .notWorse(_, let margin): difference.armIsNotWorse(margin: margin)
+            case .above(let value): difference.low > value
+            case .below(let value): difference.high < value
             case .atMost: false
             }
             return ClaimResult(statement: claim.statement, holds: holds, difference: difference)

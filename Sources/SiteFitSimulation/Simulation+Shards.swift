@@ -48,7 +48,7 @@ extension Simulation {
         shards.map { shard -> any CohortSource in
             switch scenario.dataset {
             case .heartDisease: HeartDiseaseCohortSource(shard: shard)
-            case .omop: ShardCohortSource(shard: shard, spec: scenario.task, testFraction: scenario.testFraction)
+            case .omop: ShardCohortSource(shard: shard, spec: scenario.task, testFraction: scenario.testFraction, temporalSplit: scenario.temporalSplit)
             }
         }
     }

@@ -141,6 +141,10 @@ public enum Simulation {
         }
         var info = ScenarioInfo(name: scenario.name, file: scenario.file, fingerprint: scenario.fingerprint,
                                 seed: scenario.seed, sitefitVersion: siteFitVersion)
+        if let temporal = scenario.temporalSplit {
+            info.split = "by index date: every site trains on its patients indexed "
+                + (temporal.trainFrom.map { "from \($0) " } ?? "") + "before \(temporal.testFrom) and is tested on those indexed from \(temporal.testFrom) on"
+        }
         info.dataset = switch scenario.dataset {
         case .omop: .omop
         case .heartDisease: .heartDisease

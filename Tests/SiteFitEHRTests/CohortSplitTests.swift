@@ -37,4 +37,13 @@ struct CohortSplitTests {
         let all = CohortSplit.stratified(labels: [1, 1, 0, 0], testFraction: 1, random: &random)
         #expect(all.trainRows.isEmpty && all.testRows == [0, 1, 2, 3])
     }
+
+    @Test("a temporal split tests from the date on and trains before it, from train_from when given")
+    func temporal() {
+        let dates = ["2020-03-01", "2021-06-30", "2021-07-01", "2020-12-31", "2021-01-01", "2021-12-30"]
+        let split = CohortSplit.temporal(indexDates: dates, TemporalSplit(testFrom: "2021-07-01"))
+        #expect(split.trainRows == [0, 1, 3, 4] && split.testRows == [2, 5])
+        let recent = CohortSplit.temporal(indexDates: dates, TemporalSplit(trainFrom: "2021-01-01", testFrom: "2021-07-01"))
+        #expect(recent.trainRows == [1, 4] && recent.testRows == [2, 5], "rows before train_from are left out")
+    }
 }

@@ -66,6 +66,7 @@ struct HandBuiltExtractionTests {
         #expect(abs(row2[5] - 1.0) < 1e-12)
         #expect(row2[7] == 0)
         #expect(e.labels == [1, 0], "patient 2's outcome is one day past the window")
+        #expect(e.indexDates == ["2021-06-01", "2021-06-01"])
     }
 
     @Test("a shard missing a column names the table and the column")

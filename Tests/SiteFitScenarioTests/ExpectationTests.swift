@@ -3,6 +3,7 @@ import Testing
 @testable import SiteFitCore
 @testable import SiteFitScenario
 import SiteFitMetrics
+import SiteFitEHR
 import SiteFitTestSupport
 
 /// `compare_to:` and `expect:`: what the claims parse to, and the exact errors users see.
@@ -23,6 +24,8 @@ struct ExpectationTests {
               - {arm: local only, worse_than: full, metric: equal_opportunity_gap:sex}
               - {arm: bitfit-fast, at_most: 0.1, of: full, quantity: bytes_up}
               - {arm: local alpha, better_than: pretrained, metric: calibration_in_the_large}
+              - {arm: pretrained, metric: calibration_in_the_large, sites: [alpha], above: 0.05}
+              - {arm: full, metric: auroc, below: 0.99}
             """)
         #expect(s.compareTo == nil && s.comparisonReference == "full")
         #expect(s.expectations == [
@@ -31,7 +34,10 @@ struct ExpectationTests {
             Expectation(arm: "local only", relation: .worse(than: "full"), metric: .equalOpportunityGap(attribute: "sex")),
             Expectation(arm: "bitfit-fast", relation: .atMost(fraction: 0.1, of: "full", quantity: .bytesUp)),
             Expectation(arm: "local alpha", relation: .better(than: "pretrained"), metric: .calibrationInTheLarge),
+            Expectation(arm: "pretrained", relation: .above(0.05), metric: .calibrationInTheLarge, sites: ["alpha"]),
+            Expectation(arm: "full", relation: .below(0.99), metric: .auroc),
         ])
+        #expect(s.expectations[5].statement == "pretrained's calibration error in the large at alpha is above 0.05")
         #expect(s.expectations[0].statement == "bitfit-fast is not worse than full by 0.02 or more in AUROC")
         #expect(s.expectations[1].statement == "full is better than pretrained in Brier score at alpha")
         #expect(s.expectations[3].statement == "bitfit-fast uses at most 0.1 × the bytes up of full")
@@ -70,7 +76,7 @@ struct ExpectationTests {
             "20:5 expect[5]: an at_most claim needs of (the arm it is a fraction of) and quantity (bytes_up, training_flops, parameters_exposed)",
             "21:30 expect[6].better_than: a claim compares two different rows",
             "22:50 expect[7].metric: 'race' is not an audited attribute; use one of: sex",
-            "23:5 expect[8]: say what the claim is: one of better_than, worse_than, not_worse_than (with margin) or at_most (with of and quantity)",
+            "23:5 expect[8]: say what the claim is: one of better_than, worse_than, not_worse_than (with margin), above, below or at_most (with of and quantity)",
         ])
     }
 
@@ -90,5 +96,18 @@ struct ExpectationTests {
                                name: "trainingSitesGood")
         let s = try ScenarioLoader.load(good.appendingPathComponent("Scenarios/demo.yaml"))
         #expect(s.arms.map(\.trainingSites) == [nil, nil, ["alpha"]])
+    }
+
+    @Test("temporal_split takes ISO dates in order, and not beside test_fraction")
+    func temporalSplit() throws {
+        let s = try Self.load("temporal_split: {train_from: 2021-01-01, test_from: 2021-07-01}\n")
+        #expect(s.temporalSplit == TemporalSplit(trainFrom: "2021-01-01", testFrom: "2021-07-01"))
+        let found = diagnostics { _ = try Self.load("test_fraction: 0.2\ntemporal_split: {train_from: 2021-09-01, test_from: 2021-02-30}\n") }
+        #expect(found.map { "\($0.line):\($0.column) \($0.field): \($0.problem)" } == [
+            "11:16 test_fraction: give either test_fraction (a random split) or temporal_split (by index date), not both",
+            "12:53 temporal_split.test_from: expected a date YYYY-MM-DD, found '2021-02-30'",
+        ])
+        let order = diagnostics { _ = try Self.load("temporal_split: {train_from: 2021-09-01, test_from: 2021-07-01}\n") }
+        #expect(order.map(\.problem) == ["train_from (2021-09-01) must come before test_from (2021-07-01)"])
     }
 }
