@@ -18,6 +18,19 @@ public struct GroupRates: Codable, Sendable, Equatable {
     /// Smaller than the scenario's minimum group size: shown, never used in a gap.
     public var tooSmall: Bool
 
+    public init(group: String, size: Int, positives: Int, selectionRate: Double, truePositiveRate: Double?, falsePositiveRate: Double?,
+                auroc: Double?, calibrationInTheLarge: Double, tooSmall: Bool) {
+        self.group = group
+        self.size = size
+        self.positives = positives
+        self.selectionRate = selectionRate
+        self.truePositiveRate = truePositiveRate
+        self.falsePositiveRate = falsePositiveRate
+        self.auroc = auroc
+        self.calibrationInTheLarge = calibrationInTheLarge
+        self.tooSmall = tooSmall
+    }
+
     enum CodingKeys: String, CodingKey {
         case group, size, positives, auroc
         case selectionRate = "selection_rate", truePositiveRate = "true_positive_rate"

@@ -1,3 +1,4 @@
+import Foundation
 import SiteFitCore
 
 // Paired comparisons of two models scored on the same test patients: the difference in a metric
@@ -13,8 +14,27 @@ public enum ComparisonMetric: Hashable, Sendable, Codable, CustomStringConvertib
     /// |mean predicted risk − observed event rate|: how far the model's average risk is off.
     case calibrationInTheLarge
     case worstSiteAccuracy
-    /// Spread (max − min) of true-positive rates between the groups of one attribute.
-    case equalOpportunityGap(attribute: String)
+    /// A fairness gap (max − min over the attribute's eligible groups), as `FairnessGaps` defines it.
+    case gap(GapKind, attribute: String)
+    /// One group's true-positive rate (sensitivity).
+    case truePositiveRate(attribute: String, group: String)
+
+    /// The gaps of `FairnessGaps`, by their `metrics.json` names.
+    public enum GapKind: String, Sendable, Hashable, CaseIterable {
+        case demographicParity = "demographic_parity"
+        case equalOpportunity = "equal_opportunity"
+        case equalizedOdds = "equalized_odds"
+        case auroc = "auroc_gap"
+        case calibration = "calibration_gap"
+    }
+
+    /// Spread of true-positive rates between the groups of one attribute.
+    public static func equalOpportunityGap(attribute: String) -> ComparisonMetric { .gap(.equalOpportunity, attribute: attribute) }
+
+    /// Every gap of every attribute, in `FairnessGaps.names` order per attribute.
+    public static func gaps(attributes: [String]) -> [ComparisonMetric] {
+        attributes.flatMap { attribute in GapKind.allCases.map { ComparisonMetric.gap($0, attribute: attribute) } }
+    }
 
     /// The metrics every report compares arms on.
     public static let standard: [ComparisonMetric] = [.auroc, .balancedAccuracy, .brier, .calibrationInTheLarge, .worstSiteAccuracy]
@@ -28,18 +48,50 @@ public enum ComparisonMetric: Hashable, Sendable, Codable, CustomStringConvertib
         case .brier: "brier"
         case .calibrationInTheLarge: "calibration_in_the_large"
         case .worstSiteAccuracy: "worst_site_accuracy"
-        case .equalOpportunityGap(let attribute): "equal_opportunity_gap:\(attribute)"
+        case .gap(let kind, let attribute):
+            (kind.rawValue.hasSuffix("_gap") ? kind.rawValue : kind.rawValue + "_gap") + ":\(attribute)"
+        case .truePositiveRate(let attribute, let group): "true_positive_rate:\(attribute)=\(group)"
         }
     }
 
     public var description: String { name }
 
+    /// The metric in prose ("AUROC", "equal-opportunity gap by sex", "TPR of female patients").
+    public var words: String {
+        func plain(_ text: String) -> String { text.replacingOccurrences(of: "_", with: " ") }
+        switch self {
+        case .auroc: return "AUROC"
+        case .balancedAccuracy: return "balanced accuracy"
+        case .accuracy: return "accuracy"
+        case .brier: return "Brier score"
+        case .calibrationInTheLarge: return "calibration error in the large"
+        case .worstSiteAccuracy: return "worst-site accuracy"
+        case .gap(let kind, let attribute):
+            let gap = switch kind {
+            case .demographicParity: "demographic-parity gap"
+            case .equalOpportunity: "equal-opportunity gap"
+            case .equalizedOdds: "equalised-odds gap"
+            case .auroc: "AUROC gap"
+            case .calibration: "calibration gap"
+            }
+            return "\(gap) by \(plain(attribute))"
+        case .truePositiveRate(let attribute, let group): return "TPR of \(plain(attribute)) \(group)"
+        }
+    }
+
     /// The metric a name stands for; nil for a name SiteFit does not compare on.
     public init?(name: String) {
-        if name.hasPrefix("equal_opportunity_gap:") {
-            let attribute = String(name.dropFirst("equal_opportunity_gap:".count))
-            guard !attribute.isEmpty else { return nil }
-            self = .equalOpportunityGap(attribute: attribute)
+        if let colon = name.firstIndex(of: ":") {
+            let head = String(name[..<colon]), tail = String(name[name.index(after: colon)...])
+            guard !tail.isEmpty else { return nil }
+            if head == "true_positive_rate" {
+                let parts = tail.split(separator: "=", maxSplits: 1).map(String.init)
+                guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else { return nil }
+                self = .truePositiveRate(attribute: parts[0], group: parts[1])
+                return
+            }
+            guard let kind = GapKind.allCases.first(where: { ComparisonMetric.gap($0, attribute: tail).name == name }) else { return nil }
+            self = .gap(kind, attribute: tail)
             return
         }
         let simple: [ComparisonMetric] = [.auroc, .balancedAccuracy, .accuracy, .brier, .calibrationInTheLarge, .worstSiteAccuracy]
@@ -49,13 +101,23 @@ public enum ComparisonMetric: Hashable, Sendable, Codable, CustomStringConvertib
 
     /// Every name `init(name:)` accepts, for error messages (the gap with its attribute placeholder).
     public static let names = ["auroc", "balanced_accuracy", "accuracy", "brier", "calibration_in_the_large",
-                               "worst_site_accuracy", "equal_opportunity_gap:<attribute>"]
+                               "worst_site_accuracy", "demographic_parity_gap:<attribute>", "equal_opportunity_gap:<attribute>",
+                               "equalized_odds_gap:<attribute>", "auroc_gap:<attribute>", "calibration_gap:<attribute>",
+                               "true_positive_rate:<attribute>=<group>"]
+
+    /// The patient attribute a gap or group rate is about (nil for whole-population metrics).
+    public var attribute: String? {
+        switch self {
+        case .gap(_, let attribute), .truePositiveRate(let attribute, _): attribute
+        default: nil
+        }
+    }
 
     /// Whether a larger value is the better model (Brier, calibration error and gaps: smaller is better).
     public var higherIsBetter: Bool {
         switch self {
-        case .auroc, .balancedAccuracy, .accuracy, .worstSiteAccuracy: true
-        case .brier, .calibrationInTheLarge, .equalOpportunityGap: false
+        case .auroc, .balancedAccuracy, .accuracy, .worstSiteAccuracy, .truePositiveRate: true
+        case .brier, .calibrationInTheLarge, .gap: false
         }
     }
 
@@ -120,6 +182,16 @@ public struct PairedDifference: Codable, Sendable, Equatable {
 
     /// The interval excludes 0.
     public var isClear: Bool { low > 0 || high < 0 }
+
+    /// Equal field by field, an undefined (NaN) number equal to another undefined one: a
+    /// difference read back from metrics.json equals the one written.
+    public static func == (a: PairedDifference, b: PairedDifference) -> Bool {
+        func same(_ x: Double, _ y: Double) -> Bool { x == y || (x.isNaN && y.isNaN) }
+        return a.arm == b.arm && a.against == b.against && a.metric == b.metric && same(a.estimate, b.estimate)
+            && a.perSeed.count == b.perSeed.count && zip(a.perSeed, b.perSeed).allSatisfy(same)
+            && same(a.low, b.low) && same(a.high, b.high) && a.replicates == b.replicates
+            && a.usableReplicates == b.usableReplicates && same(a.monteCarloError, b.monteCarloError)
+    }
 
     /// The interval excludes 0 on the side where `arm` is the better model.
     public var armIsBetter: Bool { metric.higherIsBetter ? low > 0 : high < 0 }
@@ -196,12 +268,14 @@ public struct PairedDifference: Codable, Sendable, Equatable {
 ///   scaled by √(k/(k − 1)).
 ///
 /// **Replicates** start at `minimumReplicates` and double until the Monte Carlo standard error of
-/// every interval bound is at most `targetMonteCarloError` (or `maximumReplicates` is reached). A
-/// bound's error is estimated from the order statistics around it: the 2.5th percentile of B
-/// replicates is the ⌈0.025 B⌉-th value, whose rank has a binomial standard deviation of
-/// √(B·0.025·0.975); half the distance between the values one such deviation either side of it is
-/// its standard error (the order-statistic method, Hall & Sheather 1988). Replicate r's draws come
-/// from streams keyed by r, so raising B keeps the first replicates.
+/// every interval bound is at most `targetMonteCarloError` (or `maximumReplicates` is reached;
+/// secondary metrics stop driving it at `secondaryMaximumReplicates`). A
+/// bound's error is estimated by batch means: the replicates are cut into 20 batches in draw order,
+/// the percentile is taken in each, and the standard deviation of the 20 batch percentiles over √20
+/// is the standard error of the percentile of all B (a batch of B/20 has √20 times the error of
+/// all B). Unlike an order-statistic estimate it stays honest when a statistic takes few distinct
+/// values (a small group's true-positive rate), where the percentile sits on one value whatever B
+/// is. Replicate r's draws come from streams keyed by r, so raising B keeps the first replicates.
 public enum PairedBootstrap {
     /// The name of the "model" whose every metric is 0: comparing a row with it gives the row's own
     /// metric with its interval (a level, not a difference).
@@ -212,13 +286,21 @@ public enum PairedBootstrap {
         public var minimumReplicates: Int
         public var maximumReplicates: Int
         public var targetMonteCarloError: Double
+        /// Differences in metrics that `isSecondary` selects stop driving the doubling at this many
+        /// replicates (their errors are still reported): subgroup rates of small groups are noisy
+        /// enough to need many times the replicates of the headline comparisons.
+        public var secondaryMaximumReplicates: Int
+        public var isSecondary: @Sendable (ComparisonMetric) -> Bool
         /// Groups smaller than this are left out of a gap (the scenario's minimum group size).
         public var minimumGroupSize: Int
         /// Patients of a class a group needs before its TPR enters a gap.
         public var classMinimum: Int
 
         public init(minimumReplicates: Int = 2000, maximumReplicates: Int = 64_000, targetMonteCarloError: Double = 0.005,
-                    minimumGroupSize: Int = 30, classMinimum: Int = Fairness.defaultClassMinimum) {
+                    minimumGroupSize: Int = 30, classMinimum: Int = Fairness.defaultClassMinimum,
+                    secondaryMaximumReplicates: Int = 64_000, isSecondary: @escaping @Sendable (ComparisonMetric) -> Bool = { _ in false }) {
+            self.secondaryMaximumReplicates = secondaryMaximumReplicates
+            self.isSecondary = isSecondary
             self.minimumReplicates = minimumReplicates
             self.maximumReplicates = maximumReplicates
             self.targetMonteCarloError = targetMonteCarloError
@@ -241,20 +323,43 @@ public enum PairedBootstrap {
         }
         var replicates = max(options.minimumReplicates, 1)
         while true {
-            for seedData in prepared { seedData.extend(to: replicates) }
+            // Seeds resample independently (streams keyed by seed index and replicate), so they
+            // extend in parallel with the same result as in sequence.
+            let target = replicates
+            DispatchQueue.concurrentPerform(iterations: prepared.count) { prepared[$0].extend(to: target) }
+            let draws = seedDraws(seeds: prepared.count, replicates: replicates, seed: seed, purpose: purpose)
             let differences = pairs.flatMap { pair in
                 metrics.map { metric in
-                    difference(prepared, arm: pair.arm, against: pair.against, metric: metric, replicates: replicates, seed: seed, purpose: purpose)
+                    difference(prepared, arm: pair.arm, against: pair.against, metric: metric, replicates: replicates, draws: draws)
                 }
             }
-            let worst = differences.map(\.monteCarloError).filter(\.isFinite).max() ?? 0
-            if worst <= options.targetMonteCarloError || replicates >= options.maximumReplicates { return differences }
+            func worst(_ secondary: Bool) -> Double {
+                differences.filter { options.isSecondary($0.metric) == secondary }.map(\.monteCarloError).filter(\.isFinite).max() ?? 0
+            }
+            let primaryDone = worst(false) <= options.targetMonteCarloError
+            let secondaryDone = worst(true) <= options.targetMonteCarloError || replicates >= options.secondaryMaximumReplicates
+            if (primaryDone && secondaryDone) || replicates >= options.maximumReplicates { return differences }
             replicates = min(replicates * 2, options.maximumReplicates)
         }
     }
 
+    /// For each hierarchical replicate, the k (seed, patient replicate) pairs it draws: shared by
+    /// every difference, so all comparisons of a run use the same draws (empty for one seed).
+    static func seedDraws(seeds k: Int, replicates: Int, seed: UInt64, purpose: String) -> [Int32] {
+        guard k > 1 else { return [] }
+        var draws = [Int32](repeating: 0, count: replicates * k * 2)
+        for r in 0..<replicates {
+            var random = RandomStream(seed: seed, "paired-bootstrap-seeds", purpose, String(r))
+            for j in 0..<k {
+                draws[(r * k + j) * 2] = Int32(random.int(below: k))
+                draws[(r * k + j) * 2 + 1] = Int32(random.int(below: replicates))
+            }
+        }
+        return draws
+    }
+
     static func difference(_ seeds: [PreparedSeed], arm: String, against: String, metric: ComparisonMetric, replicates: Int,
-                           seed: UInt64, purpose: String) -> PairedDifference {
+                           draws: [Int32]) -> PairedDifference {
         let k = seeds.count
         let perSeed = seeds.map { $0.point(arm, metric) - $0.point(against, metric) }
         let defined = perSeed.filter(\.isFinite)
@@ -268,10 +373,9 @@ public enum PairedBootstrap {
             let scale = (Double(k) / Double(k - 1)).squareRoot()
             let a = seeds.map { $0.replicates(arm, metric) }, b = seeds.map { $0.replicates(against, metric) }
             for r in 0..<replicates {
-                var random = RandomStream(seed: seed, "paired-bootstrap-seeds", purpose, String(r))
                 var sum = 0.0, used = 0
-                for _ in 0..<k {
-                    let s = random.int(below: k), j = random.int(below: replicates)
+                for t in 0..<k {
+                    let s = Int(draws[(r * k + t) * 2]), j = Int(draws[(r * k + t) * 2 + 1])
                     let d = a[s][j] - b[s][j]
                     if d.isFinite { sum += d; used += 1 }
                 }
@@ -279,23 +383,26 @@ public enum PairedBootstrap {
                 statistics.append(estimate + scale * (sum / Double(used) - estimate))
             }
         }
+        let error = max(quantileError(statistics, 0.025), quantileError(statistics, 0.975))
         statistics.sort()
         guard statistics.count >= 2 else {
             return PairedDifference(arm: arm, against: against, metric: metric, estimate: estimate, perSeed: perSeed, low: .nan, high: .nan,
                                     replicates: replicates, usableReplicates: statistics.count, monteCarloError: .nan)
         }
-        let error = max(quantileError(statistics, 0.025), quantileError(statistics, 0.975))
         return PairedDifference(arm: arm, against: against, metric: metric, estimate: estimate, perSeed: perSeed,
                                 low: Fairness.percentile(statistics, 0.025), high: Fairness.percentile(statistics, 0.975),
                                 replicates: replicates, usableReplicates: statistics.count, monteCarloError: error)
     }
 
-    /// The order-statistic estimate of a sample quantile's standard error (see the type's comment).
-    static func quantileError(_ sorted: [Double], _ q: Double) -> Double {
-        let n = Double(sorted.count)
-        let spread = (n * q * (1 - q)).squareRoot()
-        let lower = max(Int((n * q - spread).rounded(.down)), 0), upper = min(Int((n * q + spread).rounded(.up)), sorted.count - 1)
-        return (sorted[upper] - sorted[lower]) / 2
+    /// The batch-means estimate of the standard error of the `q` percentile of `values` (in draw
+    /// order, not sorted; see the type's comment).
+    static func quantileError(_ values: [Double], _ q: Double, batches: Int = 20) -> Double {
+        let size = values.count / batches
+        guard size >= 2 else { return .nan }
+        let estimates = (0..<batches).map { b in Fairness.percentile(values[(b * size)..<((b + 1) * size)].sorted(), q) }
+        let mean = estimates.reduce(0, +) / Double(batches)
+        let variance = estimates.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(batches - 1)
+        return (variance / Double(batches)).squareRoot()
     }
 }
 
@@ -303,9 +410,49 @@ public enum PairedBootstrap {
 struct MetricValues {
     var auroc = Double.nan, balancedAccuracy = Double.nan, accuracy = Double.nan, brier = Double.nan
     var calibrationInTheLarge = Double.nan, worstSiteAccuracy = Double.nan
-    var gaps: [Double] = []
+    /// Per attribute, each gap kind's value (`GapKind.allCases` order).
+    var gaps: [[Double]] = []
+    /// Per attribute, each group's TPR (NaN without positives).
+    var groupTruePositiveRates: [[Double]] = []
 
-    func value(_ metric: ComparisonMetric, attributeIndex: [String: Int]) -> Double {
+    /// Where a metric's value sits, resolved once per test set so a replicate reads it without hashing names.
+    enum Slot {
+        case auroc, balancedAccuracy, accuracy, brier, calibrationInTheLarge, worstSiteAccuracy
+        case gap(attribute: Int, kind: Int)
+        case truePositiveRate(attribute: Int, group: Int)
+        case undefined
+    }
+
+    static func slot(_ metric: ComparisonMetric, attributeIndex: [String: Int], groupIndex: [String: [String: Int]]) -> Slot {
+        switch metric {
+        case .auroc: .auroc
+        case .balancedAccuracy: .balancedAccuracy
+        case .accuracy: .accuracy
+        case .brier: .brier
+        case .calibrationInTheLarge: .calibrationInTheLarge
+        case .worstSiteAccuracy: .worstSiteAccuracy
+        case .gap(let kind, let attribute):
+            attributeIndex[attribute].map { .gap(attribute: $0, kind: ComparisonMetric.GapKind.allCases.firstIndex(of: kind)!) } ?? .undefined
+        case .truePositiveRate(let attribute, let group):
+            attributeIndex[attribute].flatMap { a in groupIndex[attribute]?[group].map { .truePositiveRate(attribute: a, group: $0) } } ?? .undefined
+        }
+    }
+
+    func value(_ slot: Slot) -> Double {
+        switch slot {
+        case .auroc: auroc
+        case .balancedAccuracy: balancedAccuracy
+        case .accuracy: accuracy
+        case .brier: brier
+        case .calibrationInTheLarge: calibrationInTheLarge
+        case .worstSiteAccuracy: worstSiteAccuracy
+        case .gap(let a, let k): a < gaps.count ? gaps[a][k] : .nan
+        case .truePositiveRate(let a, let g): a < groupTruePositiveRates.count ? groupTruePositiveRates[a][g] : .nan
+        case .undefined: .nan
+        }
+    }
+
+    func value(_ metric: ComparisonMetric, attributeIndex: [String: Int], groupIndex: [String: [String: Int]]) -> Double {
         switch metric {
         case .auroc: auroc
         case .balancedAccuracy: balancedAccuracy
@@ -313,7 +460,10 @@ struct MetricValues {
         case .brier: brier
         case .calibrationInTheLarge: calibrationInTheLarge
         case .worstSiteAccuracy: worstSiteAccuracy
-        case .equalOpportunityGap(let attribute): attributeIndex[attribute].map { gaps[$0] } ?? .nan
+        case .gap(let kind, let attribute):
+            attributeIndex[attribute].map { gaps[$0][ComparisonMetric.GapKind.allCases.firstIndex(of: kind)!] } ?? .nan
+        case .truePositiveRate(let attribute, let group):
+            attributeIndex[attribute].flatMap { a in groupIndex[attribute]?[group].map { groupTruePositiveRates[a][$0] } } ?? .nan
         }
     }
 }
@@ -325,6 +475,10 @@ final class PreparedSeed: @unchecked Sendable {
     let siteRows: [[Int32]]
     let metrics: [ComparisonMetric]
     let attributeIndex: [String: Int]
+    /// Per attribute, each group's index in the model's per-group arrays.
+    let groupIndex: [String: [String: Int]]
+    /// Where each of `metrics` sits in a model's `MetricValues`.
+    let slots: [MetricValues.Slot]
     let models: [String: SortedModel]
     let seed: UInt64
     let purpose: String
@@ -345,11 +499,18 @@ final class PreparedSeed: @unchecked Sendable {
         self.seed = seed
         self.purpose = purpose
         self.index = index
-        // The attributes a gap is asked for, each with the groups large enough to enter it (decided
-        // once on all patients, so every replicate compares the same groups).
-        var attributes: [(name: String, codes: [Int32], eligible: [Bool])] = []
+        // The attributes a gap or group rate is asked for, each group with what it is large enough
+        // to enter (decided once on all patients, so every replicate compares the same groups, by
+        // the rules of `Fairness.gaps`).
+        var attributes: [AttributeGroups] = []
+        var groupIndex: [String: [String: Int]] = [:]
         for metric in metrics {
-            guard case .equalOpportunityGap(let attribute) = metric, !attributes.contains(where: { $0.name == attribute }) else { continue }
+            let attribute: String
+            switch metric {
+            case .gap(_, let a), .truePositiveRate(let a, _): attribute = a
+            default: continue
+            }
+            guard !attributes.contains(where: { $0.name == attribute }) else { continue }
             let values = set.groups[attribute] ?? Array(repeating: "", count: set.labels.count)
             let names = Array(Set(values)).sorted()
             let code = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, Int32($0)) })
@@ -359,15 +520,21 @@ final class PreparedSeed: @unchecked Sendable {
                 size[Int(c)] += 1
                 if y >= 0.5 { positives[Int(c)] += 1 }
             }
-            let eligible = names.indices.map { size[$0] >= options.minimumGroupSize && positives[$0] >= options.classMinimum }
-            attributes.append((attribute, codes, eligible))
+            let large = names.indices.map { size[$0] >= options.minimumGroupSize }
+            attributes.append(AttributeGroups(
+                name: attribute, codes: codes, large: large,
+                withPositives: names.indices.map { large[$0] && positives[$0] >= options.classMinimum },
+                withNegatives: names.indices.map { large[$0] && size[$0] - positives[$0] >= options.classMinimum }))
+            groupIndex[attribute] = code.mapValues(Int.init)
         }
-        attributeIndex = Dictionary(uniqueKeysWithValues: attributes.enumerated().map { ($1.name, $0) })
+        self.groupIndex = groupIndex
+        let attributeIndex = Dictionary(uniqueKeysWithValues: attributes.enumerated().map { ($1.name, $0) })
+        slots = metrics.map { MetricValues.slot($0, attributeIndex: attributeIndex, groupIndex: groupIndex) }
+        self.attributeIndex = attributeIndex
         var models: [String: SortedModel] = [:]
         for name in names {
             let scores = set.scores[name] ?? Array(repeating: .nan, count: set.labels.count)
-            models[name] = SortedModel(scores: scores, labels: set.labels, sites: set.sites, siteCount: siteCount,
-                                       attributes: attributes.map { ($0.codes, $0.eligible) })
+            models[name] = SortedModel(scores: scores, labels: set.labels, sites: set.sites, siteCount: siteCount, attributes: attributes)
         }
         self.models = models
         let unit = [Int32](repeating: 1, count: count)
@@ -376,7 +543,7 @@ final class PreparedSeed: @unchecked Sendable {
 
     func point(_ model: String, _ metric: ComparisonMetric) -> Double {
         if model == PairedBootstrap.zero { return 0 }
-        return points[model]?.value(metric, attributeIndex: attributeIndex) ?? .nan
+        return points[model]?.value(metric, attributeIndex: attributeIndex, groupIndex: groupIndex) ?? .nan
     }
 
     func replicates(_ model: String, _ metric: ComparisonMetric) -> [Double] {
@@ -400,11 +567,23 @@ final class PreparedSeed: @unchecked Sendable {
             }
             for name in names {
                 let result = models[name]!.evaluate(weights: weights)
-                for (m, metric) in metrics.enumerated() { values[name]![m].append(result.value(metric, attributeIndex: attributeIndex)) }
+                for m in slots.indices { values[name]![m].append(result.value(slots[m])) }
             }
         }
         drawn = target
     }
+}
+
+/// One attribute's groups: each patient's group code, and which groups may enter which gap.
+struct AttributeGroups {
+    var name: String
+    var codes: [Int32]
+    /// At least the minimum group size: enters demographic parity and calibration gaps.
+    var large: [Bool]
+    /// Large, with enough positives for a TPR (and, with `withNegatives`, a within-group AUROC).
+    var withPositives: [Bool]
+    /// Large, with enough negatives for an FPR.
+    var withNegatives: [Bool]
 }
 
 /// One model's scores sorted ascending once, so that every weighted replicate is a single pass.
@@ -414,43 +593,66 @@ struct SortedModel {
     let positive: [Bool]
     let sites: [Int32]
     let siteCount: Int
-    /// Per attribute: each sorted row's group, and which groups may enter the gap.
-    let attributes: [(codes: [Int32], eligible: [Bool])]
+    /// Per attribute, its groups; each group's tallies start at `groupOffsets[a] + group`.
+    let attributes: [AttributeGroups]
+    let groupOffsets: [Int]
+    /// Row-major (sorted row, attribute): the row's group slot.
+    let rowSlots: [Int32]
     let defined: Bool
 
-    init(scores raw: [Float], labels: [Float], sites raw2: [Int], siteCount: Int, attributes raw3: [(codes: [Int32], eligible: [Bool])]) {
+    init(scores raw: [Float], labels: [Float], sites rawSites: [Int], siteCount: Int, attributes: [AttributeGroups]) {
         defined = raw.allSatisfy(\.isFinite)
         let order = raw.indices.sorted { raw[$0] < raw[$1] || (raw[$0] == raw[$1] && $0 < $1) }
         self.order = order.map { Int32($0) }
         scores = order.map { raw[$0] }
         positive = order.map { labels[$0] >= 0.5 }
-        sites = order.map { Int32(raw2[$0]) }
+        sites = order.map { Int32(rawSites[$0]) }
         self.siteCount = siteCount
-        attributes = raw3.map { a in (order.map { a.codes[$0] }, a.eligible) }
+        self.attributes = attributes
+        var offsets = [0]
+        for a in attributes { offsets.append(offsets.last! + a.large.count) }
+        groupOffsets = offsets
+        var slots = [Int32](repeating: 0, count: order.count * attributes.count)
+        for (k, row) in order.enumerated() {
+            for (a, attribute) in attributes.enumerated() { slots[k * attributes.count + a] = Int32(offsets[a]) + attribute.codes[row] }
+        }
+        rowSlots = slots
     }
 
-    /// Every metric with patient i counted weights[i] times (0 = not drawn).
+    /// Every metric with patient i counted weights[i] times (0 = not drawn), in one pass over the
+    /// rows in ascending score. Group tallies of every attribute live in flat buffers indexed by
+    /// `groupOffsets[a] + group`, so the pass allocates nothing per row.
     func evaluate(weights: [Int32]) -> MetricValues {
         var values = MetricValues()
-        guard defined else {
-            values.gaps = attributes.map { _ in .nan }
-            return values
-        }
-        let n = order.count
+        let kinds = ComparisonMetric.GapKind.allCases.count
+        values.gaps = attributes.map { _ in Array(repeating: .nan, count: kinds) }
+        values.groupTruePositiveRates = attributes.map { a in a.large.map { _ in .nan } }
+        guard defined else { return values }
+        let n = order.count, attributeCount = attributes.count, groupSlots = groupOffsets.last ?? 0
         var total = 0.0, positives = 0.0, scoreSum = 0.0, squares = 0.0
         var tp = 0.0, tn = 0.0, negativesBelow = 0.0, pairs = 0.0
         var siteTotal = [Double](repeating: 0, count: siteCount), siteCorrect = siteTotal
-        var groupPositives = attributes.map { [Double](repeating: 0, count: $0.eligible.count) }
-        var groupHits = groupPositives
-        var i = 0
-        // Rows are in ascending score; a run of tied scores is one step of the ROC curve (ties count ½).
-        while i < n {
-            var j = i, tiedPositives = 0.0, tiedNegatives = 0.0
-            let s = scores[i]
-            while j < n && scores[j] == s {
-                let w = Double(weights[Int(order[j])])
-                if w > 0 {
-                    let y = positive[j], predicted = s >= 0.5, site = Int(sites[j])
+        // Per group slot: size, positives, selected, true positives, false positives, score sum,
+        // AUROC pairs won, negatives below the current score, negatives tied at it.
+        var tally = [Double](repeating: 0, count: groupSlots * 9)
+        tally.withUnsafeMutableBufferPointer { t in
+            let size = 0, pos = groupSlots, sel = 2 * groupSlots, tps = 3 * groupSlots, fps = 4 * groupSlots
+            let sum = 5 * groupSlots, won = 6 * groupSlots, below = 7 * groupSlots, tied = 8 * groupSlots
+            var i = 0
+            // A run of tied scores is one step of the ROC curve: its positives beat the negatives
+            // below it and tie (½) with the negatives in it.
+            while i < n {
+                var j = i + 1
+                let s = scores[i]
+                while j < n && scores[j] == s { j += 1 }
+                let predicted = s >= 0.5
+                // A run of one row (nearly every run: scores are continuous) needs no tie bookkeeping.
+                let single = j - i == 1
+                var runPositives = 0.0, runNegatives = 0.0
+                for k in i..<j {
+                    let w = Double(weights[Int(order[k])])
+                    guard w > 0 else { continue }
+                    let y = positive[k], site = Int(sites[k])
                     total += w
                     scoreSum += w * Double(s)
                     let error = Double(s) - (y ? 1 : 0)
@@ -459,23 +661,50 @@ struct SortedModel {
                     if predicted == y { siteCorrect[site] += w }
                     if y {
                         positives += w
-                        tiedPositives += w
+                        runPositives += w
                         if predicted { tp += w }
-                        for a in attributes.indices {
-                            let g = Int(attributes[a].codes[j])
-                            groupPositives[a][g] += w
-                            if predicted { groupHits[a][g] += w }
-                        }
                     } else {
-                        tiedNegatives += w
+                        runNegatives += w
                         if !predicted { tn += w }
                     }
+                    let base = k * attributeCount
+                    for a in 0..<attributeCount {
+                        let g = Int(rowSlots[base + a])
+                        t[size + g] += w
+                        t[sum + g] += w * Double(s)
+                        if predicted { t[sel + g] += w }
+                        if y {
+                            t[pos + g] += w
+                            if predicted { t[tps + g] += w }
+                            t[won + g] += w * t[below + g]
+                        } else {
+                            if predicted { t[fps + g] += w }
+                            if single { t[below + g] += w } else { t[tied + g] += w }
+                        }
+                    }
                 }
-                j += 1
+                pairs += runPositives * negativesBelow + 0.5 * runPositives * runNegatives
+                negativesBelow += runNegatives
+                if attributeCount > 0 && !single {
+                    // Within-group ties: each positive of the run ties with its group's negatives of the run.
+                    for k in i..<j where positive[k] {
+                        let w = Double(weights[Int(order[k])])
+                        guard w > 0 else { continue }
+                        for a in 0..<attributeCount {
+                            let g = Int(rowSlots[k * attributeCount + a])
+                            t[won + g] += 0.5 * w * t[tied + g]
+                        }
+                    }
+                    for k in i..<j where !positive[k] {
+                        for a in 0..<attributeCount {
+                            let g = Int(rowSlots[k * attributeCount + a])
+                            t[below + g] += t[tied + g]
+                            t[tied + g] = 0
+                        }
+                    }
+                }
+                i = j
             }
-            pairs += tiedPositives * negativesBelow + 0.5 * tiedPositives * tiedNegatives
-            negativesBelow += tiedNegatives
-            i = j
         }
         let negatives = total - positives
         guard total > 0 else { return values }
@@ -489,15 +718,27 @@ struct SortedModel {
         var worst = Double.infinity
         for s in 0..<siteCount where siteTotal[s] > 0 { worst = min(worst, siteCorrect[s] / siteTotal[s]) }
         values.worstSiteAccuracy = worst.isFinite ? worst : .nan
-        values.gaps = attributes.indices.map { a in
-            var low = Double.infinity, high = -Double.infinity, used = 0
-            for g in attributes[a].eligible.indices where attributes[a].eligible[g] && groupPositives[a][g] > 0 {
-                let rate = groupHits[a][g] / groupPositives[a][g]
-                low = min(low, rate)
-                high = max(high, rate)
-                used += 1
+        for (a, groups) in attributes.enumerated() {
+            var selection: [Double] = [], tpr: [Double] = [], fpr: [Double] = [], auroc: [Double] = [], calibration: [Double] = []
+            for g in groups.large.indices {
+                let slot = groupOffsets[a] + g
+                let size = tally[slot], pos = tally[groupSlots + slot], sel = tally[2 * groupSlots + slot]
+                let tps = tally[3 * groupSlots + slot], fps = tally[4 * groupSlots + slot], sum = tally[5 * groupSlots + slot]
+                let won = tally[6 * groupSlots + slot]
+                let neg = size - pos
+                if pos > 0 { values.groupTruePositiveRates[a][g] = tps / pos }
+                guard groups.large[g], size > 0 else { continue }
+                selection.append(sel / size)
+                calibration.append((sum - pos) / size)
+                if groups.withPositives[g] && pos > 0 { tpr.append(tps / pos) }
+                if groups.withNegatives[g] && neg > 0 { fpr.append(fps / neg) }
+                if groups.withPositives[g] && groups.withNegatives[g] && pos > 0 && neg > 0 { auroc.append(won / (pos * neg)) }
             }
-            return used >= 2 ? high - low : .nan
+            func spread(_ x: [Double]) -> Double { x.count >= 2 ? x.max()! - x.min()! : .nan }
+            let (tprGap, fprGap) = (spread(tpr), spread(fpr))
+            let odds = tprGap.isNaN ? fprGap : fprGap.isNaN ? tprGap : max(tprGap, fprGap)
+            // GapKind.allCases order: demographic parity, equal opportunity, equalised odds, AUROC, calibration.
+            values.gaps[a] = [spread(selection), tprGap, odds, spread(auroc), spread(calibration)]
         }
         return values
     }

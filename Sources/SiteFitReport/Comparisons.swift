@@ -13,6 +13,10 @@ public struct Comparisons: Codable, Sendable, Equatable {
     public var minimumReplicates: Int
     public var targetMonteCarloError: Double
     public var differences: [PairedDifference]
+    /// Every row's fairness gaps against the starting model's (its bias drift), per audited attribute.
+    public var biasDrift: [PairedDifference] = []
+    /// Every row's true-positive rate in each group large enough for one, against the starting model's.
+    public var groupTruePositiveRates: [PairedDifference] = []
 
     public init(reference: String, startingModel: String, seeds: Int, minimumReplicates: Int, targetMonteCarloError: Double,
                 differences: [PairedDifference]) {
@@ -29,12 +33,34 @@ public struct Comparisons: Codable, Sendable, Equatable {
         differences.first { $0.arm == arm && $0.against == against && $0.metric == metric }
     }
 
-    /// The largest Monte Carlo error of any interval bound.
+    /// The bias drift of `arm` in `metric` (a gap), if it was computed.
+    public func drift(_ arm: String, _ metric: ComparisonMetric) -> PairedDifference? {
+        biasDrift.first { $0.arm == arm && $0.metric == metric }
+    }
+
+    /// The largest Monte Carlo error of any interval bound of the headline comparisons.
     public var largestMonteCarloError: Double { differences.map(\.monteCarloError).filter(\.isFinite).max() ?? 0 }
 
+    /// The largest Monte Carlo error of the subgroup gaps' and rates' interval bounds.
+    public var largestSubgroupMonteCarloError: Double {
+        (biasDrift + groupTruePositiveRates).map(\.monteCarloError).filter(\.isFinite).max() ?? 0
+    }
+
     enum CodingKeys: String, CodingKey {
-        case reference, seeds, differences
+        case reference, seeds, differences, biasDrift = "bias_drift", groupTruePositiveRates = "group_true_positive_rates"
         case startingModel = "starting_model", minimumReplicates = "minimum_replicates", targetMonteCarloError = "target_monte_carlo_error"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        reference = try c.decode(String.self, forKey: .reference)
+        startingModel = try c.decode(String.self, forKey: .startingModel)
+        seeds = try c.decode(Int.self, forKey: .seeds)
+        minimumReplicates = try c.decode(Int.self, forKey: .minimumReplicates)
+        targetMonteCarloError = try c.decode(Double.self, forKey: .targetMonteCarloError)
+        differences = try c.decode([PairedDifference].self, forKey: .differences)
+        biasDrift = try c.decodeIfPresent([PairedDifference].self, forKey: .biasDrift) ?? []
+        groupTruePositiveRates = try c.decodeIfPresent([PairedDifference].self, forKey: .groupTruePositiveRates) ?? []
     }
 }
 

@@ -1,3 +1,5 @@
+import SiteFitMetrics
+
 // The accuracy section: the arms table and the per-site table.
 extension MarkdownReport {
     /// Every arm's final test-set metrics, pooled and per site.
@@ -22,11 +24,14 @@ extension MarkdownReport {
             out += "| \(s.id) | \(s.testSize) |"
             for arm in m.arms {
                 let e = arm.final.perSite[s.id]
-                out += " \(Format.fixed(e?.accuracy)) | \(Format.fixed(e?.auroc)) | \(Format.fixed(e?.auprc)) |"
+                // AUROC and AUPRC condition on the classes: with fewer than 10 patients of one, "—".
+                let minority = e.map { (Double($0.testSize) * (1 - $0.majorityClassAccuracy)).rounded() } ?? 0
+                let enough = minority >= Double(Fairness.defaultClassMinimum)
+                out += " \(Format.fixed(e?.accuracy)) | \(enough ? Format.fixed(e?.auroc) : "—") | \(enough ? Format.fixed(e?.auprc) : "—") |"
             }
             out += "\n"
         }
-        out += "\nAn AUROC of n/a means the site's test set holds a single class, where AUROC is undefined.\n\n"
+        out += "\nAUROC and AUPRC show — when a site's test set holds fewer than \(Fairness.defaultClassMinimum) patients of one class.\n\n"
         return out
     }
 }

@@ -3,17 +3,7 @@ import SiteFitMetrics
 // "Paired comparisons" and "Claims": every difference the report states, with its interval.
 extension MarkdownReport {
     /// A metric's short column name.
-    static func metricColumn(_ metric: ComparisonMetric) -> String {
-        switch metric {
-        case .auroc: "AUROC"
-        case .balancedAccuracy: "balanced accuracy"
-        case .accuracy: "accuracy"
-        case .brier: "Brier score"
-        case .calibrationInTheLarge: "calibration error in the large"
-        case .worstSiteAccuracy: "worst-site accuracy"
-        case .equalOpportunityGap(let attribute): "equal-opportunity gap (\(attribute.replacingOccurrences(of: "_", with: " ")))"
-        }
-    }
+    static func metricColumn(_ metric: ComparisonMetric) -> String { metric.words }
 
     /// "+0.012 [−0.004, +0.027]", with **better** / **worse** when the interval excludes 0.
     static func differenceCell(_ d: PairedDifference?) -> String {
@@ -47,7 +37,14 @@ extension MarkdownReport {
         let replicates = c.differences.map(\.replicates).max() ?? c.minimumReplicates
         out += "Replicates: \(Format.integer(replicates)) (at least \(Format.integer(c.minimumReplicates)), doubled until every bound's "
         out += "Monte Carlo standard error is at most \(Format.fixed(c.targetMonteCarloError)); the largest here is "
-        out += "\(Format.fixed(c.largestMonteCarloError, 4))). Brier score, calibration error in the large (|mean risk − event rate|) "
+        out += "\(Format.fixed(c.largestMonteCarloError, 4))"
+        if !(c.biasDrift + c.groupTruePositiveRates).isEmpty {
+            let subgroup = c.largestSubgroupMonteCarloError
+            out += "; for the subgroup gaps and rates of *Bias drift* and the findings, doubled up to 8,000 at most, it is "
+            out += "\(Format.fixed(subgroup, 4))" + (subgroup > c.targetMonteCarloError
+                ? ", above the target: a subgroup call whose bound lies within \(Format.fixed(2 * subgroup, 3)) of 0 could go either way" : "")
+        }
+        out += "). Brier score, calibration error in the large (|mean risk − event rate|) "
         out += "and gaps are better when smaller. Calibration error is an absolute value, so a replicate of a nearly calibrated "
         out += "model can only be worse than its estimate: its intervals lean towards 0, which makes a called improvement conservative.\n\n"
         return out

@@ -33,11 +33,11 @@ extension MarkdownReport {
     /// The summary table, its legend, what the numbers show, and (when there are any) the seeds and published numbers.
     static func summarySection(_ m: RunMetrics) -> String {
         var out = "## Summary\n\n"
-        out += "| arm | mode | strategy | accuracy | mean site accuracy | worst-site accuracy | AUROC | largest bias drift | bytes up (total) | parameters exposed | ε (DP) | MIA AUC | local training per site and round | simulated time per site and round | optimiser state |\n"
+        out += "| arm | mode | strategy | accuracy | mean site accuracy | worst-site accuracy | AUROC | equalised-odds drift | bytes up (total) | parameters exposed | ε (DP) | MIA AUC | local training per site and round | simulated time per site and round | optimiser state |\n"
         out += "|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|\n"
         for arm in m.arms {
             out += "| \(arm.name) | \(arm.mode) | \(strategyCell(arm.kind)) | \(Format.fixed(arm.final.accuracy)) | \(Format.fixed(arm.final.meanSiteAccuracy)) "
-            out += "| \(Format.fixed(arm.final.worstSiteAccuracy)) | \(Format.fixed(arm.final.auroc)) | \(driftCell(arm.largestBiasDrift)) "
+            out += "| \(Format.fixed(arm.final.worstSiteAccuracy)) | \(Format.fixed(arm.final.auroc)) | \(fairnessCell(arm, m)) "
             out += "| \(Format.bytes(arm.privacy.bytesUp))\(arm.privacy.secureAggregation ? " (masked)" : "") "
             out += "| \(Format.integer(arm.privacy.parametersExposed)) (\(Format.percent(arm.privacy.exposedShare))) | \(epsilonCell(arm.privacy)) "
             out += "| \(Format.fixed(arm.meanMembershipInference)) | \(Format.flops(arm.compute.trainingFlopsPerSiteRound)) "
@@ -47,7 +47,8 @@ extension MarkdownReport {
         out += "\nAccuracy is at threshold 0.5, pooled over every site's test patients; always predicting the majority class "
         out += "would score \(Format.fixed(floor)) on the same patients, so read AUROC and the accuracy section's balanced accuracy beside it. "
         out += "*Mean site accuracy* weighs every hospital equally (FLamby's metric). "
-        out += "*Largest bias drift* is the audited fairness gap that moved most since the \(start(m)), with its bootstrap 95 % interval. "
+        out += "*Equalised-odds drift* is the change since the \(start(m)) of the larger of the TPR and FPR gaps between groups, for the "
+        out += "attribute where it moved most, with its 95 % interval (the fairness metric of the findings and the bias charts too). "
         out += "*MIA AUC* is the mean over sites of a loss-threshold membership-inference attack (0.5 = the attacker learns nothing). "
         out += "Rows of strategy *baseline* are references, not federations: the \(start(m)) as is, each site "
         out += "training alone on its own rows (*local*; *local <site>* is one site's model scored at every site), and pooled training "
@@ -56,6 +57,17 @@ extension MarkdownReport {
         if let seeds = m.seeds, seeds.seeds.count > 1 { out += acrossSeeds(seeds) }
         if let reference = m.reference { out += referenceSection(m, reference) }
         return out
+    }
+
+    /// The arm's equalised-odds drift over all seeds ("+0.041 (sex) [+0.010, +0.070] **clear**"); a
+    /// metrics.json without comparisons gives the per-seed drift instead.
+    static func fairnessCell(_ arm: ArmMetrics, _ m: RunMetrics) -> String {
+        if m.comparisons != nil {
+            guard let d = Findings.fairnessDrift(arm.name, m) else { return "n/a" }
+            let attribute = d.metric.attribute?.replacingOccurrences(of: "_", with: " ") ?? ""
+            return "\(signed(d.estimate)) (\(attribute)) [\(signed(d.low)), \(signed(d.high))]" + (d.isClear ? " **clear**" : "")
+        }
+        return driftCell(arm.biasDrift.filter { $0.metric == "equalized_odds" }.max { abs($0.drift) < abs($1.drift) })
     }
 
     /// "+0.041 equalized odds (sex) [0.01, 0.07] clear" or "n/a".
@@ -72,7 +84,8 @@ extension MarkdownReport {
         var out = "### Across \(seeds.seeds.count) seeds\n\n"
         out += "Mean ± standard deviation over seeds \(seeds.seeds.map(String.init).joined(separator: ", ")) "
         out += "(each seed re-draws every random stream: the split where SiteFit draws it, pretraining or initialisation, batch order, "
-        out += "sampling and noise; the tables below are the first seed's).\n\n"
+        out += "sampling and noise). Every other table and chart of this report shows the mean over these seeds; the round tables' "
+        out += "lists of sampled, accepted and absent sites are seed \(seeds.seeds.first.map(String.init) ?? "")'s.\n\n"
         out += "| arm | accuracy | mean site accuracy | worst-site accuracy | AUROC | AUPRC | MIA AUC |\n|---|---|---|---|---|---|---|\n"
         for arm in seeds.arms {
             out += "| \(arm.name) | \(arm.accuracy.text) | \(arm.meanSiteAccuracy.text) | \(arm.worstSiteAccuracy.text) | \(arm.auroc.text) | \(arm.auprc.text) "

@@ -71,17 +71,7 @@ public struct Expectation: Sendable, Equatable {
     }
 
     /// A metric's name in prose ("AUROC", "equal-opportunity gap by sex").
-    public static func metricWords(_ metric: ComparisonMetric) -> String {
-        switch metric {
-        case .auroc: "AUROC"
-        case .balancedAccuracy: "balanced accuracy"
-        case .accuracy: "accuracy"
-        case .brier: "Brier score"
-        case .calibrationInTheLarge: "calibration error in the large"
-        case .worstSiteAccuracy: "worst-site accuracy"
-        case .equalOpportunityGap(let attribute): "equal-opportunity gap by \(attribute.replacingOccurrences(of: "_", with: " "))"
-        }
-    }
+    public static func metricWords(_ metric: ComparisonMetric) -> String { metric.words }
 
     private func formatted(_ x: Double) -> String {
         var text = String(x)

@@ -68,7 +68,7 @@ extension ScenarioLoader {
             }
             if let name = reader.string(metricNode, "\(field).metric") {
                 if let parsed = ComparisonMetric(name: name) {
-                    if case .equalOpportunityGap(let attribute) = parsed, !attributes.contains(attribute) {
+                    if let attribute = parsed.attribute, !attributes.contains(attribute) {
                         reader.fail(metricNode, "\(field).metric", "'\(attribute)' is not an audited attribute; use one of: \(attributes.joined(separator: ", "))")
                     } else {
                         metric = parsed

@@ -5,11 +5,15 @@ import SiteFitFederation
 
 extension Simulation {
     /// Options of every paired comparison a run makes: 2,000 replicates at least, more until each
-    /// interval bound's Monte Carlo error is at most 0.005.
+    /// interval bound's Monte Carlo error is at most 0.005; subgroup gaps and rates (noisy in
+    /// small groups) drive that only up to 8,000, and the report states their largest error.
     static func comparisonOptions(_ scenario: Scenario) -> PairedBootstrap.Options {
         PairedBootstrap.Options(minimumReplicates: 2000, maximumReplicates: 64_000, targetMonteCarloError: 0.005,
-                                minimumGroupSize: scenario.subgroups.minimumGroupSize)
+                                minimumGroupSize: scenario.subgroups.minimumGroupSize,
+                                secondaryMaximumReplicates: subgroupMaximumReplicates, isSecondary: { $0.attribute != nil })
     }
+
+    static let subgroupMaximumReplicates = 8000
 
     /// One seed's test patients in evaluation order, with the starting model's and every row's scores.
     static func scoredTestSet(start: [SitePredictions], startName: String, rows: [PredictionRow],
@@ -41,18 +45,58 @@ extension Simulation {
         if reference != startName { pairs.append((reference, startName)) }
         for row in rows where row != startName && row != reference { pairs.append((row, startName)) }
         let options = comparisonOptions(scenario)
-        let differences = PairedBootstrap.compare(result.testSets, pairs: pairs, metrics: ComparisonMetric.standard,
-                                                  seed: scenario.seed, purpose: "comparisons", options: options)
-        result.metrics.comparisons = Comparisons(reference: reference, startingModel: startName, seeds: result.testSets.count,
-                                                 minimumReplicates: options.minimumReplicates,
-                                                 targetMonteCarloError: options.targetMonteCarloError, differences: differences)
+        let gaps = ComparisonMetric.gaps(attributes: scenario.subgroups.attributes.map(\.rawValue))
+        // Each group's TPR, for groups with enough patients and positives at every seed to define one.
+        var groupRates: [ComparisonMetric] = []
+        for attribute in scenario.subgroups.attributes.map(\.rawValue) {
+            let names = Set(result.testSets.flatMap { $0.groups[attribute] ?? [] }).sorted()
+            for name in names where result.testSets.allSatisfy({ set in
+                let rows = set.labels.indices.filter { set.groups[attribute]?[$0] == name }
+                return rows.count >= options.minimumGroupSize && rows.filter({ set.labels[$0] >= 0.5 }).count >= options.classMinimum
+            }) {
+                groupRates.append(.truePositiveRate(attribute: attribute, group: name))
+            }
+        }
+        // One bootstrap for everything, so every number of the report comes from the same resamples;
+        // bias drift and group rates are kept against the starting model only.
+        let all = PairedBootstrap.compare(result.testSets, pairs: pairs, metrics: ComparisonMetric.standard + gaps + groupRates,
+                                          seed: scenario.seed, purpose: "comparisons", options: options)
+            .filter { ComparisonMetric.standard.contains($0.metric) || ($0.against == startName && $0.estimate.isFinite) }
+        var comparisons = Comparisons(reference: reference, startingModel: startName, seeds: result.testSets.count,
+                                      minimumReplicates: options.minimumReplicates, targetMonteCarloError: options.targetMonteCarloError,
+                                      differences: all.filter { ComparisonMetric.standard.contains($0.metric) })
+        comparisons.biasDrift = all.filter { $0.against == startName && gaps.contains($0.metric) }
+        comparisons.groupTruePositiveRates = all.filter { $0.against == startName && groupRates.contains($0.metric) }
+        result.metrics.comparisons = comparisons
         guard !scenario.expectations.isEmpty else { return }
-        result.metrics.claims = scenario.expectations.map { check($0, scenario: scenario, result: result, options: options) }
+        // Claims on the same patients share one bootstrap (one per set of sites), so they are
+        // decided on the same resamples as each other; claims on all sites share the table's.
+        var bySites: [[String]: [PairedDifference]] = [:]
+        for sites in Set(scenario.expectations.filter { $0.metric != nil }.map(\.sites)) {
+            let claims = scenario.expectations.filter { $0.metric != nil && $0.sites == sites }
+            var pairs: [(arm: String, against: String)] = []
+            for claim in claims where !pairs.contains(where: { $0.arm == claim.arm && $0.against == claim.other }) {
+                pairs.append((claim.arm, claim.other))
+            }
+            var metrics: [ComparisonMetric] = []
+            for claim in claims { if let m = claim.metric, !metrics.contains(m) { metrics.append(m) } }
+            let ids = scenario.sites.map(\.profile.id)
+            let keep = Set(sites.compactMap { ids.firstIndex(of: $0) })
+            let sets = sites.isEmpty ? result.testSets : result.testSets.map { $0.restricted(toSites: keep) }
+            bySites[sites] = PairedBootstrap.compare(sets, pairs: pairs, metrics: metrics, seed: scenario.seed,
+                                                     purpose: sites.isEmpty ? "comparisons" : "comparisons at " + sites.joined(separator: ","),
+                                                     options: options)
+        }
+        result.metrics.claims = scenario.expectations.map { claim in
+            let difference = bySites[claim.sites]?.first { $0.arm == claim.arm && $0.against == claim.other && $0.metric == claim.metric }
+            return check(claim, difference: difference, result: result)
+        }
         for claim in result.metrics.claims ?? [] { progress("\(claim.holds ? "✔" : "✘") \(claim.statement)") }
     }
 
-    /// One claim, decided on all seeds.
-    static func check(_ claim: Expectation, scenario: Scenario, result: Result, options: PairedBootstrap.Options) -> ClaimResult {
+    /// One claim, decided on all seeds: a footprint from the arms' metrics, a comparison or level
+    /// from its paired difference.
+    static func check(_ claim: Expectation, difference: PairedDifference?, result: Result) -> ClaimResult {
         switch claim.relation {
         case .atMost(let fraction, let of, let quantity):
             func value(_ name: String) -> Double? {
@@ -63,24 +107,13 @@ extension Simulation {
                 case .parametersExposed: Double(arm.privacy.parametersExposed)
                 }
             }
-            // A footprint is the first seed's: bytes, FLOPs and exposure do not depend on the seed
-            // unless sampling or dropout does, and then the first seed is as good as any.
+            // Footprints are means over seeds (bytes and FLOPs vary with sampling and dropouts).
             let a = value(claim.arm) ?? .nan, b = value(of) ?? .nan
             return ClaimResult(statement: claim.statement, holds: a.isFinite && b.isFinite && a <= fraction * b, armValue: a, otherValue: b)
         case .better, .worse, .notWorse, .above, .below:
-            guard let metric = claim.metric else { return ClaimResult(statement: claim.statement, holds: false) }
-            var sets = result.testSets
-            var purpose = "comparisons"
-            if !claim.sites.isEmpty {
-                let ids = scenario.sites.map(\.profile.id)
-                let keep = Set(claim.sites.compactMap { ids.firstIndex(of: $0) })
-                sets = sets.map { $0.restricted(toSites: keep) }
-                purpose += " at " + claim.sites.joined(separator: ",")
+            guard let difference, difference.low.isFinite, difference.high.isFinite else {
+                return ClaimResult(statement: claim.statement, holds: false, difference: difference)
             }
-            // A level claim compares the row with the all-zero "model": the difference is the metric itself.
-            guard let difference = PairedBootstrap.compare(sets, pairs: [(claim.arm, claim.other)], metrics: [metric], seed: scenario.seed,
-                                                           purpose: purpose, options: options).first
-            else { return ClaimResult(statement: claim.statement, holds: false) }
             let holds: Bool = switch claim.relation {
             case .better: difference.armIsBetter
             case .worse: difference.armIsWorse

@@ -24,8 +24,9 @@ public enum Simulation {
 
     /// Runs every arm of `scenario`; `progress` receives one line per step worth telling a user.
     /// `sequentialSites` trains one site at a time (a check that results do not depend on scheduling).
-    /// With several seeds the whole scenario runs once per seed; the first seed's run is the
-    /// result, and `metrics.seeds` holds every seed's headline numbers.
+    /// With several seeds the whole scenario runs once per seed; each arm's metrics are then its
+    /// means over the seeds, `metrics.seeds` holds every seed's headline numbers and
+    /// `metrics.comparisons` the paired differences over all seeds with their intervals.
     public static func run(
         _ scenario: Scenario, logger: Logger = Logger(label: "sitefit.simulation"), cacheDirectory: URL? = nil,
         sequentialSites: Bool = false, progress: @escaping @Sendable (String) -> Void = { _ in }
@@ -67,6 +68,8 @@ public enum Simulation {
             result.testSets += run.testSets
         }
         result.metrics.seeds = SeedSummary(seeds: [scenario.seed] + scenario.extraSeeds, runs: runs)
+        // Every table and chart shows all seeds: each arm's numbers are its means over them.
+        result.metrics.arms = result.metrics.arms.indices.map { index in ArmMetrics.averaged(runs.map { $0[index] }) }
         compareAndCheck(scenario, &result, progress: progress)
         return result
     }

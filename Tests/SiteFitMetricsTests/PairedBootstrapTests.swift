@@ -115,12 +115,17 @@ struct PairedBootstrapTests {
         #expect(tight[0].monteCarloError < loose[0].monteCarloError)
     }
 
-    @Test("the order-statistic error of a quantile of a uniform grid is half the spacing of its ±1 sd ranks")
+    @Test("the batch-means error of a percentile: √(q(1−q)/B)/f for normal draws, and 0 when every batch agrees")
     func quantileError() {
-        // 10,000 values 0, 1e-4, …: at q = 0.025 the rank sd is √(10000·0.025·0.975) = 15.6, so the
-        // ranks 234 and 266 are used and the error is (266 − 234)·1e-4 / 2 = 0.0016.
-        let sorted = (0..<10_000).map { Double($0) * 1e-4 }
-        #expect(abs(PairedBootstrap.quantileError(sorted, 0.025) - 0.0016) < 1e-9)
+        // 40,000 standard normal draws: the 2.5th percentile's standard error is
+        // √(0.025·0.975/40000)/φ(1.96) = 0.000781/0.0584 ≈ 0.0134.
+        var random = RandomStream(seed: 5, "normal")
+        let draws = (0..<40_000).map { _ in random.gaussian() }
+        let error = PairedBootstrap.quantileError(draws, 0.025)
+        #expect(error > 0.0134 * 0.6 && error < 0.0134 * 1.5, "\(error)")
+        // A statistic with two values, 0 at 30 % and 1 at 70 %: every batch's 2.5th percentile is 0.
+        let discrete = (0..<4000).map { $0 % 10 < 3 ? 0.0 : 1.0 }
+        #expect(PairedBootstrap.quantileError(discrete, 0.025) == 0)
     }
 
     @Test("over 120 simulated studies the 95 % interval covers the true AUROC difference about 95 % of the time")
@@ -162,6 +167,35 @@ struct PairedBootstrapTests {
         #expect(!ComparisonMetric.equalOpportunityGap(attribute: "sex").higherIsBetter)
         #expect(ComparisonMetric(name: "equal_opportunity_gap:sex") == .equalOpportunityGap(attribute: "sex"))
         #expect(ComparisonMetric(name: "roc") == nil)
+    }
+
+    @Test("with unit weights every gap and group TPR equals Fairness.gaps and groupRates on the same patients")
+    func gapsMatchTheAudit() {
+        var set = Self.synthetic(n: 400, sites: 2, shift: 0.6, seed: 21)
+        var random = RandomStream(seed: 3, "groups")
+        // Three age bands, one too small to enter any gap; a sex split.
+        set.groups["age_band"] = set.labels.indices.map { _ in ["18-44", "45-64", "75+"][random.uniform() < 0.05 ? 2 : random.int(below: 2)] }
+        let metrics = ComparisonMetric.gaps(attributes: ["sex", "age_band"]) + [.truePositiveRate(attribute: "sex", group: "female")]
+        let d = PairedBootstrap.compare([set], pairs: [("a", PairedBootstrap.zero)], metrics: metrics, seed: 1, purpose: "t",
+                                        options: .init(minimumReplicates: 2, targetMonteCarloError: 1, minimumGroupSize: 30))
+        for attribute in ["sex", "age_band"] {
+            let rates = Fairness.groupRates(scores: set.scores["a"]!, labels: set.labels, groups: set.groups[attribute]!, minimumSize: 30)
+            let gaps = Fairness.gaps(rates)
+            for kind in ComparisonMetric.GapKind.allCases {
+                let value = d.first { $0.metric == .gap(kind, attribute: attribute) }!.estimate
+                let expected = gaps[kind.rawValue]
+                #expect(expected.map { abs($0 - value) < 1e-9 } ?? value.isNaN, "\(kind) by \(attribute): \(value) vs \(String(describing: expected))")
+            }
+            if attribute == "sex" {
+                let female = rates.first { $0.group == "female" }!.truePositiveRate!
+                #expect(abs(d.last!.estimate - female) < 1e-12)
+            }
+        }
+        #expect(ComparisonMetric(name: "equalized_odds_gap:race") == .gap(.equalizedOdds, attribute: "race"))
+        #expect(ComparisonMetric(name: "auroc_gap:sex") == .gap(.auroc, attribute: "sex"))
+        #expect(ComparisonMetric(name: "true_positive_rate:sex=female") == .truePositiveRate(attribute: "sex", group: "female"))
+        #expect(ComparisonMetric.gap(.auroc, attribute: "sex").name == "auroc_gap:sex")
+        #expect(ComparisonMetric(name: "auroc_gap_gap:sex") == nil && ComparisonMetric(name: "true_positive_rate:sex") == nil)
     }
 
     @Test("restricting to sites keeps only their patients, in order")

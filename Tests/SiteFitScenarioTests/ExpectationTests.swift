@@ -69,7 +69,7 @@ struct ExpectationTests {
             "12:13 compare_to: 'pooled' is neither an arm nor a baseline row of this scenario; use one of: 'full', 'bitfit-fast', 'pretrained'",
             "15:11 expect[0].arm: 'fulll' is neither an arm nor a baseline row of this scenario; use one of: 'full', 'bitfit-fast', 'pretrained'",
             "16:5 expect[1]: give only one of better_than and worse_than",
-            "17:50 expect[2].metric: unknown metric 'roc'; use one of: auroc, balanced_accuracy, accuracy, brier, calibration_in_the_large, worst_site_accuracy, equal_opportunity_gap:<attribute>",
+            "17:50 expect[2].metric: unknown metric 'roc'; use one of: auroc, balanced_accuracy, accuracy, brier, calibration_in_the_large, worst_site_accuracy, demographic_parity_gap:<attribute>, equal_opportunity_gap:<attribute>, equalized_odds_gap:<attribute>, auroc_gap:<attribute>, calibration_gap:<attribute>, true_positive_rate:<attribute>=<group>",
             "18:5 expect[3]: a not_worse_than claim needs margin: how much worse still counts as not worse",
             "19:65 expect[4].sites[0]: 'beta' is not a site of this scenario; use one of: alpha",
             "19:80 expect[4].margin: margin belongs to a not_worse_than claim",

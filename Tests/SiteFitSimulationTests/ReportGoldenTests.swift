@@ -32,7 +32,7 @@ struct ReportGoldenTests {
         }
     }
 
-    @Test("several seeds: the summary holds every seed, and its mean is the mean of the seeds' own runs")
+    @Test("several seeds: every table is the mean of the seeds' own runs, and the comparisons hold every seed")
     func seeds() async throws {
         let folder = try tinyScenario()
         let url = folder.appendingPathComponent("tiny.yaml")
@@ -49,7 +49,10 @@ struct ReportGoldenTests {
         let second = try await Simulation.run(single)
         let summary = try #require(both.metrics.seeds)
         #expect(summary.seeds == [5, 8])
-        #expect(both.metrics.arms == first.metrics.arms, "the detailed tables are the first seed's")
+        // Every table is the mean over seeds: each arm is its seeds' runs averaged, number by number.
+        #expect(both.metrics.arms == zip(first.metrics.arms, second.metrics.arms).map { ArmMetrics.averaged([$0, $1]) })
+        #expect(abs(both.metrics.arms[0].final.auroc! - (first.metrics.arms[0].final.auroc! + second.metrics.arms[0].final.auroc!) / 2) < 1e-12)
+        #expect(both.metrics.comparisons?.seeds == 2 && both.metrics.comparisons?.differences.first?.perSeed.count == 2)
         for (i, arm) in summary.arms.enumerated() {
             let expected = (first.metrics.arms[i].final.accuracy + second.metrics.arms[i].final.accuracy) / 2
             #expect(abs(arm.accuracy.mean - expected) < 1e-12 && arm.accuracy.count == 2)

@@ -77,12 +77,13 @@ struct SimulationTests {
         #expect(markdown.contains("| bitfit | bitfit |"))
         #expect(markdown.contains("## Sites at a glance"))
         for section in ["## Accuracy", "## Bias drift by subgroup", "### sex", "### age band", "### race", "## Privacy footprint",
-                        "**How different are the sites?**", "MIA AUC", "largest bias drift"] {
+                        "**How different are the sites?**", "MIA AUC", "equalised-odds drift", "## Paired comparisons"] {
             #expect(markdown.contains(section), "report lacks \(section)")
         }
         // Every chart is well-formed XML, linked from the report.
         #expect(output.charts.map(\.lastPathComponent) == ["accuracy-by-round.svg", "bias-sex-by-round.svg", "bias-age_band-by-round.svg",
-                                                           "bias-race-by-round.svg", "accuracy-vs-bytes.svg", "per-site-accuracy.svg", "sites.svg"])
+                                                           "bias-race-by-round.svg", "accuracy-vs-bytes.svg", "per-site-accuracy.svg", "comparisons.svg",
+                                                           "sites.svg"])
         for chart in output.charts {
             let svg = try String(contentsOf: chart, encoding: .utf8)
             #expect(svg.hasPrefix("<svg") && svg.hasSuffix("</svg>\n"))
