@@ -132,7 +132,9 @@ public struct CohortSplit: Sendable, Equatable {
     /// Rows indexed on or after `split.testFrom` test; rows before it (and from `split.trainFrom`,
     /// when given) train. ISO dates order as strings.
     public static func temporal(indexDates: [String], _ split: TemporalSplit) -> CohortSplit {
-        CohortSplit(trainRows: indexDates.indices.filter { indexDates[$0] < split.testFrom && indexDates[$0] >= (split.trainFrom ?? "") },
+        // A row without an index date (empty) belongs to neither side: it cannot be placed in time.
+        CohortSplit(trainRows: indexDates.indices.filter { !indexDates[$0].isEmpty && indexDates[$0] < split.testFrom
+                                                          && indexDates[$0] >= (split.trainFrom ?? "") },
                     testRows: indexDates.indices.filter { indexDates[$0] >= split.testFrom })
     }
 

@@ -35,8 +35,8 @@ public enum Findings {
                 let against = ComparisonMetric.standard.compactMap { c.difference(row.name, c.startingModel, $0) }
                 let moved = against.filter(\.isClear)
                 if !against.isEmpty && moved.isEmpty {
-                    lines.append("**\(row.name)** did not measurably move from the \(c.startingModel) model: no difference in "
-                                 + "AUROC, balanced accuracy, Brier score, calibration or worst-site accuracy excludes 0.")
+                    lines.append("**\(row.name)** did not measurably move from the \(c.startingModel) model in any of the five headline metrics: "
+                                 + "no difference in AUROC, balanced accuracy, Brier score, calibration or worst-site accuracy excludes 0.")
                 }
                 if let drop = c.difference(row.name, c.startingModel, .balancedAccuracy), drop.armIsWorse,
                    let start = startEvaluation(m)?.balancedAccuracy, let now = row.final.balancedAccuracy {
@@ -68,7 +68,8 @@ public enum Findings {
                              + "\(Format.integer(row.privacy.parametersExposed)) parameters per update (\(Format.percent(row.privacy.exposedShare)) of the model).")
             }
         }
-        for row in rows {
+        // Drift from a random initialisation says nothing about fairness: only a pretrained start has gaps worth tracking.
+        for row in rows where m.pretraining.pretrained {
             guard let drift = fairnessDrift(row.name, m) else { continue }
             let words = drift.metric.words
             if drift.isClear {
@@ -76,7 +77,7 @@ public enum Findings {
                              + "(\(compact(drift))): the groups are treated \(drift.estimate > 0 ? "less" : "more") alike.")
             }
         }
-        let unclear = rows.compactMap { fairnessDrift($0.name, m) }.filter { !$0.isClear }
+        let unclear = m.pretraining.pretrained ? rows.compactMap { fairnessDrift($0.name, m) }.filter { !$0.isClear } : []
         if !unclear.isEmpty {
             lines.append("The \(fairnessGapWords) of " + unclear.map { "**\($0.arm)** (by \($0.metric.attribute?.replacingOccurrences(of: "_", with: " ") ?? ""))" }
                             .joined(separator: ", ") + " did not change measurably: each interval includes 0.")
@@ -111,7 +112,7 @@ public enum Findings {
 
     /// "−0.043 [−0.069, −0.018]": a difference with its 95 % interval, for lists.
     static func compact(_ d: PairedDifference) -> String {
-        "\(MarkdownReport.signed(d.estimate)) [\(MarkdownReport.signed(d.low)), \(MarkdownReport.signed(d.high))]"
+        "\(MarkdownReport.signed(d.estimate)) [\(MarkdownReport.bound(d.low)), \(MarkdownReport.bound(d.high))]"
     }
 
     /// "female patients", "patients aged 65-74", "Black patients".
@@ -210,13 +211,6 @@ public enum Findings {
         return lines
     }
 
-    /// The 97.5th percentile of Student's t with `degrees` degrees of freedom (tabulated to 30, then the normal's 1.96 blended in).
-    public static func studentT975(degrees: Int) -> Double {
-        let table: [Double] = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-                               2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
-        guard degrees >= 1 else { return .nan }
-        if degrees <= table.count { return table[degrees - 1] }
-        // Beyond 30 degrees: 1.96 + 2.4/df is within 0.002 of the exact value.
-        return 1.96 + 2.4 / Double(degrees)
-    }
+    /// The 97.5th percentile of Student's t (see `PairedBootstrap.studentT975`).
+    public static func studentT975(degrees: Int) -> Double { PairedBootstrap.studentT975(degrees: degrees) }
 }

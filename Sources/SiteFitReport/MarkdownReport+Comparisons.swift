@@ -8,32 +8,36 @@ extension MarkdownReport {
     /// "+0.012 [−0.004, +0.027]", with **better** / **worse** when the interval excludes 0.
     static func differenceCell(_ d: PairedDifference?) -> String {
         guard let d, d.estimate.isFinite else { return "n/a" }
-        var cell = "\(signed(d.estimate)) [\(signed(d.low)), \(signed(d.high))]"
+        var cell = "\(signed(d.estimate)) [\(bound(d.low)), \(bound(d.high))]"
         if d.armIsBetter { cell = "**\(cell) better**" } else if d.armIsWorse { cell = "**\(cell) worse**" }
         return cell
     }
 
     /// "−0.003 (95 % interval −0.015 to +0.008)".
     static func differenceText(_ d: PairedDifference) -> String {
-        "\(signed(d.estimate)) (95 % interval \(signed(d.low)) to \(signed(d.high)))"
+        "\(signed(d.estimate)) (95 % interval \(bound(d.low)) to \(bound(d.high)))"
     }
 
     /// Which interval the comparisons use and why, in one paragraph.
     static func intervalExplanation(_ c: Comparisons) -> String {
-        var out = "Each cell is the difference *row − \(c.reference)* (or *row − \(c.startingModel)*) on the same test patients"
+        var out = "Each cell is the difference *row − \(c.reference)*"
+        out += c.reference == c.startingModel ? "" : " (or *row − \(c.startingModel)*)"
+        out += " on the same test patients"
         if c.seeds > 1 {
-            out += ", averaged over all \(c.seeds) seeds, with a 95 % hierarchical bootstrap interval: each replicate draws the "
-            out += "\(c.seeds) seeds with replacement (scaled by √(k/(k − 1)) so that k seeds' spread is not understated) and, "
-            out += "within each drawn seed, the test patients with replacement within each site; both rows are scored on the same "
-            out += "draw (paired). The interval therefore covers both which patients were tested and what training randomness "
-            out += "(initialisation, split, batch order, sampling, noise) does to the result."
+            out += ", averaged over all \(c.seeds) seeds, with a 95 % interval from a hierarchical paired bootstrap: each replicate draws the "
+            out += "\(c.seeds) seeds with replacement and resamples the test patients within each site (one resample for every seed when the "
+            out += "seeds test the same patients, as with a fixed or temporal split); both rows are scored on the same draw (paired). The "
+            out += "seed part is widened by √(k/(k − 1))·t₀.₉₇₅,ₖ₋₁/1.96 for the few seeds, and the interval is bias-corrected (Efron's BC). "
+            out += "It covers both which patients were tested and what training randomness (initialisation, batch order, sampling, noise, "
+            out += "and the split where it is random) does to the result."
         } else {
-            out += ", with a 95 % paired bootstrap interval: each replicate draws the test patients with replacement within each "
-            out += "site and scores both rows on that draw. With one seed it covers which patients were tested, not training randomness; "
+            out += ", with a 95 % bias-corrected paired bootstrap interval: each replicate draws the test patients with replacement within "
+            out += "each site and scores both rows on that draw. With one seed it covers which patients were tested, not training randomness; "
             out += "run more seeds (`--seeds`) to include it."
         }
         out += " A difference is called (**better** / **worse**) only when its interval excludes 0; otherwise the two rows are "
-        out += "indistinguishable on this evidence, which is not evidence that they are equal. "
+        out += "indistinguishable on this evidence, which is not evidence that they are equal. Each call is a separate 95 % statement: "
+        out += "among many comparisons with no real difference, about 1 in 20 will look called by chance. "
         let replicates = c.differences.map(\.replicates).max() ?? c.minimumReplicates
         out += "Replicates: \(Format.integer(replicates)) (at least \(Format.integer(c.minimumReplicates)), doubled until every bound's "
         out += "Monte Carlo standard error is at most \(Format.fixed(c.targetMonteCarloError)); the largest here is "
@@ -44,9 +48,8 @@ extension MarkdownReport {
             out += "\(Format.fixed(subgroup, 4))" + (subgroup > c.targetMonteCarloError
                 ? ", above the target: a subgroup call whose bound lies within \(Format.fixed(2 * subgroup, 3)) of 0 could go either way" : "")
         }
-        out += "). Brier score, calibration error in the large (|mean risk − event rate|) "
-        out += "and gaps are better when smaller. Calibration error is an absolute value, so a replicate of a nearly calibrated "
-        out += "model can only be worse than its estimate: its intervals lean towards 0, which makes a called improvement conservative.\n\n"
+        out += "). Brier score, calibration error in the large (|mean risk − event rate|, pooled over the sites' patients) "
+        out += "and gaps are better when smaller.\n\n"
         return out
     }
 
@@ -55,7 +58,7 @@ extension MarkdownReport {
         var out = "## Paired comparisons\n\n"
         out += intervalExplanation(c)
         out += "![Every paired difference with its interval](\(m.scenario.name)/comparisons.svg)\n\n"
-        for against in [c.reference, c.startingModel] {
+        for against in c.reference == c.startingModel ? [c.reference] : [c.reference, c.startingModel] {
             let rows = m.arms.map(\.name).filter { name in c.differences.contains { $0.arm == name && $0.against == against } }
             guard !rows.isEmpty else { continue }
             out += "### Against \(against)\n\n"

@@ -29,6 +29,13 @@ public enum MarkdownReport {
     /// What round 0 is: the pretrained model, or the seeded initialisation without pretraining.
     static func start(_ m: RunMetrics) -> String { m.pretraining.pretrained ? "pretrained model" : "initial model" }
 
+    /// An interval bound: like `signed`, but a bound that is not 0 and would round to 0.000 keeps
+    /// four decimals, so an interval that excludes 0 never prints as touching it.
+    static func bound(_ value: Double) -> String {
+        guard value.isFinite, value != 0, abs(value) < 0.0005 else { return signed(value) }
+        return (value > 0 ? "+" : "−") + Format.fixed(abs(value), 4)
+    }
+
     /// "+0.041" or "−0.041" (a true minus sign); "n/a" when not finite.
     static func signed(_ value: Double) -> String {
         guard value.isFinite else { return "n/a" }

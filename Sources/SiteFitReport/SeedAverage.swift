@@ -22,8 +22,10 @@ func seedMean(_ values: [Int]) -> Int {
 }
 
 extension ArmMetrics {
-    /// One arm over every seed: numbers are means over seeds; the lists of a round (which sites
-    /// were sampled, accepted, absent) are the first seed's, as they are events, not quantities.
+    /// One arm over every seed: numbers are means over seeds, ε the largest (the weakest
+    /// guarantee); the lists of a round (which sites were sampled, accepted, absent) are the first
+    /// seed's, as they are events, not quantities. Rounds are the first seed's; a seed that
+    /// stopped earlier (a DP budget) leaves the later rounds' means to the seeds that ran them.
     public static func averaged(_ runs: [ArmMetrics]) -> ArmMetrics {
         guard var first = runs.first, runs.count > 1 else { return runs.first! }
         first.rounds = first.rounds.indices.map { r in
@@ -33,7 +35,8 @@ extension ArmMetrics {
         first.privacy.bytesUp = seedMean(runs.map(\.privacy.bytesUp))
         first.privacy.bytesDown = seedMean(runs.map(\.privacy.bytesDown))
         first.privacy.bytesUpPerUpdate = seedMean(runs.map(\.privacy.bytesUpPerUpdate))
-        first.privacy.epsilon = seedMean(runs.map(\.privacy.epsilon))
+        // A guarantee is the weakest one any seed had, not a mean.
+        first.privacy.epsilon = runs.compactMap(\.privacy.epsilon).max()
         first.compute.stepsPerSiteRound = seedMean(runs.map(\.compute.stepsPerSiteRound))
         first.compute.trainingFlopsPerSiteRound = seedMean(runs.map(\.compute.trainingFlopsPerSiteRound))
         first.compute.simulatedSecondsPerSiteRound = seedMean(runs.map(\.compute.simulatedSecondsPerSiteRound))

@@ -65,7 +65,8 @@ extension Simulation {
         metrics.biasDrift = biasDrift(before: pretrainedPredictions, after: predictions, subgroups: scenario.subgroups,
                                       seed: scenario.seed, bootstrap: bootstrap)
         let finalBroadcast = await server.broadcast(round: rounds[rounds.count - 1].round)
-        metrics.membershipInference = try await membershipInference(sites, broadcasts: sites.map { _ in finalBroadcast })
+        // Members are the training sites' patients only: a site that never trained has none.
+        metrics.membershipInference = try await membershipInference(trainers, broadcasts: trainers.map { _ in finalBroadcast })
         return (metrics, predictionRows(arm: arm.name, predictions))
     }
 

@@ -20,7 +20,8 @@ extension Simulation {
                               subgroups: Scenario.Subgroups) -> ScoredTestSet {
         let people = start.flatMap(\.personIds)
         var set = ScoredTestSet(labels: start.flatMap(\.labels),
-                                sites: start.enumerated().flatMap { index, site in Array(repeating: index, count: site.labels.count) })
+                                sites: start.enumerated().flatMap { index, site in Array(repeating: index, count: site.labels.count) },
+                                patients: people)
         for attribute in subgroups.attributes { set.groups[attribute.rawValue] = groupValues(start, attribute) }
         set.scores[startName] = start.flatMap(\.scores)
         var byArm: [String: [PredictionRow]] = [:]
@@ -42,8 +43,10 @@ extension Simulation {
         var pairs: [(arm: String, against: String)] = []
         // The starting model is compared with the reference once, as reference − starting model.
         for row in rows where row != reference && row != startName { pairs.append((row, reference)) }
-        if reference != startName { pairs.append((reference, startName)) }
-        for row in rows where row != startName && row != reference { pairs.append((row, startName)) }
+        if reference != startName {
+            pairs.append((reference, startName))
+            for row in rows where row != startName && row != reference { pairs.append((row, startName)) }
+        }
         let options = comparisonOptions(scenario)
         let gaps = ComparisonMetric.gaps(attributes: scenario.subgroups.attributes.map(\.rawValue))
         // Each group's TPR, for groups with enough patients and positives at every seed to define one.
@@ -72,8 +75,14 @@ extension Simulation {
         // Claims on the same patients share one bootstrap (one per set of sites), so they are
         // decided on the same resamples as each other; claims on all sites share the table's.
         var bySites: [[String]: [PairedDifference]] = [:]
-        for sites in Set(scenario.expectations.filter { $0.metric != nil }.map(\.sites)) {
-            let claims = scenario.expectations.filter { $0.metric != nil && $0.sites == sites }
+        // A claim on all sites whose difference the table already holds takes the table's.
+        let table = result.metrics.comparisons.map { $0.differences + $0.biasDrift + $0.groupTruePositiveRates } ?? []
+        func inTable(_ claim: Expectation) -> PairedDifference? {
+            guard claim.sites.isEmpty else { return nil }
+            return table.first { $0.arm == claim.arm && $0.against == claim.other && $0.metric == claim.metric }
+        }
+        for sites in Set(scenario.expectations.filter { $0.metric != nil && inTable($0) == nil }.map(\.sites)) {
+            let claims = scenario.expectations.filter { $0.metric != nil && $0.sites == sites && inTable($0) == nil }
             var pairs: [(arm: String, against: String)] = []
             for claim in claims where !pairs.contains(where: { $0.arm == claim.arm && $0.against == claim.other }) {
                 pairs.append((claim.arm, claim.other))
@@ -88,7 +97,8 @@ extension Simulation {
                                                      options: options)
         }
         result.metrics.claims = scenario.expectations.map { claim in
-            let difference = bySites[claim.sites]?.first { $0.arm == claim.arm && $0.against == claim.other && $0.metric == claim.metric }
+            let difference = inTable(claim)
+                ?? bySites[claim.sites]?.first { $0.arm == claim.arm && $0.against == claim.other && $0.metric == claim.metric }
             return check(claim, difference: difference, result: result)
         }
         for claim in result.metrics.claims ?? [] { progress("\(claim.holds ? "✔" : "✘") \(claim.statement)") }

@@ -10,7 +10,7 @@ extension SiteFit {
     struct Bench: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Measure kernel and training-step throughput (build with -c release).",
-            subcommands: [Kernels.self, Heart.self, Synthetic.self, Shards.self, Allocations.self])
+            subcommands: [Kernels.self, Heart.self, Synthetic.self, Shards.self, Bootstrap.self, Allocations.self])
 
         struct Heart: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
@@ -106,6 +106,35 @@ extension SiteFit {
             func run() throws {
                 bootstrapLogging(verbose: false)
                 print(try ShardBench.run(patients: patients, repetitions: repetitions))
+            }
+        }
+
+        struct Bootstrap: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Time the paired bootstrap behind a report's comparisons on synthetic test sets (one JSON line, then a summary).")
+
+            @Option(help: "Test patients per seed.")
+            var patients: Int = 1000
+
+            @Option(help: "Seeds (test sets).")
+            var seeds: Int = 5
+
+            @Option(help: "Models compared (each against the first).")
+            var models: Int = 5
+
+            @Option(help: "Replicates (fixed: no adaptive doubling).")
+            var replicates: Int = 2000
+
+            func validate() throws {
+                guard patients >= 10 else { throw ValidationError("--patients must be at least 10 (got \(patients))") }
+                guard seeds >= 1 else { throw ValidationError("--seeds must be at least 1 (got \(seeds))") }
+                guard models >= 2 else { throw ValidationError("--models must be at least 2 (got \(models))") }
+                guard replicates >= 40 else { throw ValidationError("--replicates must be at least 40 (got \(replicates))") }
+            }
+
+            func run() throws {
+                bootstrapLogging(verbose: false)
+                print(BootstrapBench.run(patients: patients, seeds: seeds, models: models, replicates: replicates))
             }
         }
 

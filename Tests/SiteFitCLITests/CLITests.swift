@@ -115,6 +115,33 @@ struct CLITests {
         #expect(result.stdout.isEmpty)
     }
 
+    @Test("run --check exits 2 when a claim fails, writes the report anyway, and refuses a scenario without claims")
+    func check() throws {
+        let folder = try tinyScenario()
+        let url = folder.appendingPathComponent("tiny.yaml")
+        let plain = try Self.run(["run", url.path, "--output-dir", folder.appendingPathComponent("Plain").path, "--quiet", "--check"])
+        #expect(plain.status == 1)
+        #expect(plain.stderr == "error: --check: '\(url.path)' has no expect: block, so there is nothing to check; add its claims first\n")
+        let claims = try String(contentsOf: url, encoding: .utf8) + """
+
+            expect:
+              - {arm: bitfit, at_most: 1, of: full, quantity: bytes_up}
+              - {arm: full, metric: auroc, above: 0.99}
+            """
+        try Data(claims.utf8).write(to: url)
+        let out = folder.appendingPathComponent("Out")
+        let result = try Self.run(["run", url.path, "--output-dir", out.path, "--quiet", "--check"])
+        #expect(result.status == 2)
+        #expect(result.stderr.hasPrefix("error: 1 of 2 claims of '\(url.path)' do not hold:\n  ✘ full's AUROC is above 0.99: "))
+        #expect(result.stdout == out.appendingPathComponent("tiny.md").path + "\n" || result.stdout.hasSuffix("tiny.md\n"))
+        let report = try String(contentsOf: out.appendingPathComponent("tiny.md"), encoding: .utf8)
+        #expect(report.contains("| ✔ | bitfit uses at most 1 × the bytes up of full |"))
+        #expect(report.contains("| ✘ | full's AUROC is above 0.99 |"))
+        // Without --check the same run succeeds: claims are reported, not enforced.
+        let lenient = try Self.run(["run", url.path, "--output-dir", out.path, "--quiet"])
+        #expect(lenient.status == 0)
+    }
+
     @Test("an unknown option is refused with a usage hint")
     func unknownOption() throws {
         let result = try Self.run(["run", "Scenarios/quickstart.yaml", "--sede", "3"])

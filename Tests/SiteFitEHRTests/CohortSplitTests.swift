@@ -45,5 +45,7 @@ struct CohortSplitTests {
         #expect(split.trainRows == [0, 1, 3, 4] && split.testRows == [2, 5])
         let recent = CohortSplit.temporal(indexDates: dates, TemporalSplit(trainFrom: "2021-01-01", testFrom: "2021-07-01"))
         #expect(recent.trainRows == [1, 4] && recent.testRows == [2, 5], "rows before train_from are left out")
+        let undated = CohortSplit.temporal(indexDates: ["", "2021-01-02", "2021-08-01"], TemporalSplit(testFrom: "2021-07-01"))
+        #expect(undated.trainRows == [1] && undated.testRows == [2], "a row without an index date is on neither side")
     }
 }

@@ -198,6 +198,47 @@ struct PairedBootstrapTests {
         #expect(ComparisonMetric(name: "auroc_gap_gap:sex") == nil && ComparisonMetric(name: "true_positive_rate:sex") == nil)
     }
 
+    @Test("seeds that test the same patients share one patient resample per replicate, so their patient noise does not average out")
+    func sharedTestSets() {
+        var one = Self.synthetic(n: 300, sites: 2, shift: 0.3, seed: 31)
+        one.patients = one.labels.indices.map { Int64($0) }
+        let single = PairedBootstrap.compare([one], pairs: [("a", "b")], metrics: [.auroc], seed: 1, purpose: "t",
+                                             options: .init(minimumReplicates: 2000, targetMonteCarloError: 1))[0]
+        // Four seeds whose models score identically: the seed-to-seed spread is 0, so all width is patient sampling.
+        let shared = PairedBootstrap.compare(Array(repeating: one, count: 4), pairs: [("a", "b")], metrics: [.auroc], seed: 1, purpose: "t",
+                                             options: .init(minimumReplicates: 2000, targetMonteCarloError: 1))[0]
+        var anonymous = one
+        anonymous.patients = []
+        let independent = PairedBootstrap.compare(Array(repeating: anonymous, count: 4), pairs: [("a", "b")], metrics: [.auroc], seed: 1,
+                                                  purpose: "t", options: .init(minimumReplicates: 2000, targetMonteCarloError: 1))[0]
+        let width = { (d: PairedDifference) in d.high - d.low }
+        // Shared: the single seed's width times the small-sample factor √(4/3)·3.182/1.96 = 1.87.
+        #expect(width(shared) / width(single) > 1.6 && width(shared) / width(single) < 2.2, "\(width(shared) / width(single))")
+        // Resampled independently, four copies average their patient noise: about half of that.
+        #expect(width(independent) / width(single) < 1.2, "\(width(independent) / width(single))")
+        #expect(abs(PairedBootstrap.studentT975(degrees: 3) - 3.182) < 1e-9)
+    }
+
+    @Test("the interval is bias-corrected: an absolute calibration error keeps its estimate inside its interval")
+    func biasCorrected() {
+        #expect(abs(PairedBootstrap.normalQuantile(0.975) - 1.959964) < 1e-6)
+        #expect(abs(PairedBootstrap.normalQuantile(0.01) + 2.326348) < 1e-6)
+        #expect(abs(PairedBootstrap.normalCDF(1.959964) - 0.975) < 1e-7)
+        // With no bias (half the replicates below the estimate) BC is the plain percentile interval.
+        let plain = PairedBootstrap.biasCorrectedLevels(below: 0.5, count: 1000)
+        #expect(abs(plain.low - 0.025) < 1e-6 && abs(plain.high - 0.975) < 1e-6)
+        // a is calibrated in the large (mean score = event rate), b over-predicts by 0.05.
+        var set = Self.synthetic(n: 400, sites: 2, shift: 0, seed: 41)
+        let rate = Float(set.labels.reduce(0, +)) / Float(set.labels.count)
+        let mean = set.scores["a"]!.reduce(0, +) / Float(set.labels.count)
+        set.scores["a"] = set.scores["a"]!.map { min(max($0 + rate - mean, 0), 1) }
+        set.scores["b"] = set.scores["a"]!.map { min($0 + 0.05, 1) }
+        let d = PairedBootstrap.compare([set], pairs: [("a", "b")], metrics: [.calibrationInTheLarge], seed: 1, purpose: "t",
+                                        options: .init(minimumReplicates: 4000, targetMonteCarloError: 1))[0]
+        #expect(d.low <= d.estimate && d.estimate <= d.high, "\(d.low) ≤ \(d.estimate) ≤ \(d.high)")
+        #expect(d.armIsBetter)
+    }
+
     @Test("restricting to sites keeps only their patients, in order")
     func restricted() {
         let set = ScoredTestSet(labels: [1, 0, 1, 0], sites: [0, 1, 2, 1], groups: ["sex": ["f", "m", "f", "m"]], scores: ["a": [0.1, 0.2, 0.3, 0.4]])
