@@ -17,6 +17,8 @@ public struct Comparisons: Codable, Sendable, Equatable {
     public var biasDrift: [PairedDifference] = []
     /// Every row's true-positive rate in each group large enough for one, against the starting model's.
     public var groupTruePositiveRates: [PairedDifference] = []
+    /// The most replicates the subgroup gaps and rates doubled to.
+    public var subgroupMaximumReplicates = 8000
 
     public init(reference: String, startingModel: String, seeds: Int, minimumReplicates: Int, targetMonteCarloError: Double,
                 differences: [PairedDifference]) {
@@ -48,6 +50,7 @@ public struct Comparisons: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case reference, seeds, differences, biasDrift = "bias_drift", groupTruePositiveRates = "group_true_positive_rates"
+        case subgroupMaximumReplicates = "subgroup_maximum_replicates"
         case startingModel = "starting_model", minimumReplicates = "minimum_replicates", targetMonteCarloError = "target_monte_carlo_error"
     }
 
@@ -61,6 +64,7 @@ public struct Comparisons: Codable, Sendable, Equatable {
         differences = try c.decode([PairedDifference].self, forKey: .differences)
         biasDrift = try c.decodeIfPresent([PairedDifference].self, forKey: .biasDrift) ?? []
         groupTruePositiveRates = try c.decodeIfPresent([PairedDifference].self, forKey: .groupTruePositiveRates) ?? []
+        subgroupMaximumReplicates = try c.decodeIfPresent(Int.self, forKey: .subgroupMaximumReplicates) ?? 8000
     }
 }
 

@@ -44,7 +44,7 @@ extension MarkdownReport {
         out += "\(Format.fixed(c.largestMonteCarloError, 4))"
         if !(c.biasDrift + c.groupTruePositiveRates).isEmpty {
             let subgroup = c.largestSubgroupMonteCarloError
-            out += "; for the subgroup gaps and rates of *Bias drift* and the findings, doubled up to 8,000 at most, it is "
+            out += "; for the subgroup gaps and rates of *Bias drift* and the findings, doubled up to \(Format.integer(c.subgroupMaximumReplicates)) at most, it is "
             out += "\(Format.fixed(subgroup, 4))" + (subgroup > c.targetMonteCarloError
                 ? ", above the target: a subgroup call whose bound lies within \(Format.fixed(2 * subgroup, 3)) of 0 could go either way" : "")
         }

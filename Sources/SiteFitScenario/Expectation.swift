@@ -3,7 +3,8 @@ import SiteFitMetrics
 /// A lesson a scenario claims (`expect:`), checked by every run across all its seeds.
 ///
 /// A comparison claim holds only when the paired bootstrap interval of `arm − than` (see
-/// `PairedBootstrap`) lies on the claimed side; a footprint claim compares deterministic counts.
+/// `PairedBootstrap`) lies on the claimed side; a footprint claim compares the arms' footprints
+/// (means over seeds).
 public struct Expectation: Sendable, Equatable {
     /// What the claim says about `arm`.
     public enum Relation: Sendable, Equatable {
@@ -52,6 +53,27 @@ public struct Expectation: Sendable, Equatable {
         case .above, .below: ""
         case .atMost(_, let of, _): of
         }
+    }
+
+    /// Whether a comparison or level claim holds on its paired difference (`arm − other`, or the
+    /// arm's own metric for a level claim): the interval must lie wholly on the claimed side. An
+    /// undefined interval never holds.
+    public func holds(_ d: PairedDifference) -> Bool {
+        guard d.low.isFinite, d.high.isFinite else { return false }
+        return switch relation {
+        case .better: d.armIsBetter
+        case .worse: d.armIsWorse
+        case .notWorse(_, let margin): d.armIsNotWorse(margin: margin)
+        case .above(let value): d.low > value
+        case .below(let value): d.high < value
+        case .atMost: false
+        }
+    }
+
+    /// Whether a footprint claim holds: the arm's value is at most `fraction` × the other's.
+    public func holds(armValue: Double, otherValue: Double) -> Bool {
+        guard case .atMost(let fraction, _, _) = relation, armValue.isFinite, otherValue.isFinite else { return false }
+        return armValue <= fraction * otherValue
     }
 
     /// The claim in words, as the report prints it.

@@ -6,14 +6,14 @@ import SiteFitFederation
 extension Simulation {
     /// Options of every paired comparison a run makes: 2,000 replicates at least, more until each
     /// interval bound's Monte Carlo error is at most 0.005; subgroup gaps and rates (noisy in
-    /// small groups) drive that only up to 8,000, and the report states their largest error.
+    /// small groups) double only up to `subgroupMaximumReplicates`, and the report states their
+    /// largest error.
     static func comparisonOptions(_ scenario: Scenario) -> PairedBootstrap.Options {
         PairedBootstrap.Options(minimumReplicates: 2000, maximumReplicates: 64_000, targetMonteCarloError: 0.005,
-                                minimumGroupSize: scenario.subgroups.minimumGroupSize,
-                                secondaryMaximumReplicates: subgroupMaximumReplicates, isSecondary: { $0.attribute != nil })
+                                minimumGroupSize: scenario.subgroups.minimumGroupSize)
     }
 
-    static let subgroupMaximumReplicates = 8000
+    static let subgroupMaximumReplicates = 4000
 
     /// One seed's test patients in evaluation order, with the starting model's and every row's scores.
     static func scoredTestSet(start: [SitePredictions], startName: String, rows: [PredictionRow],
@@ -60,16 +60,24 @@ extension Simulation {
                 groupRates.append(.truePositiveRate(attribute: attribute, group: name))
             }
         }
-        // One bootstrap for everything, so every number of the report comes from the same resamples;
-        // bias drift and group rates are kept against the starting model only.
-        let all = PairedBootstrap.compare(result.testSets, pairs: pairs, metrics: ComparisonMetric.standard + gaps + groupRates,
-                                          seed: scenario.seed, purpose: "comparisons", options: options)
-            .filter { ComparisonMetric.standard.contains($0.metric) || ($0.against == startName && $0.estimate.isFinite) }
+        // Two calls on the same resamples (same seed and purpose): the headline metrics, which double
+        // until every bound meets the target, through the fast pass without subgroup tallies; and the
+        // subgroup gaps and rates against the starting model, capped (small groups are noisy enough
+        // to need many times the replicates), their largest error stated in the report.
+        let headline = PairedBootstrap.compare(result.testSets, pairs: pairs, metrics: ComparisonMetric.standard,
+                                               seed: scenario.seed, purpose: "comparisons", options: options)
+        var subgroupOptions = options
+        subgroupOptions.maximumReplicates = subgroupMaximumReplicates
+        let startPairs = pairs.filter { $0.against == startName }
+        let subgroups = PairedBootstrap.compare(result.testSets, pairs: startPairs, metrics: gaps + groupRates,
+                                                seed: scenario.seed, purpose: "comparisons", options: subgroupOptions)
+            .filter { $0.estimate.isFinite }
         var comparisons = Comparisons(reference: reference, startingModel: startName, seeds: result.testSets.count,
                                       minimumReplicates: options.minimumReplicates, targetMonteCarloError: options.targetMonteCarloError,
-                                      differences: all.filter { ComparisonMetric.standard.contains($0.metric) })
-        comparisons.biasDrift = all.filter { $0.against == startName && gaps.contains($0.metric) }
-        comparisons.groupTruePositiveRates = all.filter { $0.against == startName && groupRates.contains($0.metric) }
+                                      differences: headline)
+        comparisons.biasDrift = subgroups.filter { gaps.contains($0.metric) }
+        comparisons.groupTruePositiveRates = subgroups.filter { groupRates.contains($0.metric) }
+        comparisons.subgroupMaximumReplicates = subgroupMaximumReplicates
         result.metrics.comparisons = comparisons
         guard !scenario.expectations.isEmpty else { return }
         // Claims on the same patients share one bootstrap (one per set of sites), so they are
@@ -104,35 +112,21 @@ extension Simulation {
         for claim in result.metrics.claims ?? [] { progress("\(claim.holds ? "✔" : "✘") \(claim.statement)") }
     }
 
-    /// One claim, decided on all seeds: a footprint from the arms' metrics, a comparison or level
-    /// from its paired difference.
+    /// One claim, decided on all seeds: a footprint from the arms' metrics (means over seeds), a
+    /// comparison or level from its paired difference (`Expectation.holds`).
     static func check(_ claim: Expectation, difference: PairedDifference?, result: Result) -> ClaimResult {
-        switch claim.relation {
-        case .atMost(let fraction, let of, let quantity):
-            func value(_ name: String) -> Double? {
-                guard let arm = result.metrics.arms.first(where: { $0.name == name }) else { return nil }
-                return switch quantity {
-                case .bytesUp: Double(arm.privacy.bytesUp)
-                case .trainingFlops: arm.compute.trainingFlopsPerSiteRound
-                case .parametersExposed: Double(arm.privacy.parametersExposed)
-                }
-            }
-            // Footprints are means over seeds (bytes and FLOPs vary with sampling and dropouts).
-            let a = value(claim.arm) ?? .nan, b = value(of) ?? .nan
-            return ClaimResult(statement: claim.statement, holds: a.isFinite && b.isFinite && a <= fraction * b, armValue: a, otherValue: b)
-        case .better, .worse, .notWorse, .above, .below:
-            guard let difference, difference.low.isFinite, difference.high.isFinite else {
-                return ClaimResult(statement: claim.statement, holds: false, difference: difference)
-            }
-            let holds: Bool = switch claim.relation {
-            case .better: difference.armIsBetter
-            case .worse: difference.armIsWorse
-            case .notWorse(_, let margin): difference.armIsNotWorse(margin: margin)
-            case .above(let value): difference.low > value
-            case .below(let value): difference.high < value
-            case .atMost: false
-            }
-            return ClaimResult(statement: claim.statement, holds: holds, difference: difference)
+        guard case .atMost(_, let of, let quantity) = claim.relation else {
+            return ClaimResult(statement: claim.statement, holds: difference.map(claim.holds) ?? false, difference: difference)
         }
+        func value(_ name: String) -> Double {
+            guard let arm = result.metrics.arms.first(where: { $0.name == name }) else { return .nan }
+            return switch quantity {
+            case .bytesUp: Double(arm.privacy.bytesUp)
+            case .trainingFlops: arm.compute.trainingFlopsPerSiteRound
+            case .parametersExposed: Double(arm.privacy.parametersExposed)
+            }
+        }
+        let (a, b) = (value(claim.arm), value(of))
+        return ClaimResult(statement: claim.statement, holds: claim.holds(armValue: a, otherValue: b), armValue: a, otherValue: b)
     }
 }

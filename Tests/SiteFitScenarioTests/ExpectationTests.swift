@@ -110,4 +110,31 @@ struct ExpectationTests {
         let order = diagnostics { _ = try Self.load("temporal_split: {train_from: 2021-09-01, test_from: 2021-07-01}\n") }
         #expect(order.map(\.problem) == ["train_from (2021-09-01) must come before test_from (2021-07-01)"])
     }
+
+    @Test("a claim holds only when the whole interval is on its side, for higher- and lower-is-better metrics alike")
+    func decisions() {
+        func d(_ metric: ComparisonMetric, _ low: Double, _ high: Double) -> PairedDifference {
+            PairedDifference(arm: "a", against: "b", metric: metric, estimate: (low + high) / 2, perSeed: [], low: low, high: high,
+                             replicates: 2000, usableReplicates: 2000, monteCarloError: 0.001)
+        }
+        let better = Expectation(arm: "a", relation: .better(than: "b"), metric: .auroc)
+        #expect(better.holds(d(.auroc, 0.001, 0.02)) && !better.holds(d(.auroc, -0.001, 0.02)) && !better.holds(d(.auroc, -0.02, -0.01)))
+        // Brier is better when smaller: "better" needs the whole interval below 0.
+        let brierBetter = Expectation(arm: "a", relation: .better(than: "b"), metric: .brier)
+        #expect(brierBetter.holds(d(.brier, -0.02, -0.001)) && !brierBetter.holds(d(.brier, 0.001, 0.02)))
+        let worse = Expectation(arm: "a", relation: .worse(than: "b"), metric: .gap(.equalOpportunity, attribute: "sex"))
+        #expect(worse.holds(d(.gap(.equalOpportunity, attribute: "sex"), 0.1, 0.4)) && !worse.holds(d(.gap(.equalOpportunity, attribute: "sex"), -0.1, 0.4)))
+        let notWorse = Expectation(arm: "a", relation: .notWorse(than: "b", margin: 0.02), metric: .auroc)
+        #expect(notWorse.holds(d(.auroc, -0.019, 0.05)) && !notWorse.holds(d(.auroc, -0.021, 0.05)))
+        let notWorseBrier = Expectation(arm: "a", relation: .notWorse(than: "b", margin: 0.005), metric: .brier)
+        #expect(notWorseBrier.holds(d(.brier, -0.01, 0.004)) && !notWorseBrier.holds(d(.brier, -0.01, 0.006)))
+        let above = Expectation(arm: "a", relation: .above(0.03), metric: .calibrationInTheLarge)
+        #expect(above.holds(d(.calibrationInTheLarge, 0.031, 0.1)) && !above.holds(d(.calibrationInTheLarge, 0.029, 0.1)))
+        let below = Expectation(arm: "a", relation: .below(0.9), metric: .auroc)
+        #expect(below.holds(d(.auroc, 0.8, 0.89)) && !below.holds(d(.auroc, 0.8, 0.91)))
+        #expect(!better.holds(d(.auroc, .nan, .nan)), "an undefined interval never holds")
+        let footprint = Expectation(arm: "a", relation: .atMost(fraction: 0.1, of: "b", quantity: .bytesUp))
+        #expect(footprint.holds(armValue: 100, otherValue: 1000) && !footprint.holds(armValue: 101, otherValue: 1000))
+        #expect(!footprint.holds(armValue: .nan, otherValue: 1000) && !better.holds(armValue: 1, otherValue: 10))
+    }
 }
