@@ -1,7 +1,7 @@
 import SiteFitCore
 
 // The bootstrap's inner loop: each seed's patients sorted once per model, and every metric of a
-// model on a weighted resample in one pass.
+// model on a weighted resample in one branch-free pass that allocates nothing.
 
 /// One model's metrics on one (possibly resampled) test set.
 struct MetricValues {
@@ -11,57 +11,56 @@ struct MetricValues {
     var gaps: [[Double]] = []
     /// Per attribute, each group's TPR (NaN without positives).
     var groupTruePositiveRates: [[Double]] = []
+}
 
-    /// Where a metric's value sits, resolved once per test set so a replicate reads it without hashing names.
-    enum Slot {
-        case auroc, balancedAccuracy, accuracy, brier, calibrationInTheLarge, worstSiteAccuracy
-        case gap(attribute: Int, kind: Int)
-        case truePositiveRate(attribute: Int, group: Int)
-        case undefined
+/// Where each metric sits in the flat result of `SortedModel.evaluate`: the six standard metrics,
+/// then every attribute's gaps, then every group's true-positive rate.
+struct MetricLayout {
+    static let standard = 6
+    static let kinds = ComparisonMetric.GapKind.allCases.count
+    let attributes: [AttributeGroups]
+    /// Per attribute, where its groups start among all groups.
+    let groupOffsets: [Int]
+    var groupCount: Int { groupOffsets.last ?? 0 }
+    var count: Int { Self.standard + attributes.count * Self.kinds + groupCount }
+
+    init(attributes: [AttributeGroups]) {
+        self.attributes = attributes
+        var offsets = [0]
+        for a in attributes { offsets.append(offsets.last! + a.large.count) }
+        groupOffsets = offsets
     }
 
-    static func slot(_ metric: ComparisonMetric, attributeIndex: [String: Int], groupIndex: [String: [String: Int]]) -> Slot {
+    func gap(attribute a: Int, kind k: Int) -> Int { Self.standard + a * Self.kinds + k }
+    func truePositiveRate(groupSlot: Int) -> Int { Self.standard + attributes.count * Self.kinds + groupSlot }
+
+    /// The metric's index in a result, or nil when the test set has no such attribute or group.
+    func index(_ metric: ComparisonMetric, groupIndex: [String: [String: Int]]) -> Int? {
         switch metric {
-        case .auroc: .auroc
-        case .balancedAccuracy: .balancedAccuracy
-        case .accuracy: .accuracy
-        case .brier: .brier
-        case .calibrationInTheLarge: .calibrationInTheLarge
-        case .worstSiteAccuracy: .worstSiteAccuracy
+        case .auroc: return 0
+        case .balancedAccuracy: return 1
+        case .accuracy: return 2
+        case .brier: return 3
+        case .calibrationInTheLarge: return 4
+        case .worstSiteAccuracy: return 5
         case .gap(let kind, let attribute):
-            attributeIndex[attribute].map { .gap(attribute: $0, kind: ComparisonMetric.GapKind.allCases.firstIndex(of: kind)!) } ?? .undefined
+            guard let a = attributes.firstIndex(where: { $0.name == attribute }),
+                  let k = ComparisonMetric.GapKind.allCases.firstIndex(of: kind) else { return nil }
+            return gap(attribute: a, kind: k)
         case .truePositiveRate(let attribute, let group):
-            attributeIndex[attribute].flatMap { a in groupIndex[attribute]?[group].map { .truePositiveRate(attribute: a, group: $0) } } ?? .undefined
+            guard let a = attributes.firstIndex(where: { $0.name == attribute }), let g = groupIndex[attribute]?[group] else { return nil }
+            return truePositiveRate(groupSlot: groupOffsets[a] + g)
         }
     }
 
-    func value(_ slot: Slot) -> Double {
-        switch slot {
-        case .auroc: auroc
-        case .balancedAccuracy: balancedAccuracy
-        case .accuracy: accuracy
-        case .brier: brier
-        case .calibrationInTheLarge: calibrationInTheLarge
-        case .worstSiteAccuracy: worstSiteAccuracy
-        case .gap(let a, let k): a < gaps.count ? gaps[a][k] : .nan
-        case .truePositiveRate(let a, let g): a < groupTruePositiveRates.count ? groupTruePositiveRates[a][g] : .nan
-        case .undefined: .nan
+    func values(_ flat: [Double]) -> MetricValues {
+        var v = MetricValues(auroc: flat[0], balancedAccuracy: flat[1], accuracy: flat[2], brier: flat[3],
+                             calibrationInTheLarge: flat[4], worstSiteAccuracy: flat[5])
+        v.gaps = attributes.indices.map { a in (0..<Self.kinds).map { flat[gap(attribute: a, kind: $0)] } }
+        v.groupTruePositiveRates = attributes.indices.map { a in
+            attributes[a].large.indices.map { flat[truePositiveRate(groupSlot: groupOffsets[a] + $0)] }
         }
-    }
-
-    func value(_ metric: ComparisonMetric, attributeIndex: [String: Int], groupIndex: [String: [String: Int]]) -> Double {
-        switch metric {
-        case .auroc: auroc
-        case .balancedAccuracy: balancedAccuracy
-        case .accuracy: accuracy
-        case .brier: brier
-        case .calibrationInTheLarge: calibrationInTheLarge
-        case .worstSiteAccuracy: worstSiteAccuracy
-        case .gap(let kind, let attribute):
-            attributeIndex[attribute].map { gaps[$0][ComparisonMetric.GapKind.allCases.firstIndex(of: kind)!] } ?? .nan
-        case .truePositiveRate(let attribute, let group):
-            attributeIndex[attribute].flatMap { a in groupIndex[attribute]?[group].map { groupTruePositiveRates[a][$0] } } ?? .nan
-        }
+        return v
     }
 }
 
@@ -71,19 +70,24 @@ final class PreparedSeed: @unchecked Sendable {
     let count: Int
     let siteRows: [[Int32]]
     let metrics: [ComparisonMetric]
-    let attributeIndex: [String: Int]
     /// Per attribute, each group's index in the model's per-group arrays.
     let groupIndex: [String: [String: Int]]
-    /// Where each of `metrics` sits in a model's `MetricValues`.
-    let slots: [MetricValues.Slot]
-    let models: [String: SortedModel]
+    let layout: MetricLayout
+    /// Where each of `metrics` sits in a model's flat result (nil: undefined on this test set).
+    let slots: [Int?]
+    let modelIndex: [String: Int]
+    let models: [SortedModel]
     let seed: UInt64
     let purpose: String
     /// Keys this seed's patient resamples: its index, or "shared" when every seed tests the same patients.
     let streamKey: String
-    private var points: [String: MetricValues] = [:]
-    /// Per model and metric, one value per replicate drawn so far.
-    private var values: [String: [[Double]]] = [:]
+    /// Per model, its flat result on all patients.
+    private let points: [[Double]]
+    /// Per model, replicate-major: `values[m][r * metrics.count + j]` is metric j on replicate r.
+    private var values: [[Double]]
+    /// Which replicates have been scored.
+    private var computed: [Bool] = []
+    /// Replicates with a place in `values` (scored or not).
     private(set) var drawn = 0
 
     init(_ set: ScoredTestSet, models names: [String], metrics: [ComparisonMetric], options: PairedBootstrap.Options,
@@ -126,49 +130,66 @@ final class PreparedSeed: @unchecked Sendable {
             groupIndex[attribute] = code.mapValues(Int.init)
         }
         self.groupIndex = groupIndex
-        let attributeIndex = Dictionary(uniqueKeysWithValues: attributes.enumerated().map { ($1.name, $0) })
-        slots = metrics.map { MetricValues.slot($0, attributeIndex: attributeIndex, groupIndex: groupIndex) }
-        self.attributeIndex = attributeIndex
-        var models: [String: SortedModel] = [:]
-        for name in names {
-            let scores = set.scores[name] ?? Array(repeating: .nan, count: set.labels.count)
-            models[name] = SortedModel(scores: scores, labels: set.labels, sites: set.sites, siteCount: siteCount, attributes: attributes)
+        let layout = MetricLayout(attributes: attributes)
+        self.layout = layout
+        slots = metrics.map { layout.index($0, groupIndex: groupIndex) }
+        modelIndex = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
+        models = names.map { name in
+            SortedModel(scores: set.scores[name] ?? Array(repeating: .nan, count: set.labels.count), labels: set.labels,
+                        sites: set.sites, siteCount: siteCount, layout: layout)
         }
-        self.models = models
-        let unit = [Int32](repeating: 1, count: count)
-        for (name, model) in models { points[name] = model.evaluate(weights: unit) }
+        var scratch = SortedModel.Scratch(layout: layout, siteCount: siteCount)
+        let unit = [Double](repeating: 1, count: count)
+        points = models.map { model in
+            unit.withUnsafeBufferPointer { model.evaluate(weights: $0, scratch: &scratch) }
+            return scratch.result
+        }
+        values = Array(repeating: [], count: names.count)
     }
 
     func point(_ model: String, _ metric: ComparisonMetric) -> Double {
         if model == PairedBootstrap.zero { return 0 }
-        return points[model]?.value(metric, attributeIndex: attributeIndex, groupIndex: groupIndex) ?? .nan
+        guard let m = modelIndex[model], let slot = layout.index(metric, groupIndex: groupIndex) else { return .nan }
+        return points[m][slot]
     }
 
     func replicates(_ model: String, _ metric: ComparisonMetric) -> [Double] {
         if model == PairedBootstrap.zero { return Array(repeating: 0, count: drawn) }
-        guard let m = metrics.firstIndex(of: metric), let all = values[model] else { return [] }
-        return all[m]
+        guard let j = metrics.firstIndex(of: metric), let m = modelIndex[model] else { return [] }
+        let stride = metrics.count
+        return (0..<drawn).map { values[m][$0 * stride + j] }
     }
 
-    /// Draws replicates `drawn..<target`: each resamples every site's patients (as many as it has),
-    /// from a stream keyed by the replicate, and scores every model on that resample.
-    func extend(to target: Int) {
-        guard target > drawn else { return }
-        var weights = [Int32](repeating: 0, count: count)
-        for name in models.keys where values[name] == nil { values[name] = Array(repeating: [], count: metrics.count) }
-        let names = models.keys.sorted()
-        for r in drawn..<target {
+    /// Makes replicates `0..<target` available: replicate r resamples every site's patients (as
+    /// many as it has) from a stream keyed by r and scores every model on that resample. With
+    /// `needed`, only the replicates it marks are scored (the others stay NaN until a later call
+    /// needs them): a hierarchical bootstrap reads only the (seed, replicate) pairs it draws. A
+    /// replicate's values depend on r alone, so which are scored, and when, changes no result.
+    func extend(to target: Int, needed: [Bool]? = nil) {
+        let stride = metrics.count
+        var all = values
+        // Moved out of the instance so appends and writes never copy.
+        values = []
+        if target > drawn {
+            for m in all.indices { all[m].append(contentsOf: repeatElement(.nan, count: (target - drawn) * stride)) }
+            computed.append(contentsOf: repeatElement(false, count: target - drawn))
+            drawn = target
+        }
+        var weights = [Double](repeating: 0, count: count)
+        var scratch = SortedModel.Scratch(layout: layout, siteCount: models.first?.siteCount ?? 0)
+        for r in 0..<target where !computed[r] && (needed?[r] ?? true) {
             for i in weights.indices { weights[i] = 0 }
             var random = RandomStream(seed: seed, "paired-bootstrap", purpose, streamKey, String(r))
             for rows in siteRows {
                 for _ in 0..<rows.count { weights[Int(rows[random.int(below: rows.count)])] += 1 }
             }
-            for name in names {
-                let result = models[name]!.evaluate(weights: weights)
-                for m in slots.indices { values[name]![m].append(result.value(slots[m])) }
+            for m in models.indices {
+                weights.withUnsafeBufferPointer { models[m].evaluate(weights: $0, scratch: &scratch) }
+                for (j, slot) in slots.enumerated() { all[m][r * stride + j] = slot.map { scratch.result[$0] } ?? .nan }
             }
+            computed[r] = true
         }
-        drawn = target
+        values = all
     }
 }
 
@@ -186,158 +207,233 @@ struct AttributeGroups {
 
 /// One model's scores sorted ascending once, so that every weighted replicate is a single pass.
 struct SortedModel {
-    let order: [Int32]
-    let scores: [Float]
-    let positive: [Bool]
-    let sites: [Int32]
+    /// A sorted row with its indicator products precomputed, so the pass multiplies by 0 or 1
+    /// instead of branching on the class and the prediction (adding w·0 leaves every sum exactly
+    /// as the branching pass left it).
+    struct Row {
+        var score: Double
+        var error: Double
+        var positive: Double
+        var negative: Double
+        var predicted: Double
+        var truePositive: Double
+        var trueNegative: Double
+        var falsePositive: Double
+        var correct: Double
+        var index: Int32
+        var site: Int32
+    }
+
+    /// Buffers one evaluation works in, reused across replicates.
+    struct Scratch {
+        var site: [Double]
+        var tally: [Double]
+        var result: [Double]
+
+        init(layout: MetricLayout, siteCount: Int) {
+            site = Array(repeating: 0, count: 2 * siteCount)
+            tally = Array(repeating: 0, count: SortedModel.fields * layout.groupCount)
+            result = Array(repeating: .nan, count: layout.count)
+        }
+    }
+
+    /// Per group: size, positives, selected, true positives, false positives, score sum, AUROC
+    /// pairs won, negatives below the current score, negatives tied at it.
+    static let fields = 9
+
+    let rows: [Row]
+    /// Where each run of tied scores starts, then the row count. Nearly every run is one row.
+    let runStarts: [Int32]
     let siteCount: Int
-    /// Per attribute, its groups; each group's tallies start at `groupOffsets[a] + group`.
-    let attributes: [AttributeGroups]
-    let groupOffsets: [Int]
+    let layout: MetricLayout
     /// Row-major (sorted row, attribute): the row's group slot.
     let rowSlots: [Int32]
     let defined: Bool
 
-    init(scores raw: [Float], labels: [Float], sites rawSites: [Int], siteCount: Int, attributes: [AttributeGroups]) {
+    init(scores raw: [Float], labels: [Float], sites rawSites: [Int], siteCount: Int, layout: MetricLayout) {
         defined = raw.allSatisfy(\.isFinite)
         let order = raw.indices.sorted { raw[$0] < raw[$1] || (raw[$0] == raw[$1] && $0 < $1) }
-        self.order = order.map { Int32($0) }
-        scores = order.map { raw[$0] }
-        positive = order.map { labels[$0] >= 0.5 }
-        sites = order.map { Int32(rawSites[$0]) }
+        rows = order.map { i in
+            let s = Double(raw[i]), y = labels[i] >= 0.5, p = raw[i] >= 0.5
+            func one(_ b: Bool) -> Double { b ? 1 : 0 }
+            return Row(score: s, error: s - one(y), positive: one(y), negative: one(!y), predicted: one(p),
+                       truePositive: one(y && p), trueNegative: one(!y && !p), falsePositive: one(!y && p),
+                       correct: one(y == p), index: Int32(i), site: Int32(rawSites[i]))
+        }
+        var starts: [Int32] = []
+        for k in order.indices where k == 0 || raw[order[k]] != raw[order[k - 1]] { starts.append(Int32(k)) }
+        starts.append(Int32(order.count))
+        runStarts = starts
         self.siteCount = siteCount
-        self.attributes = attributes
-        var offsets = [0]
-        for a in attributes { offsets.append(offsets.last! + a.large.count) }
-        groupOffsets = offsets
+        self.layout = layout
+        let attributes = layout.attributes
         var slots = [Int32](repeating: 0, count: order.count * attributes.count)
         for (k, row) in order.enumerated() {
-            for (a, attribute) in attributes.enumerated() { slots[k * attributes.count + a] = Int32(offsets[a]) + attribute.codes[row] }
+            for (a, attribute) in attributes.enumerated() {
+                slots[k * attributes.count + a] = Int32(layout.groupOffsets[a]) + attribute.codes[row]
+            }
         }
         rowSlots = slots
     }
 
-    /// Every metric with patient i counted weights[i] times (0 = not drawn), in one pass over the
-    /// rows in ascending score. Group tallies of every attribute live in flat buffers indexed by
-    /// `groupOffsets[a] + group`, so the pass allocates nothing per row.
+    /// Convenience for tests: integer weights, the metrics as a struct.
     func evaluate(weights: [Int32]) -> MetricValues {
-        var values = MetricValues()
-        let kinds = ComparisonMetric.GapKind.allCases.count
-        values.gaps = attributes.map { _ in Array(repeating: .nan, count: kinds) }
-        values.groupTruePositiveRates = attributes.map { a in a.large.map { _ in .nan } }
-        guard defined else { return values }
-        let n = order.count, attributeCount = attributes.count, groupSlots = groupOffsets.last ?? 0
+        var scratch = Scratch(layout: layout, siteCount: siteCount)
+        weights.map(Double.init).withUnsafeBufferPointer { evaluate(weights: $0, scratch: &scratch) }
+        return layout.values(scratch.result)
+    }
+
+    /// Every metric with patient i counted weights[i] times (0 = not drawn), in one pass over the
+    /// rows in ascending score, into `scratch.result` (laid out by `layout`).
+    func evaluate(weights: UnsafeBufferPointer<Double>, scratch: inout Scratch) {
+        for i in scratch.result.indices { scratch.result[i] = .nan }
+        guard defined else { return }
+        let attributeCount = layout.attributes.count, fields = Self.fields
         var total = 0.0, positives = 0.0, scoreSum = 0.0, squares = 0.0
         var tp = 0.0, tn = 0.0, negativesBelow = 0.0, pairs = 0.0
-        var siteTotal = [Double](repeating: 0, count: siteCount), siteCorrect = siteTotal
-        // Per group slot: size, positives, selected, true positives, false positives, score sum,
-        // AUROC pairs won, negatives below the current score, negatives tied at it.
-        var tally = [Double](repeating: 0, count: groupSlots * 9)
-        tally.withUnsafeMutableBufferPointer { t in
-            let size = 0, pos = groupSlots, sel = 2 * groupSlots, tps = 3 * groupSlots, fps = 4 * groupSlots
-            let sum = 5 * groupSlots, won = 6 * groupSlots, below = 7 * groupSlots, tied = 8 * groupSlots
-            var i = 0
-            // A run of tied scores is one step of the ROC curve: its positives beat the negatives
-            // below it and tie (½) with the negatives in it.
-            while i < n {
-                var j = i + 1
-                let s = scores[i]
-                while j < n && scores[j] == s { j += 1 }
-                let predicted = s >= 0.5
-                // A run of one row (nearly every run: scores are continuous) needs no tie bookkeeping.
-                let single = j - i == 1
+        for i in scratch.site.indices { scratch.site[i] = 0 }
+        for i in scratch.tally.indices { scratch.tally[i] = 0 }
+        let siteCount = self.siteCount
+        rows.withUnsafeBufferPointer { rows in
+        runStarts.withUnsafeBufferPointer { runStarts in
+        rowSlots.withUnsafeBufferPointer { rowSlots in
+        scratch.site.withUnsafeMutableBufferPointer { site in
+        scratch.tally.withUnsafeMutableBufferPointer { t in
+            // Tally fields at t[group * fields + f].
+            let size = 0, pos = 1, sel = 2, tps = 3, fps = 4, sum = 5, won = 6, below = 7, tied = 8
+            for run in 0..<(runStarts.count - 1) {
+                let i = Int(runStarts[run]), j = Int(runStarts[run + 1])
+                if j - i == 1 {
+                    // A run of one row (nearly every run: scores are continuous).
+                    let row = rows[i]
+                    let w = weights[Int(row.index)]
+                    let wp = w * row.positive
+                    total += w
+                    scoreSum += w * row.score
+                    squares += w * row.error * row.error
+                    site[Int(row.site)] += w
+                    site[siteCount + Int(row.site)] += w * row.correct
+                    positives += wp
+                    tp += w * row.truePositive
+                    tn += w * row.trueNegative
+                    pairs += wp * negativesBelow
+                    negativesBelow += w * row.negative
+                    for a in 0..<attributeCount {
+                        let g = Int(rowSlots[i * attributeCount + a]) * fields
+                        t[g + size] += w
+                        t[g + sum] += w * row.score
+                        t[g + sel] += w * row.predicted
+                        t[g + pos] += wp
+                        t[g + tps] += w * row.truePositive
+                        t[g + won] += wp * t[g + below]
+                        t[g + fps] += w * row.falsePositive
+                        t[g + below] += w * row.negative
+                    }
+                    continue
+                }
+                // A run of tied scores is one step of the ROC curve: its positives beat the
+                // negatives below it and tie (½) with the negatives in it.
                 var runPositives = 0.0, runNegatives = 0.0
                 for k in i..<j {
-                    let w = Double(weights[Int(order[k])])
+                    let row = rows[k]
+                    let w = weights[Int(row.index)]
                     guard w > 0 else { continue }
-                    let y = positive[k], site = Int(sites[k])
                     total += w
-                    scoreSum += w * Double(s)
-                    let error = Double(s) - (y ? 1 : 0)
-                    squares += w * error * error
-                    siteTotal[site] += w
-                    if predicted == y { siteCorrect[site] += w }
-                    if y {
+                    scoreSum += w * row.score
+                    squares += w * row.error * row.error
+                    site[Int(row.site)] += w
+                    site[siteCount + Int(row.site)] += w * row.correct
+                    tp += w * row.truePositive
+                    tn += w * row.trueNegative
+                    if row.positive > 0 {
                         positives += w
                         runPositives += w
-                        if predicted { tp += w }
                     } else {
                         runNegatives += w
-                        if !predicted { tn += w }
                     }
-                    let base = k * attributeCount
                     for a in 0..<attributeCount {
-                        let g = Int(rowSlots[base + a])
-                        t[size + g] += w
-                        t[sum + g] += w * Double(s)
-                        if predicted { t[sel + g] += w }
-                        if y {
-                            t[pos + g] += w
-                            if predicted { t[tps + g] += w }
-                            t[won + g] += w * t[below + g]
+                        let g = Int(rowSlots[k * attributeCount + a]) * fields
+                        t[g + size] += w
+                        t[g + sum] += w * row.score
+                        t[g + sel] += w * row.predicted
+                        if row.positive > 0 {
+                            t[g + pos] += w
+                            t[g + tps] += w * row.truePositive
+                            t[g + won] += w * t[g + below]
                         } else {
-                            if predicted { t[fps + g] += w }
-                            if single { t[below + g] += w } else { t[tied + g] += w }
+                            t[g + fps] += w * row.falsePositive
+                            t[g + tied] += w
                         }
                     }
                 }
                 pairs += runPositives * negativesBelow + 0.5 * runPositives * runNegatives
                 negativesBelow += runNegatives
-                if attributeCount > 0 && !single {
-                    // Within-group ties: each positive of the run ties with its group's negatives of the run.
-                    for k in i..<j where positive[k] {
-                        let w = Double(weights[Int(order[k])])
-                        guard w > 0 else { continue }
-                        for a in 0..<attributeCount {
-                            let g = Int(rowSlots[k * attributeCount + a])
-                            t[won + g] += 0.5 * w * t[tied + g]
-                        }
-                    }
-                    for k in i..<j where !positive[k] {
-                        for a in 0..<attributeCount {
-                            let g = Int(rowSlots[k * attributeCount + a])
-                            t[below + g] += t[tied + g]
-                            t[tied + g] = 0
-                        }
+                guard attributeCount > 0 else { continue }
+                // Within-group ties: each positive of the run ties with its group's negatives of the run.
+                for k in i..<j where rows[k].positive > 0 {
+                    let w = weights[Int(rows[k].index)]
+                    guard w > 0 else { continue }
+                    for a in 0..<attributeCount {
+                        let g = Int(rowSlots[k * attributeCount + a]) * fields
+                        t[g + won] += 0.5 * w * t[g + tied]
                     }
                 }
-                i = j
+                for k in i..<j where rows[k].positive == 0 {
+                    for a in 0..<attributeCount {
+                        let g = Int(rowSlots[k * attributeCount + a]) * fields
+                        t[g + below] += t[g + tied]
+                        t[g + tied] = 0
+                    }
+                }
             }
-        }
+        }}}}}
         let negatives = total - positives
-        guard total > 0 else { return values }
-        values.accuracy = (tp + tn) / total
-        values.brier = squares / total
-        values.calibrationInTheLarge = abs(scoreSum / total - positives / total)
+        guard total > 0 else { return }
+        scratch.result[2] = (tp + tn) / total
+        scratch.result[3] = squares / total
+        scratch.result[4] = abs(scoreSum / total - positives / total)
         if positives > 0 && negatives > 0 {
-            values.auroc = pairs / (positives * negatives)
-            values.balancedAccuracy = (tp / positives + tn / negatives) / 2
+            scratch.result[0] = pairs / (positives * negatives)
+            scratch.result[1] = (tp / positives + tn / negatives) / 2
         }
         var worst = Double.infinity
-        for s in 0..<siteCount where siteTotal[s] > 0 { worst = min(worst, siteCorrect[s] / siteTotal[s]) }
-        values.worstSiteAccuracy = worst.isFinite ? worst : .nan
-        for (a, groups) in attributes.enumerated() {
-            var selection: [Double] = [], tpr: [Double] = [], fpr: [Double] = [], auroc: [Double] = [], calibration: [Double] = []
+        for s in 0..<siteCount where scratch.site[s] > 0 { worst = min(worst, scratch.site[siteCount + s] / scratch.site[s]) }
+        scratch.result[5] = worst.isFinite ? worst : .nan
+        finishGaps(&scratch)
+    }
+
+    /// Each attribute's five gaps and each group's TPR from the group tallies, as `Fairness.gaps` defines them.
+    private func finishGaps(_ scratch: inout Scratch) {
+        /// The spread (largest − smallest) of the values seen, NaN below two values.
+        struct Spread {
+            var low = Double.infinity, high = -Double.infinity, count = 0
+            mutating func add(_ x: Double) { low = min(low, x); high = max(high, x); count += 1 }
+            var value: Double { count >= 2 ? high - low : .nan }
+        }
+        for (a, groups) in layout.attributes.enumerated() {
+            var selection = Spread(), tpr = Spread(), fpr = Spread(), auroc = Spread(), calibration = Spread()
             for g in groups.large.indices {
-                let slot = groupOffsets[a] + g
-                let size = tally[slot], pos = tally[groupSlots + slot], sel = tally[2 * groupSlots + slot]
-                let tps = tally[3 * groupSlots + slot], fps = tally[4 * groupSlots + slot], sum = tally[5 * groupSlots + slot]
-                let won = tally[6 * groupSlots + slot]
+                let slot = layout.groupOffsets[a] + g, base = slot * Self.fields
+                let size = scratch.tally[base], pos = scratch.tally[base + 1], sel = scratch.tally[base + 2]
+                let tps = scratch.tally[base + 3], fps = scratch.tally[base + 4], sum = scratch.tally[base + 5]
+                let won = scratch.tally[base + 6]
                 let neg = size - pos
-                if pos > 0 { values.groupTruePositiveRates[a][g] = tps / pos }
+                if pos > 0 { scratch.result[layout.truePositiveRate(groupSlot: slot)] = tps / pos }
                 guard groups.large[g], size > 0 else { continue }
-                selection.append(sel / size)
-                calibration.append((sum - pos) / size)
-                if groups.withPositives[g] && pos > 0 { tpr.append(tps / pos) }
-                if groups.withNegatives[g] && neg > 0 { fpr.append(fps / neg) }
-                if groups.withPositives[g] && groups.withNegatives[g] && pos > 0 && neg > 0 { auroc.append(won / (pos * neg)) }
+                selection.add(sel / size)
+                calibration.add((sum - pos) / size)
+                if groups.withPositives[g] && pos > 0 { tpr.add(tps / pos) }
+                if groups.withNegatives[g] && neg > 0 { fpr.add(fps / neg) }
+                if groups.withPositives[g] && groups.withNegatives[g] && pos > 0 && neg > 0 { auroc.add(won / (pos * neg)) }
             }
-            func spread(_ x: [Double]) -> Double { x.count >= 2 ? x.max()! - x.min()! : .nan }
-            let (tprGap, fprGap) = (spread(tpr), spread(fpr))
+            let (tprGap, fprGap) = (tpr.value, fpr.value)
             let odds = tprGap.isNaN ? fprGap : fprGap.isNaN ? tprGap : max(tprGap, fprGap)
             // GapKind.allCases order: demographic parity, equal opportunity, equalised odds, AUROC, calibration.
-            values.gaps[a] = [spread(selection), tprGap, odds, spread(auroc), spread(calibration)]
+            scratch.result[layout.gap(attribute: a, kind: 0)] = selection.value
+            scratch.result[layout.gap(attribute: a, kind: 1)] = tprGap
+            scratch.result[layout.gap(attribute: a, kind: 2)] = odds
+            scratch.result[layout.gap(attribute: a, kind: 3)] = auroc.value
+            scratch.result[layout.gap(attribute: a, kind: 4)] = calibration.value
         }
-        return values
     }
 }

@@ -96,13 +96,26 @@ public enum PairedBootstrap {
             // Seeds resample independently (streams keyed by seed index and replicate), so they
             // extend in parallel with the same result as in sequence.
             let target = replicates
-            DispatchQueue.concurrentPerform(iterations: prepared.count) { prepared[$0].extend(to: target) }
             let draws = seedDraws(seeds: prepared.count, replicates: replicates, shared: shared, seed: seed, purpose: purpose)
-            let differences = pairs.flatMap { pair in
-                metrics.map { metric in
-                    difference(prepared, arm: pair.arm, against: pair.against, metric: metric, replicates: replicates, draws: draws)
-                }
+            // With several seeds a replicate reads only the (seed, patient resample) pairs it drew.
+            let needed: [[Bool]]? = prepared.count > 1 ? {
+                var marks = [[Bool]](repeating: [Bool](repeating: false, count: target), count: prepared.count)
+                for d in stride(from: 0, to: draws.count, by: 2) { marks[Int(draws[d])][Int(draws[d + 1])] = true }
+                return marks
+            }() : nil
+            DispatchQueue.concurrentPerform(iterations: prepared.count) { prepared[$0].extend(to: target, needed: needed?[$0]) }
+            // Each difference reads the replicates and writes only its own slot, so they are
+            // computed in parallel with the same result as in sequence.
+            let slots = UnsafeMutableBufferPointer<PairedDifference?>.allocate(capacity: pairs.count * metrics.count)
+            slots.initialize(repeating: nil)
+            let output = SendableBuffer(base: slots)
+            DispatchQueue.concurrentPerform(iterations: slots.count) { index in
+                let pair = pairs[index / metrics.count], metric = metrics[index % metrics.count]
+                output.base[index] = difference(prepared, arm: pair.arm, against: pair.against, metric: metric,
+                                                replicates: target, draws: draws)
             }
+            let differences = slots.map { $0! }
+            slots.deallocate()
             func worst(_ secondary: Bool) -> Double {
                 differences.filter { options.isSecondary($0.metric) == secondary }.map(\.monteCarloError).filter(\.isFinite).max() ?? 0
             }
@@ -114,6 +127,12 @@ public enum PairedBootstrap {
     }
 
     static let batches = 20
+
+    /// A buffer whose disjoint elements are written from several threads.
+    private struct SendableBuffer<Element>: @unchecked Sendable {
+        // @unchecked: each concurrent iteration writes only its own index.
+        let base: UnsafeMutableBufferPointer<Element>
+    }
 
     /// The block of patient resamples replicate `r` draws from: its batch's, so batches stay independent.
     static func block(_ r: Int, replicates: Int) -> Range<Int> {

@@ -30,7 +30,7 @@ struct PairedBootstrapTests {
         // Ties across classes: AUROC must count them one half, as Metrics.auroc does.
         set.scores["a"]![3] = 0.5; set.scores["a"]![4] = 0.5; set.scores["a"]![5] = 0.5
         let scores = set.scores["a"]!, labels = set.labels
-        let model = SortedModel(scores: scores, labels: labels, sites: set.sites, siteCount: 3, attributes: [])
+        let model = SortedModel(scores: scores, labels: labels, sites: set.sites, siteCount: 3, layout: MetricLayout(attributes: []))
         let unit = model.evaluate(weights: [Int32](repeating: 1, count: scores.count))
         #expect(abs(unit.auroc - Metrics.auroc(scores: scores, labels: labels)!) < 1e-12)
         #expect(abs(unit.balancedAccuracy - Metrics.balancedAccuracy(scores: scores, labels: labels)!) < 1e-12)
@@ -237,6 +237,28 @@ struct PairedBootstrapTests {
                                         options: .init(minimumReplicates: 4000, targetMonteCarloError: 1))[0]
         #expect(d.low <= d.estimate && d.estimate <= d.high, "\(d.low) ≤ \(d.estimate) ≤ \(d.high)")
         #expect(d.armIsBetter)
+    }
+
+    @Test("scoring only the drawn replicates, in any order and over several calls, gives what scoring all of them gives")
+    func lazyReplicates() {
+        let set = Self.synthetic(n: 120, sites: 2, shift: 0.4, seed: 9)
+        let metrics = ComparisonMetric.standard + ComparisonMetric.gaps(attributes: ["sex"])
+        func prepared() -> PreparedSeed {
+            PreparedSeed(set, models: ["a", "b"], metrics: metrics, options: .init(minimumGroupSize: 10), seed: 3, purpose: "t", streamKey: "0")
+        }
+        let all = prepared()
+        all.extend(to: 300)
+        let lazy = prepared()
+        lazy.extend(to: 100, needed: (0..<100).map { $0 % 3 == 0 })
+        #expect(lazy.replicates("a", .auroc)[1].isNaN, "a replicate nobody drew is not scored")
+        lazy.extend(to: 300, needed: (0..<300).map { $0 % 3 != 0 })
+        lazy.extend(to: 300, needed: (0..<300).map { $0 % 3 == 0 })
+        for model in ["a", "b"] {
+            for metric in metrics {
+                let x = all.replicates(model, metric), y = lazy.replicates(model, metric)
+                #expect(x.count == 300 && zip(x, y).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) }, "\(model) \(metric.name)")
+            }
+        }
     }
 
     @Test("restricting to sites keeps only their patients, in order")
