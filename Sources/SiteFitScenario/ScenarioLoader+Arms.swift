@@ -64,19 +64,26 @@ extension ScenarioLoader {
 
     /// `training_sites`: the arm's federation trains at these sites only (nil: every site).
     static func trainingSites(_ item: Node, _ field: String, siteIds: [String], reader: inout YAMLReader) -> [String]? {
-        guard let node = item.mapping?["training_sites"], let items = reader.sequence(node, "\(field).training_sites") else { return nil }
+        guard let node = item.mapping?["training_sites"] else { return nil }
+        return siteList(node, "\(field).training_sites", siteIds: siteIds, reader: &reader)
+    }
+
+    /// A list of distinct site ids of this scenario, at least one (nil when it is not a list).
+    static func siteList(_ node: Node, _ field: String, siteIds: [String], reader: inout YAMLReader) -> [String]? {
+        guard let items = reader.sequence(node, field) else { return nil }
         var ids: [String] = []
         for (j, entry) in items.enumerated() {
-            guard let id = reader.string(entry, "\(field).training_sites[\(j)]") else { continue }
+            guard let id = reader.string(entry, "\(field)[\(j)]") else { continue }
             if !siteIds.contains(id) {
-                reader.fail(entry, "\(field).training_sites[\(j)]", "'\(id)' is not a site of this scenario; use one of: \(siteIds.joined(separator: ", "))")
+                reader.fail(entry, "\(field)[\(j)]", "'\(id)' is not a site of this scenario; use one of: \(siteIds.joined(separator: ", "))")
             } else if ids.contains(id) {
-                reader.fail(entry, "\(field).training_sites[\(j)]", "site '\(id)' is listed twice")
+                reader.fail(entry, "\(field)[\(j)]", "site '\(id)' is listed twice")
             } else {
                 ids.append(id)
             }
         }
-        if items.isEmpty { reader.fail(node, "\(field).training_sites", "list at least one site, or leave training_sites out for all of them") }
+        let key = field.split(separator: ".").last.map(String.init) ?? field
+        if items.isEmpty { reader.fail(node, field, "list at least one site, or leave \(key) out for all of them") }
         return ids
     }
 

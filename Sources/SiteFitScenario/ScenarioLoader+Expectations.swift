@@ -77,19 +77,7 @@ extension ScenarioLoader {
                     reader.fail(metricNode, "\(field).metric", "unknown metric '\(name)'; use one of: \(ComparisonMetric.names.joined(separator: ", "))")
                 }
             }
-            if let n = m["sites"], let items = reader.sequence(n, "\(field).sites") {
-                for (j, s) in items.enumerated() {
-                    guard let id = reader.string(s, "\(field).sites[\(j)]") else { continue }
-                    if !siteIds.contains(id) {
-                        reader.fail(s, "\(field).sites[\(j)]", "'\(id)' is not a site of this scenario; use one of: \(siteIds.joined(separator: ", "))")
-                    } else if sites.contains(id) {
-                        reader.fail(s, "\(field).sites[\(j)]", "site '\(id)' is listed twice")
-                    } else {
-                        sites.append(id)
-                    }
-                }
-                if items.isEmpty { reader.fail(n, "\(field).sites", "list at least one site, or leave sites out for all of them") }
-            }
+            if let n = m["sites"], let ids = siteList(n, "\(field).sites", siteIds: siteIds, reader: &reader) { sites = ids }
             var margin: Double?
             if let n = m["margin"] {
                 if relationKey != "not_worse_than" { reader.fail(n, "\(field).margin", "margin belongs to a not_worse_than claim") }
