@@ -1,6 +1,13 @@
+import Foundation
+
 /// ISO `YYYY-MM-DD` dates as day counts since 1970-01-01, without Foundation's calendars,
 /// so shards are byte-identical on every platform and time zone.
 public enum CivilDate {
+    /// The current calendar year (UTC): the upper bound of a plausible year of birth.
+    public static var currentYear: Int {
+        Int(iso(Int((Date().timeIntervalSince1970 / 86_400).rounded(.down))).prefix(4)) ?? 2100
+    }
+
     /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
     public static func days(year: Int, month: Int, day: Int) -> Int {
         let y = month <= 2 ? year - 1 : year

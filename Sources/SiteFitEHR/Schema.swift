@@ -17,6 +17,9 @@ public enum ShardSchema {
         "metadata": ["name", "value_as_string"],
     ]
 
+    /// Tables an imported export may fill that SiteFit's generator leaves empty.
+    public static let otherTables = ["procedure_occurrence", "death", "care_site", "concept_ancestor"]
+
     /// Cohort definition holding each patient's index date (the prediction time).
     public static let targetCohort = 1
     /// Cohort definition holding the outcome event (incident heart failure) dates.
@@ -41,7 +44,7 @@ public enum ShardSchema {
         """
         CREATE TABLE visit_occurrence (
           visit_occurrence_id INTEGER PRIMARY KEY, person_id INTEGER NOT NULL, visit_concept_id INTEGER NOT NULL,
-          visit_start_date TEXT NOT NULL, visit_start_datetime TEXT, visit_end_date TEXT NOT NULL,
+          visit_start_date TEXT NOT NULL, visit_start_datetime TEXT, visit_end_date TEXT,
           visit_end_datetime TEXT, visit_type_concept_id INTEGER NOT NULL, provider_id INTEGER,
           care_site_id INTEGER, visit_source_value TEXT, visit_source_concept_id INTEGER,
           admitted_from_concept_id INTEGER, admitted_from_source_value TEXT, discharged_to_concept_id INTEGER,
@@ -60,7 +63,7 @@ public enum ShardSchema {
         CREATE TABLE drug_exposure (
           drug_exposure_id INTEGER PRIMARY KEY, person_id INTEGER NOT NULL, drug_concept_id INTEGER NOT NULL,
           drug_exposure_start_date TEXT NOT NULL, drug_exposure_start_datetime TEXT,
-          drug_exposure_end_date TEXT NOT NULL, drug_exposure_end_datetime TEXT, verbatim_end_date TEXT,
+          drug_exposure_end_date TEXT, drug_exposure_end_datetime TEXT, verbatim_end_date TEXT,
           drug_type_concept_id INTEGER NOT NULL, stop_reason TEXT, refills INTEGER, quantity REAL,
           days_supply INTEGER, sig TEXT, route_concept_id INTEGER, lot_number TEXT, provider_id INTEGER,
           visit_occurrence_id INTEGER, visit_detail_id INTEGER, drug_source_value TEXT,
@@ -94,23 +97,47 @@ public enum ShardSchema {
         """,
         """
         CREATE TABLE concept (
-          concept_id INTEGER PRIMARY KEY, concept_name TEXT NOT NULL, domain_id TEXT NOT NULL,
-          vocabulary_id TEXT NOT NULL, concept_class_id TEXT NOT NULL, standard_concept TEXT,
-          concept_code TEXT NOT NULL, valid_start_date TEXT NOT NULL, valid_end_date TEXT NOT NULL,
+          concept_id INTEGER PRIMARY KEY, concept_name TEXT, domain_id TEXT,
+          vocabulary_id TEXT, concept_class_id TEXT, standard_concept TEXT,
+          concept_code TEXT, valid_start_date TEXT, valid_end_date TEXT,
           invalid_reason TEXT)
         """,
         """
         CREATE TABLE cdm_source (
-          cdm_source_name TEXT NOT NULL, cdm_source_abbreviation TEXT NOT NULL, cdm_holder TEXT NOT NULL,
+          cdm_source_name TEXT, cdm_source_abbreviation TEXT, cdm_holder TEXT,
           source_description TEXT, source_documentation_reference TEXT, cdm_etl_reference TEXT,
-          source_release_date TEXT NOT NULL, cdm_release_date TEXT NOT NULL, cdm_version TEXT,
-          cdm_version_concept_id INTEGER NOT NULL, vocabulary_version TEXT NOT NULL)
+          source_release_date TEXT, cdm_release_date TEXT, cdm_version TEXT,
+          cdm_version_concept_id INTEGER, vocabulary_version TEXT)
         """,
         """
         CREATE TABLE metadata (
-          metadata_id INTEGER PRIMARY KEY, metadata_concept_id INTEGER NOT NULL,
-          metadata_type_concept_id INTEGER NOT NULL, name TEXT NOT NULL, value_as_string TEXT,
+          metadata_id INTEGER PRIMARY KEY, metadata_concept_id INTEGER,
+          metadata_type_concept_id INTEGER, name TEXT, value_as_string TEXT,
           value_as_concept_id INTEGER, value_as_number REAL, metadata_date TEXT, metadata_datetime TEXT)
+        """,
+        """
+        CREATE TABLE procedure_occurrence (
+          procedure_occurrence_id INTEGER PRIMARY KEY, person_id INTEGER NOT NULL, procedure_concept_id INTEGER NOT NULL,
+          procedure_date TEXT NOT NULL, procedure_datetime TEXT, procedure_end_date TEXT, procedure_end_datetime TEXT,
+          procedure_type_concept_id INTEGER NOT NULL, modifier_concept_id INTEGER, quantity INTEGER, provider_id INTEGER,
+          visit_occurrence_id INTEGER, visit_detail_id INTEGER, procedure_source_value TEXT,
+          procedure_source_concept_id INTEGER, modifier_source_value TEXT)
+        """,
+        """
+        CREATE TABLE death (
+          person_id INTEGER NOT NULL, death_date TEXT NOT NULL, death_datetime TEXT, death_type_concept_id INTEGER,
+          cause_concept_id INTEGER, cause_source_value TEXT, cause_source_concept_id INTEGER)
+        """,
+        """
+        CREATE TABLE care_site (
+          care_site_id INTEGER PRIMARY KEY, care_site_name TEXT, place_of_service_concept_id INTEGER,
+          location_id INTEGER, care_site_source_value TEXT, place_of_service_source_value TEXT)
+        """,
+        """
+        CREATE TABLE concept_ancestor (
+          ancestor_concept_id INTEGER NOT NULL, descendant_concept_id INTEGER NOT NULL,
+          min_levels_of_separation INTEGER, max_levels_of_separation INTEGER,
+          PRIMARY KEY (ancestor_concept_id, descendant_concept_id))
         """,
         // Indexes for the feature queries: every look-up is by person, concept and date.
         "CREATE INDEX idx_condition_person ON condition_occurrence (person_id, condition_concept_id, condition_start_date)",
@@ -119,6 +146,7 @@ public enum ShardSchema {
         "CREATE INDEX idx_observation_person ON observation (person_id, observation_concept_id, observation_date)",
         "CREATE INDEX idx_visit_person ON visit_occurrence (person_id, visit_start_date)",
         "CREATE INDEX idx_cohort_subject ON cohort (cohort_definition_id, subject_id, cohort_start_date)",
+        "CREATE INDEX idx_procedure_person ON procedure_occurrence (person_id, procedure_concept_id, procedure_date)",
     ]
 
     /// Creates every table and index in an empty database.

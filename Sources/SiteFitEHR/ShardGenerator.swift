@@ -280,7 +280,7 @@ public enum ShardGenerator {
             UNION SELECT observation_concept_id FROM observation
             """).compactMap { $0 })
         let insert = try db.makeStatement(sql: """
-            INSERT INTO concept (concept_id, concept_name, domain_id, vocabulary_id, concept_class_id,
+            INSERT OR IGNORE INTO concept (concept_id, concept_name, domain_id, vocabulary_id, concept_class_id,
               standard_concept, concept_code, valid_start_date, valid_end_date) VALUES (?, ?, ?, ?, ?, ?, ?, '1970-01-01', '2099-12-31')
             """)
         if used.contains(0) {

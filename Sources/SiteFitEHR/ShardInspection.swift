@@ -46,6 +46,12 @@ public struct ShardInspection: Sendable, Equatable {
     public var meanAge: Double?
     public var labs: [LabSummary]
     public var subgroups: [SubgroupSummary]
+    /// What the OMOP import found and did (empty for a generated shard).
+    public var dataQuality: [DataQualityFinding] = []
+    /// How the shard was made: "generated", "omop-csv" import, or "uci-heart-disease" import.
+    public var provenance: String?
+    /// The CDM version an imported export stated.
+    public var cdmVersion: String?
 
     /// Counts below this are small cells: shown as "<N", never as a number.
     public var minimumCellCount: Int
@@ -89,10 +95,16 @@ extension SiteShard {
     /// Counts below `minimumCellCount` are small cells: the inspection never shows them as numbers.
     public func inspect(_ spec: FeatureSpec = .heartFailure,
                         minimumCellCount: Int = ShardInspection.defaultMinimumCellCount) throws -> ShardInspection {
-        let extract = try extractCohort(spec)
+        // An OMOP export has no cohort until a task defines one: its tables and data quality are
+        // still worth inspecting, with an empty cohort.
+        let hasCohort = (try? reader.read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM cohort WHERE cohort_definition_id = ?", arguments: [ShardSchema.targetCohort])
+        }).flatMap { $0 } ?? 0 > 0
+        let extract = hasCohort ? try extractCohort(spec)
+            : CohortExtract(columns: spec.columnNames, personIds: [], features: [], labels: [], sex: [], race: [])
         do {
             return try reader.read { db in
-                let tables = try ShardSchema.requiredColumns.keys.sorted().map { table in
+                let tables = try (ShardSchema.requiredColumns.keys.sorted() + ShardSchema.otherTables).filter { try db.tableExists($0) }.map { table in
                     ShardInspection.TableCount(table: table, rows: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(table)") ?? 0)
                 }
                 let sourceName = try String.fetchOne(db, sql: "SELECT cdm_source_name FROM cdm_source LIMIT 1")
@@ -124,10 +136,13 @@ extension SiteShard {
                         let code = unit.flatMap { $0 == 0 ? nil : names[$0]?.code } ?? unitSource ?? "none"
                         return (code, row[2])
                     }
-                    let name = conceptId == 0 ? "\(source ?? "unnamed") (no standard concept)" : (names[conceptId]?.name ?? "concept \(conceptId)")
+                    let stored = conceptId == 0 ? nil
+                        : try String.fetchOne(db, sql: "SELECT concept_name FROM concept WHERE concept_id = ?", arguments: [conceptId])
+                    let name = conceptId == 0 ? "\(source ?? "unnamed") (no standard concept)"
+                        : (names[conceptId]?.name ?? stored ?? "concept \(conceptId)")
                     let present = min(patients, extract.rows)
                     labs.append(.init(name: name, conceptId: conceptId,
-                                      missingShare: ShardInspection.revealsSmall(present, of: extract.rows, minimum: minimumCellCount)
+                                      missingShare: extract.rows == 0 || ShardInspection.revealsSmall(present, of: extract.rows, minimum: minimumCellCount)
                                           ? nil : 1 - Double(present) / Double(extract.rows),
                                       units: units))
                 }
@@ -154,13 +169,20 @@ extension SiteShard {
                     ShardInspection.suppressComplements(&summaries)
                     subgroups += summaries
                 }
-                return ShardInspection(
+                let imported = try String.fetchOne(db, sql: "SELECT value_as_string FROM metadata WHERE name = 'sitefit.import'")
+                let cdmVersion = try String.fetchOne(db, sql: "SELECT value_as_string FROM metadata WHERE name = 'sitefit.cdm_version'")
+                var inspection = ShardInspection(
                     site: site, sourceName: sourceName, generator: generator, tables: tables, cohortSize: extract.rows,
-                    outcomePrevalence: ShardInspection.revealsSmall(positives, of: extract.rows, minimum: minimumCellCount)
+                    outcomePrevalence: extract.rows == 0 || ShardInspection.revealsSmall(positives, of: extract.rows, minimum: minimumCellCount)
                         ? nil : Double(positives) / Double(extract.rows),
-                    meanAge: ShardInspection.isSmall(extract.rows, minimum: minimumCellCount) ? nil : ages.reduce(0, +) / Double(ages.count),
+                    meanAge: ages.isEmpty || ShardInspection.isSmall(extract.rows, minimum: minimumCellCount)
+                        ? nil : ages.reduce(0, +) / Double(ages.count),
                     labs: labs, subgroups: subgroups,
                     minimumCellCount: minimumCellCount)
+                inspection.dataQuality = try DataQualityFinding.stored(in: db)
+                inspection.provenance = imported.map { "\($0) import" } ?? (generator != nil ? "generated" : nil)
+                inspection.cdmVersion = cdmVersion
+                return inspection
             }
         } catch let error as ShardError {
             throw error

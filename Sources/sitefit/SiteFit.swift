@@ -236,7 +236,14 @@ extension SiteFit {
                 static let configuration = CommandConfiguration(
                     commandName: "omop",
                     abstract: "Import a folder of OMOP CDM CSV files (as OHDSI tools export them) as one shard.",
-                    discussion: "Needs person, observation_period, visit_occurrence, condition_occurrence, drug_exposure, measurement and cohort CSV files; observation, concept, cdm_source and metadata are optional. Headers may be upper or lower case, in any order, with extra columns.")
+                    discussion: """
+                        CDM v5.3 or v5.4, one <table>.csv per table (any case, columns in any order, extra columns ignored). \
+                        person.csv and observation_period.csv are needed; visit_occurrence, condition_occurrence, drug_exposure, \
+                        procedure_occurrence, measurement, observation, death, cohort, concept, concept_ancestor, care_site, \
+                        cdm_source and metadata are read when present. Duplicate ids, empty values, orphan rows and implausible \
+                        values do not stop the import: they are counted as OHDSI Data Quality Dashboard checks, printed, and \
+                        kept in the shard for `sitefit sites inspect`.
+                        """)
 
                 @Option(help: "Folder with <table>.csv files.")
                 var from: String
@@ -247,10 +254,19 @@ extension SiteFit {
                 @Option(help: "The site's id, used in reports and errors.")
                 var name: String
 
+                @Flag(help: "Replace an existing file at --to.")
+                var force = false
+
                 func run() throws {
                     bootstrapLogging(verbose: false)
                     do {
-                        try OMOPCSV.importFolder(URL(fileURLWithPath: from), to: URL(fileURLWithPath: to), name: name)
+                        let target = URL(fileURLWithPath: to)
+                        if FileManager.default.fileExists(atPath: target.path) && !force {
+                            throw ShardError(site: name, file: target.relativePath,
+                                             problem: "the file exists; choose another --to, or pass --force to replace it")
+                        }
+                        let summary = try OMOPCSV.importFolder(URL(fileURLWithPath: from), to: target, name: name)
+                        print(OMOPImportText.render(summary))
                         print(to)
                     } catch {
                         throw reportFailure(error)

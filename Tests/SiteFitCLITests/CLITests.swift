@@ -88,6 +88,32 @@ struct CLITests {
         #expect(result.stderr == "error: site 'junk': junk.sqlite: not a SQLite database\n")
     }
 
+    @Test("sites import omop refuses an existing file unless --force; inspect shows the import's data-quality findings")
+    func importOMOP() throws {
+        let folder = try temporaryDirectory()
+        let csv = folder.appendingPathComponent("export")
+        try FileManager.default.createDirectory(at: csv, withIntermediateDirectories: true)
+        try Data("person_id,gender_concept_id,year_of_birth,race_concept_id,ethnicity_concept_id\n1,8507,1950,8527,0\n1,8532,1960,8527,0\n".utf8)
+            .write(to: csv.appendingPathComponent("PERSON.csv"))
+        try Data("observation_period_id,person_id,observation_period_start_date,observation_period_end_date,period_type_concept_id\n1,1,2015-01-01,2022-12-31,32817\n".utf8)
+            .write(to: csv.appendingPathComponent("OBSERVATION_PERIOD.csv"))
+        let shard = folder.appendingPathComponent("built.sqlite")
+        let original = Data("a shard someone built".utf8)
+        try original.write(to: shard)
+        let arguments = ["sites", "import", "omop", "--from", "export", "--to", "built.sqlite", "--name", "h"]
+        let refused = try Self.run(arguments, in: folder)
+        #expect(refused.status == 1)
+        #expect(refused.stderr == "error: site 'h': built.sqlite: the file exists; choose another --to, or pass --force to replace it\n")
+        #expect(try Data(contentsOf: shard) == original, "the existing file is untouched")
+        let forced = try Self.run(arguments + ["--force"], in: folder)
+        #expect(forced.status == 0, "\(forced.stderr)")
+        #expect(forced.stdout.contains("isPrimaryKey") && forced.stdout.contains("person.person_id"))
+        let inspect = try Self.run(["sites", "inspect", "built.sqlite"], in: folder)
+        #expect(inspect.status == 0, "\(inspect.stderr)")
+        #expect(inspect.stdout.contains("omop-csv import") && inspect.stdout.contains("isPrimaryKey"))
+        #expect(inspect.stdout.contains("cohort: none yet"))
+    }
+
     @Test("sites build then sites inspect prints the shard's summary")
     func buildAndInspect() throws {
         let folder = try temporaryDirectory()

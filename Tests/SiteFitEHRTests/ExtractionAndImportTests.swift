@@ -200,7 +200,7 @@ struct ImportTests {
         #expect(a.labels == b.labels && a.sex == b.sex)
     }
 
-    @Test("OMOP import names the missing file, the missing column and the bad line")
+    @Test("OMOP import names the missing file and the missing column; a value of the wrong type is a finding")
     func omopErrors() throws {
         let folder = try temporaryDirectory("omoperrors")
         let original = folder.appendingPathComponent("o.sqlite")
@@ -222,12 +222,16 @@ struct ImportTests {
         personLines[3] = personLines[3].replacingOccurrences(of: ",8507,", with: ",male,")
             .replacingOccurrences(of: ",8532,", with: ",female,")
         try Data((personLines.joined(separator: "\n") + "\n").utf8).write(to: person)
-        error = #expect(throws: ShardError.self) { try OMOPCSV.importFolder(csv, to: target, name: "e") }
-        #expect(error?.problem == "line 4: column 'gender_concept_id' is not an integer")
+        // A value of the wrong type no longer stops the import: it is DQD's cdmDatatype finding.
+        let summary = try OMOPCSV.importFolder(csv, to: target, name: "e")
+        #expect(summary.findings == [DataQualityFinding(check: "cdmDatatype", table: "person", field: "gender_concept_id",
+                                                        violatingRows: 1, rows: 30, action: .setToZero)])
+        try FileManager.default.removeItem(at: target)
 
         try FileManager.default.removeItem(at: csv.appendingPathComponent("cohort.csv"))
+        try FileManager.default.removeItem(at: person)
         error = #expect(throws: ShardError.self) { try OMOPCSV.importFolder(csv, to: target, name: "e") }
-        #expect(error?.file.hasSuffix("cohort.csv") == true)
+        #expect(error?.file.hasSuffix("person.csv") == true)
         #expect(!FileManager.default.fileExists(atPath: target.path), "a failed import leaves no shard")
     }
 }
