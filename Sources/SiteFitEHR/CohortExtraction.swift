@@ -11,6 +11,17 @@ public struct FeatureSpec: Sendable, Equatable {
     public var measurements: [Int]
     /// Drug ingredient concept ids whose exposure in the window becomes a 0/1 feature.
     public var drugs: [Int]
+    /// Who is in the cohort, from when, and who has the outcome.
+    public var cohort: CohortDefinition = .cohortTable
+
+    /// Where a task's cohort comes from.
+    public enum CohortDefinition: Sendable, Equatable {
+        /// The shard's `cohort` table: definition 1 holds index dates, definition 2 outcome events
+        /// (counted within `outcomeWindowDays` after the index date).
+        case cohortTable
+        /// Concept sets over the event tables, as PatientLevelPrediction defines a task.
+        case conceptSets(ConceptSetTask)
+    }
 
     public init(lookbackDays: Int, outcomeWindowDays: Int, conditions: [Int], measurements: [Int], drugs: [Int]) {
         self.lookbackDays = lookbackDays
@@ -45,8 +56,9 @@ public struct FeatureSpec: Sendable, Equatable {
     }
 
     /// The SQL that turns relational records into one row per cohort member. Concept ids are
-    /// integers from this spec, never user text; the outcome is read from the outcome cohort.
-    var sql: String {
+    /// integers from this spec, never user text; the outcome is read from the outcome cohort, or
+    /// from the concept-set task's time at risk.
+    func sql(hasAncestors: Bool) -> String {
         let window = "AND %@ < t.cohort_start_date AND %@ >= date(t.cohort_start_date, '-\(lookbackDays) days')"
         func within(_ column: String) -> String {
             window.replacingOccurrences(of: "%@", with: column)
@@ -82,18 +94,30 @@ public struct FeatureSpec: Sendable, Equatable {
                 AND d.drug_concept_id = \(id) \(within("d.drug_exposure_start_date")))
                 """)
         }
-        columns.append("""
-            EXISTS (SELECT 1 FROM cohort o WHERE o.cohort_definition_id = \(ShardSchema.outcomeCohort) \
-            AND o.subject_id = t.subject_id AND o.cohort_start_date > t.cohort_start_date \
-            AND o.cohort_start_date <= date(t.cohort_start_date, '+\(outcomeWindowDays) days')) AS outcome
-            """)
-        columns.append("t.cohort_start_date AS index_date")
-        return """
-            SELECT \(columns.joined(separator: ",\n  "))
-            FROM cohort t JOIN person p ON p.person_id = t.subject_id
-            WHERE t.cohort_definition_id = \(ShardSchema.targetCohort)
-            ORDER BY t.subject_id
-            """
+        switch cohort {
+        case .cohortTable:
+            columns.append("""
+                EXISTS (SELECT 1 FROM cohort o WHERE o.cohort_definition_id = \(ShardSchema.outcomeCohort) \
+                AND o.subject_id = t.subject_id AND o.cohort_start_date > t.cohort_start_date \
+                AND o.cohort_start_date <= date(t.cohort_start_date, '+\(outcomeWindowDays) days')) AS outcome
+                """)
+            columns.append("t.cohort_start_date AS index_date")
+            return """
+                SELECT \(columns.joined(separator: ",\n  "))
+                FROM cohort t JOIN person p ON p.person_id = t.subject_id
+                WHERE t.cohort_definition_id = \(ShardSchema.targetCohort)
+                ORDER BY t.subject_id
+                """
+        case .conceptSets(let task):
+            columns.append("t.outcome AS outcome")
+            columns.append("t.cohort_start_date AS index_date")
+            return task.cohortSQL(hasAncestors: hasAncestors) + """
+
+                SELECT \(columns.joined(separator: ",\n  "))
+                FROM t JOIN person p ON p.person_id = t.subject_id
+                ORDER BY t.subject_id
+                """
+        }
     }
 }
 
@@ -142,7 +166,7 @@ public enum CohortExtraction {
         let columns = spec.columnNames
         var result = CohortExtract(columns: columns, personIds: [], features: [], labels: [], sex: [], race: [])
         let raceNames = [OMOPConcept.white: "White", OMOPConcept.black: "Black", OMOPConcept.asian: "Asian"]
-        let cursor = try Row.fetchCursor(db, sql: spec.sql)
+        let cursor = try Row.fetchCursor(db, sql: spec.sql(hasAncestors: try ConceptSetTask.hasAncestors(db)))
         while let row = try cursor.next() {
             result.personIds.append(row[0])
             let gender: Int = row[1]
@@ -159,7 +183,13 @@ public enum CohortExtraction {
             result.indexDates.append(indexDate ?? "")
         }
         guard result.rows > 0 else {
-            throw ShardError(site: site, file: file, problem: "the cohort is empty (no rows with cohort_definition_id = \(ShardSchema.targetCohort))")
+            switch spec.cohort {
+            case .cohortTable:
+                throw ShardError(site: site, file: file, problem: "the cohort is empty (no rows with cohort_definition_id = \(ShardSchema.targetCohort))")
+            case .conceptSets:
+                throw ShardError(site: site, file: file, problem: "the task's cohort is empty here: no person has a target event with "
+                                 + "enough prior observation, no earlier outcome and enough time at risk (see the attrition with `sitefit sites inspect`)")
+            }
         }
         return result
     }

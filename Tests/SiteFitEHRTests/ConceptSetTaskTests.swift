@@ -1,0 +1,117 @@
+import Foundation
+import GRDB
+import Testing
+@testable import SiteFitCore
+@testable import SiteFitEHR
+import SiteFitTestSupport
+
+@Suite("Concept-set tasks: the cohort, its attrition and its labels, as PatientLevelPrediction defines them")
+struct ConceptSetTaskTests {
+    static let target = 900_001, targetChild = 900_002, outcome = 900_010
+
+    /// Ten persons, one edge of the definition each (index 2020-06-01 unless said otherwise).
+    static func database() throws -> DatabaseQueue {
+        let db = try DatabaseQueue()
+        try db.write { db in
+            try ShardSchema.create(in: db)
+            // (person, observation start, observation end, target events, outcome events)
+            let people: [(Int, String, String, [(Int, String)], [String])] = [
+                (1, "2018-01-01", "2022-12-31", [(target, "2020-06-01")], ["2020-12-01"]),       // in, outcome
+                (2, "2020-01-01", "2022-12-31", [(target, "2020-06-01")], []),                   // too little prior observation
+                (3, "2018-01-01", "2022-12-31", [(target, "2020-06-01")], ["2020-05-01"]),       // outcome before index
+                (4, "2018-01-01", "2020-09-01", [(target, "2020-06-01")], []),                   // too short at risk
+                (5, "2018-01-01", "2020-09-01", [(target, "2020-06-01")], ["2020-08-01"]),       // short, but the outcome: in
+                (6, "2015-01-01", "2022-12-31", [(target, "2020-06-01"), (target, "2019-03-01")], ["2020-07-01"]), // first event; outcome too late
+                (7, "2015-01-01", "2022-12-31", [], ["2020-07-01"]),                             // no target event
+                (8, "2015-01-01", "2022-12-31", [(targetChild, "2020-06-01")], []),              // a descendant of the target concept
+                (9, "2015-01-01", "2022-12-31", [(target, "2020-06-01")], ["2021-06-01"]),       // outcome on the last day at risk: in
+                (10, "2015-01-01", "2022-12-31", [(target, "2020-06-01")], ["2020-06-01"]),      // outcome on the index day: prior
+            ]
+            var event = 0
+            for (person, start, end, targets, outcomes) in people {
+                try db.execute(sql: "INSERT INTO person (person_id, gender_concept_id, year_of_birth, race_concept_id, ethnicity_concept_id) VALUES (?, 8507, 1950, 8527, 0)", arguments: [person])
+                try db.execute(sql: "INSERT INTO observation_period VALUES (?, ?, ?, ?, 32817)", arguments: [person, person, start, end])
+                for (concept, date) in targets {
+                    event += 1
+                    try db.execute(sql: "INSERT INTO drug_exposure (drug_exposure_id, person_id, drug_concept_id, drug_exposure_start_date, drug_type_concept_id) VALUES (?, ?, ?, ?, 32817)",
+                                   arguments: [event, person, concept, date])
+                }
+                for date in outcomes {
+                    event += 1
+                    try db.execute(sql: "INSERT INTO condition_occurrence (condition_occurrence_id, person_id, condition_concept_id, condition_start_date, condition_type_concept_id) VALUES (?, ?, ?, ?, 32817)",
+                                   arguments: [event, person, outcome, date])
+                }
+            }
+            try db.execute(sql: "INSERT INTO concept_ancestor VALUES (?, ?, 0, 0), (?, ?, 1, 1)", arguments: [target, target, target, targetChild])
+        }
+        return db
+    }
+
+    static let task = ConceptSetTask(target: .init(concepts: ConceptSet(concepts: [target]), domain: .drugExposure),
+                                     outcome: .init(concepts: ConceptSet(concepts: [outcome]), domain: .conditionOccurrence),
+                                     priorObservationDays: 365, riskStartDays: 1, riskEndDays: 365)
+
+    @Test("attrition counts each step by hand; the cohort and its labels are the ones worked out person by person")
+    func attritionAndLabels() throws {
+        let db = try Self.database()
+        let attrition = try db.read { try Self.task.attrition($0) }
+        #expect(attrition == CohortAttrition(withTargetEvent: 9, withPriorObservation: 8, withoutPriorOutcome: 6, cohort: 5, outcomes: 3))
+        var spec = FeatureSpec.heartFailure
+        spec.cohort = .conceptSets(Self.task)
+        let extract = try db.read { try CohortExtraction.extract($0, spec: spec, site: "t", file: "t") }
+        #expect(extract.personIds == [1, 5, 6, 8, 9])
+        #expect(extract.labels == [1, 1, 0, 0, 1])
+        #expect(extract.indexDates == ["2020-06-01", "2020-06-01", "2019-03-01", "2020-06-01", "2020-06-01"])
+        #expect(try db.read { try Self.task.unmatchedConcepts($0) }.isEmpty)
+    }
+
+    @Test("without descendants the child concept's person is not in the target; excluded concepts and unknown ids are honoured")
+    func conceptSets() throws {
+        let db = try Self.database()
+        var task = Self.task
+        task.target.concepts = ConceptSet(concepts: [Self.target], descendants: false)
+        #expect(try db.read { try task.attrition($0) }.withTargetEvent == 8)
+        task.target.concepts = ConceptSet(items: [.init(conceptId: Self.target), .init(conceptId: Self.targetChild, isExcluded: true)])
+        #expect(try db.read { try task.attrition($0) }.withTargetEvent == 8)
+        task.target.concepts = ConceptSet(concepts: [Self.target, 123_456_789])
+        #expect(try db.read { try task.unmatchedConcepts($0) } == [123_456_789])
+    }
+
+    @Test("on the real MIMIC-IV demo export the cohort count equals an independent count worked out in Swift from the raw rows")
+    func mimicAgainstIndependentCount() throws {
+        let (_, shard) = try OMOPImportTests.importExport("MIMIC_5.3_partial.zip", site: "mimic", version: "5.3.1", rows: [:])
+        // Target: first essential hypertension; outcome: atrial fibrillation within 1-365 days.
+        let task = ConceptSetTask(target: .init(concepts: ConceptSet(concepts: [OMOPConcept.hypertension]), domain: .conditionOccurrence),
+                                  outcome: .init(concepts: ConceptSet(concepts: [OMOPConcept.atrialFibrillation]), domain: .conditionOccurrence),
+                                  priorObservationDays: 0, riskStartDays: 1, riskEndDays: 365, minimumRiskDays: 0)
+        let attrition = try shard.reader.read { try task.attrition($0) }
+        // The same definition by hand: per person, dates as day numbers.
+        let expected = try shard.reader.read { (db: Database) throws -> (Int, Int) in
+            func day(_ iso: String) -> Int {
+                let p = iso.prefix(10).split(separator: "-").compactMap { Int($0) }
+                return CivilDate.days(year: p[0], month: p[1], day: p[2])
+            }
+            var first: [Int64: Int] = [:], outcomes: [Int64: [Int]] = [:], periods: [Int64: [(Int, Int)]] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT person_id, condition_concept_id, condition_start_date FROM condition_occurrence") {
+                let person: Int64 = row[0], concept: Int = row[1], date = day(row[2])
+                if concept == OMOPConcept.hypertension { first[person] = min(first[person] ?? .max, date) }
+                if concept == OMOPConcept.atrialFibrillation { outcomes[person, default: []].append(date) }
+            }
+            for row in try Row.fetchAll(db, sql: "SELECT person_id, observation_period_start_date, observation_period_end_date FROM observation_period") {
+                periods[row[0], default: []].append((day(row[1]), day(row[2])))
+            }
+            var cohort = 0, cases = 0
+            for (person, index) in first {
+                guard let end = periods[person]?.filter({ $0.0 <= index && $0.1 >= index }).map(\.1).max() else { continue }
+                let dates = outcomes[person] ?? []
+                if dates.contains(where: { $0 < index + 1 }) { continue }
+                cohort += 1
+                if dates.contains(where: { $0 >= index + 1 && $0 <= min(index + 365, end) }) { cases += 1 }
+            }
+            return (cohort, cases)
+        }
+        #expect(attrition.withTargetEvent == 53)
+        #expect(attrition.cohort == expected.0 && attrition.outcomes == expected.1, "\(attrition) vs \(expected)")
+        #expect(attrition.cohort > 0)
+    }
+}
