@@ -13,6 +13,8 @@ public struct FeatureSpec: Sendable, Equatable {
     public var drugs: [Int]
     /// Who is in the cohort, from when, and who has the outcome.
     public var cohort: CohortDefinition = .cohortTable
+    /// The task in words, as the scenario names it (nil: worded from the definition).
+    public var name: String?
 
     /// Where a task's cohort comes from.
     public enum CohortDefinition: Sendable, Equatable {

@@ -102,6 +102,9 @@ public struct Scenario: Sendable {
         /// A real hospital's shard imported from the UCI Heart Disease files in the shard's folder
         /// (`heart_disease:` sites); `profile` then only carries its id and name.
         public var importedHeartDisease: Bool = false
+        /// An OMOP CDM database named by `omop:` (imported or in place): used as it is, read-only;
+        /// `profile` only carries its id.
+        public var omopDatabase: Bool = false
     }
 
     /// Where the rows and the split come from.

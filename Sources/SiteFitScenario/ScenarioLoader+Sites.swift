@@ -14,9 +14,11 @@ extension ScenarioLoader {
         if list.isEmpty { reader.fail(node, "sites", "list at least one site") }
         for (i, item) in list.enumerated() {
             let field = "sites[\(i)]"
-            guard let entry = reader.mapping(item, field, allowed: ["profile", "heart_disease"]) else { continue }
-            if entry.count != 1 { reader.fail(item, field, "give exactly one of profile or heart_disease"); continue }
-            if let shardNode = entry["heart_disease"] {
+            guard let entry = reader.mapping(item, field, allowed: ["profile", "heart_disease", "omop"]) else { continue }
+            if entry.count != 1 { reader.fail(item, field, "give exactly one of profile, heart_disease or omop"); continue }
+            if let pathNode = entry["omop"] {
+                if let site = omopSite(pathNode, "\(field).omop", folder: folder, listed: sites, reader: &reader) { sites.append(site) }
+            } else if let shardNode = entry["heart_disease"] {
                 if let site = heartDiseaseSite(shardNode, "\(field).heart_disease", folder: folder, listed: sites, reader: &reader) {
                     sites.append(site)
                 }
@@ -51,6 +53,25 @@ extension ScenarioLoader {
             profile: SiteProfile(id: id, name: HeartDiseaseImport.hospitalNames[id] ?? id, seed: 0, patients: 0),
             profileFile: URL(fileURLWithPath: relativePath(raw)), shardFile: URL(fileURLWithPath: relativePath(shard)))
         reference.importedHeartDisease = true
+        return reference
+    }
+
+    /// An OMOP CDM database (a shard `sitefit sites import omop` wrote, or any OMOP SQLite file),
+    /// opened in place and read-only; never built, never rewritten.
+    static func omopSite(_ node: Node, _ field: String, folder: URL, listed: [Scenario.SiteReference],
+                         reader: inout YAMLReader) -> Scenario.SiteReference? {
+        guard let path = reader.string(node, field) else { return nil }
+        let url = URL(fileURLWithPath: path, relativeTo: folder).standardizedFileURL
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            reader.fail(node, field, "no database at \(relativePath(url)); import a CSV export with "
+                        + "`sitefit sites import omop --from FOLDER --to \(relativePath(url)) --name NAME`")
+            return nil
+        }
+        let id = url.deletingPathExtension().lastPathComponent
+        if listed.contains(where: { $0.profile.id == id }) { reader.fail(node, field, "site '\(id)' is listed twice"); return nil }
+        let shown = URL(fileURLWithPath: relativePath(url))
+        var reference = Scenario.SiteReference(profile: SiteProfile(id: id, name: id, seed: 0, patients: 0), profileFile: shown, shardFile: shown)
+        reference.omopDatabase = true
         return reference
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import SiteFitCore
 import SiteFitEHR
 import Yams
@@ -9,11 +10,12 @@ extension ScenarioLoader {
 
     /// `task`: the dataset, the prediction windows and the concepts the feature SQL reads
     /// (default: the heart-failure task on OMOP shards).
-    static func task(_ node: Node?, reader: inout YAMLReader) -> (task: FeatureSpec, dataset: Scenario.Dataset) {
+    static func task(_ node: Node?, folder: URL, reader: inout YAMLReader) -> (task: FeatureSpec, dataset: Scenario.Dataset) {
         var task = FeatureSpec.heartFailure
         var dataset = Scenario.Dataset.omop
         guard let node, let fields = reader.mapping(node, "task", allowed: [
             "dataset", "lookback_days", "outcome_window_days", "conditions", "measurements", "drugs",
+            "name", "target", "outcome", "time_at_risk", "exclude_prior_outcome",
         ]) else { return (task, dataset) }
         if let n = fields["dataset"], let v = reader.choice(n, "task.dataset", Scenario.Dataset.self) {
             dataset = v
@@ -26,6 +28,20 @@ extension ScenarioLoader {
         if let n = fields["conditions"], let v = conceptList(n, "task.conditions", names: Dictionary(uniqueKeysWithValues: ConditionName.allCases.map { ($0.rawValue, $0.conceptId) }), reader: &reader) { task.conditions = v }
         if let n = fields["measurements"], let v = conceptList(n, "task.measurements", names: Dictionary(uniqueKeysWithValues: LabName.allCases.map { ($0.rawValue, $0.conceptId) }), reader: &reader) { task.measurements = v }
         if let n = fields["drugs"], let v = conceptList(n, "task.drugs", names: drugNames, reader: &reader) { task.drugs = v }
+        if let n = fields["name"], let v = reader.string(n, "task.name") { task.name = v }
+        if let definition = conceptSetTask(fields, folder: folder, reader: &reader) {
+            task.cohort = .conceptSets(definition)
+            if let n = fields["outcome_window_days"] {
+                reader.fail(n, "task.outcome_window_days", "a concept-set task sets its window with time_at_risk")
+            }
+            // The outcome's own concepts must not be features: they would give the label away.
+            let outcome = Set(definition.outcome.concepts.includedIds)
+            for (key, ids) in [("conditions", task.conditions), ("measurements", task.measurements), ("drugs", task.drugs)]
+            where !outcome.isDisjoint(with: ids) {
+                reader.fail(fields[key] ?? node, "task.\(key)", "concept \(outcome.intersection(ids).sorted().map(String.init).joined(separator: ", ")) "
+                            + "is in the outcome's concept set; the outcome's concepts are never features")
+            }
+        }
         return (task, dataset)
     }
 

@@ -35,7 +35,7 @@ public enum ScenarioLoader {
             reader.fail(n, "test_fraction", "give either test_fraction (a random split) or temporal_split (by index date), not both")
         }
         let (sites, profileDiagnostics) = sites(top["sites"], folder: folder, reader: &reader)
-        let (task, dataset) = task(top["task"], reader: &reader)
+        let (task, dataset) = task(top["task"], folder: folder, reader: &reader)
         if temporalSplit != nil && dataset == .heartDisease {
             reader.fail(top["temporal_split"], "temporal_split", "the heart-disease data keep FLamby's own split and have no index dates")
         }

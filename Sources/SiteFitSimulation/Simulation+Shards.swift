@@ -28,6 +28,10 @@ extension Simulation {
                 }
                 return try SiteShard(site: site.profile.id, url: file)
             }
+            if site.omopDatabase {
+                // Real data: opened as it is; SiteFit never builds or rewrites it.
+                return try SiteShard(site: site.profile.id, url: file)
+            }
             if !FileManager.default.fileExists(atPath: file.path) {
                 progress("building shard for site '\(site.profile.id)' → \(file.relativePath)")
                 try ShardBuilder.build(profile: site.profile, to: file, logger: logger)

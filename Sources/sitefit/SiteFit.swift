@@ -202,7 +202,58 @@ extension SiteFit {
 
     struct Sites: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Work with site profiles and their shards.", subcommands: [Build.self, Inspect.self, Import.self, Export.self])
+            abstract: "Work with site profiles and their shards.", subcommands: [Build.self, Inspect.self, Import.self, Export.self, Split.self])
+
+        struct Split: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Cut one OMOP shard into several sites, each person with all of their rows.",
+                discussion: "Writes <name>-1.sqlite … <name>-K.sqlite into --to, each with its persons' rows of every table and the shared "
+                    + "vocabulary. With --by care_site, persons go by their care site when the data has at least K of them (largest "
+                    + "first, to the smallest part); otherwise, and for persons without one, by a seeded hash of person_id. The source "
+                    + "is opened read-only.")
+
+            @Argument(help: "An OMOP shard, e.g. one `sitefit sites import omop` wrote.")
+            var shard: String
+
+            @Option(name: .customLong("sites"), help: "How many sites to make (at least 2).")
+            var parts: Int
+
+            @Option(help: "Folder for the new shards.")
+            var to: String
+
+            @Option(help: "How to assign persons: care_site or hash.")
+            var by: String = "hash"
+
+            @Option(help: "The seed of the hash.")
+            var seed: UInt64 = 42
+
+            @Option(help: "Base name of the new shards (default: the source's file name).")
+            var name: String?
+
+            @Flag(help: "Replace existing files.")
+            var force = false
+
+            func run() throws {
+                bootstrapLogging(verbose: false)
+                do {
+                    let url = URL(fileURLWithPath: shard)
+                    let site = url.deletingPathExtension().lastPathComponent
+                    guard ["care_site", "hash"].contains(by) else {
+                        throw ShardError(site: site, file: shard, problem: "--by must be care_site or hash")
+                    }
+                    let folder = URL(fileURLWithPath: to)
+                    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+                    let result = try ShardSplit.split(SiteShard(site: site, url: url), parts: parts, into: folder, name: name ?? site,
+                                                      byCareSite: by == "care_site", seed: seed, force: force)
+                    if by == "care_site" && result.method == .hash {
+                        print("the data has fewer than \(parts) care sites with persons: split by a seeded hash of person_id instead")
+                    }
+                    for part in result.parts { print("\(part.file.relativePath)  \(part.persons) persons") }
+                } catch {
+                    throw reportFailure(error)
+                }
+            }
+        }
 
         struct Import: ParsableCommand {
             static let configuration = CommandConfiguration(

@@ -204,3 +204,42 @@ struct OMOPImportTests {
         }
     }
 }
+
+@Suite("One database split into sites")
+struct ShardSplitTests {
+    @Test("every person goes to exactly one part with all of their rows; the vocabulary goes to every part; the source is untouched")
+    func split() throws {
+        let folder = try temporaryDirectory()
+        let source = folder.appendingPathComponent("whole.sqlite")
+        try ShardBuilder.build(profile: SiteProfile(id: "whole", name: "Whole", seed: 5, patients: 300), to: source)
+        let before = try Data(contentsOf: source)
+        let shard = try SiteShard(site: "whole", url: source)
+        let result = try ShardSplit.split(shard, parts: 3, into: folder, name: "part", byCareSite: true, seed: 42)
+        #expect(result.method == .hash, "generated shards have no care sites: the split falls back to the hash")
+        #expect(result.parts.map(\.persons).reduce(0, +) == 300 && result.parts.allSatisfy { $0.persons > 50 })
+        func counts(_ url: URL) throws -> [String: Int] {
+            try SiteShard(site: "x", url: url).reader.read { db in
+                var out: [String: Int] = [:]
+                for table in ["person", "observation_period", "visit_occurrence", "condition_occurrence", "drug_exposure", "measurement", "cohort", "concept"] {
+                    out[table] = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(table)")
+                }
+                return out
+            }
+        }
+        let whole = try counts(source)
+        let parts = try result.parts.map { try counts($0.file) }
+        for table in whole.keys where table != "concept" {
+            #expect(parts.map { $0[table]! }.reduce(0, +) == whole[table], "\(table)")
+        }
+        #expect(parts.allSatisfy { $0["concept"] == whole["concept"] })
+        let ids = try result.parts.map { part in
+            try SiteShard(site: "x", url: part.file).reader.read { try Set(Int64.fetchAll($0, sql: "SELECT person_id FROM person")) }
+        }
+        #expect(ids[0].isDisjoint(with: ids[1]) && ids[0].isDisjoint(with: ids[2]) && ids[1].isDisjoint(with: ids[2]))
+        #expect(try Data(contentsOf: source) == before)
+        // The same seed gives the same parts; existing files are not replaced without force.
+        #expect(throws: ShardError.self) { try ShardSplit.split(shard, parts: 3, into: folder, name: "part", byCareSite: false, seed: 42) }
+        let again = try ShardSplit.split(shard, parts: 3, into: folder, name: "part", byCareSite: false, seed: 42, force: true)
+        #expect(again.parts.map(\.persons) == result.parts.map(\.persons))
+    }
+}
