@@ -90,7 +90,7 @@ let package = Package(
         ]),
         .testTarget(name: "SiteFitScenarioTests", dependencies: [
             "SiteFitScenario", "SiteFitFederation", "SiteFitTuning", "SiteFitMetrics", "SiteFitEHR", "SiteFitTestSupport"]),
-        .testTarget(name: "SiteFitReportTests", dependencies: ["SiteFitReport", "SiteFitTestSupport"]),
+        .testTarget(name: "SiteFitReportTests", dependencies: ["SiteFitReport", "SiteFitCore", "SiteFitTestSupport"]),
         .testTarget(name: "SiteFitSimulationTests", dependencies: ["SiteFitSimulation", "SiteFitScenario", "SiteFitFederation", "SiteFitTestSupport"], exclude: ["Golden"]),
         .testTarget(name: "SiteFitCLITests", dependencies: ["sitefit", "SiteFitTestSupport"], exclude: ["Golden"]),
     ],

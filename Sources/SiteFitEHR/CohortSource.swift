@@ -9,6 +9,10 @@ public struct SiteCohort: Sendable, Equatable {
     public var ages: [Double]
     public var split: CohortSplit
     public var standardization: Standardization
+    /// Persons at each step of a concept-set task's cohort (nil for a cohort table).
+    public var attrition: CohortAttrition?
+    /// Listed concept ids of the task that match no event here.
+    public var unmatchedConcepts: [Int] = []
 
     /// Whose mean and standard deviation put a site's raw features into the model's space.
     public enum Standardization: Sendable, Equatable {
@@ -59,12 +63,17 @@ public struct ShardCohortSource: CohortSource {
     public let testFraction: Double
     /// When set, the split is by index date instead of at random.
     public let temporalSplit: TemporalSplit?
+    /// Whose statistics standardise the features: the pretrained model's, or (for real data and
+    /// a model that was not pretrained) the site's own train rows.
+    public let standardization: SiteCohort.Standardization
 
-    public init(shard: SiteShard, spec: FeatureSpec, testFraction: Double, temporalSplit: TemporalSplit? = nil) {
+    public init(shard: SiteShard, spec: FeatureSpec, testFraction: Double, temporalSplit: TemporalSplit? = nil,
+                standardization: SiteCohort.Standardization = .sourcePopulation) {
         self.shard = shard
         self.spec = spec
         self.testFraction = testFraction
         self.temporalSplit = temporalSplit
+        self.standardization = standardization
     }
 
     public var site: String { shard.site }
@@ -90,7 +99,13 @@ public struct ShardCohortSource: CohortSource {
         }
         let ageColumn = extract.columns.firstIndex(of: "age_years") ?? 0
         let ages = (0..<extract.rows).map { extract.features[$0 * extract.columns.count + ageColumn] }
-        return SiteCohort(extract: extract, ages: ages, split: split, standardization: .sourcePopulation)
+        var cohort = SiteCohort(extract: extract, ages: ages, split: split, standardization: standardization)
+        if case .conceptSets(let task) = spec.cohort {
+            (cohort.attrition, cohort.unmatchedConcepts) = try shard.reader.read { db in
+                (try task.attrition(db), try task.unmatchedConcepts(db))
+            }
+        }
+        return cohort
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import SiteFitCore
 
 /// A set of OMOP concepts as OHDSI's ATLAS defines one: items, each with or without its
 /// descendants (through `concept_ancestor`), some of them excluded.
@@ -153,33 +154,6 @@ public struct ConceptSetTask: Sendable, Equatable {
     }
 }
 
-/// Persons left after each step of a concept-set task's cohort, at one site.
-public struct CohortAttrition: Sendable, Equatable, Codable {
-    /// Persons with a qualifying target event (their first is the index date).
-    public var withTargetEvent: Int
-    /// … of whom enough observation before the index date.
-    public var withPriorObservation: Int
-    /// … of whom without the outcome before the time at risk.
-    public var withoutPriorOutcome: Int
-    /// … of whom observed long enough at risk, or with the outcome: the cohort.
-    public var cohort: Int
-    /// Cohort members with the outcome in their time at risk.
-    public var outcomes: Int
-
-    public init(withTargetEvent: Int, withPriorObservation: Int, withoutPriorOutcome: Int, cohort: Int, outcomes: Int) {
-        self.withTargetEvent = withTargetEvent
-        self.withPriorObservation = withPriorObservation
-        self.withoutPriorOutcome = withoutPriorOutcome
-        self.cohort = cohort
-        self.outcomes = outcomes
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case withTargetEvent = "with_target_event", withPriorObservation = "with_prior_observation"
-        case withoutPriorOutcome = "without_prior_outcome", cohort, outcomes
-    }
-}
-
 extension ConceptSetTask {
     /// Whether the database has a `concept_ancestor` table with rows (descendants can be found).
     static func hasAncestors(_ db: Database) throws -> Bool {
@@ -214,5 +188,38 @@ extension ConceptSetTask {
             }
         }
         return unmatched
+    }
+}
+
+extension ConceptSetTask {
+    /// The definition in words, for the report: who is in, from when, and what counts as the outcome.
+    public var words: String {
+        func concepts(_ c: Criterion) -> String {
+            let included = c.concepts.items.filter { !$0.isExcluded }.map { "\($0.conceptId)\($0.includeDescendants ? "+" : "")" }
+            let excluded = c.concepts.items.filter(\.isExcluded).map { String($0.conceptId) }
+            return "concept\(included.count == 1 ? "" : "s") \(included.joined(separator: ", "))"
+                + (excluded.isEmpty ? "" : " except \(excluded.joined(separator: ", "))") + " in \(c.domain.rawValue)"
+        }
+        var out = "target: each person's first event of \(concepts(target))"
+        out += priorObservationDays > 0 ? ", with \(priorObservationDays) days of observation before it" : ", inside an observation period"
+        out += "; outcome: \(concepts(outcome)) from day \(riskStartDays) to day \(riskEndDays) after the index date, capped at the end of observation"
+        if minimumRiskDays > 0 { out += " (persons observed under \(minimumRiskDays) days at risk without the outcome are left out)" }
+        if excludePriorOutcome { out += "; persons with the outcome before that left out" }
+        let descendants = (target.concepts.items + outcome.concepts.items).contains { $0.includeDescendants && !$0.isExcluded }
+        return out + (descendants ? "; + marks a concept counted with its descendants through concept_ancestor" : "")
+    }
+}
+
+extension FeatureSpec {
+    /// The task in words for the report, or nil for the default task (1-year incident heart failure from a year of history).
+    public var description: String? {
+        switch cohort {
+        case .cohortTable:
+            if name == nil && lookbackDays == 365 && outcomeWindowDays == 365 { return nil }
+            return (name.map { "\($0): " } ?? "") + "incident heart failure (cohort 2) within \(outcomeWindowDays) days of the index date (cohort 1), "
+                + "from \(lookbackDays) days of EHR history (OMOP CDM shards)"
+        case .conceptSets(let task):
+            return (name.map { "\($0) (" } ?? "(") + task.words + "); features from \(lookbackDays) days of EHR history (OMOP CDM)"
+        }
     }
 }

@@ -33,6 +33,10 @@ public struct SiteSummary: Sendable, Equatable {
     public var featureCounts: [Double]
     public var featureSums: [Double]
     public var featureSquares: [Double]
+    /// Persons at each step of a concept-set task's cohort (aggregate counts only).
+    public var attrition: CohortAttrition? = nil
+    /// The task's concept ids that match no event at this site.
+    public var unmatchedConcepts: [Int] = []
 }
 
 /// A site's training rows for the pooled baseline (simulation only): standardised as the site
@@ -123,6 +127,8 @@ public actor SiteActor<Network: NeuralModel> {
         if cohort.standardization == .siteTrainRows {
             prepared.rawTrain = cohort.split.trainRows.flatMap { r in cohort.extract.features[(r * columns)..<((r + 1) * columns)] }
         }
+        prepared.summary.attrition = cohort.attrition
+        prepared.summary.unmatchedConcepts = cohort.unmatchedConcepts
         self.init(id: source.site, prepared: prepared, model: model, seed: seed, maxBatch: maxBatch, logger: logger)
     }
 

@@ -51,8 +51,13 @@ public struct PairedDifference: Codable, Sendable, Equatable {
     /// Estimated Monte Carlo standard error of the less precise interval bound.
     public var monteCarloError: Double
 
-    /// The interval excludes 0.
-    public var isClear: Bool { low > 0 || high < 0 }
+    /// Bounds closer to 0 than this are 0: two models that agree on every patient can still
+    /// differ in the last bits of a sum (a calibration error summed in another order), and such
+    /// rounding must never read as a finding.
+    public static let negligible = 1e-9
+
+    /// The interval excludes 0 (by more than rounding).
+    public var isClear: Bool { low > Self.negligible || high < -Self.negligible }
 
     /// Equal field by field, an undefined (NaN) number equal to another undefined one: a
     /// difference read back from metrics.json equals the one written.
@@ -65,9 +70,9 @@ public struct PairedDifference: Codable, Sendable, Equatable {
     }
 
     /// The interval excludes 0 on the side where `arm` is the better model.
-    public var armIsBetter: Bool { metric.higherIsBetter ? low > 0 : high < 0 }
+    public var armIsBetter: Bool { metric.higherIsBetter ? low > Self.negligible : high < -Self.negligible }
     /// The interval excludes 0 on the side where `arm` is the worse model.
-    public var armIsWorse: Bool { metric.higherIsBetter ? high < 0 : low > 0 }
+    public var armIsWorse: Bool { metric.higherIsBetter ? high < -Self.negligible : low > Self.negligible }
     /// `arm` is at most `margin` worse than `against` (non-inferiority: the whole interval is on the
     /// good side of −margin for a higher-is-better metric, of +margin otherwise).
     public func armIsNotWorse(margin: Double) -> Bool { metric.higherIsBetter ? low > -margin : high < margin }

@@ -114,10 +114,10 @@ public struct BiasDrift: Codable, Sendable, Equatable {
         self.high = high
     }
 
-    /// The interval excludes zero: the change is unlikely to be resampling noise alone.
+    /// The interval excludes zero (by more than rounding): the change is unlikely to be resampling noise alone.
     public var isClear: Bool {
         guard let low, let high else { return false }
-        return low > 0 || high < 0
+        return low > PairedDifference.negligible || high < -PairedDifference.negligible
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import SiteFitCore
 
 // "Sites at a glance".
 extension MarkdownReport {
@@ -31,8 +32,39 @@ extension MarkdownReport {
             out += "Each site standardises its features with its own train mean and standard deviation."
         }
         out += "\n\n"
+        out += attritionSection(m)
         return out
     }
+
+    /// Persons at each step of a concept-set task's cohort, per site, and concept ids that matched nothing.
+    static func attritionSection(_ m: RunMetrics) -> String {
+        let sites = m.sites.filter { $0.attrition != nil }
+        guard !sites.isEmpty else { return "" }
+        func cell(_ n: Int) -> String { n > 0 && n < smallCell ? "<\(smallCell)" : Format.integer(n) }
+        var out = "### Cohort attrition\n\n"
+        out += "Persons left after each step of the task's definition, at each site (counts under \(smallCell) are shown as <\(smallCell)).\n\n"
+        out += "| step | " + sites.map(\.id).joined(separator: " | ") + " |\n|---|" + String(repeating: "---:|", count: sites.count) + "\n"
+        let steps: [(String, (CohortAttrition) -> Int)] = [
+            ("with a target event (the first is the index date)", \.withTargetEvent),
+            ("… with enough observation before it", \.withPriorObservation),
+            ("… without the outcome before the time at risk", \.withoutPriorOutcome),
+            ("… observed long enough at risk, or with the outcome: the cohort", \.cohort),
+            ("cohort members with the outcome", \.outcomes),
+        ]
+        for (label, value) in steps {
+            out += "| \(label) | " + sites.map { cell(value($0.attrition!)) }.joined(separator: " | ") + " |\n"
+        }
+        for s in m.sites {
+            if let ids = s.unmatchedConcepts, !ids.isEmpty {
+                out += "\n**Warning:** at \(s.id), concept id\(ids.count == 1 ? "" : "s") \(ids.map(String.init).joined(separator: ", ")) "
+                    + "of the task match\(ids.count == 1 ? "es" : "") no event, even with descendants: a typo, or a vocabulary this site does not use.\n"
+            }
+        }
+        return out + "\n"
+    }
+
+    /// Counts of persons below this are small cells in the report (health-data disclosure rules hide 1 to 10).
+    static let smallCell = 11
 
     /// "white 72 %, black 18 %, ..." by share, largest first.
     static func mix(_ shares: [String: Double]) -> String {

@@ -8,7 +8,7 @@ extension MarkdownReport {
         out += m.pretraining.pretrained ? "Federated fine-tuning of a pretrained model" : "Federated training from a seeded initialisation (no pretraining)"
         out += " across \(m.sites.count) hospital sites, "
         out += "\(m.arms.count) arm\(m.arms.count == 1 ? "" : "s") compared on each site's held-out test patients. "
-        out += "Task: \(task(m.scenario.dataset)).\n\n"
+        out += "Task: \(m.scenario.taskLine).\n\n"
         if let split = m.scenario.split { out += "Test patients: \(split).\n\n" }
         return out
     }

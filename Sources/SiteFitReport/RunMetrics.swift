@@ -1,3 +1,5 @@
+import SiteFitCore
+
 // Everything `metrics.json` holds about a run as a whole: the scenario, the sites, the model,
 // pretraining and published reference values; the arms' own numbers are in ArmMetrics.swift.
 
@@ -37,6 +39,8 @@ public struct ScenarioInfo: Codable, Sendable, Equatable {
     public var dataset: Dataset = .omop
     /// How test patients were chosen, in words, when not at random (a temporal split).
     public var split: String?
+    /// The task in words, as the scenario defines it (nil: the dataset's default task).
+    public var task: String?
 
     /// Where the sites' rows come from (stored as its raw value).
     public enum Dataset: String, Codable, Sendable {
@@ -45,6 +49,9 @@ public struct ScenarioInfo: Codable, Sendable, Equatable {
         /// FLamby's Fed-Heart-Disease protocol on the UCI files of four real hospitals.
         case heartDisease = "heart-disease"
     }
+
+    /// What the report says is predicted from what.
+    public var taskLine: String { task ?? MarkdownReport.task(dataset) }
 
     public init(name: String, file: String, fingerprint: String, seed: UInt64, sitefitVersion: String) {
         self.name = name
@@ -68,10 +75,13 @@ public struct ScenarioInfo: Codable, Sendable, Equatable {
         sitefitVersion = try container.decode(String.self, forKey: .sitefitVersion)
         dataset = try container.decode(Dataset.self, forKey: .dataset)
         split = try container.decodeIfPresent(String.self, forKey: .split)
+        // The default task's line reads back as no task of its own, so a file round-trips unchanged.
+        let line = try container.decodeIfPresent(String.self, forKey: .task)
+        task = line == MarkdownReport.task(dataset) ? nil : line
     }
 
-    /// `task` is written for a person reading metrics.json (the file has always carried the
-    /// report's task line) and never read back: the report words it from `dataset`.
+    /// `task` is the report's task line, as the scenario defined the task (older files carry the
+    /// line their report printed, which reads back the same).
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(name, forKey: .name)
@@ -81,7 +91,7 @@ public struct ScenarioInfo: Codable, Sendable, Equatable {
         try container.encode(sitefitVersion, forKey: .sitefitVersion)
         try container.encode(dataset, forKey: .dataset)
         try container.encodeIfPresent(split, forKey: .split)
-        try container.encode(MarkdownReport.task(dataset), forKey: .task)
+        try container.encode(taskLine, forKey: .task)
     }
 }
 
@@ -103,6 +113,10 @@ public struct SiteInfo: Codable, Sendable, Equatable {
     /// Root-mean-square standardised mean difference between this site's features and the pooled
     /// cohort's (0 = same means; 0.1 is commonly read as a meaningful imbalance).
     public var featureDistance: Double = 0
+    /// Persons at each step of a concept-set task's cohort (nil for a cohort table).
+    public var attrition: CohortAttrition?
+    /// The task's concept ids that match no event at this site (nil: none).
+    public var unmatchedConcepts: [Int]?
 
     public init(id: String, name: String, shard: String, cohortSize: Int, trainSize: Int, testSize: Int,
                 outcomePrevalence: Double, femaleShare: Double, meanAge: Double, creatinineUnit: String, labMissingShare: Double) {
@@ -125,6 +139,7 @@ public struct SiteInfo: Codable, Sendable, Equatable {
         case outcomePrevalence = "outcome_prevalence", femaleShare = "female_share", meanAge = "mean_age"
         case creatinineUnit = "creatinine_unit", labMissingShare = "lab_missing_share"
         case raceShares = "race_shares", ageBandShares = "age_band_shares", featureDistance = "feature_distance"
+        case attrition, unmatchedConcepts = "unmatched_concepts"
     }
 }
 

@@ -49,10 +49,14 @@ extension Simulation {
 
     /// Where each site's cohort comes from under the scenario's dataset: the one place that asks.
     static func cohortSources(_ scenario: Scenario, shards: [SiteShard]) -> [any CohortSource] {
-        shards.map { shard -> any CohortSource in
+        zip(scenario.sites, shards).map { site, shard -> any CohortSource in
             switch scenario.dataset {
             case .heartDisease: HeartDiseaseCohortSource(shard: shard)
-            case .omop: ShardCohortSource(shard: shard, spec: scenario.task, testFraction: scenario.testFraction, temporalSplit: scenario.temporalSplit)
+            case .omop:
+                // Real OMOP data under a model that was not pretrained has no source population
+                // to borrow statistics from: each site standardises with its own train rows.
+                ShardCohortSource(shard: shard, spec: scenario.task, testFraction: scenario.testFraction, temporalSplit: scenario.temporalSplit,
+                                  standardization: site.omopDatabase && !scenario.pretraining.enabled ? .siteTrainRows : .sourcePopulation)
             }
         }
     }

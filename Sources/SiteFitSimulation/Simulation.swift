@@ -140,6 +140,12 @@ public enum Simulation {
             info.raceShares = summary.raceShares
             info.ageBandShares = summary.ageBandShares
             info.featureDistance = distance
+            info.attrition = summary.attrition
+            info.unmatchedConcepts = summary.unmatchedConcepts.isEmpty ? nil : summary.unmatchedConcepts
+            if !summary.unmatchedConcepts.isEmpty {
+                logger.warning("concept ids of the task match no event at this site", metadata: [
+                    "site": "\(reference.profile.id)", "concepts": "\(summary.unmatchedConcepts.map(String.init).joined(separator: ", "))"])
+            }
             siteInfos.append(info)
         }
         var info = ScenarioInfo(name: scenario.name, file: scenario.file, fingerprint: scenario.fingerprint,
@@ -148,6 +154,7 @@ public enum Simulation {
             info.split = "by index date: every site trains on its patients indexed "
                 + (temporal.trainFrom.map { "from \($0) " } ?? "") + "before \(temporal.testFrom) and is tested on those indexed from \(temporal.testFrom) on"
         }
+        if scenario.dataset == .omop { info.task = scenario.task.description }
         info.dataset = switch scenario.dataset {
         case .omop: .omop
         case .heartDisease: .heartDisease

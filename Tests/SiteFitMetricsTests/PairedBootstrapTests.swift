@@ -261,6 +261,16 @@ struct PairedBootstrapTests {
         }
     }
 
+    @Test("an interval that misses 0 only by rounding (two models that agree on every patient) is not a finding")
+    func rounding() {
+        let d = PairedDifference(arm: "a", against: "b", metric: .calibrationInTheLarge, estimate: -3e-17, perSeed: [-3e-17],
+                                 low: -5e-17, high: -1e-18, replicates: 2000, usableReplicates: 2000, monteCarloError: 0)
+        #expect(!d.isClear && !d.armIsBetter && !d.armIsWorse)
+        let real = PairedDifference(arm: "a", against: "b", metric: .auroc, estimate: 0.01, perSeed: [0.01],
+                                    low: 0.002, high: 0.02, replicates: 2000, usableReplicates: 2000, monteCarloError: 0)
+        #expect(real.isClear && real.armIsBetter)
+    }
+
     @Test("restricting to sites keeps only their patients, in order")
     func restricted() {
         let set = ScoredTestSet(labels: [1, 0, 1, 0], sites: [0, 1, 2, 1], groups: ["sex": ["f", "m", "f", "m"]], scores: ["a": [0.1, 0.2, 0.3, 0.4]])

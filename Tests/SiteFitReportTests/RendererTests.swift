@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import SiteFitReport
+import SiteFitCore
 import SiteFitTestSupport
 
 /// The renderer reads kinds, not names: checked on the golden run's metrics, reshaped by hand.
@@ -48,5 +49,25 @@ extension RendererTests {
                 Golden.expect(try Data(contentsOf: chart), matches: url.deletingLastPathComponent().appendingPathComponent(chart.lastPathComponent))
             }
         }
+    }
+}
+
+extension RendererTests {
+    @Test("a concept-set task's words and each site's attrition reach the report and survive metrics.json; small counts show as <11")
+    func attrition() throws {
+        var metrics = try Self.golden()
+        metrics.scenario.task = "hypertension (target: …)"
+        metrics.sites[0].attrition = CohortAttrition(withTargetEvent: 56, withPriorObservation: 56, withoutPriorOutcome: 43, cohort: 43, outcomes: 7)
+        metrics.sites[0].unmatchedConcepts = [9202]
+        let back = try JSONDecoder().decode(RunMetrics.self, from: JSONEncoder().encode(metrics))
+        #expect(back.scenario.task == metrics.scenario.task && back.sites[0].attrition == metrics.sites[0].attrition)
+        let markdown = MarkdownReport.render(back)
+        #expect(markdown.contains("Task: hypertension (target: …)."))
+        #expect(markdown.contains("| cohort members with the outcome | <11 |"))
+        #expect(markdown.contains("| … observed long enough at risk, or with the outcome: the cohort | 43 |"))
+        #expect(markdown.contains("concept id 9202 of the task matches no event"))
+        // Without a concept-set task nothing of this appears, and the default task line stays.
+        let plain = MarkdownReport.render(try Self.golden())
+        #expect(!plain.contains("Cohort attrition") && plain.contains("Task: 1-year incident heart failure"))
     }
 }
