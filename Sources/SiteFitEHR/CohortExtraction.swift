@@ -15,6 +15,10 @@ public struct FeatureSpec: Sendable, Equatable {
     public var cohort: CohortDefinition = .cohortTable
     /// The task in words, as the scenario names it (nil: worded from the definition).
     public var name: String?
+    /// FeatureExtraction-style covariates: 5-year age groups and `automaticCovariates` after the
+    /// base columns (the sites agree the list before extraction; see `AutomaticCovariates`).
+    public var automatic = false
+    public var automaticCovariates: [CovariateKey] = []
 
     /// Where a task's cohort comes from.
     public enum CohortDefinition: Sendable, Equatable {
@@ -45,6 +49,15 @@ public struct FeatureSpec: Sendable, Equatable {
 
     /// Column names of the feature matrix, in order.
     public var columnNames: [String] {
+        guard automatic else { return baseColumnNames }
+        let groups = (0..<AutomaticCovariates.ageGroups).map { g in
+            g == AutomaticCovariates.ageGroups - 1 ? "age_group.\(g * 5)+" : "age_group.\(g * 5)-\(g * 5 + 4)"
+        }
+        return baseColumnNames + groups + automaticCovariates.map(\.column)
+    }
+
+    /// The columns the feature SQL computes: age, sex, visit count and the hand-picked concepts.
+    var baseColumnNames: [String] {
         let names = Dictionary(uniqueKeysWithValues: OMOPConcept.all.map { ($0.id, $0.name) })
         func slug(_ id: Int) -> String {
             (names[id] ?? "concept_\(id)").lowercased()
@@ -165,7 +178,8 @@ extension SiteShard {
 /// Feature extraction against any database (a shard, or the in-memory source population).
 public enum CohortExtraction {
     public static func extract(_ db: Database, spec: FeatureSpec, site: String, file: String) throws -> CohortExtract {
-        let columns = spec.columnNames
+        let columns = spec.columnNames, base = spec.baseColumnNames.count
+        let extra = columns.count - base
         var result = CohortExtract(columns: columns, personIds: [], features: [], labels: [], sex: [], race: [])
         let raceNames = [OMOPConcept.white: "White", OMOPConcept.black: "Black", OMOPConcept.asian: "Asian"]
         let cursor = try Row.fetchCursor(db, sql: spec.sql(hasAncestors: try ConceptSetTask.hasAncestors(db)))
@@ -175,14 +189,20 @@ public enum CohortExtraction {
             result.sex.append(gender == OMOPConcept.female ? "female" : gender == OMOPConcept.male ? "male" : "unknown")
             let race: Int = row[2]
             result.race.append(raceNames[race] ?? (race == 0 ? "Unknown" : "Other"))
-            for c in 0..<columns.count {
+            for c in 0..<base {
                 let value: Double? = row[3 + c]
                 result.features.append(value ?? .nan)
             }
-            let outcome: Bool = row[3 + columns.count]
+            if extra > 0 { result.features.append(contentsOf: repeatElement(0, count: extra)) }
+            let outcome: Bool = row[3 + base]
             result.labels.append(outcome ? 1 : 0)
-            let indexDate: String? = row[4 + columns.count]
+            let indexDate: String? = row[4 + base]
             result.indexDates.append(indexDate ?? "")
+        }
+        if spec.automatic && result.rows > 0 {
+            let keys = zip(result.personIds, result.indexDates).map { "\($0)|\($1)" }
+            let ages = (0..<result.rows).map { result.features[$0 * columns.count] }
+            try AutomaticCovariates.fill(db, spec: spec, rows: keys, ages: ages, into: &result.features, columns: columns.count, firstColumn: base)
         }
         guard result.rows > 0 else {
             switch spec.cohort {

@@ -115,3 +115,88 @@ struct ConceptSetTaskTests {
         #expect(attrition.cohort > 0)
     }
 }
+
+@Suite("Automatic covariates: site counts with small cells left out, the server's agreement, the extracted columns")
+struct AutomaticCovariateTests {
+    /// The concept-set test database with covariate events added: condition 111 in the last 30
+    /// days for persons 1, 5 and 8 and ten months before for person 9; condition 222 on person
+    /// 1's index date. The target drug itself is in every target person's window.
+    static func database() throws -> DatabaseQueue {
+        let db = try ConceptSetTaskTests.database()
+        try db.write { db in
+            for (id, person, concept, date) in [(501, 1, 111, "2020-05-20"), (502, 5, 111, "2020-05-20"), (503, 8, 111, "2020-05-20"),
+                                                (504, 9, 111, "2019-09-01"), (505, 1, 222, "2020-06-01")] {
+                try db.execute(sql: "INSERT INTO condition_occurrence (condition_occurrence_id, person_id, condition_concept_id, condition_start_date, condition_type_concept_id) VALUES (?, ?, ?, ?, 32817)",
+                               arguments: [id, person, concept, date])
+            }
+        }
+        return db
+    }
+
+    static func spec() -> FeatureSpec {
+        var spec = FeatureSpec.heartFailure
+        spec.cohort = .conceptSets(ConceptSetTaskTests.task)
+        spec.conditions = []
+        spec.measurements = []
+        spec.drugs = []
+        spec.automatic = true
+        return spec
+    }
+
+    @Test("a site counts cohort persons per concept and window as worked out by hand; cells under the minimum are not reported")
+    func siteCounts() throws {
+        let db = try Self.database()
+        let all = try db.read { try AutomaticCovariates.siteCounts($0, spec: Self.spec(), settings: .init(minimumCount: 1)) }
+        func key(_ d: EventDomain, _ c: Int, _ w: Int) -> CovariateKey { CovariateKey(domain: d, conceptId: c, windowDays: w) }
+        #expect(all == [key(.conditionOccurrence, 111, 365): 4, key(.conditionOccurrence, 111, 30): 3,
+                        key(.conditionOccurrence, 222, 365): 1, key(.conditionOccurrence, 222, 30): 1,
+                        key(.drugExposure, ConceptSetTaskTests.target, 365): 4, key(.drugExposure, ConceptSetTaskTests.target, 30): 4,
+                        key(.drugExposure, ConceptSetTaskTests.targetChild, 365): 1, key(.drugExposure, ConceptSetTaskTests.targetChild, 30): 1])
+        let suppressed = try db.read { try AutomaticCovariates.siteCounts($0, spec: Self.spec(), settings: .init(minimumCount: 2)) }
+        #expect(Set(suppressed.keys) == Set(all.filter { $0.value >= 2 }.keys))
+    }
+
+    @Test("the outcome's concepts are never covariates, even when persons with an earlier outcome stay in the cohort")
+    func outcomeExcluded() throws {
+        let db = try Self.database()
+        var spec = Self.spec()
+        var task = ConceptSetTaskTests.task
+        task.excludePriorOutcome = false
+        spec.cohort = .conceptSets(task)
+        let counts = try db.read { try AutomaticCovariates.siteCounts($0, spec: spec, settings: .init(minimumCount: 1)) }
+        #expect(!counts.keys.contains { $0.conceptId == ConceptSetTaskTests.outcome })
+        #expect(try db.read { try task.attrition($0) }.cohort == 7, "persons 3 and 10 stay in with their earlier outcome")
+    }
+
+    @Test("the server keeps concepts that enough sites report, the most frequent first, up to the cap")
+    func agreement() {
+        func key(_ d: EventDomain, _ c: Int, _ w: Int) -> CovariateKey { CovariateKey(domain: d, conceptId: c, windowDays: w) }
+        let a = [key(.conditionOccurrence, 111, 365): 4, key(.conditionOccurrence, 111, 30): 3, key(.drugExposure, 7, 365): 4]
+        let b = [key(.conditionOccurrence, 111, 365): 3, key(.drugExposure, 7, 365): 20, key(.procedureOccurrence, 5, 365): 50]
+        #expect(AutomaticCovariates.agree([a, b], settings: .init(minimumSites: 2)) == [key(.conditionOccurrence, 111, 365), key(.drugExposure, 7, 365)])
+        #expect(AutomaticCovariates.agree([a, b], settings: .init(minimumSites: 2, maximum: 1)) == [key(.drugExposure, 7, 365)])
+        #expect(AutomaticCovariates.agree([a, b], settings: .init(minimumSites: 1)).count == 4)
+        #expect(AutomaticCovariates.reportBytes(a) == 45)
+    }
+
+    @Test("extraction sets each agreed covariate and the age group person by person")
+    func extraction() throws {
+        let db = try Self.database()
+        var spec = Self.spec()
+        let covariates = [CovariateKey(domain: .conditionOccurrence, conceptId: 111, windowDays: 365),
+                          CovariateKey(domain: .conditionOccurrence, conceptId: 111, windowDays: 30),
+                          CovariateKey(domain: .drugExposure, conceptId: ConceptSetTaskTests.target, windowDays: 30)]
+        spec.automaticCovariates = covariates
+        let extract = try db.read { try CohortExtraction.extract($0, spec: spec, site: "t", file: "t") }
+        #expect(extract.personIds == [1, 5, 6, 8, 9])
+        let columns = extract.columns
+        #expect(columns.count == 3 + 20 + 3 && columns[3 + 14] == "age_group.70-74" && columns.last == "drug_exposure.900001.30d")
+        func value(_ row: Int, _ column: String) -> Double { extract.features[row * columns.count + columns.firstIndex(of: column)!] }
+        let expected: [[Double]] = [[1, 1, 1], [1, 1, 1], [0, 0, 1], [1, 1, 0], [1, 0, 1]]
+        for (r, row) in expected.enumerated() {
+            #expect(covariates.map { value(r, $0.column) } == row, "person \(extract.personIds[r])")
+        }
+        // Born 1950: 70 at a 2020 index date (age group 70-74), 69 at person 6's 2019 one (65-69).
+        #expect(value(0, "age_group.70-74") == 1 && value(2, "age_group.65-69") == 1 && value(2, "age_group.70-74") == 0)
+    }
+}
