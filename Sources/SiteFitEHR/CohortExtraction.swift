@@ -19,6 +19,8 @@ public struct FeatureSpec: Sendable, Equatable {
     /// base columns (the sites agree the list before extraction; see `AutomaticCovariates`).
     public var automatic = false
     public var automaticCovariates: [CovariateKey] = []
+    /// How the sites agree the automatic covariates.
+    public var covariateSettings = AutomaticCovariates.Settings()
 
     /// Where a task's cohort comes from.
     public enum CohortDefinition: Sendable, Equatable {

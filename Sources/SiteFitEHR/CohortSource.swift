@@ -79,6 +79,17 @@ public struct ShardCohortSource: CohortSource {
     public var site: String { shard.site }
     public var file: String { shard.url.relativePath }
 
+    /// What this site reports for the covariate agreement: persons per covariate, small cells left out.
+    public func covariateCounts() throws -> [CovariateKey: Int] {
+        do {
+            return try shard.reader.read { db in try AutomaticCovariates.siteCounts(db, spec: spec, settings: spec.covariateSettings) }
+        } catch let error as ShardError {
+            throw error
+        } catch {
+            throw ShardError(site: site, file: file, problem: "counting covariates failed: \(describe(error))")
+        }
+    }
+
     public func load(seed: UInt64) throws -> SiteCohort {
         let extract = try shard.extractCohort(spec)
         let split: CohortSplit

@@ -20,7 +20,10 @@ extension MarkdownReport {
         for t in m.model.tensors {
             out += "| `\(t.name)` | (\(t.shape.map(String.init).joined(separator: ", "))) | \(t.role) |\n"
         }
-        out += m.scenario.dataset == .omop ? "\nFeatures (\(m.model.features.count)), extracted by SQL from the look-back year before each index date: "
+        out += m.scenario.covariates != nil
+            ? "\nFeatures (\(m.model.features.count)): age, sex, visit count and 5-year age groups, then the automatic covariates the sites agreed "
+                + "(`<table>.<concept id>.<window>d`: the concept in the window's days up to and including the index date): "
+            : m.scenario.dataset == .omop ? "\nFeatures (\(m.model.features.count)), extracted by SQL from the look-back year before each index date: "
             : "\nFeatures (\(m.model.features.count)), FLamby's preprocessing of the UCI findings, read back from each shard by SQL: "
         out += m.model.features.map { "`\($0)`" }.joined(separator: ", ") + ".\n\n"
         return out

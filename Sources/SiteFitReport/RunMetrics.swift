@@ -41,6 +41,8 @@ public struct ScenarioInfo: Codable, Sendable, Equatable {
     public var split: String?
     /// The task in words, as the scenario defines it (nil: the dataset's default task).
     public var task: String?
+    /// How the sites agreed the automatic covariates (nil: hand-picked features).
+    public var covariates: CovariateAgreement?
 
     /// Where the sites' rows come from (stored as its raw value).
     public enum Dataset: String, Codable, Sendable {
@@ -62,7 +64,7 @@ public struct ScenarioInfo: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, file, fingerprint, seed, task, dataset, split
+        case name, file, fingerprint, seed, task, dataset, split, covariates
         case sitefitVersion = "sitefit_version"
     }
 
@@ -78,6 +80,7 @@ public struct ScenarioInfo: Codable, Sendable, Equatable {
         // The default task's line reads back as no task of its own, so a file round-trips unchanged.
         let line = try container.decodeIfPresent(String.self, forKey: .task)
         task = line == MarkdownReport.task(dataset) ? nil : line
+        covariates = try container.decodeIfPresent(CovariateAgreement.self, forKey: .covariates)
     }
 
     /// `task` is the report's task line, as the scenario defined the task (older files carry the
@@ -92,6 +95,34 @@ public struct ScenarioInfo: Codable, Sendable, Equatable {
         try container.encode(dataset, forKey: .dataset)
         try container.encodeIfPresent(split, forKey: .split)
         try container.encode(taskLine, forKey: .task)
+        try container.encodeIfPresent(covariates, forKey: .covariates)
+    }
+}
+
+/// How the sites agreed the automatic covariates before training: what each reported, and the rule.
+public struct CovariateAgreement: Codable, Sendable, Equatable {
+    /// Covariates kept.
+    public var agreed: Int
+    public var minimumCount: Int
+    public var minimumSites: Int
+    public var maximum: Int
+    /// Per site: covariates it reported (after leaving out small cells).
+    public var reported: [String: Int]
+    /// Per site: bytes its report took up to the server.
+    public var bytesUp: [String: Int]
+
+    public init(agreed: Int, minimumCount: Int, minimumSites: Int, maximum: Int, reported: [String: Int], bytesUp: [String: Int]) {
+        self.agreed = agreed
+        self.minimumCount = minimumCount
+        self.minimumSites = minimumSites
+        self.maximum = maximum
+        self.reported = reported
+        self.bytesUp = bytesUp
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case agreed, reported, maximum
+        case minimumCount = "minimum_count", minimumSites = "minimum_sites", bytesUp = "bytes_up"
     }
 }
 

@@ -15,7 +15,7 @@ extension ScenarioLoader {
         var dataset = Scenario.Dataset.omop
         guard let node, let fields = reader.mapping(node, "task", allowed: [
             "dataset", "lookback_days", "outcome_window_days", "conditions", "measurements", "drugs",
-            "name", "target", "outcome", "time_at_risk", "exclude_prior_outcome",
+            "name", "target", "outcome", "time_at_risk", "exclude_prior_outcome", "covariates",
         ]) else { return (task, dataset) }
         if let n = fields["dataset"], let v = reader.choice(n, "task.dataset", Scenario.Dataset.self) {
             dataset = v
@@ -34,6 +34,15 @@ extension ScenarioLoader {
             if let n = fields["outcome_window_days"] {
                 reader.fail(n, "task.outcome_window_days", "a concept-set task sets its window with time_at_risk")
             }
+            // With a concept-set task the covariates are automatic unless features are listed.
+            let listed = ["conditions", "measurements", "drugs"].filter { fields[$0] != nil }
+            let automatic = covariates(fields["covariates"], default: listed.isEmpty, reader: &reader)
+            if let settings = automatic {
+                for key in listed { reader.fail(fields[key], "task.\(key)", "automatic covariates choose their own features; remove '\(key)' or set covariates: hand_picked") }
+                (task.conditions, task.measurements, task.drugs) = ([], [], [])
+                task.automatic = true
+                task.covariateSettings = settings
+            }
             // The outcome's own concepts must not be features: they would give the label away.
             let outcome = Set(definition.outcome.concepts.includedIds)
             for (key, ids) in [("conditions", task.conditions), ("measurements", task.measurements), ("drugs", task.drugs)]
@@ -42,7 +51,31 @@ extension ScenarioLoader {
                             + "is in the outcome's concept set; the outcome's concepts are never features")
             }
         }
+        if fields["covariates"] != nil, case .cohortTable = task.cohort {
+            reader.fail(fields["covariates"], "task.covariates", "automatic covariates need a concept-set task (target and outcome)")
+        }
         return (task, dataset)
+    }
+
+    /// `task.covariates`: `automatic` (FeatureExtraction-style, agreed by the sites), a mapping of
+    /// the agreement's settings, or `hand_picked`; nil when the features are hand-picked.
+    static func covariates(_ node: Node?, default automatic: Bool, reader: inout YAMLReader) -> AutomaticCovariates.Settings? {
+        guard let node else { return automatic ? AutomaticCovariates.Settings() : nil }
+        if let text = node.scalar?.string {
+            switch text {
+            case "automatic": return AutomaticCovariates.Settings()
+            case "hand_picked": return nil
+            default:
+                reader.fail(node, "task.covariates", "expected automatic, hand_picked or a mapping of minimum_count, minimum_sites and maximum")
+                return nil
+            }
+        }
+        guard let m = reader.mapping(node, "task.covariates", allowed: ["minimum_count", "minimum_sites", "maximum"]) else { return nil }
+        var settings = AutomaticCovariates.Settings()
+        if let v = m["minimum_count"].flatMap({ reader.integer($0, "task.covariates.minimum_count", in: 1...1_000_000, what: "a count from 1") }) { settings.minimumCount = v }
+        if let v = m["minimum_sites"].flatMap({ reader.integer($0, "task.covariates.minimum_sites", in: 1...10_000, what: "a number of sites from 1") }) { settings.minimumSites = v }
+        if let v = m["maximum"].flatMap({ reader.integer($0, "task.covariates.maximum", in: 1...100_000, what: "a number of covariates from 1") }) { settings.maximum = v }
+        return settings
     }
 
     /// Concept lists of a task: each item a known short name or an integer concept id.

@@ -43,6 +43,17 @@ public enum ScenarioLoader {
         let (model, initialization) = model(top["model"], dataset: dataset, task: task, reader: &reader)
         let pretraining = pretraining(top["pretraining"], seed: seed, dataset: dataset, federationSites: sites, folder: folder,
                                       reader: &reader)
+        if task.automatic {
+            // The sites agree the covariates when the run starts; a pretrained model would need them before.
+            if pretraining.enabled {
+                reader.fail(top["pretraining"] ?? top["task"], "pretraining", "automatic covariates are agreed by the sites when the run starts; "
+                            + "use `pretraining: none`, or list the features (covariates: hand_picked)")
+            }
+            if task.covariateSettings.minimumSites > sites.count {
+                reader.fail(top["task"], "task.covariates.minimum_sites",
+                            "\(task.covariateSettings.minimumSites) sites must report a covariate, but the scenario has \(sites.count)")
+            }
+        }
         let federation = federation(top["federation"], siteIds: sites.map(\.profile.id), reader: &reader)
         let arms = arms(top["arms"], federation: federation, model: model, siteCount: sites.count, siteIds: sites.map(\.profile.id),
                         reserved: Scenario.Baseline.reservedArmNames(siteIds: sites.map(\.profile.id)), reader: &reader)

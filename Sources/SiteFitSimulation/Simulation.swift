@@ -31,8 +31,11 @@ public enum Simulation {
         _ scenario: Scenario, logger: Logger = Logger(label: "sitefit.simulation"), cacheDirectory: URL? = nil,
         sequentialSites: Bool = false, progress: @escaping @Sendable (String) -> Void = { _ in }
     ) async throws -> Result {
+        var scenario = scenario
+        let agreement = try agreeCovariates(&scenario, logger: logger, progress: progress)
         var result = try await runSeed(scenario, logger: logger, cacheDirectory: cacheDirectory,
                                        sequentialSites: sequentialSites, progress: progress)
+        result.metrics.scenario.covariates = agreement
         guard !scenario.extraSeeds.isEmpty else {
             compareAndCheck(scenario, &result, progress: progress)
             return result
@@ -72,6 +75,25 @@ public enum Simulation {
         result.metrics.arms = result.metrics.arms.indices.map { index in ArmMetrics.averaged(runs.map { $0[index] }) }
         compareAndCheck(scenario, &result, progress: progress)
         return result
+    }
+
+    /// Automatic covariates: each site reports its persons per covariate (small cells left out),
+    /// the server keeps what enough sites report, and the model's input follows the agreed list.
+    static func agreeCovariates(_ scenario: inout Scenario, logger: Logger,
+                                progress: @Sendable (String) -> Void) throws -> CovariateAgreement? {
+        guard scenario.dataset == .omop, scenario.task.automatic else { return nil }
+        let shards = try provisionShards(scenario, logger: logger, progress: progress)
+        let sources = cohortSources(scenario, shards: shards).compactMap { $0 as? ShardCohortSource }
+        let reports = try sources.map { try $0.covariateCounts() }
+        let settings = scenario.task.covariateSettings
+        let agreed = AutomaticCovariates.agree(reports, settings: settings)
+        scenario.task.automaticCovariates = agreed
+        scenario.model.inputSize = scenario.task.columnNames.count
+        progress("covariates: \(agreed.count) agreed from \(reports.map { String($0.count) }.joined(separator: ", ")) reported by the sites")
+        return CovariateAgreement(
+            agreed: agreed.count, minimumCount: settings.minimumCount, minimumSites: settings.minimumSites, maximum: settings.maximum,
+            reported: Dictionary(uniqueKeysWithValues: zip(sources.map(\.site), reports.map(\.count))),
+            bytesUp: Dictionary(uniqueKeysWithValues: zip(sources.map(\.site), reports.map(AutomaticCovariates.reportBytes))))
     }
 
     static func runSeed(
