@@ -1,6 +1,6 @@
 /// Persons left after each step of a concept-set task's cohort, at one site.
 public struct CohortAttrition: Sendable, Equatable, Codable {
-    /// Persons with a qualifying target event (their first is the index date).
+    /// Persons with a qualifying target event inside an observation period (their first is the index date).
     public var withTargetEvent: Int
     /// … of whom enough observation before the index date.
     public var withPriorObservation: Int

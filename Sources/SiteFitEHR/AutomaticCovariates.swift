@@ -78,12 +78,19 @@ public enum AutomaticCovariates {
             """, "COALESCE(i.ingredient, \(recorded))")
     }
 
+    /// Whether covariates may see the index date itself: not when the outcome can fall on it
+    /// (a time at risk from day 0), or that day's treatment of the outcome would give the label away.
+    static func includesIndexDay(_ spec: FeatureSpec) -> Bool {
+        if case .conceptSets(let task) = spec.cohort { return task.riskStartDays > 0 }
+        return true
+    }
+
     /// The rows of `domain` in `window` days up to the index date of each cohort member.
-    static func windowSQL(_ domain: EventDomain, window: Int, hasAncestors: Bool) -> (from: String, concept: String) {
+    static func windowSQL(_ domain: EventDomain, window: Int, hasAncestors: Bool, indexDay: Bool) -> (from: String, concept: String) {
         let (join, concept) = conceptJoin(domain, hasAncestors: hasAncestors)
         return ("""
             FROM t JOIN \(domain.rawValue) e ON e.person_id = t.subject_id
-              AND e.\(domain.dateColumn) <= t.cohort_start_date AND e.\(domain.dateColumn) >= date(t.cohort_start_date, '-\(window) days')
+              AND e.\(domain.dateColumn) \(indexDay ? "<=" : "<") t.cohort_start_date AND e.\(domain.dateColumn) >= date(t.cohort_start_date, '-\(window) days')
             \(join)
             """, concept)
     }
@@ -93,11 +100,13 @@ public enum AutomaticCovariates {
     public static func siteCounts(_ db: Database, spec: FeatureSpec, settings: Settings) throws -> [CovariateKey: Int] {
         let ancestors = try ConceptSetTask.hasAncestors(db)
         var excluded = "SELECT 0"
-        if case .conceptSets(let task) = spec.cohort { excluded = "SELECT 0 UNION \(task.outcome.concepts.sql(hasAncestors: ancestors))" }
+        if case .conceptSets(let task) = spec.cohort {
+            excluded = "SELECT 0 UNION SELECT concept_id FROM (\(task.outcome.concepts.sql(hasAncestors: ancestors)))"
+        }
         var counts: [CovariateKey: Int] = [:]
         for domain in domains where try db.tableExists(domain.rawValue) {
             for window in windows {
-                let (from, concept) = windowSQL(domain, window: window, hasAncestors: ancestors)
+                let (from, concept) = windowSQL(domain, window: window, hasAncestors: ancestors, indexDay: includesIndexDay(spec))
                 let rows = try Row.fetchAll(db, sql: cohortSQL(spec, hasAncestors: ancestors) + """
 
                     SELECT \(concept) AS concept, COUNT(DISTINCT t.subject_id) \(from)
@@ -150,7 +159,7 @@ public enum AutomaticCovariates {
             let members = groups[key]!
             let domain = members[0].domain, window = members[0].windowDays
             guard try db.tableExists(domain.rawValue) else { continue }
-            let (from, concept) = windowSQL(domain, window: window, hasAncestors: ancestors)
+            let (from, concept) = windowSQL(domain, window: window, hasAncestors: ancestors, indexDay: includesIndexDay(spec))
             let ids = Set(members.map(\.conceptId)).sorted().map(String.init).joined(separator: ", ")
             let cursor = try Row.fetchCursor(db, sql: cohortSQL(spec, hasAncestors: ancestors) + """
 

@@ -212,7 +212,7 @@ public enum CohortExtraction {
                 throw ShardError(site: site, file: file, problem: "the cohort is empty (no rows with cohort_definition_id = \(ShardSchema.targetCohort))")
             case .conceptSets:
                 throw ShardError(site: site, file: file, problem: "the task's cohort is empty here: no person has a target event with "
-                                 + "enough prior observation, no earlier outcome and enough time at risk (see the attrition with `sitefit sites inspect`)")
+                                 + "enough prior observation, no earlier outcome and enough time at risk (check the task's concept ids, domains and windows)")
             }
         }
         return result

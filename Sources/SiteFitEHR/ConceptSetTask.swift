@@ -46,8 +46,11 @@ public struct ConceptSet: Sendable, Equatable {
             }
             return parts.joined(separator: " UNION ")
         }
+        // Each side in its own subquery: SQLite applies UNION and EXCEPT left to right, so
+        // `A UNION B EXCEPT C UNION D` would add the excluded concepts' descendants back.
         let included = items.filter { !$0.isExcluded }, excluded = items.filter(\.isExcluded)
-        return excluded.isEmpty ? select(included) : "\(select(included)) EXCEPT \(select(excluded))"
+        return excluded.isEmpty ? select(included)
+            : "SELECT concept_id FROM (\(select(included))) EXCEPT SELECT concept_id FROM (\(select(excluded)))"
     }
 }
 
@@ -127,7 +130,10 @@ public struct ConceptSetTask: Sendable, Equatable {
             outcome_concepts(concept_id) AS (\(outcome.concepts.sql(hasAncestors: hasAncestors))),
             first_event AS (
               SELECT e.person_id, MIN(e.\(target.domain.dateColumn)) AS index_date FROM \(target.domain.rawValue) e
-              WHERE e.\(target.domain.conceptColumn) IN (SELECT concept_id FROM target_concepts) GROUP BY e.person_id),
+              WHERE e.\(target.domain.conceptColumn) IN (SELECT concept_id FROM target_concepts)
+                AND EXISTS (SELECT 1 FROM observation_period op WHERE op.person_id = e.person_id
+                  AND e.\(target.domain.dateColumn) BETWEEN op.observation_period_start_date AND op.observation_period_end_date)
+              GROUP BY e.person_id),
             observed AS (
               SELECT f.person_id, f.index_date, MAX(op.observation_period_end_date) AS observation_end
               FROM first_event f JOIN observation_period op ON op.person_id = f.person_id

@@ -1,41 +1,8 @@
 import Foundation
 import GRDB
+import SiteFitCore
 
-/// One data-quality check on an imported OMOP table, named as OHDSI's Data Quality Dashboard
-/// names its check types, with the number of records that failed it and what the import did.
-public struct DataQualityFinding: Sendable, Equatable, Codable {
-    /// The DQD check type, e.g. `isPrimaryKey`, `isRequired`, `plausibleValueLow`.
-    public var check: String
-    public var table: String
-    public var field: String
-    /// Records that failed the check.
-    public var violatingRows: Int
-    /// Records the check looked at.
-    public var rows: Int
-    /// What the import did with the failing records: dropped them, set a value, or kept them as they are.
-    public var action: Action
-
-    /// What happened to the records that failed a check.
-    public enum Action: String, Sendable, Codable {
-        /// Not imported (a duplicate id, no person, no usable date).
-        case dropped = "row dropped"
-        /// A required concept id was empty: set to 0, the CDM's "no matching concept".
-        case setToZero = "set to 0"
-        /// An unreadable value in an optional field: stored as NULL.
-        case setToNull = "set to NULL"
-        /// Imported unchanged; the finding is for the data manager.
-        case kept
-    }
-
-    public init(check: String, table: String, field: String, violatingRows: Int, rows: Int, action: Action) {
-        self.check = check
-        self.table = table
-        self.field = field
-        self.violatingRows = violatingRows
-        self.rows = rows
-        self.action = action
-    }
-
+extension DataQualityFinding {
     static let createTable = """
         CREATE TABLE IF NOT EXISTS sitefit_data_quality (
           check_name TEXT NOT NULL, cdm_table_name TEXT NOT NULL, cdm_field_name TEXT NOT NULL,
@@ -100,8 +67,10 @@ enum PlausibilityChecks {
             checks.append(Check(check: "plausibleAfterBirth", table: table, field: date,
                                 failing: "SELECT COUNT(*) FROM \(table) e JOIN person p USING (person_id) WHERE CAST(substr(e.\(date), 1, 4) AS INTEGER) < p.year_of_birth",
                                 denominator: "SELECT COUNT(*) FROM \(table)"))
+            // Against the earliest death record: a person with two death rows must not count an event twice.
             checks.append(Check(check: "plausibleDuringLife", table: table, field: date,
-                                failing: "SELECT COUNT(*) FROM \(table) e JOIN death d USING (person_id) WHERE julianday(e.\(date)) > julianday(d.death_date) + 60",
+                                failing: "SELECT COUNT(*) FROM \(table) e WHERE julianday(e.\(date)) > "
+                                    + "(SELECT julianday(MIN(d.death_date)) FROM death d WHERE d.person_id = e.person_id) + 60",
                                 denominator: "SELECT COUNT(*) FROM \(table)"))
         }
         // Concept-level value ranges of the labs SiteFit extracts, per unit (DQD's concept checks

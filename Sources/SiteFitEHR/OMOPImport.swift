@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Logging
+import SiteFitCore
 import SwiftCSV
 
 /// What an OMOP import did: rows read and kept per table, the CDM version, and every
@@ -140,9 +141,9 @@ enum OMOPImport {
             var counts: [OMOPImportSummary.TableCount] = []
             var findings: [DataQualityFinding] = []
             for input in inputs {
-                let (imported, found) = try load(input, db: db)
-                counts.append(.init(table: input.table, read: input.rows.count, imported: imported))
-                findings += found
+                let loaded = try load(input, db: db)
+                counts.append(.init(table: input.table, read: loaded.read, imported: loaded.imported))
+                findings += loaded.findings
             }
             findings += try dropOrphans(db, counts: &counts)
             findings += try PlausibilityChecks.run(in: db, currentYear: currentYear)
@@ -205,12 +206,12 @@ enum OMOPImport {
     }
 
     /// Inserts one file's rows, counting and handling every failed check; returns the rows kept.
-    static func load(_ input: ParsedFile, db: Database) throws -> (Int, [DataQualityFinding]) {
+    static func load(_ input: ParsedFile, db: Database) throws -> (read: Int, imported: Int, findings: [DataQualityFinding]) {
         let table = input.table
         let columns = try db.columns(in: table)
         let positions = Dictionary(input.header.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
         let present = columns.filter { positions[$0.name] != nil }
-        guard !present.isEmpty else { return (0, []) }
+        guard !present.isEmpty else { return (0, 0, []) }
         let required = Set(cdmRequired[table] ?? []), needed = Set(essential[table] ?? [])
         let key = try db.primaryKey(table).columns.joined(separator: ", ")
         let statement = try db.makeStatement(sql: """
@@ -226,8 +227,14 @@ enum OMOPImport {
             Field(column: c, kind: Kind(c), source: positions[c.name]!, isConcept: c.name.hasSuffix("_concept_id"),
                   isRequired: required.contains(c.name), isEssential: needed.contains(c.name))
         }
+        var read = 0
         rows: for row in input.rows {
+            // A blank line (every field empty) is no record: SwiftCSV returns one for an empty line.
+            if row.allSatisfy({ $0.allSatisfy(\.isWhitespace) }) { continue }
+            read += 1
             values.removeAll(keepingCapacity: true)
+            // Every field is checked even once the row is lost, so each failed check is counted, as DQD counts per field.
+            var drop = false
             for field in fields {
                 var raw = field.source < row.count ? row[field.source] : ""
                 if raw.first?.isWhitespace == true || raw.last?.isWhitespace == true { raw = raw.trimmingCharacters(in: .whitespaces) }
@@ -235,7 +242,8 @@ enum OMOPImport {
                 if raw.isEmpty {
                     if field.isEssential {
                         tally.add("isRequired", name, .dropped)
-                        continue rows
+                        drop = true
+                        continue
                     }
                     if field.isRequired {
                         tally.add("isRequired", name, field.isConcept ? .setToZero : .kept)
@@ -252,12 +260,14 @@ enum OMOPImport {
                 // A value of the wrong type (DQD's cdmDatatype).
                 if field.isEssential {
                     tally.add("cdmDatatype", name, .dropped)
-                    continue rows
+                    drop = true
+                    continue
                 }
                 let zero = field.isConcept && field.isRequired
                 tally.add("cdmDatatype", name, zero ? .setToZero : .setToNull)
                 values.append(zero ? Int64(0) : nil)
             }
+            if drop { continue rows }
             try statement.execute(arguments: StatementArguments(values))
             if db.changesCount == 0 {
                 // Only a primary key conflicts: every NOT NULL field was checked above.
@@ -266,7 +276,7 @@ enum OMOPImport {
                 imported += 1
             }
         }
-        return (imported, tally.findings(table: table, rows: input.rows.count))
+        return (read, imported, tally.findings(table: table, rows: read))
     }
 
     /// What a column holds, as the import reads it.
@@ -332,10 +342,11 @@ enum OMOPImport {
            let y = digits(0, 4), let m = digits(5, 2), let d = digits(8, 2) {
             return valid(y, m, d)
         }
-        if n == 8, let y = digits(0, 4), let m = digits(4, 2), let d = digits(6, 2) {
-            return valid(y, m, d)
+        if n == 8, let y = digits(0, 4), let m = digits(4, 2), let d = digits(6, 2), let date = valid(y, m, d) {
+            return date
         }
-        guard let number = Double(String(decoding: bytes[start..<end], as: UTF8.self)), number.isFinite else { return nil }
+        // A number of 4 digits or fewer is more likely a year than a day count: not a date.
+        guard n >= 5, let number = Double(String(decoding: bytes[start..<end], as: UTF8.self)), number.isFinite else { return nil }
         let days: Double
         switch abs(number) {
         case ..<1e6: days = number.rounded(.down)
@@ -356,17 +367,25 @@ enum OMOPImport {
             guard i + 1 < bytes.count, (0x30...0x39).contains(bytes[i]), (0x30...0x39).contains(bytes[i + 1]) else { return nil }
             return Int(bytes[i] - 0x30) * 10 + Int(bytes[i + 1] - 0x30)
         }
-        if bytes.count >= 19, bytes[4] == 0x2D, bytes[10] == 0x20 || bytes[10] == 0x54, bytes[13] == 0x3A, bytes[16] == 0x3A {
-            guard let h = number(11), let m = number(14), let sec = number(17), h < 24, m < 60, sec <= 60 else { return nil }
+        // ISO text: a date, then a space or T and HH:MM, with or without :SS (fractions and a zone dropped).
+        if bytes.count >= 10, bytes[4] == 0x2D {
+            guard bytes.count >= 16, bytes[10] == 0x20 || bytes[10] == 0x54, bytes[13] == 0x3A else { return "\(day) 00:00:00" }
+            guard let h = number(11), let m = number(14), h < 24, m < 60 else { return nil }
+            var sec = 0
+            if bytes.count >= 19, bytes[16] == 0x3A {
+                guard let s = number(17), s <= 60 else { return nil }
+                sec = s
+            }
             return "\(day) \(pad(h)):\(pad(m)):\(pad(sec))"
         }
-        if bytes.count > 10 || bytes.contains(0x2D) == false,
-           let value = Double(raw.trimmingCharacters(in: .whitespaces)), value.isFinite, abs(value) >= 1e6 {
-            let seconds = abs(value) < 1e11 ? value : value / 1000
-            let withinDay = Int(seconds.rounded(.down)) - Int((seconds / 86_400).rounded(.down)) * 86_400
-            return "\(day) \(pad(withinDay / 3600)):\(pad(withinDay / 60 % 60)):\(pad(withinDay % 60))"
-        }
-        return "\(day) 00:00:00"
+        // A number that `date` read as YYYYMMDD is a date alone; any other number is an epoch
+        // count (days have no time of day; seconds and milliseconds do).
+        let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespaces)
+        if text.count == 8, date(text).map({ $0.replacingOccurrences(of: "-", with: "") == text }) == true { return "\(day) 00:00:00" }
+        guard let value = Double(text), value.isFinite, abs(value) >= 1e6 else { return "\(day) 00:00:00" }
+        let seconds = abs(value) < 1e11 ? value : value / 1000
+        let withinDay = Int(seconds.rounded(.down)) - Int((seconds / 86_400).rounded(.down)) * 86_400
+        return "\(day) \(pad(withinDay / 3600)):\(pad(withinDay / 60 % 60)):\(pad(withinDay % 60))"
     }
 
     /// Drops every event, period and cohort row whose person is not in `person` (DQD's

@@ -59,6 +59,11 @@ public enum ShardSplit {
         } else {
             for (person, _) in persons { assignment[person] = hashPart(person, parts: parts, seed: seed) }
         }
+        let sizes = (0..<parts).map { k in assignment.values.filter { $0 == k }.count }
+        if let empty = sizes.firstIndex(of: 0) {
+            throw ShardError(site: source.site, file: source.url.relativePath,
+                             problem: "site \(empty + 1) of \(parts) would hold no person; split into fewer sites or use another --seed")
+        }
         var written: [Part] = []
         let chosen = method
         for (k, file) in files.enumerated() {
@@ -96,6 +101,10 @@ public enum ShardSplit {
                 INSERT INTO \(table) (\(columns.joined(separator: ", "))) VALUES (\(Array(repeating: "?", count: columns.count).joined(separator: ", ")))
                 """)
             let owner = person.flatMap { columns.firstIndex(of: $0) }
+            if person != nil && owner == nil {
+                // Rows that name no person cannot be given to one part; copying them to all would leak them.
+                throw ShardError(site: source.site, file: source.url.relativePath, problem: "table '\(table)' has no column '\(person!)'")
+            }
             try source.reader.read { src in
                 let rows = try Row.fetchCursor(src, sql: "SELECT \(columns.joined(separator: ", ")) FROM \(table)")
                 while let row = try rows.next() {

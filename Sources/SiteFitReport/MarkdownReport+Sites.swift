@@ -42,7 +42,8 @@ extension MarkdownReport {
         guard !sites.isEmpty else { return "" }
         func cell(_ n: Int) -> String { n > 0 && n < smallCell ? "<\(smallCell)" : Format.integer(n) }
         var out = "### Cohort attrition\n\n"
-        out += "Persons left after each step of the task's definition, at each site (counts under \(smallCell) are shown as <\(smallCell)).\n\n"
+        out += "Persons left after each step of the task's definition, at each site. Counts under \(smallCell) show as <\(smallCell), "
+            + "and a count that would give one away by subtraction (fewer than \(smallCell) removed since the previous count) as —.\n\n"
         out += "| step | " + sites.map(\.id).joined(separator: " | ") + " |\n|---|" + String(repeating: "---:|", count: sites.count) + "\n"
         let steps: [(String, (CohortAttrition) -> Int)] = [
             ("with a target event (the first is the index date)", \.withTargetEvent),
@@ -51,8 +52,29 @@ extension MarkdownReport {
             ("… observed long enough at risk, or with the outcome: the cohort", \.cohort),
             ("cohort members with the outcome", \.outcomes),
         ]
-        for (label, value) in steps {
-            out += "| \(label) | " + sites.map { cell(value($0.attrition!)) }.joined(separator: " | ") + " |\n"
+        // A count is shown only when the persons removed since the last shown count are none or
+        // at least the small-cell threshold: otherwise the difference would give a small count away.
+        var shown: [[String]] = steps.map { _ in [] }
+        for site in sites {
+            let a = site.attrition!
+            var last: Int?
+            for (i, step) in steps.enumerated().dropLast() {
+                let value = step.1(a)
+                let removed = last.map { $0 - value } ?? 0
+                if removed == 0 || removed >= smallCell {
+                    shown[i].append(cell(value))
+                    last = value
+                } else {
+                    shown[i].append("—")
+                }
+            }
+            // Cases, shown when the cohort is and neither the cases nor the non-cases are a small cell.
+            let cases = a.outcomes, nonCases = a.cohort - a.outcomes
+            let visible = last == a.cohort && (cases == 0 || cases >= smallCell) && (nonCases == 0 || nonCases >= smallCell)
+            shown[steps.count - 1].append(visible ? cell(cases) : cases < smallCell && cases > 0 ? "<\(smallCell)" : "—")
+        }
+        for (i, step) in steps.enumerated() {
+            out += "| \(step.0) | " + shown[i].joined(separator: " | ") + " |\n"
         }
         for s in m.sites {
             if let ids = s.unmatchedConcepts, !ids.isEmpty {

@@ -1,4 +1,5 @@
 import Foundation
+import SiteFitCore
 import SiteFitEHR
 
 /// Plain-text rendering of a shard inspection for the terminal.

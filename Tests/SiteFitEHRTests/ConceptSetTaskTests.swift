@@ -9,7 +9,7 @@ import SiteFitTestSupport
 struct ConceptSetTaskTests {
     static let target = 900_001, targetChild = 900_002, outcome = 900_010
 
-    /// Ten persons, one edge of the definition each (index 2020-06-01 unless said otherwise).
+    /// Eleven persons, one edge of the definition each (index 2020-06-01 unless said otherwise).
     static func database() throws -> DatabaseQueue {
         let db = try DatabaseQueue()
         try db.write { db in
@@ -26,6 +26,7 @@ struct ConceptSetTaskTests {
                 (8, "2015-01-01", "2022-12-31", [(targetChild, "2020-06-01")], []),              // a descendant of the target concept
                 (9, "2015-01-01", "2022-12-31", [(target, "2020-06-01")], ["2021-06-01"]),       // outcome on the last day at risk: in
                 (10, "2015-01-01", "2022-12-31", [(target, "2020-06-01")], ["2020-06-01"]),      // outcome on the index day: prior
+                (11, "2019-01-01", "2022-12-31", [(target, "2018-01-01"), (target, "2020-06-01")], []), // first event unobserved: index 2020-06-01
             ]
             var event = 0
             for (person, start, end, targets, outcomes) in people {
@@ -42,7 +43,9 @@ struct ConceptSetTaskTests {
                                    arguments: [event, person, outcome, date])
                 }
             }
-            try db.execute(sql: "INSERT INTO concept_ancestor VALUES (?, ?, 0, 0), (?, ?, 1, 1)", arguments: [target, target, target, targetChild])
+            // As OHDSI vocabularies have them: every concept its own ancestor, at level 0.
+            try db.execute(sql: "INSERT INTO concept_ancestor VALUES (?, ?, 0, 0), (?, ?, 1, 1), (?, ?, 0, 0)",
+                           arguments: [target, target, target, targetChild, targetChild, targetChild])
         }
         return db
     }
@@ -55,13 +58,13 @@ struct ConceptSetTaskTests {
     func attritionAndLabels() throws {
         let db = try Self.database()
         let attrition = try db.read { try Self.task.attrition($0) }
-        #expect(attrition == CohortAttrition(withTargetEvent: 9, withPriorObservation: 8, withoutPriorOutcome: 6, cohort: 5, outcomes: 3))
+        #expect(attrition == CohortAttrition(withTargetEvent: 10, withPriorObservation: 9, withoutPriorOutcome: 7, cohort: 6, outcomes: 3))
         var spec = FeatureSpec.heartFailure
         spec.cohort = .conceptSets(Self.task)
         let extract = try db.read { try CohortExtraction.extract($0, spec: spec, site: "t", file: "t") }
-        #expect(extract.personIds == [1, 5, 6, 8, 9])
-        #expect(extract.labels == [1, 1, 0, 0, 1])
-        #expect(extract.indexDates == ["2020-06-01", "2020-06-01", "2019-03-01", "2020-06-01", "2020-06-01"])
+        #expect(extract.personIds == [1, 5, 6, 8, 9, 11])
+        #expect(extract.labels == [1, 1, 0, 0, 1, 0])
+        #expect(extract.indexDates == ["2020-06-01", "2020-06-01", "2019-03-01", "2020-06-01", "2020-06-01", "2020-06-01"])
         #expect(try db.read { try Self.task.unmatchedConcepts($0) }.isEmpty)
     }
 
@@ -70,9 +73,12 @@ struct ConceptSetTaskTests {
         let db = try Self.database()
         var task = Self.task
         task.target.concepts = ConceptSet(concepts: [Self.target], descendants: false)
-        #expect(try db.read { try task.attrition($0) }.withTargetEvent == 8)
+        #expect(try db.read { try task.attrition($0) }.withTargetEvent == 9)
         task.target.concepts = ConceptSet(items: [.init(conceptId: Self.target), .init(conceptId: Self.targetChild, isExcluded: true)])
-        #expect(try db.read { try task.attrition($0) }.withTargetEvent == 8)
+        #expect(try db.read { try task.attrition($0) }.withTargetEvent == 9)
+        // An excluded concept with its descendants (each concept its own descendant) stays excluded.
+        task.target.concepts = ConceptSet(items: [.init(conceptId: Self.target), .init(conceptId: Self.targetChild, includeDescendants: true, isExcluded: true)])
+        #expect(try db.read { try task.attrition($0) }.withTargetEvent == 9)
         task.target.concepts = ConceptSet(concepts: [Self.target, 123_456_789])
         #expect(try db.read { try task.unmatchedConcepts($0) } == [123_456_789])
     }
@@ -92,13 +98,14 @@ struct ConceptSetTaskTests {
                 return CivilDate.days(year: p[0], month: p[1], day: p[2])
             }
             var first: [Int64: Int] = [:], outcomes: [Int64: [Int]] = [:], periods: [Int64: [(Int, Int)]] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT person_id, condition_concept_id, condition_start_date FROM condition_occurrence") {
-                let person: Int64 = row[0], concept: Int = row[1], date = day(row[2])
-                if concept == OMOPConcept.hypertension { first[person] = min(first[person] ?? .max, date) }
-                if concept == OMOPConcept.atrialFibrillation { outcomes[person, default: []].append(date) }
-            }
             for row in try Row.fetchAll(db, sql: "SELECT person_id, observation_period_start_date, observation_period_end_date FROM observation_period") {
                 periods[row[0], default: []].append((day(row[1]), day(row[2])))
+            }
+            for row in try Row.fetchAll(db, sql: "SELECT person_id, condition_concept_id, condition_start_date FROM condition_occurrence") {
+                let person: Int64 = row[0], concept: Int = row[1], date = day(row[2])
+                let observed = periods[person]?.contains { $0.0 <= date && date <= $0.1 } ?? false
+                if concept == OMOPConcept.hypertension && observed { first[person] = min(first[person] ?? .max, date) }
+                if concept == OMOPConcept.atrialFibrillation { outcomes[person, default: []].append(date) }
             }
             var cohort = 0, cases = 0
             for (person, index) in first {
@@ -150,7 +157,7 @@ struct AutomaticCovariateTests {
         func key(_ d: EventDomain, _ c: Int, _ w: Int) -> CovariateKey { CovariateKey(domain: d, conceptId: c, windowDays: w) }
         #expect(all == [key(.conditionOccurrence, 111, 365): 4, key(.conditionOccurrence, 111, 30): 3,
                         key(.conditionOccurrence, 222, 365): 1, key(.conditionOccurrence, 222, 30): 1,
-                        key(.drugExposure, ConceptSetTaskTests.target, 365): 4, key(.drugExposure, ConceptSetTaskTests.target, 30): 4,
+                        key(.drugExposure, ConceptSetTaskTests.target, 365): 5, key(.drugExposure, ConceptSetTaskTests.target, 30): 5,
                         key(.drugExposure, ConceptSetTaskTests.targetChild, 365): 1, key(.drugExposure, ConceptSetTaskTests.targetChild, 30): 1])
         let suppressed = try db.read { try AutomaticCovariates.siteCounts($0, spec: Self.spec(), settings: .init(minimumCount: 2)) }
         #expect(Set(suppressed.keys) == Set(all.filter { $0.value >= 2 }.keys))
@@ -165,7 +172,7 @@ struct AutomaticCovariateTests {
         spec.cohort = .conceptSets(task)
         let counts = try db.read { try AutomaticCovariates.siteCounts($0, spec: spec, settings: .init(minimumCount: 1)) }
         #expect(!counts.keys.contains { $0.conceptId == ConceptSetTaskTests.outcome })
-        #expect(try db.read { try task.attrition($0) }.cohort == 7, "persons 3 and 10 stay in with their earlier outcome")
+        #expect(try db.read { try task.attrition($0) }.cohort == 8, "persons 3 and 10 stay in with their earlier outcome")
     }
 
     @Test("the server keeps concepts that enough sites report, the most frequent first, up to the cap")
@@ -188,11 +195,11 @@ struct AutomaticCovariateTests {
                           CovariateKey(domain: .drugExposure, conceptId: ConceptSetTaskTests.target, windowDays: 30)]
         spec.automaticCovariates = covariates
         let extract = try db.read { try CohortExtraction.extract($0, spec: spec, site: "t", file: "t") }
-        #expect(extract.personIds == [1, 5, 6, 8, 9])
+        #expect(extract.personIds == [1, 5, 6, 8, 9, 11])
         let columns = extract.columns
         #expect(columns.count == 3 + 20 + 3 && columns[3 + 14] == "age_group.70-74" && columns.last == "drug_exposure.900001.30d")
         func value(_ row: Int, _ column: String) -> Double { extract.features[row * columns.count + columns.firstIndex(of: column)!] }
-        let expected: [[Double]] = [[1, 1, 1], [1, 1, 1], [0, 0, 1], [1, 1, 0], [1, 0, 1]]
+        let expected: [[Double]] = [[1, 1, 1], [1, 1, 1], [0, 0, 1], [1, 1, 0], [1, 0, 1], [0, 0, 1]]
         for (r, row) in expected.enumerated() {
             #expect(covariates.map { value(r, $0.column) } == row, "person \(extract.personIds[r])")
         }

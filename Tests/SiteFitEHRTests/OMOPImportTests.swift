@@ -56,6 +56,8 @@ struct OMOPImportTests {
             30,-3210373572193940939,1503297,2019-02-01,2019-03-01,32817
             31,9122337203685477001,1308216,2019-02-01,2019-03-01,32817
 
+            ,9122337203685477001,1308216,,2019-03-01,32817
+
             """,
         // Dates as epoch days and epoch seconds; an empty (nullable) value; inf (not a number: set to
         // NULL); a creatinine of 300 mg/dL (implausible, kept).
@@ -95,11 +97,15 @@ struct OMOPImportTests {
         #expect(finding("isRequired", "visit_occurrence", "visit_end_date")?.action == .kept)
         #expect(finding("isRequired", "visit_occurrence", "visit_type_concept_id")?.action == .setToZero)
         #expect(finding("isPrimaryKey", "drug_exposure", "drug_exposure_id")?.violatingRows == 1)
+        // A blank line is no record; a record with neither id nor date fails both checks.
+        #expect(summary.tables.first { $0.table == "drug_exposure" }?.read == 4)
+        #expect(finding("isRequired", "drug_exposure", "drug_exposure_id")?.violatingRows == 1)
+        #expect(finding("isRequired", "drug_exposure", "drug_exposure_start_date")?.violatingRows == 1)
         #expect(finding("cdmDatatype", "measurement", "value_as_number")?.action == .setToNull)
         #expect(finding("plausibleValueHigh", "measurement", "value_as_number (concept 3016723, unit 8840)")?.violatingRows == 1)
         #expect(finding("plausibleDuringLife", "condition_occurrence", "condition_start_date")?.violatingRows == 1)
         #expect(finding("isRequired", "measurement", "value_as_number") == nil, "value_as_number is nullable in the CDM")
-        #expect(summary.findings.count == 10, "\(summary.findings.map { "\($0.check) \($0.table).\($0.field)" })")
+        #expect(summary.findings.count == 12, "\(summary.findings.map { "\($0.check) \($0.table).\($0.field)" })")
 
         let shard = try SiteShard(site: "quirks", url: target)
         try shard.reader.read { (db: Database) throws -> Void in
@@ -149,6 +155,10 @@ struct OMOPImportTests {
         #expect(OMOPImport.dateTime("2020-02-29T13:45:07.123Z") == "2020-02-29 13:45:07")
         #expect(OMOPImport.dateTime("2020-02-29") == "2020-02-29 00:00:00")
         #expect(OMOPImport.dateTime("1582983907") == "2020-02-29 13:45:07")
+        #expect(OMOPImport.dateTime("20200229") == "2020-02-29 00:00:00", "YYYYMMDD is a date, not epoch seconds")
+        #expect(OMOPImport.dateTime("2020-02-29T13:45") == "2020-02-29 13:45:00")
+        #expect(OMOPImport.date("2020") == nil, "a year is not a day count")
+        #expect(OMOPImport.date("86400000") == "1972-09-27", "8 digits that are no YYYYMMDD are epoch seconds")
     }
 
     /// Unzips one of the committed OHDSI exports (`Sites/omop`) into a fresh folder.

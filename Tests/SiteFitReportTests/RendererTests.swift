@@ -66,6 +66,12 @@ extension RendererTests {
         #expect(markdown.contains("| cohort members with the outcome | <11 |"))
         #expect(markdown.contains("| … observed long enough at risk, or with the outcome: the cohort | 43 |"))
         #expect(markdown.contains("concept id 9202 of the task matches no event"))
+        // Fewer than 11 removed at a step would give a count away by subtraction: that step shows —.
+        var subtracted = try Self.golden()
+        subtracted.sites[0].attrition = CohortAttrition(withTargetEvent: 60, withPriorObservation: 55, withoutPriorOutcome: 40, cohort: 40, outcomes: 20)
+        let rows = MarkdownReport.render(subtracted).split(separator: "\n")
+        #expect(rows.contains("| … with enough observation before it | — |") && rows.contains("| … without the outcome before the time at risk | 40 |"))
+        #expect(rows.contains("| cohort members with the outcome | 20 |"))
         // Without a concept-set task nothing of this appears, and the default task line stays.
         let plain = MarkdownReport.render(try Self.golden())
         #expect(!plain.contains("Cohort attrition") && plain.contains("Task: 1-year incident heart failure"))
