@@ -13,6 +13,8 @@ public struct SiteCohort: Sendable, Equatable {
     public var attrition: CohortAttrition?
     /// Listed concept ids of the task that match no event here.
     public var unmatchedConcepts: [Int] = []
+    /// What the OMOP import found in this site's data (empty for a generated shard).
+    public var dataQuality: [DataQualityFinding] = []
 
     /// Whose mean and standard deviation put a site's raw features into the model's space.
     public enum Standardization: Sendable, Equatable {
@@ -111,6 +113,7 @@ public struct ShardCohortSource: CohortSource {
         let ageColumn = extract.columns.firstIndex(of: "age_years") ?? 0
         let ages = (0..<extract.rows).map { extract.features[$0 * extract.columns.count + ageColumn] }
         var cohort = SiteCohort(extract: extract, ages: ages, split: split, standardization: standardization)
+        cohort.dataQuality = try shard.reader.read { db in try DataQualityFinding.stored(in: db) }
         if case .conceptSets(let task) = spec.cohort {
             (cohort.attrition, cohort.unmatchedConcepts) = try shard.reader.read { db in
                 (try task.attrition(db), try task.unmatchedConcepts(db))

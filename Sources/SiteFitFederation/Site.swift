@@ -37,6 +37,8 @@ public struct SiteSummary: Sendable, Equatable {
     public var attrition: CohortAttrition? = nil
     /// The task's concept ids that match no event at this site.
     public var unmatchedConcepts: [Int] = []
+    /// The OMOP import's data-quality findings (counts of records, never a value).
+    public var dataQuality: [DataQualityFinding] = []
 }
 
 /// A site's training rows for the pooled baseline (simulation only): standardised as the site
@@ -129,6 +131,7 @@ public actor SiteActor<Network: NeuralModel> {
         }
         prepared.summary.attrition = cohort.attrition
         prepared.summary.unmatchedConcepts = cohort.unmatchedConcepts
+        prepared.summary.dataQuality = cohort.dataQuality
         self.init(id: source.site, prepared: prepared, model: model, seed: seed, maxBatch: maxBatch, logger: logger)
     }
 

@@ -33,7 +33,26 @@ extension MarkdownReport {
         }
         out += "\n\n"
         out += attritionSection(m)
+        out += dataQualitySection(m)
         return out
+    }
+
+    /// What the OMOP import found at each site, in OHDSI Data Quality Dashboard terms (records,
+    /// never values; counts under the small-cell threshold as <N).
+    static func dataQualitySection(_ m: RunMetrics) -> String {
+        let sites = m.sites.filter { !($0.dataQuality ?? []).isEmpty }
+        guard !sites.isEmpty else { return "" }
+        func cell(_ n: Int) -> String { n > 0 && n < smallCell ? "<\(smallCell)" : Format.integer(n) }
+        var out = "### Data quality at import\n\n"
+        out += "What the OMOP import counted at each site, as OHDSI's Data Quality Dashboard names its checks: records that failed, "
+            + "of the records checked, and what the import did with them.\n\n"
+        out += "| site | check | table.field | records failing | of | import |\n|---|---|---|---:|---:|---|\n"
+        for s in sites {
+            for f in s.dataQuality ?? [] {
+                out += "| \(s.id) | `\(f.check)` | \(f.table).\(f.field) | \(cell(f.violatingRows)) | \(cell(f.rows)) | \(f.action.rawValue) |\n"
+            }
+        }
+        return out + "\n"
     }
 
     /// Persons at each step of a concept-set task's cohort, per site, and concept ids that matched nothing.

@@ -148,6 +148,8 @@ public struct SiteInfo: Codable, Sendable, Equatable {
     public var attrition: CohortAttrition?
     /// The task's concept ids that match no event at this site (nil: none).
     public var unmatchedConcepts: [Int]?
+    /// The OMOP import's data-quality findings at this site (nil: none, or not imported).
+    public var dataQuality: [DataQualityFinding]?
 
     public init(id: String, name: String, shard: String, cohortSize: Int, trainSize: Int, testSize: Int,
                 outcomePrevalence: Double, femaleShare: Double, meanAge: Double, creatinineUnit: String, labMissingShare: Double) {
@@ -170,7 +172,7 @@ public struct SiteInfo: Codable, Sendable, Equatable {
         case outcomePrevalence = "outcome_prevalence", femaleShare = "female_share", meanAge = "mean_age"
         case creatinineUnit = "creatinine_unit", labMissingShare = "lab_missing_share"
         case raceShares = "race_shares", ageBandShares = "age_band_shares", featureDistance = "feature_distance"
-        case attrition, unmatchedConcepts = "unmatched_concepts"
+        case attrition, unmatchedConcepts = "unmatched_concepts", dataQuality = "data_quality"
     }
 }
 

@@ -164,6 +164,7 @@ public enum Simulation {
             info.featureDistance = distance
             info.attrition = summary.attrition
             info.unmatchedConcepts = summary.unmatchedConcepts.isEmpty ? nil : summary.unmatchedConcepts
+            info.dataQuality = summary.dataQuality.isEmpty ? nil : summary.dataQuality
             if !summary.unmatchedConcepts.isEmpty {
                 logger.warning("concept ids of the task match no event at this site", metadata: [
                     "site": "\(reference.profile.id)", "concepts": "\(summary.unmatchedConcepts.map(String.init).joined(separator: ", "))"])

@@ -72,8 +72,14 @@ extension RendererTests {
         let rows = MarkdownReport.render(subtracted).split(separator: "\n")
         #expect(rows.contains("| … with enough observation before it | — |") && rows.contains("| … without the outcome before the time at risk | 40 |"))
         #expect(rows.contains("| cohort members with the outcome | 20 |"))
+        // The import's data-quality findings appear per site, small counts as <11.
+        var quality = try Self.golden()
+        quality.sites[0].dataQuality = [DataQualityFinding(check: "isPrimaryKey", table: "drug_exposure", field: "drug_exposure_id",
+                                                           violatingRows: 3, rows: 883, action: .dropped)]
+        let qualityBack = try JSONDecoder().decode(RunMetrics.self, from: JSONEncoder().encode(quality))
+        #expect(MarkdownReport.render(qualityBack).contains("| north | `isPrimaryKey` | drug_exposure.drug_exposure_id | <11 | 883 | row dropped |"))
         // Without a concept-set task nothing of this appears, and the default task line stays.
         let plain = MarkdownReport.render(try Self.golden())
-        #expect(!plain.contains("Cohort attrition") && plain.contains("Task: 1-year incident heart failure"))
+        #expect(!plain.contains("Cohort attrition") && !plain.contains("Data quality at import") && plain.contains("Task: 1-year incident heart failure"))
     }
 }
