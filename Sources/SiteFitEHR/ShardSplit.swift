@@ -30,7 +30,8 @@ public enum ShardSplit {
     /// Splits `source` into `parts` shards named `<name>-<k>.sqlite` in `folder` (k from 1).
     /// Refuses to replace an existing file unless `force`.
     public static func split(_ source: SiteShard, parts: Int, into folder: URL, name: String, byCareSite: Bool, seed: UInt64,
-                             force: Bool = false, logger: Logger = Logger(label: "sitefit.split")) throws -> (method: Method, parts: [Part]) {
+                             force: Bool = false, currentYear: Int = CivilDate.currentYear,
+                             logger: Logger = Logger(label: "sitefit.split")) throws -> (method: Method, parts: [Part]) {
         guard parts >= 2 else { throw ShardError(site: source.site, file: source.url.relativePath, problem: "split into at least 2 sites") }
         let files = (1...parts).map { folder.appendingPathComponent("\(name)-\($0).sqlite") }
         if !force, let existing = files.first(where: { FileManager.default.fileExists(atPath: $0.path) }) {
@@ -71,6 +72,9 @@ public enum ShardSplit {
             try ShardBuilder.write(site: "\(name)-\(k + 1)", to: file, logger: logger) { db in
                 try ShardSchema.create(in: db)
                 try copy(from: source, into: db, persons: members)
+                // The import's row-level findings were settled in the source (duplicates dropped,
+                // values set); the plausibility checks are run again on this part's own rows.
+                try DataQualityFinding.store(try PlausibilityChecks.run(in: db, currentYear: currentYear), in: db)
                 try db.execute(sql: """
                     INSERT INTO metadata (metadata_concept_id, metadata_type_concept_id, name, value_as_string)
                     VALUES (0, 0, 'sitefit.import', 'split'), (0, 0, 'sitefit.split_from', ?), (0, 0, 'sitefit.split_by', ?)

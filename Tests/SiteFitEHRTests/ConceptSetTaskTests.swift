@@ -118,6 +118,14 @@ struct ConceptSetTaskTests {
             return (cohort, cases)
         }
         #expect(attrition.withTargetEvent == 53)
+        // Split into two sites, each part carries its own plausibility findings (every MIMIC birth year is in the future).
+        let parts = try ShardSplit.split(shard, parts: 2, into: try temporaryDirectory("mimicsplit"), name: "m", byCareSite: false, seed: 42,
+                                         currentYear: 2026).parts
+        for part in parts {
+            let findings = try SiteShard(site: "m", url: part.file).reader.read { try DataQualityFinding.stored(in: $0) }
+            #expect(findings == [DataQualityFinding(check: "plausibleValueHigh", table: "person", field: "year_of_birth",
+                                                    violatingRows: part.persons, rows: part.persons, action: .kept)])
+        }
         #expect(attrition.cohort == expected.0 && attrition.outcomes == expected.1, "\(attrition) vs \(expected)")
         #expect(attrition.cohort > 0)
     }
