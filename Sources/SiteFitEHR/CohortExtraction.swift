@@ -21,6 +21,10 @@ public struct FeatureSpec: Sendable, Equatable {
     public var automaticCovariates: [CovariateKey] = []
     /// How the sites agree the automatic covariates.
     public var covariateSettings = AutomaticCovariates.Settings()
+    /// With the cohort table: the definition that holds index dates and the one that holds
+    /// outcome events (an ATLAS or PatientLevelPrediction cohort table uses its own ids).
+    public var targetCohortId = ShardSchema.targetCohort
+    public var outcomeCohortId = ShardSchema.outcomeCohort
 
     /// Where a task's cohort comes from.
     public enum CohortDefinition: Sendable, Equatable {
@@ -114,7 +118,7 @@ public struct FeatureSpec: Sendable, Equatable {
         switch cohort {
         case .cohortTable:
             columns.append("""
-                EXISTS (SELECT 1 FROM cohort o WHERE o.cohort_definition_id = \(ShardSchema.outcomeCohort) \
+                EXISTS (SELECT 1 FROM cohort o WHERE o.cohort_definition_id = \(outcomeCohortId) \
                 AND o.subject_id = t.subject_id AND o.cohort_start_date > t.cohort_start_date \
                 AND o.cohort_start_date <= date(t.cohort_start_date, '+\(outcomeWindowDays) days')) AS outcome
                 """)
@@ -122,7 +126,7 @@ public struct FeatureSpec: Sendable, Equatable {
             return """
                 SELECT \(columns.joined(separator: ",\n  "))
                 FROM cohort t JOIN person p ON p.person_id = t.subject_id
-                WHERE t.cohort_definition_id = \(ShardSchema.targetCohort)
+                WHERE t.cohort_definition_id = \(targetCohortId)
                 ORDER BY t.subject_id
                 """
         case .conceptSets(let task):
@@ -209,7 +213,7 @@ public enum CohortExtraction {
         guard result.rows > 0 else {
             switch spec.cohort {
             case .cohortTable:
-                throw ShardError(site: site, file: file, problem: "the cohort is empty (no rows with cohort_definition_id = \(ShardSchema.targetCohort))")
+                throw ShardError(site: site, file: file, problem: "the cohort is empty (no rows with cohort_definition_id = \(spec.targetCohortId))")
             case .conceptSets:
                 throw ShardError(site: site, file: file, problem: "the task's cohort is empty here: no person has a target event with "
                                  + "enough prior observation, no earlier outcome and enough time at risk (check the task's concept ids, domains and windows)")

@@ -221,8 +221,10 @@ extension FeatureSpec {
     public var description: String? {
         switch cohort {
         case .cohortTable:
-            if name == nil && lookbackDays == 365 && outcomeWindowDays == 365 { return nil }
-            return (name.map { "\($0): " } ?? "") + "incident heart failure (cohort 2) within \(outcomeWindowDays) days of the index date (cohort 1), "
+            let defaultIds = targetCohortId == ShardSchema.targetCohort && outcomeCohortId == ShardSchema.outcomeCohort
+            if name == nil && lookbackDays == 365 && outcomeWindowDays == 365 && defaultIds { return nil }
+            let outcome = defaultIds ? "incident heart failure (cohort \(outcomeCohortId))" : "an event of outcome cohort \(outcomeCohortId)"
+            return (name.map { "\($0): " } ?? "") + "\(outcome) within \(outcomeWindowDays) days of the index date (cohort \(targetCohortId)), "
                 + "from \(lookbackDays) days of EHR history (OMOP CDM shards)"
         case .conceptSets(let task):
             return (name.map { "\($0) (" } ?? "(") + task.words + "); features from \(lookbackDays) days of EHR history (OMOP CDM)"

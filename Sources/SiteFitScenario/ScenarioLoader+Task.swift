@@ -16,6 +16,7 @@ extension ScenarioLoader {
         guard let node, let fields = reader.mapping(node, "task", allowed: [
             "dataset", "lookback_days", "outcome_window_days", "conditions", "measurements", "drugs",
             "name", "target", "outcome", "time_at_risk", "exclude_prior_outcome", "covariates",
+            "target_cohort_id", "outcome_cohort_id",
         ]) else { return (task, dataset) }
         if let n = fields["dataset"], let v = reader.choice(n, "task.dataset", Scenario.Dataset.self) {
             dataset = v
@@ -29,6 +30,20 @@ extension ScenarioLoader {
         if let n = fields["measurements"], let v = conceptList(n, "task.measurements", names: Dictionary(uniqueKeysWithValues: LabName.allCases.map { ($0.rawValue, $0.conceptId) }), reader: &reader) { task.measurements = v }
         if let n = fields["drugs"], let v = conceptList(n, "task.drugs", names: drugNames, reader: &reader) { task.drugs = v }
         if let n = fields["name"], let v = reader.string(n, "task.name") { task.name = v }
+        // Existing cohorts by id (an ATLAS-generated cohort table) instead of SiteFit's 1 and 2.
+        let ids = ["target_cohort_id", "outcome_cohort_id"].filter { fields[$0] != nil }
+        if !ids.isEmpty {
+            if ids.count == 1 { reader.fail(fields[ids[0]], "task.\(ids[0])", "give both target_cohort_id and outcome_cohort_id") }
+            if let clash = ["target", "outcome", "time_at_risk"].first(where: { fields[$0] != nil }) {
+                reader.fail(fields[clash], "task.\(clash)", "give either concept sets (target, outcome) or existing cohorts (target_cohort_id, outcome_cohort_id)")
+            }
+            let what = "a cohort_definition_id (a non-negative integer)"
+            if let v = fields["target_cohort_id"].flatMap({ reader.integer($0, "task.target_cohort_id", in: 0...Int(Int32.max), what: what) }) { task.targetCohortId = v }
+            if let v = fields["outcome_cohort_id"].flatMap({ reader.integer($0, "task.outcome_cohort_id", in: 0...Int(Int32.max), what: what) }) { task.outcomeCohortId = v }
+            if ids.count == 2 && task.targetCohortId == task.outcomeCohortId {
+                reader.fail(fields["outcome_cohort_id"], "task.outcome_cohort_id", "the outcome cohort must differ from the target cohort")
+            }
+        }
         if let definition = conceptSetTask(fields, folder: folder, reader: &reader) {
             task.cohort = .conceptSets(definition)
             if let n = fields["outcome_window_days"] {

@@ -72,4 +72,25 @@ struct ConceptSetScenarioTests {
         #expect(found.map(\.field) == ["task.outcome.concept_set"])
         #expect(found.first?.problem.hasSuffix("items[0] has no concept.CONCEPT_ID") == true && found.first?.problem.contains("secret") == false)
     }
+
+    @Test("existing cohorts by id load; one id alone, or ids beside concept sets, is a located error")
+    func cohortIds() throws {
+        let ids = """
+            seed: 1
+            sites:
+              - omop: ../Sites/a.sqlite
+            task:
+              target_cohort_id: 7
+              outcome_cohort_id: 9
+            arms:
+              - mode: full
+            """
+        let folder = try fixture(["Sites/a.sqlite": "x", "Scenarios/s.yaml": ids])
+        let s = try ScenarioLoader.load(folder.appendingPathComponent("Scenarios/s.yaml"))
+        #expect(s.task.targetCohortId == 7 && s.task.outcomeCohortId == 9)
+        let broken = ids.replacingOccurrences(of: "  outcome_cohort_id: 9\n", with: "  outcome: {concepts: [1], domain: condition_occurrence}\n")
+        let folder2 = try fixture(["Sites/a.sqlite": "x", "Scenarios/s.yaml": broken], name: "broken")
+        let found = diagnostics { _ = try ScenarioLoader.load(folder2.appendingPathComponent("Scenarios/s.yaml")) }
+        #expect(found.map(\.field).contains("task.target_cohort_id") && found.map(\.field).contains("task.outcome"))
+    }
 }
