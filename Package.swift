@@ -91,7 +91,9 @@ let package = Package(
         .testTarget(name: "SiteFitScenarioTests", dependencies: [
             "SiteFitScenario", "SiteFitFederation", "SiteFitTuning", "SiteFitMetrics", "SiteFitEHR", "SiteFitTestSupport"]),
         .testTarget(name: "SiteFitReportTests", dependencies: ["SiteFitReport", "SiteFitCore", "SiteFitTestSupport"]),
-        .testTarget(name: "SiteFitSimulationTests", dependencies: ["SiteFitSimulation", "SiteFitScenario", "SiteFitFederation", "SiteFitTestSupport"], exclude: ["Golden"]),
+        .testTarget(name: "SiteFitSimulationTests", dependencies: ["SiteFitSimulation", "SiteFitScenario", "SiteFitFederation", "SiteFitTestSupport",
+                                                              .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")],
+                    exclude: ["Golden"]),
         .testTarget(name: "SiteFitCLITests", dependencies: ["sitefit", "SiteFitTestSupport"], exclude: ["Golden"]),
     ],
     swiftLanguageModes: [.v6]

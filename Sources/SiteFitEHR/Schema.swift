@@ -17,6 +17,10 @@ public enum ShardSchema {
         "metadata": ["name", "value_as_string"],
     ]
 
+    /// What an OMOP database opened in place must have; the other tables SiteFit reads may be
+    /// absent there (they read as empty).
+    public static let foreignRequiredTables: Set<String> = ["person", "observation_period"]
+
     /// Tables an imported export may fill that SiteFit's generator leaves empty.
     public static let otherTables = ["procedure_occurrence", "death", "care_site", "concept_ancestor"]
 

@@ -104,7 +104,7 @@ extension SiteShard {
             : CohortExtract(columns: spec.columnNames, personIds: [], features: [], labels: [], sex: [], race: [])
         do {
             return try reader.read { db in
-                let tables = try (ShardSchema.requiredColumns.keys.sorted() + ShardSchema.otherTables).filter { try db.tableExists($0) }.map { table in
+                let tables = try (ShardSchema.requiredColumns.keys.sorted() + ShardSchema.otherTables).filter { try db.tableExists($0, in: "main") }.map { table in
                     ShardInspection.TableCount(table: table, rows: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(table)") ?? 0)
                 }
                 let sourceName = try String.fetchOne(db, sql: "SELECT cdm_source_name FROM cdm_source LIMIT 1")

@@ -77,12 +77,26 @@ public enum ShardSplit {
                 try DataQualityFinding.store(try PlausibilityChecks.run(in: db, currentYear: currentYear), in: db)
                 try db.execute(sql: """
                     INSERT INTO metadata (metadata_concept_id, metadata_type_concept_id, name, value_as_string)
-                    VALUES (0, 0, 'sitefit.import', 'split'), (0, 0, 'sitefit.split_from', ?), (0, 0, 'sitefit.split_by', ?)
-                    """, arguments: [source.url.lastPathComponent, chosen.rawValue])
+                    VALUES (0, 0, 'sitefit.import', 'split'), (0, 0, 'sitefit.split_from', ?), (0, 0, 'sitefit.split_by', ?),
+                           (0, 0, 'sitefit.split_parts', ?), (0, 0, 'sitefit.split_seed', ?)
+                    """, arguments: [source.url.lastPathComponent, chosen.rawValue, String(parts), String(seed)])
             }
             written.append(Part(file: file, persons: members.count))
         }
         return (method, written)
+    }
+
+    /// How a part was cut (from its metadata), or nil for a shard `split` did not write.
+    public static func recorded(in shard: SiteShard) throws -> (from: String, parts: Int, seed: UInt64, by: String)? {
+        try shard.reader.read { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT name, value_as_string FROM metadata WHERE name LIKE 'sitefit.split_%'")
+            var values: [String: String] = [:]
+            for row in rows { if let name: String = row[0], let value: String = row[1] { values[name] = value } }
+            guard let from = values["sitefit.split_from"], let by = values["sitefit.split_by"],
+                  let parts = values["sitefit.split_parts"].flatMap({ Int($0) }),
+                  let seed = values["sitefit.split_seed"].flatMap({ UInt64($0) }) else { return nil }
+            return (from, parts, seed, by)
+        }
     }
 
     /// The part of `person` by a seeded hash (stable across runs and machines).

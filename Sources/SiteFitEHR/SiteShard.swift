@@ -76,22 +76,72 @@ public struct SiteShard: Sendable {
         configuration.readonly = true
         configuration.label = "shard:\(site)"
         do {
-            reader = try DatabaseQueue(path: url.path, configuration: configuration)
-            try reader.read { db in
+            let queue = try DatabaseQueue(path: url.path, configuration: configuration)
+            reader = queue
+            try queue.inDatabase { db in
+                let foreign = try Self.isForeign(db)
                 for (table, columns) in ShardSchema.requiredColumns.sorted(by: { $0.key < $1.key }) {
                     guard try db.tableExists(table) else {
+                        if foreign && !ShardSchema.foreignRequiredTables.contains(table) {
+                            try Self.createEmptyTemporary(table, in: db)
+                            continue
+                        }
                         throw ShardError(site: site, file: file, problem: "table '\(table)' is missing")
                     }
                     let present = Set(try db.columns(in: table).map(\.name))
                     for column in columns where !present.contains(column) {
                         throw ShardError(site: site, file: file, problem: "table '\(table)' has no column '\(column)'")
                     }
+                    if foreign { try Self.checkStorage(table, columns: columns, in: db, site: site, file: file) }
+                }
+                if foreign {
+                    for table in ShardSchema.otherTables where try !db.tableExists(table) { try Self.createEmptyTemporary(table, in: db) }
                 }
             }
         } catch let error as ShardError {
             throw error
         } catch {
             throw ShardError(site: site, file: file, problem: describe(error))
+        }
+    }
+
+    /// Whether the database was written by someone other than SiteFit (an OMOP SQLite database
+    /// opened in place): no `metadata` row of SiteFit's own.
+    static func isForeign(_ db: Database) throws -> Bool {
+        guard try db.tableExists("metadata"), try db.columns(in: "metadata").contains(where: { $0.name == "name" }) else { return true }
+        return try Bool.fetchOne(db, sql: "SELECT NOT EXISTS (SELECT 1 FROM metadata WHERE name LIKE 'sitefit.%')") ?? true
+    }
+
+    /// A table SiteFit reads but a foreign OMOP database need not have (no cohort table, no
+    /// measurements): an empty one in the connection's own temporary schema, which SQLite
+    /// searches first and which never touches the file.
+    static func createEmptyTemporary(_ table: String, in db: Database) throws {
+        guard let statement = ShardSchema.statements.first(where: { $0.hasPrefix("CREATE TABLE \(table) (") }) else { return }
+        try db.execute(sql: "CREATE TEMP TABLE" + statement.dropFirst("CREATE TABLE".count))
+    }
+
+    /// SiteFit's SQL compares ids as integers and dates as ISO text (`julianday`). A database
+    /// with text ids or numeric dates (as some tools write SQLite) would be read wrongly rather
+    /// than fail, so it is refused here, naming the column and never a value.
+    static func checkStorage(_ table: String, columns: [String], in db: Database, site: String, file: String) throws {
+        for column in columns {
+            let quoted = "\"\(column)\""
+            if column.hasSuffix("_id") {
+                if try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM \(table) WHERE typeof(\(quoted)) NOT IN ('integer', 'null'))") == true {
+                    throw ShardError(site: site, file: file, problem: "column \(table).\(column) holds values that are not whole numbers; "
+                                     + "SiteFit reads an OMOP database in place only with integer ids and ISO dates: "
+                                     + "export it to CSV and import that with `sitefit sites import omop`")
+                }
+            } else if column.hasSuffix("_date") {
+                if try Bool.fetchOne(db, sql: """
+                    SELECT EXISTS (SELECT 1 FROM \(table) WHERE \(quoted) IS NOT NULL
+                                   AND (typeof(\(quoted)) <> 'text' OR \(quoted) NOT GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*'))
+                    """) == true {
+                    throw ShardError(site: site, file: file, problem: "column \(table).\(column) holds dates that are not ISO text (YYYY-MM-DD); "
+                                     + "SiteFit reads an OMOP database in place only with ISO dates: "
+                                     + "export it to CSV and import that with `sitefit sites import omop`, which reads epoch numbers too")
+                }
+            }
         }
     }
 

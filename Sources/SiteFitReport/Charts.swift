@@ -223,11 +223,14 @@ enum ReportCharts {
             series: m.arms.map { arm in (arm.name, m.sites.map { arm.final.perSite[$0.id]?.accuracy }) },
             marks: ("majority class", m.sites.map { site in m.arms.first?.final.perSite[site.id]?.majorityClassAccuracy }))))
         if let forest = forest(m) { charts.append(("comparisons.svg", forest)) }
+        var siteSeries = [("outcome prevalence", m.sites.map(\.outcomePrevalence)), ("female", m.sites.map(\.femaleShare)),
+                          ("aged 65+", m.sites.map { ($0.ageBandShares["65-74"] ?? 0) + ($0.ageBandShares["75+"] ?? 0) })]
+        if m.sites.contains(where: { $0.labMissingShare != nil }) {
+            siteSeries.append(("labs missing", m.sites.map { $0.labMissingShare ?? 0 }))
+        }
         charts.append(("sites.svg", Charts.bars(
             title: "Sites at a glance", yTitle: "share of patients", categories: m.sites.map(\.id),
-            series: [("outcome prevalence", m.sites.map(\.outcomePrevalence)), ("female", m.sites.map(\.femaleShare)),
-                     ("aged 65+", m.sites.map { ($0.ageBandShares["65-74"] ?? 0) + ($0.ageBandShares["75+"] ?? 0) }),
-                     ("labs missing", m.sites.map(\.labMissingShare))],
+            series: siteSeries,
             clamp: 0...1, fromZero: true)))
         return charts
     }

@@ -15,7 +15,7 @@ extension MarkdownReport {
             let floor = m.arms.first?.final.perSite[s.id]?.majorityClassAccuracy
             out += "| \(Format.percent(s.outcomePrevalence)) | \(Format.fixed(floor)) | \(Format.percent(s.femaleShare)) | \(Format.fixed(s.meanAge, 1)) "
             out += "| \(Format.percent((s.ageBandShares["65-74"] ?? 0) + (s.ageBandShares["75+"] ?? 0))) | \(mix(s.raceShares)) "
-            out += "| \(s.creatinineUnit) | \(Format.percent(s.labMissingShare)) | \(Format.fixed(s.featureDistance)) |\n"
+            out += "| \(s.creatinineUnit ?? "—") | \(s.labMissingShare.map { Format.percent($0) } ?? "—") | \(Format.fixed(s.featureDistance)) |\n"
         }
         let distances = m.sites.map(\.featureDistance)
         if let most = m.sites.max(by: { $0.featureDistance < $1.featureDistance }) {
@@ -26,9 +26,9 @@ extension MarkdownReport {
         } else {
             out += "\n"
         }
-        if m.scenario.dataset == .omop {
+        if m.scenario.dataset == .omop && m.sites.contains(where: { $0.labMissingShare != nil }) {
             out += "Creatinine in µmol/L is converted to mg/dL by `unit_concept_id` during feature extraction (÷ 88.42)."
-        } else {
+        } else if m.scenario.dataset == .heartDisease {
             out += "Each site standardises its features with its own train mean and standard deviation."
         }
         out += "\n\n"

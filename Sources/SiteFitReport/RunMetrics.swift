@@ -137,8 +137,10 @@ public struct SiteInfo: Codable, Sendable, Equatable {
     public var outcomePrevalence: Double
     public var femaleShare: Double
     public var meanAge: Double
-    public var creatinineUnit: String
-    public var labMissingShare: Double
+    /// The creatinine unit the site's lab codes in (nil: not known, as for an OMOP database).
+    public var creatinineUnit: String?
+    /// Share of lab values missing (nil: the task has no lab features).
+    public var labMissingShare: Double?
     public var raceShares: [String: Double] = [:]
     public var ageBandShares: [String: Double] = [:]
     /// Root-mean-square standardised mean difference between this site's features and the pooled
@@ -152,7 +154,7 @@ public struct SiteInfo: Codable, Sendable, Equatable {
     public var dataQuality: [DataQualityFinding]?
 
     public init(id: String, name: String, shard: String, cohortSize: Int, trainSize: Int, testSize: Int,
-                outcomePrevalence: Double, femaleShare: Double, meanAge: Double, creatinineUnit: String, labMissingShare: Double) {
+                outcomePrevalence: Double, femaleShare: Double, meanAge: Double, creatinineUnit: String?, labMissingShare: Double?) {
         self.id = id
         self.name = name
         self.shard = shard

@@ -105,6 +105,32 @@ public struct Scenario: Sendable {
         /// An OMOP CDM database named by `omop:` (imported or in place): used as it is, read-only;
         /// `profile` only carries its id.
         public var omopDatabase: Bool = false
+        /// For an `omop_export:` site: the export its shard is imported and split from on demand.
+        public var omopExport: OMOPExportSplit?
+    }
+
+    /// An OHDSI CSV export (a folder or a zip) imported once and split into sites on demand
+    /// (`sites: [{omop_export: {from: ..., sites: K}}]`), so a scenario on real OMOP data runs
+    /// from a clean clone. The files live in `folder`: `<name>.sqlite` and `<name>-<k>.sqlite`.
+    public struct OMOPExportSplit: Sendable, Equatable {
+        public var export: URL
+        public var folder: URL
+        public var name: String
+        public var parts: Int
+        public var seed: UInt64
+        public var byCareSite: Bool
+
+        public init(export: URL, folder: URL, name: String, parts: Int, seed: UInt64, byCareSite: Bool) {
+            self.export = export
+            self.folder = folder
+            self.name = name
+            self.parts = parts
+            self.seed = seed
+            self.byCareSite = byCareSite
+        }
+
+        /// The whole export imported as one shard, before the split.
+        public var importedFile: URL { folder.appendingPathComponent("\(name).sqlite") }
     }
 
     /// Where the rows and the split come from.

@@ -14,9 +14,11 @@ extension ScenarioLoader {
         if list.isEmpty { reader.fail(node, "sites", "list at least one site") }
         for (i, item) in list.enumerated() {
             let field = "sites[\(i)]"
-            guard let entry = reader.mapping(item, field, allowed: ["profile", "heart_disease", "omop"]) else { continue }
-            if entry.count != 1 { reader.fail(item, field, "give exactly one of profile, heart_disease or omop"); continue }
-            if let pathNode = entry["omop"] {
+            guard let entry = reader.mapping(item, field, allowed: ["profile", "heart_disease", "omop", "omop_export"]) else { continue }
+            if entry.count != 1 { reader.fail(item, field, "give exactly one of profile, heart_disease, omop or omop_export"); continue }
+            if let exportNode = entry["omop_export"] {
+                sites += omopExportSites(exportNode, "\(field).omop_export", folder: folder, listed: sites, reader: &reader)
+            } else if let pathNode = entry["omop"] {
                 if let site = omopSite(pathNode, "\(field).omop", folder: folder, listed: sites, reader: &reader) { sites.append(site) }
             } else if let shardNode = entry["heart_disease"] {
                 if let site = heartDiseaseSite(shardNode, "\(field).heart_disease", folder: folder, listed: sites, reader: &reader) {
@@ -73,6 +75,59 @@ extension ScenarioLoader {
         var reference = Scenario.SiteReference(profile: SiteProfile(id: id, name: id, seed: 0, patients: 0), profileFile: shown, shardFile: shown)
         reference.omopDatabase = true
         return reference
+    }
+
+    /// `omop_export: {from: EXPORT, sites: K, name:, seed:, by:}`: K sites cut from one OHDSI
+    /// export, imported and split beside it on first use (never rebuilt once there).
+    static func omopExportSites(_ node: Node, _ field: String, folder: URL, listed: [Scenario.SiteReference],
+                                reader: inout YAMLReader) -> [Scenario.SiteReference] {
+        guard let m = reader.mapping(node, field, allowed: ["from", "sites", "name", "seed", "by"], required: ["from", "sites"]),
+              let fromNode = m["from"], let path = reader.string(fromNode, "\(field).from"),
+              let partsNode = m["sites"], let parts = reader.integer(partsNode, "\(field).sites", in: 2...64, what: "a number of sites from 2 to 64")
+        else { return [] }
+        let export = URL(fileURLWithPath: path, relativeTo: folder).standardizedFileURL
+        guard FileManager.default.fileExists(atPath: export.path) else {
+            reader.fail(fromNode, "\(field).from", "no OMOP export at \(relativePath(export)) (a folder of <table>.csv files or a .zip of one)")
+            return []
+        }
+        var name = export.deletingPathExtension().lastPathComponent.lowercased()
+        if let nameNode = m["name"] {
+            guard let given = reader.string(nameNode, "\(field).name") else { return [] }
+            guard given.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) else {
+                reader.fail(nameNode, "\(field).name", "use letters, digits, - and _ only (it names files)")
+                return []
+            }
+            name = given
+        }
+        var seed: UInt64 = 1
+        if let seedNode = m["seed"] {
+            guard let text = seedNode.scalar?.string, let value = UInt64(text) else {
+                reader.fail(seedNode, "\(field).seed", "expected a non-negative whole number")
+                return []
+            }
+            seed = value
+        }
+        var byCareSite = false
+        if let byNode = m["by"] {
+            guard let by = reader.choice(byNode, "\(field).by", among: ["person", "care_site"]) else { return [] }
+            byCareSite = by == "care_site"
+        }
+        let split = Scenario.OMOPExportSplit(
+            export: URL(fileURLWithPath: relativePath(export)),
+            folder: URL(fileURLWithPath: relativePath(export.deletingLastPathComponent().appendingPathComponent(name))),
+            name: name, parts: parts, seed: seed, byCareSite: byCareSite)
+        var sites: [Scenario.SiteReference] = []
+        for k in 1...parts {
+            let id = "\(name)-\(k)"
+            if listed.contains(where: { $0.profile.id == id }) { reader.fail(node, field, "site '\(id)' is listed twice"); return [] }
+            let shard = split.folder.appendingPathComponent("\(id).sqlite")
+            var reference = Scenario.SiteReference(profile: SiteProfile(id: id, name: id, seed: 0, patients: 0),
+                                                   profileFile: split.export, shardFile: shard)
+            reference.omopDatabase = true
+            reference.omopExport = split
+            sites.append(reference)
+        }
+        return sites
     }
 
     /// A synthetic site: its profile file, loaded and checked; the shard is built beside it on demand.

@@ -28,6 +28,9 @@ extension Simulation {
                 }
                 return try SiteShard(site: site.profile.id, url: file)
             }
+            if let split = site.omopExport {
+                return try exportSplitShard(site.profile.id, split: split, logger: logger, progress: progress)
+            }
             if site.omopDatabase {
                 // Real data: opened as it is; SiteFit never builds or rewrites it.
                 return try SiteShard(site: site.profile.id, url: file)
@@ -45,6 +48,39 @@ extension Simulation {
             }
             return shard
         }
+    }
+
+    /// One part of an `omop_export:` split: imported and cut on first use, then only read. A part
+    /// cut differently from what the scenario asks (other site count, seed or method) is an error,
+    /// never silently recut: the user removes the folder to cut again.
+    static func exportSplitShard(_ id: String, split: Scenario.OMOPExportSplit, logger: Logger,
+                                 progress: @Sendable (String) -> Void) throws -> SiteShard {
+        let files = (1...split.parts).map { split.folder.appendingPathComponent("\(split.name)-\($0).sqlite") }
+        let present = files.filter { FileManager.default.fileExists(atPath: $0.path) }
+        let file = split.folder.appendingPathComponent("\(id).sqlite")
+        if present.isEmpty {
+            try FileManager.default.createDirectory(at: split.folder, withIntermediateDirectories: true)
+            if !FileManager.default.fileExists(atPath: split.importedFile.path) {
+                progress("importing OMOP export \(split.export.relativePath) → \(split.importedFile.relativePath)")
+                _ = try OMOPExport.importExport(split.export, to: split.importedFile, name: split.name, logger: logger)
+            }
+            progress("splitting \(split.importedFile.relativePath) into \(split.parts) sites in \(split.folder.relativePath)")
+            _ = try ShardSplit.split(SiteShard(site: split.name, url: split.importedFile), parts: split.parts, into: split.folder,
+                                     name: split.name, byCareSite: split.byCareSite, seed: split.seed, logger: logger)
+        } else if present.count != files.count {
+            throw ShardError(site: id, file: split.folder.relativePath, problem:
+                "only \(present.count) of the \(split.parts) sites cut from \(split.export.relativePath) are here; "
+                + "remove the folder to import and cut them again")
+        }
+        let shard = try SiteShard(site: id, url: file)
+        let wanted = split.byCareSite ? ShardSplit.Method.careSite.rawValue : ShardSplit.Method.hash.rawValue
+        guard let cut = try ShardSplit.recorded(in: shard), cut.parts == split.parts, cut.seed == split.seed,
+              cut.by == wanted || (split.byCareSite && cut.by == ShardSplit.Method.hash.rawValue) else {
+            throw ShardError(site: id, file: file.relativePath, problem:
+                "this shard was not cut as the scenario asks (\(split.parts) sites, seed \(split.seed)); "
+                + "remove \(split.folder.relativePath) to import and cut again")
+        }
+        return shard
     }
 
     /// Where each site's cohort comes from under the scenario's dataset: the one place that asks.

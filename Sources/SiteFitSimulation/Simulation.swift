@@ -158,7 +158,8 @@ public enum Simulation {
                 id: reference.profile.id, name: reference.profile.name, shard: reference.shardFile.relativePath,
                 cohortSize: summary.cohortSize, trainSize: site.trainSize, testSize: site.testSize,
                 outcomePrevalence: summary.outcomePrevalence, femaleShare: summary.femaleShare, meanAge: summary.meanAge,
-                creatinineUnit: reference.profile.creatinineUnit.rawValue, labMissingShare: summary.labMissingShare)
+                creatinineUnit: reference.omopDatabase ? nil : reference.profile.creatinineUnit.rawValue,
+                labMissingShare: scenario.task.measurements.isEmpty ? nil : summary.labMissingShare)
             info.raceShares = summary.raceShares
             info.ageBandShares = summary.ageBandShares
             info.featureDistance = distance

@@ -286,7 +286,7 @@ extension SiteFit {
             struct OMOP: ParsableCommand {
                 static let configuration = CommandConfiguration(
                     commandName: "omop",
-                    abstract: "Import a folder of OMOP CDM CSV files (as OHDSI tools export them) as one shard.",
+                    abstract: "Import a folder (or zip) of OMOP CDM CSV files, as OHDSI tools export them, as one shard.",
                     discussion: """
                         CDM v5.3 or v5.4, one <table>.csv per table (any case, columns in any order, extra columns ignored). \
                         person.csv and observation_period.csv are needed; visit_occurrence, condition_occurrence, drug_exposure, \
@@ -296,7 +296,7 @@ extension SiteFit {
                         kept in the shard for `sitefit sites inspect`.
                         """)
 
-                @Option(help: "Folder with <table>.csv files.")
+                @Option(help: "Folder with <table>.csv files, or a .zip of one (unpacked with unzip).")
                 var from: String
 
                 @Option(help: "The shard file to write, e.g. Sites/my-hospital.sqlite.")
@@ -316,7 +316,7 @@ extension SiteFit {
                             throw ShardError(site: name, file: target.relativePath,
                                              problem: "the file exists; choose another --to, or pass --force to replace it")
                         }
-                        let summary = try OMOPCSV.importFolder(URL(fileURLWithPath: from), to: target, name: name)
+                        let summary = try OMOPExport.importExport(URL(fileURLWithPath: from), to: target, name: name)
                         print(OMOPImportText.render(summary))
                         print(to)
                     } catch {

@@ -161,25 +161,31 @@ struct OMOPImportTests {
         #expect(OMOPImport.date("86400000") == "1972-09-27", "8 digits that are no YYYYMMDD are epoch seconds")
     }
 
-    /// Unzips one of the committed OHDSI exports (`Sites/omop`) into a fresh folder.
-    static func unzip(_ zip: String, name: String = #function) throws -> URL {
-        let folder = try temporaryDirectory(name)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/unzip")
-        process.arguments = ["-q", repositoryRoot.appendingPathComponent("Sites/omop/\(zip)").path, "-d", folder.path]
-        try process.run()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "unzip \(zip) (install unzip: apt-get install unzip)")
-        return folder
+    @Test("a damaged zip, or a file that is neither a folder nor a zip, is an error naming the site and the file")
+    func damagedZip() throws {
+        let folder = try temporaryDirectory()
+        let zip = folder.appendingPathComponent("export.zip")
+        try Data("PK\u{3}\u{4} not really a zip".utf8).write(to: zip)
+        for source in [zip, folder.appendingPathComponent("export.csv"), folder.appendingPathComponent("missing")] {
+            if source.pathExtension == "csv" { try Data("person_id\n1\n".utf8).write(to: source) }
+            do {
+                _ = try OMOPExport.importExport(source, to: folder.appendingPathComponent("out.sqlite"), name: "north")
+                Issue.record("\(source.lastPathComponent) was imported")
+            } catch let error as ShardError {
+                #expect(error.site == "north" && error.file.hasSuffix(source.lastPathComponent))
+            }
+        }
+        #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("out.sqlite").path))
     }
 
     /// Imports a committed export and checks its version and the rows kept per table (the
     /// export's own row counts: every row of every table SiteFit reads comes in).
     static func importExport(_ zip: String, site: String, version: String, rows expected: [String: Int],
                              name: String = #function) throws -> (OMOPImportSummary, SiteShard) {
-        let folder = try unzip(zip, name: name)
-        let target = folder.appendingPathComponent("\(site).sqlite")
-        let summary = try OMOPCSV.importFolder(folder, to: target, name: site, currentYear: 2026)
+        // Straight from the zip, as `sites import omop --from X.zip` and `omop_export:` read it.
+        let target = try temporaryDirectory(name).appendingPathComponent("\(site).sqlite")
+        let summary = try OMOPExport.importExport(repositoryRoot.appendingPathComponent("Sites/omop/\(zip)"), to: target,
+                                                  name: site, currentYear: 2026)
         #expect(summary.cdmVersion == version)
         for (table, rows) in expected {
             #expect(summary.tables.first { $0.table == table }?.imported == rows, "\(table)")

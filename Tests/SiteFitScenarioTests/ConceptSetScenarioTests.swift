@@ -64,6 +64,31 @@ struct ConceptSetScenarioTests {
         #expect(leaks.first?.problem.contains("320128") == true && leaks.first?.problem.contains("never features") == true)
     }
 
+    @Test("omop_export: expands to one site per part with files beside the export; its mistakes are located")
+    func exportSplit() throws {
+        let split = Self.scenario.replacingOccurrences(of: "  - omop: ../Sites/a.sqlite\n  - omop: ../Sites/b.sqlite\n",
+                                                       with: "  - omop_export: {from: ../Sites/Export.zip, sites: 3, seed: 9, by: care_site}\n")
+        let folder = try fixture(["Sites/Export.zip": "x", "Scenarios/s.yaml": split, "Scenarios/hypertension.json": Self.atlas])
+        let s = try ScenarioLoader.load(folder.appendingPathComponent("Scenarios/s.yaml"))
+        #expect(s.sites.map(\.profile.id) == ["export-1", "export-2", "export-3"] && s.sites.allSatisfy(\.omopDatabase))
+        let cut = try #require(s.sites.first?.omopExport)
+        #expect(cut.parts == 3 && cut.seed == 9 && cut.byCareSite && cut.name == "export")
+        #expect(s.sites[1].shardFile.path.hasSuffix("Sites/export/export-2.sqlite") && cut.importedFile.path.hasSuffix("Sites/export/export.sqlite"))
+
+        let broken = Self.scenario.replacingOccurrences(of: "  - omop: ../Sites/a.sqlite\n  - omop: ../Sites/b.sqlite\n", with: """
+              - omop_export: {from: ../Sites/missing.zip, sites: 2}
+              - omop_export: {from: ../Sites/Export.zip, sites: 1}
+              - omop_export: {from: ../Sites/Export.zip, sites: 2, name: ../x}
+              - omop_export: {from: ../Sites/Export.zip, sites: 2, by: hospital}
+
+            """)
+        let folder2 = try fixture(["Sites/Export.zip": "x", "Scenarios/s.yaml": broken, "Scenarios/hypertension.json": Self.atlas], name: "broken")
+        let found = diagnostics { _ = try ScenarioLoader.load(folder2.appendingPathComponent("Scenarios/s.yaml")) }
+        #expect(found.map(\.field) == ["sites[0].omop_export.from", "sites[1].omop_export.sites", "sites[2].omop_export.name",
+                                        "sites[3].omop_export.by"])
+        #expect(found.map(\.line) == [3, 4, 5, 6])
+    }
+
     @Test("an ATLAS file that is not a concept set is a located error that echoes nothing of the file")
     func badAtlas() throws {
         let folder = try fixture(["Sites/a.sqlite": "x", "Sites/b.sqlite": "x", "Scenarios/s.yaml": Self.scenario,
