@@ -61,7 +61,7 @@ public enum AutomaticCovariates {
     static func cohortSQL(_ spec: FeatureSpec, hasAncestors: Bool) -> String {
         switch spec.cohort {
         case .cohortTable:
-            return "WITH t AS (SELECT subject_id, cohort_start_date FROM cohort WHERE cohort_definition_id = \(spec.targetCohortId))"
+            return "WITH t AS (\(FeatureSpec.firstEntrySQL(spec.targetCohortId)))"
         case .conceptSets(let task):
             return task.cohortSQL(hasAncestors: hasAncestors)
         }

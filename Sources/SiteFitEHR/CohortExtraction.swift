@@ -125,8 +125,7 @@ public struct FeatureSpec: Sendable, Equatable {
             columns.append("t.cohort_start_date AS index_date")
             return """
                 SELECT \(columns.joined(separator: ",\n  "))
-                FROM cohort t JOIN person p ON p.person_id = t.subject_id
-                WHERE t.cohort_definition_id = \(targetCohortId)
+                FROM (\(Self.firstEntrySQL(targetCohortId))) t JOIN person p ON p.person_id = t.subject_id
                 ORDER BY t.subject_id
                 """
         case .conceptSets(let task):
@@ -139,6 +138,15 @@ public struct FeatureSpec: Sendable, Equatable {
                 ORDER BY t.subject_id
                 """
         }
+    }
+}
+
+extension FeatureSpec {
+    /// Each subject's first entry in a cohort. A cohort table ATLAS fills may hold several
+    /// entries per person (one per era); counting each would put one person in both the train
+    /// and the test split.
+    static func firstEntrySQL(_ cohortId: Int) -> String {
+        "SELECT subject_id, MIN(cohort_start_date) AS cohort_start_date FROM cohort WHERE cohort_definition_id = \(cohortId) GROUP BY subject_id"
     }
 }
 
@@ -183,27 +191,48 @@ extension SiteShard {
 
 /// Feature extraction against any database (a shard, or the in-memory source population).
 public enum CohortExtraction {
+    /// The largest magnitude a feature value may have (a lab value, an age, a count).
+    public static let maximumValue = 1e9
+
     public static func extract(_ db: Database, spec: FeatureSpec, site: String, file: String) throws -> CohortExtract {
         let columns = spec.columnNames, base = spec.baseColumnNames.count
         let extra = columns.count - base
         var result = CohortExtract(columns: columns, personIds: [], features: [], labels: [], sex: [], race: [])
         let raceNames = [OMOPConcept.white: "White", OMOPConcept.black: "Black", OMOPConcept.asian: "Asian"]
         let cursor = try Row.fetchCursor(db, sql: spec.sql(hasAncestors: try ConceptSetTask.hasAncestors(db)))
+        var absurd = [Int](repeating: 0, count: base)
         while let row = try cursor.next() {
-            result.personIds.append(row[0])
-            let gender: Int = row[1]
+            result.personIds.append(try row.required(0, "person.person_id", site: site, file: file))
+            // An empty gender or race (the CDM requires them; the import counts them as isRequired)
+            // is an unknown group, not a reason to stop.
+            let gender: Int? = Int.fromDatabaseValue(row[1])
             result.sex.append(gender == OMOPConcept.female ? "female" : gender == OMOPConcept.male ? "male" : "unknown")
-            let race: Int = row[2]
+            let race = Int.fromDatabaseValue(row[2]) ?? 0
             result.race.append(raceNames[race] ?? (race == 0 ? "Unknown" : "Other"))
             for c in 0..<base {
-                let value: Double? = row[3 + c]
-                result.features.append(value ?? .nan)
+                // A text or blob where a number belongs reads as missing, like a NULL.
+                let value = Double.fromDatabaseValue(row[3 + c]) ?? .nan
+                if !value.isNaN && !(abs(value) <= maximumValue) { absurd[c] += 1 }
+                result.features.append(value)
             }
             if extra > 0 { result.features.append(contentsOf: repeatElement(0, count: extra)) }
-            let outcome: Bool = row[3 + base]
+            let outcome: Bool = try row.required(3 + base, "the outcome", site: site, file: file)
             result.labels.append(outcome ? 1 : 0)
-            let indexDate: String? = row[4 + base]
+            let indexDate = String.fromDatabaseValue(row[4 + base])
             result.indexDates.append(indexDate ?? "")
+        }
+        // Refused here, before a value can overflow a standardised feature into a NaN score: the
+        // column and a count, never the value.
+        if let c = absurd.firstIndex(where: { $0 > 0 }) {
+            throw ShardError(site: site, file: file, problem: "\(absurd[c]) cohort member(s) have a \(columns[c]) that is infinite or beyond "
+                             + "±\(Int(maximumValue)); correct the source rows (SiteFit does not guess what they meant)")
+        }
+        if let ageColumn = columns.firstIndex(of: "age_years"), ageColumn < base {
+            let unknown = (0..<result.rows).filter { result.features[$0 * columns.count + ageColumn].isNaN }.count
+            if unknown > 0 {
+                throw ShardError(site: site, file: file, problem: "the age of \(unknown) cohort member(s) cannot be computed: "
+                                 + "their year_of_birth or index date is not a valid date")
+            }
         }
         if spec.automatic && result.rows > 0 {
             let keys = zip(result.personIds, result.indexDates).map { "\($0)|\($1)" }

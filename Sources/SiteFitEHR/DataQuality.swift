@@ -16,8 +16,10 @@ extension DataQualityFinding {
             SELECT check_name, cdm_table_name, cdm_field_name, num_violated_rows, num_denominator_rows, action
             FROM sitefit_data_quality ORDER BY rowid
             """).map { row in
-            DataQualityFinding(check: row[0], table: row[1], field: row[2], violatingRows: row[3], rows: row[4],
-                               action: Action(rawValue: row[5]) ?? .kept)
+            // Decoded with errors, not GRDB's trapping subscript: a damaged table must not crash a run.
+            try DataQualityFinding(check: row.decode(String.self, atIndex: 0), table: row.decode(String.self, atIndex: 1),
+                                   field: row.decode(String.self, atIndex: 2), violatingRows: row.decode(Int.self, atIndex: 3),
+                                   rows: row.decode(Int.self, atIndex: 4), action: Action(rawValue: String.fromDatabaseValue(row[5]) ?? "") ?? .kept)
         }
     }
 

@@ -26,7 +26,7 @@ public enum HeartDiseaseCohort {
             throw error
         } catch {
             throw ShardError(site: shard.site, file: shard.url.relativePath,
-                             problem: "not a heart-disease shard, or a damaged one (\(error)); re-import it with `sitefit sites import heart-disease`")
+                             problem: "not a heart-disease shard, or a damaged one (\(describe(error))); re-import it with `sitefit sites import heart-disease`")
         }
     }
 
@@ -51,19 +51,18 @@ public enum HeartDiseaseCohort {
         var extract = CohortExtract(columns: columns, personIds: [], features: [], labels: [], sex: [], race: [])
         var isTest: [Bool] = [], ages: [Double] = []
         for row in rows {
-            let gender: Int = row["gender"]
-            guard let age: Double = row["age"], gender != 0,
+            guard let gender = Int.fromDatabaseValue(row["gender"]), gender != 0, let age: Double = row["age"],
                   let cp: Double = row["cp"], let fbs: Double = row["fbs"], let restecg: Double = row["restecg"],
                   let exang: Double = row["exang"], let trestbps: Double = row["trestbps"], let chol: Double = row["chol"],
                   let thalach: Double = row["thalach"], let oldpeak: Double = row["oldpeak"] else { continue }
             let male = gender == OMOPConcept.male
             extract.features += [age, male ? 1 : 0, trestbps, chol, fbs, thalach, exang, oldpeak,
                                  cp == 2 ? 1 : 0, cp == 3 ? 1 : 0, cp == 4 ? 1 : 0, restecg == 1 ? 1 : 0, restecg == 2 ? 1 : 0]
-            extract.personIds.append(row["id"])
-            extract.labels.append((row["outcome"] as Int) > 0 ? 1 : 0)
+            extract.personIds.append(try row.required(0, "person.person_id", site: site, file: file))
+            extract.labels.append((try row.required(4, "the outcome count", site: site, file: file) as Int) > 0 ? 1 : 0)
             extract.sex.append(male ? "male" : "female")
             extract.race.append("not recorded")
-            isTest.append((row["is_test"] as Int) == 1)
+            isTest.append((try row.required(3, "the FLamby split", site: site, file: file) as Int) == 1)
             ages.append(age)
         }
         guard isTest.contains(true), isTest.contains(false) else {

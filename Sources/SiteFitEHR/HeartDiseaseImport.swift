@@ -26,6 +26,11 @@ public enum HeartDiseaseImport {
     static let attributes = ["age", "sex", "cp", "trestbps", "chol", "fbs", "restecg", "thalach", "exang",
                              "oldpeak", "slope", "ca", "thal", "num"]
 
+    /// What each attribute can be (heart-disease.names, widened): a value outside is a damaged
+    /// file, refused by line and field before it can reach an integer conversion or a model.
+    static let plausible: [ClosedRange<Double>] = [0...120, 0...1, 1...4, 0...400, 0...2000, 0...1, 0...2, 0...400, 0...1,
+                                                   -20...20, 1...3, 0...4, 3...7, 0...4]
+
     /// Where each numeric attribute goes: (table, concept id, unit concept id, unit source value).
     static let measurements: [String: (concept: Int, unit: Int, unitSource: String)] = [
         "trestbps": (OMOPConcept.systolicBloodPressure, OMOPConcept.millimeterMercury, "mm Hg"),
@@ -76,6 +81,10 @@ public enum HeartDiseaseImport {
                 guard let value = Double(field), value.isFinite else {
                     throw ShardError(site: site, file: url.relativePath,
                                      problem: "line \(index + 1), field \(column + 1) (\(attributes[column])): not a number or '?'")
+                }
+                guard plausible[column].contains(value) else {
+                    throw ShardError(site: site, file: url.relativePath, problem: "line \(index + 1), field \(column + 1) (\(attributes[column])): "
+                                     + "outside \(Int(plausible[column].lowerBound))…\(Int(plausible[column].upperBound)), the range the UCI files document")
                 }
                 return value
             })

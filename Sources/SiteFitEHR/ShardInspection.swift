@@ -123,18 +123,19 @@ extension SiteShard {
                     FROM measurement GROUP BY 1, 2 ORDER BY 1, 2
                     """)
                 for kind in kinds {
-                    let conceptId: Int = kind[0]
-                    let source: String? = kind[1]
-                    let patients: Int = kind[2]
+                    // A NULL concept (a foreign database) counts as "no matching concept".
+                    let conceptId = Int.fromDatabaseValue(kind[0]) ?? 0
+                    let source = String.fromDatabaseValue(kind[1])
+                    let patients = Int.fromDatabaseValue(kind[2]) ?? 0
                     let units = try Row.fetchAll(db, sql: """
                         SELECT unit_concept_id, unit_source_value, COUNT(*) FROM measurement
                         WHERE measurement_concept_id = ? AND (? IS NULL OR measurement_source_value = ?)
                         GROUP BY 1, 2 ORDER BY 1, 2
                         """, arguments: [conceptId, source, source]).map { row -> (String, Int) in
-                        let unit: Int? = row[0]
-                        let unitSource: String? = row[1]
+                        let unit = Int.fromDatabaseValue(row[0])
+                        let unitSource = String.fromDatabaseValue(row[1])
                         let code = unit.flatMap { $0 == 0 ? nil : names[$0]?.code } ?? unitSource ?? "none"
-                        return (code, row[2])
+                        return (code, Int.fromDatabaseValue(row[2]) ?? 0)
                     }
                     let stored = conceptId == 0 ? nil
                         : try String.fetchOne(db, sql: "SELECT concept_name FROM concept WHERE concept_id = ?", arguments: [conceptId])

@@ -38,7 +38,9 @@ public enum ShardSplit {
             throw ShardError(site: source.site, file: existing.relativePath, problem: "the file exists; pass --force to replace it")
         }
         let persons = try source.reader.read { db in
-            try Row.fetchAll(db, sql: "SELECT person_id, care_site_id FROM person ORDER BY person_id").map { row -> (Int64, Int64?) in (row[0], row[1]) }
+            try Row.fetchAll(db, sql: "SELECT person_id, care_site_id FROM person ORDER BY person_id").map { row -> (Int64, Int64?) in
+                (try row.required(0, "person.person_id", site: source.site, file: source.url.relativePath), Int64.fromDatabaseValue(row[1]))
+            }
         }
         guard persons.count >= parts else {
             throw ShardError(site: source.site, file: source.url.relativePath, problem: "\(persons.count) persons cannot make \(parts) sites")

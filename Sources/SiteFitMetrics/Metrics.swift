@@ -107,7 +107,8 @@ public enum Metrics {
     /// A score of exactly 1 falls in the last bin. NaN for an empty set.
     public static func expectedCalibrationError(scores: [Float], labels: [Float], bins: Int = 10) -> Double {
         precondition(scores.count == labels.count && bins > 0)
-        guard !scores.isEmpty else { return .nan }
+        // A non-finite score (a model that overflowed) has no bin: the error is undefined, not a crash.
+        guard !scores.isEmpty, scores.allSatisfy(\.isFinite) else { return .nan }
         var count = [Int](repeating: 0, count: bins)
         var scoreSum = [Double](repeating: 0, count: bins), positiveSum = [Double](repeating: 0, count: bins)
         for (s, y) in zip(scores, labels) {

@@ -44,7 +44,11 @@ public enum Checkpoint {
               let standardizer: Standardizer = parse(metadata["standardizer"]),
               let columns: [String] = parse(metadata["features"])
         else { throw Failure(file: file, problem: "metadata 'model', 'standardizer' or 'features' is missing or malformed") }
-        guard standardizer.means.count == columns.count, let network = Network(checkpointConfiguration: configuration, inputSize: columns.count)
+        guard standardizer.means.count == columns.count, standardizer.standardDeviations.count == columns.count,
+              standardizer.means.allSatisfy({ $0.isFinite && abs($0) < 1e12 }),
+              standardizer.standardDeviations.allSatisfy({ $0.isFinite && $0 > 1e-12 && $0 < 1e12 })
+        else { throw Failure(file: file, problem: "the standardizer's means and standard deviations must be finite, with every standard deviation above 0") }
+        guard let network = Network(checkpointConfiguration: configuration, inputSize: columns.count)
         else { throw Failure(file: file, problem: "the model configuration does not match its feature list") }
         let byName = Dictionary(decoded.tensors.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         guard byName.count == network.layout.tensors.count else {
@@ -57,11 +61,18 @@ public enum Checkpoint {
                 throw Failure(file: file, problem: "tensor '\(spec.name)' has shape \(tensor.shape), expected \(spec.shape)")
             }
             guard tensor.values.allSatisfy(\.isFinite) else { throw Failure(file: file, problem: "tensor '\(spec.name)' holds a non-finite value") }
+            // A weight this large overflows Float32 within a layer or two: no trained model has one.
+            guard tensor.values.allSatisfy({ abs($0) <= Self.maximumWeight }) else {
+                throw Failure(file: file, problem: "tensor '\(spec.name)' holds a value beyond ±\(Int(Self.maximumWeight)), which no trained model has")
+            }
             parameters.replaceSubrange(spec.range, with: tensor.values)
         }
         let notes = metadata.filter { !["format", "model", "standardizer", "features", "roles"].contains($0.key) }
         return (PretrainedModel(network: network, parameters: parameters, standardizer: standardizer, columns: columns), notes)
     }
+
+    /// The largest magnitude a checkpoint's parameter may have.
+    public static let maximumWeight: Float = 1e4
 
     static func json<T: Encodable>(_ value: T) -> String {
         let encoder = JSONEncoder()
@@ -88,9 +99,30 @@ extension MLP: CheckpointableModel {
     public var checkpointConfiguration: MLPConfiguration { configuration }
 
     public init?(checkpointConfiguration configuration: MLPConfiguration, inputSize: Int) {
-        guard configuration.inputSize == inputSize, configuration.inputSize > 0, configuration.hiddenSizes.allSatisfy({ $0 > 0 }) else {
+        guard configuration.inputSize == inputSize, configuration.inputSize > 0, configuration.hiddenSizes.allSatisfy({ $0 > 0 }),
+              configuration.dropout.isFinite, (0..<1).contains(configuration.dropout),
+              let count = Self.parameterCount(configuration), count <= Self.maximumCheckpointParameters else {
             return nil
         }
         self.init(configuration)
+    }
+
+    /// The most parameters a checkpoint may configure (2²⁷, 512 MiB of Float32): a hostile file's
+    /// widths must not make the reader allocate before the tensors are compared with them.
+    public static let maximumCheckpointParameters = 1 << 27
+
+    /// Parameters of `configuration` (weights, biases, LayerNorm γ and β), or nil on overflow.
+    static func parameterCount(_ configuration: MLPConfiguration) -> Int? {
+        let widths = [configuration.inputSize] + configuration.hiddenSizes + [1]
+        guard widths.count <= 1_000, widths.allSatisfy({ $0 <= 1 << 24 }) else { return nil }
+        var total = 0
+        for l in 0..<(widths.count - 1) {
+            let (weights, o1) = widths[l].multipliedReportingOverflow(by: widths[l + 1])
+            let (layer, o2) = weights.addingReportingOverflow(widths[l + 1] * (configuration.layerNorm && l + 1 < widths.count - 1 ? 3 : 1))
+            let (sum, o3) = total.addingReportingOverflow(layer)
+            guard !o1, !o2, !o3 else { return nil }
+            total = sum
+        }
+        return total
     }
 }

@@ -101,13 +101,20 @@ public enum Safetensors {
         public var metadata: [String: String]
     }
 
+    /// A name from the file for an error message: quoted when it is a plain identifier, else
+    /// described, so a hostile file cannot put its bytes on the terminal.
+    static func shown(_ name: String) -> String {
+        name.count <= 100 && !name.isEmpty && name.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "._-".unicodeScalars.contains($0)) })
+            ? "'\(name)'" : "(a name of unusual characters)"
+    }
+
     /// Parses and checks a blob's header (offsets, shapes, dtype, no gap, overlap or trailing byte)
     /// without copying any value: read them in place with `withValues`.
     public static func layout(_ bytes: [UInt8], dtype expected: String = "F32") throws(SafetensorsError) -> Layout {
         guard bytes.count >= 8 else { throw SafetensorsError("shorter than its 8-byte header length") }
         var length: UInt64 = 0
         for i in 0..<8 { length |= UInt64(bytes[i]) << (8 * UInt64(i)) }
-        guard length <= UInt64(bytes.count - 8) else { throw SafetensorsError("header length \(length) exceeds the blob") }
+        guard length <= UInt64(bytes.count - 8) else { throw SafetensorsError("its header length exceeds the blob (is it a safetensors file?)") }
         let headerEnd = 8 + Int(length)
         let json: HeaderJSON
         do throws(HeaderJSON.Failure) {
@@ -135,22 +142,22 @@ public enum Safetensors {
                   case .array(let shapeItems)? = fields.first(where: { $0.key == "shape" })?.value,
                   case .array(let offsetItems)? = fields.first(where: { $0.key == "data_offsets" })?.value,
                   let shape = integers(shapeItems), let offsets = integers(offsetItems), offsets.count == 2
-            else { throw SafetensorsError("tensor '\(name)' has an incomplete entry") }
-            guard dtype == expected else { throw SafetensorsError("tensor '\(name)' has dtype \(dtype), expected \(expected)") }
+            else { throw SafetensorsError("tensor \(shown(name)) has an incomplete entry") }
+            guard dtype == expected else { throw SafetensorsError("tensor \(shown(name)) has dtype \(shown(dtype)), expected \(expected)") }
             guard shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= dataCount
-            else { throw SafetensorsError("tensor '\(name)' has offsets outside the data") }
+            else { throw SafetensorsError("tensor \(shown(name)) has offsets outside the data") }
             let (elements, overflow) = shape.reduce((1, false)) { partial, dimension in
                 let product = partial.0.multipliedReportingOverflow(by: dimension)
                 return (product.partialValue, partial.1 || product.overflow)
             }
             guard !overflow, elements <= dataCount / 4, offsets[1] - offsets[0] == elements * 4
-            else { throw SafetensorsError("tensor '\(name)' has \(offsets[1] - offsets[0]) bytes for shape \(shape)") }
+            else { throw SafetensorsError("tensor \(shown(name)) has \(offsets[1] - offsets[0]) bytes for shape \(shape)") }
             entries.append((name, shape, offsets[0], offsets[1]))
         }
         entries.sort { $0.start < $1.start }
         var cursor = 0
         for entry in entries {
-            guard entry.start == cursor else { throw SafetensorsError("tensor '\(entry.name)' overlaps or leaves a gap") }
+            guard entry.start == cursor else { throw SafetensorsError("tensor \(shown(entry.name)) overlaps or leaves a gap") }
             cursor = entry.end
         }
         guard cursor == dataCount else { throw SafetensorsError("\(dataCount - cursor) trailing bytes after the last tensor") }

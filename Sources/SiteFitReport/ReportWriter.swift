@@ -11,14 +11,56 @@ public enum ReportWriter {
         public var charts: [URL]
     }
 
-    public static func write(_ metrics: RunMetrics, predictions: [PredictionRow], to directory: URL) throws -> Output {
-        let detail = try folder(for: metrics, in: directory)
-        let metricsURL = detail.appendingPathComponent("metrics.json")
-        let predictionsURL = detail.appendingPathComponent("predictions.csv")
-        try save(Data(metricsJSON(metrics).utf8), to: metricsURL)
-        try save(Data(predictionsCSV(predictions).utf8), to: predictionsURL)
-        let (report, charts) = try writeReport(metrics, to: directory)
-        return Output(report: report, metrics: metricsURL, predictions: predictionsURL, charts: charts)
+    /// Writes the whole set (report, metrics, predictions, charts and `checkpoint` when given) into
+    /// a staging folder first, then moves the folder and the report into place: a run killed
+    /// while writing leaves the previous set whole, never one seed's metrics beside another's report.
+    public static func write(_ metrics: RunMetrics, predictions: [PredictionRow], checkpoint: [UInt8]? = nil,
+                             to directory: URL) throws -> Output {
+        let name = metrics.scenario.name
+        try checkWritable(directory)
+        StaleFiles.remove(prefix: ".\(name).tmp-", in: directory)
+        let staging = directory.appendingPathComponent(StaleFiles.temporaryName(".\(name).tmp-"))
+        defer { try? FileManager.default.removeItem(at: staging) }
+        let stagedDetail = try folder(for: metrics, in: staging)
+        try save(Data(metricsJSON(metrics).utf8), to: stagedDetail.appendingPathComponent("metrics.json"))
+        try save(Data(predictionsCSV(predictions).utf8), to: stagedDetail.appendingPathComponent("predictions.csv"))
+        if let checkpoint { try save(Data(checkpoint), to: stagedDetail.appendingPathComponent("pretrained.safetensors")) }
+        let (stagedReport, stagedCharts) = try writeReport(metrics, to: staging)
+
+        let detail = directory.appendingPathComponent(name)
+        let report = directory.appendingPathComponent("\(name).md")
+        let retired = directory.appendingPathComponent(StaleFiles.temporaryName(".\(name).tmp-"))
+        let fm = FileManager.default
+        do {
+            // A folder cannot be renamed over a full one: the old one steps aside first.
+            if fm.fileExists(atPath: detail.path) { try fm.moveItem(at: detail, to: retired) }
+            try fm.moveItem(at: stagedDetail, to: detail)
+            guard rename(stagedReport.path, report.path) == 0 else { throw CocoaError(.fileWriteUnknown) }
+        } catch {
+            throw UserFacingError("cannot move the new report into '\(directory.relativePath)': check that the folder is writable")
+        }
+        try? fm.removeItem(at: retired)
+        return Output(report: report, metrics: detail.appendingPathComponent("metrics.json"),
+                      predictions: detail.appendingPathComponent("predictions.csv"),
+                      charts: stagedCharts.map { detail.appendingPathComponent($0.lastPathComponent) })
+    }
+
+    /// Fails now, before a run's minutes are spent, when `directory` cannot take a report: it is
+    /// a file, or it cannot be created or written.
+    public static func checkWritable(_ directory: URL) throws {
+        let fm = FileManager.default
+        var isFolder: ObjCBool = false
+        if fm.fileExists(atPath: directory.path, isDirectory: &isFolder), !isFolder.boolValue {
+            throw UserFacingError("the output folder '\(directory.relativePath)' is a file; choose a folder with --output-dir")
+        }
+        let probe = directory.appendingPathComponent(StaleFiles.temporaryName(".sitefit-probe-"))
+        do {
+            try fm.createDirectory(at: directory, withIntermediateDirectories: true)
+            try Data().write(to: probe)
+            try fm.removeItem(at: probe)
+        } catch {
+            throw UserFacingError("cannot write into the output folder '\(directory.relativePath)': check that it is writable")
+        }
     }
 
     /// The Markdown report and its charts from metrics alone (what `sitefit report` redraws).
@@ -65,17 +107,53 @@ public enum ReportWriter {
         guard let data = FileManager.default.contents(atPath: url.path) else {
             throw UserFacingError("\(url.relativePath): cannot read the file (does it exist?)")
         }
+        let metrics: RunMetrics
         do {
-            return try JSONDecoder().decode(RunMetrics.self, from: data)
+            let decoder = JSONDecoder()
+            decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+            metrics = try decoder.decode(RunMetrics.self, from: data)
         } catch let DecodingError.keyNotFound(key, context) {
             throw UserFacingError("\(url.relativePath): not a SiteFit metrics.json: missing '\(path(context.codingPath + [key]))'")
         } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
             throw UserFacingError("\(url.relativePath): not a SiteFit metrics.json: wrong value at '\(path(context.codingPath))'")
         } catch let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
-            throw UserFacingError("\(url.relativePath): not a SiteFit metrics.json: \(context.debugDescription) at '\(path(context.codingPath))'")
+            // Not the decoder's description: it quotes the offending value from the file.
+            throw UserFacingError("\(url.relativePath): not a SiteFit metrics.json: invalid value at '\(path(context.codingPath))'")
         } catch {
             throw UserFacingError("\(url.relativePath): not a SiteFit metrics.json (it is not valid JSON of that shape)")
         }
+        // Names become a file name and text in Markdown: a hostile file must not reach either.
+        guard SafeText.isFileName(metrics.scenario.name) else {
+            throw UserFacingError("\(url.relativePath): scenario.name must be letters, digits, '-' and '_' only (it names the report file)")
+        }
+        if let site = metrics.sites.firstIndex(where: { !SafeText.isFileName($0.id) }) {
+            throw UserFacingError("\(url.relativePath): sites[\(site)].id must be letters, digits, '-' and '_' only")
+        }
+        if let where_ = unsafeText(in: (try? JSONSerialization.jsonObject(with: data)) ?? [:], at: "") {
+            throw UserFacingError("\(url.relativePath): text at '\(where_)' holds a control character or one of | < ` [ that SiteFit never writes")
+        }
+        return metrics
+    }
+
+    /// The path of the first key or string holding a character a report's Markdown or a terminal
+    /// would act on, or nil.
+    static func unsafeText(in value: Any, at path: String) -> String? {
+        func unsafe(_ text: String) -> Bool {
+            text.unicodeScalars.contains { SafeText.isControl($0) || "|<`[".unicodeScalars.contains($0) }
+        }
+        switch value {
+        case let text as String: return unsafe(text) ? path : nil
+        case let list as [Any]:
+            for (i, item) in list.enumerated() { if let found = unsafeText(in: item, at: "\(path)[\(i)]") { return found } }
+        case let object as [String: Any]:
+            for key in object.keys.sorted() {
+                let here = path.isEmpty ? key : "\(path).\(key)"
+                if unsafe(key) { return path.isEmpty ? "a top-level key" : "a key of \(path)" }
+                if let found = unsafeText(in: object[key]!, at: here) { return found }
+            }
+        default: break
+        }
+        return nil
     }
 
     static func path(_ keys: [any CodingKey]) -> String {
@@ -86,6 +164,8 @@ public enum ReportWriter {
     public static func metricsJSON(_ metrics: RunMetrics) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        // An undefined metric (NaN) is written as "nan", not a failure after the whole run.
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         let data = try encoder.encode(metrics)
         return String(decoding: data, as: UTF8.self) + "\n"
     }

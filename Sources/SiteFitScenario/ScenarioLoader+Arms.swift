@@ -1,3 +1,4 @@
+import SiteFitCore
 import SiteFitFederation
 import SiteFitNN
 import SiteFitTuning
@@ -46,7 +47,9 @@ extension ScenarioLoader {
         }
         if let n = fields["secure_aggregation"], let v = reader.boolean(n, "\(field).secure_aggregation") { arm.secureAggregation = v }
         strategy(fields, field, into: &arm, reader: &reader)
-        if let n = fields["name"], let v = reader.string(n, "\(field).name") { arm.name = v }
+        if let n = fields["name"], let v = reader.string(n, "\(field).name") {
+            if SafeText.isLabel(v) && !v.contains("/") { arm.name = v } else { reader.fail(n, "\(field).name", SafeText.labelRule + "; no '/'") }
+        }
         // Two arms of one name (a repeated `name:`, or two unnamed arms of one mode) would give two
         // identical-looking rows and share their training streams, which are keyed by arm name.
         if earlier.contains(where: { $0.name == arm.name }) {

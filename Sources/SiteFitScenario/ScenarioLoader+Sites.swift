@@ -70,6 +70,10 @@ extension ScenarioLoader {
             return nil
         }
         let id = url.deletingPathExtension().lastPathComponent
+        guard SafeText.isFileName(id) else {
+            reader.fail(node, field, "the database's file name becomes the site id: use only letters, digits, '-' and '_' in it")
+            return nil
+        }
         if listed.contains(where: { $0.profile.id == id }) { reader.fail(node, field, "site '\(id)' is listed twice"); return nil }
         let shown = URL(fileURLWithPath: relativePath(url))
         var reference = Scenario.SiteReference(profile: SiteProfile(id: id, name: id, seed: 0, patients: 0), profileFile: shown, shardFile: shown)
@@ -90,10 +94,14 @@ extension ScenarioLoader {
             reader.fail(fromNode, "\(field).from", "no OMOP export at \(relativePath(export)) (a folder of <table>.csv files or a .zip of one)")
             return []
         }
-        var name = export.deletingPathExtension().lastPathComponent.lowercased()
+        var name = export.deletingPathExtension().lastPathComponent.lowercased().replacingOccurrences(of: ".", with: "-")
+        if m["name"] == nil && !SafeText.isFileName(name) {
+            reader.fail(fromNode, "\(field).from", "the export's file name cannot name sites (letters, digits, '-' and '_' only): give `name:`")
+            return []
+        }
         if let nameNode = m["name"] {
             guard let given = reader.string(nameNode, "\(field).name") else { return [] }
-            guard given.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) else {
+            guard SafeText.isFileName(given) else {
                 reader.fail(nameNode, "\(field).name", "use letters, digits, - and _ only (it names files)")
                 return []
             }

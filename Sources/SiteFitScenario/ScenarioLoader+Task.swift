@@ -29,7 +29,9 @@ extension ScenarioLoader {
         if let n = fields["conditions"], let v = conceptList(n, "task.conditions", names: Dictionary(uniqueKeysWithValues: ConditionName.allCases.map { ($0.rawValue, $0.conceptId) }), reader: &reader) { task.conditions = v }
         if let n = fields["measurements"], let v = conceptList(n, "task.measurements", names: Dictionary(uniqueKeysWithValues: LabName.allCases.map { ($0.rawValue, $0.conceptId) }), reader: &reader) { task.measurements = v }
         if let n = fields["drugs"], let v = conceptList(n, "task.drugs", names: drugNames, reader: &reader) { task.drugs = v }
-        if let n = fields["name"], let v = reader.string(n, "task.name") { task.name = v }
+        if let n = fields["name"], let v = reader.string(n, "task.name") {
+            if SafeText.isLabel(v) { task.name = v } else { reader.fail(n, "task.name", SafeText.labelRule) }
+        }
         // Existing cohorts by id (an ATLAS-generated cohort table) instead of SiteFit's 1 and 2.
         let ids = ["target_cohort_id", "outcome_cohort_id"].filter { fields[$0] != nil }
         if !ids.isEmpty {

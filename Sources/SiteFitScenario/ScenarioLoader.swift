@@ -91,9 +91,15 @@ public enum ScenarioLoader {
 
     /// `name`, or the file's base name; it names the report file, so only safe characters.
     static func name(_ node: Node?, default fileName: String, reader: inout YAMLReader) -> String {
-        guard let node, let v = reader.string(node, "name") else { return fileName }
-        if v.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) { return v }
-        reader.fail(node, "name", "use only letters, digits, '-' and '_' (it names the report file), found '\(v)'")
+        guard let node else {
+            if !SafeText.isFileName(fileName) {
+                reader.fail(nil, "name", "the file's base name cannot name a report (letters, digits, '-' and '_' only): give the scenario a `name:`")
+            }
+            return fileName
+        }
+        guard let v = reader.string(node, "name") else { return fileName }
+        if SafeText.isFileName(v) { return v }
+        reader.fail(node, "name", "use only letters, digits, '-' and '_', at most \(SafeText.maximumLength) (it names the report file)")
         return fileName
     }
 

@@ -18,8 +18,8 @@ public enum SiteProfileLoader {
         var reader = YAMLReader(file: file)
         let id = url.deletingPathExtension().lastPathComponent
         guard let root = reader.compose(text) else { throw DiagnosticList(reader.diagnostics) }
-        if id.isEmpty || !id.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) {
-            reader.fail(root, "", "the profile's file name '\(id)' must use only letters, digits, '-' and '_' (it becomes the site id)")
+        if !SafeText.isFileName(id) {
+            reader.fail(root, "", "the profile's file name must use only letters, digits, '-' and '_' (it becomes the site id)")
         }
         guard let fields = reader.mapping(root, "", allowed: keys, required: ["name", "seed", "patients"]) else {
             throw DiagnosticList(reader.diagnostics)
@@ -33,7 +33,9 @@ public enum SiteProfileLoader {
 
     static func parse(_ fields: [String: Node], id: String, reader: inout YAMLReader) -> SiteProfile {
         var profile = SiteProfile(id: id, name: id, seed: 0, patients: 0)
-        if let node = fields["name"], let v = reader.string(node, "name") { profile.name = v }
+        if let node = fields["name"], let v = reader.string(node, "name") {
+            if SafeText.isLabel(v) { profile.name = v } else { reader.fail(node, "name", SafeText.labelRule) }
+        }
         if let node = fields["seed"], let v = reader.integer(node, "seed", in: 0...Int.max, what: "a non-negative integer") {
             profile.seed = UInt64(v)
         }

@@ -145,8 +145,14 @@ struct YAMLReader {
     func describe(_ node: Node) -> String {
         switch node {
         case .scalar(let scalar):
-            let text = scalar.string.count > 40 ? String(scalar.string.prefix(40)) + "…" : scalar.string
-            return "'\(text)'"
+            // Echoed only when it looks like a setting (a short word or number); anything longer
+            // may be a line of a data file named by mistake, and a file's contents never go to
+            // the terminal.
+            let text = scalar.string
+            let plain = text.count <= 24 && text.unicodeScalars.allSatisfy {
+                $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "._-+: ".unicodeScalars.contains($0))
+            }
+            return plain ? "'\(text)'" : "text of \(text.count) characters (not shown)"
         case .mapping: return "a mapping"
         case .sequence: return "a list"
         case .alias: return "an alias"

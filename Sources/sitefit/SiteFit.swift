@@ -27,9 +27,15 @@ func reportFailure(_ error: any Error) -> ExitCode {
     case let diagnostic as Diagnostic: message = "error: \(diagnostic)"
     case let error as UserFacingError: message = "error: \(error.message)"
     case let error as ShardError: message = "error: \(error)"
-    default: message = "error: \(error)"
+    case let error as SafetensorsError: message = "error: \(error)"
+    case let error as Checkpoint.Failure: message = "error: \(error)"
+    case let error as SeedListError: message = "error: \(error)"
+    case let error as CocoaError: message = "error: \(error.localizedDescription)"
+    // Anything else may describe itself with what it read (a decoder quotes the bad value, GRDB
+    // prints the row): only its kind is shown.
+    default: message = "error: \(String(describing: type(of: error)))"
     }
-    FileHandle.standardError.write(Data((message + "\n").utf8))
+    FileHandle.standardError.write(Data((SafeText.terminal(message) + "\n").utf8))
     return ExitCode.failure
 }
 
@@ -118,6 +124,7 @@ extension SiteFit {
                 if check && loaded.expectations.isEmpty {
                     throw UserFacingError("--check: '\(scenario)' has no expect: block, so there is nothing to check; add its claims first")
                 }
+                try ReportWriter.checkWritable(URL(fileURLWithPath: outputDirectory))
                 if let seed { loaded = loaded.reseeded([seed]) }
                 if let seeds { loaded = loaded.reseeded(try SeedList.parse(seeds)) }
                 let cache = noCache ? nil : URL(fileURLWithPath: ".sitefit-cache")
@@ -127,14 +134,8 @@ extension SiteFit {
                     display.show(line)
                 }
                 display.finish()
-                let output = try ReportWriter.write(result.metrics, predictions: result.predictions,
+                let output = try ReportWriter.write(result.metrics, predictions: result.predictions, checkpoint: result.checkpoint,
                                                     to: URL(fileURLWithPath: outputDirectory))
-                let checkpoint = output.metrics.deletingLastPathComponent().appendingPathComponent("pretrained.safetensors")
-                do {
-                    try Data(result.checkpoint).write(to: checkpoint, options: .atomic)
-                } catch {
-                    throw UserFacingError("cannot write '\(checkpoint.relativePath)': check that the folder is writable")
-                }
                 print(output.report.relativePath)
                 let failed = (result.metrics.claims ?? []).filter { !$0.holds }
                 if check && !failed.isEmpty {

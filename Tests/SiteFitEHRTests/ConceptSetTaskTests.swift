@@ -218,18 +218,20 @@ struct AutomaticCovariateTests {
 
 @Suite("Existing cohorts by id")
 struct CohortIdTests {
-    @Test("a task reads index dates and outcomes from the cohort ids it names, not SiteFit's 1 and 2")
+    @Test("a task reads index dates and outcomes from the cohort ids it names, not SiteFit's 1 and 2; a person's later entries do not count twice")
     func cohortIds() throws {
         let db = try ConceptSetTaskTests.database()
         try db.write { db in
-            for (definition, person, date) in [(7, 1, "2020-06-01"), (7, 2, "2020-06-01"), (7, 3, "2020-06-01"), (9, 2, "2020-09-01"), (9, 3, "2022-01-01")] {
+            for (definition, person, date) in [(7, 1, "2020-06-01"), (7, 2, "2020-06-01"), (7, 3, "2020-06-01"), (7, 3, "2021-12-01"),
+                                                 (9, 2, "2020-09-01"), (9, 3, "2022-01-01")] {
                 try db.execute(sql: "INSERT INTO cohort VALUES (?, ?, ?, ?)", arguments: [definition, person, date, date])
             }
         }
         var spec = FeatureSpec.heartFailure
         (spec.targetCohortId, spec.outcomeCohortId) = (7, 9)
         let extract = try db.read { try CohortExtraction.extract($0, spec: spec, site: "t", file: "t") }
-        #expect(extract.personIds == [1, 2, 3] && extract.labels == [0, 1, 0], "person 3's outcome is after the 365-day window")
+        #expect(extract.personIds == [1, 2, 3] && extract.labels == [0, 1, 0],
+                "person 3 counts once, from the first entry, so the outcome is after the 365-day window")
         #expect(spec.description?.contains("outcome cohort 9") == true)
         let error = #expect(throws: ShardError.self) { try db.read { try CohortExtraction.extract($0, spec: .heartFailure, site: "t", file: "t") } }
         #expect(error?.problem == "the cohort is empty (no rows with cohort_definition_id = 1)")
