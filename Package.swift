@@ -52,7 +52,7 @@ let package = Package(
         // YAML scenarios and site profiles → typed values, with file:line:column errors.
         .target(name: "SiteFitScenario", dependencies: [
             "SiteFitCore", "SiteFitEHR", "SiteFitTuning", "SiteFitFederation", "SiteFitMetrics",
-            .product(name: "Yams", package: "Yams"),
+            .product(name: "Yams", package: "Yams"), .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         // Markdown report, metrics.json, predictions.csv.
         .target(name: "SiteFitReport", dependencies: ["SiteFitCore", "SiteFitMetrics"]),

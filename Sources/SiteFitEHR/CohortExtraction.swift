@@ -63,7 +63,7 @@ public struct FeatureSpec: Sendable, Equatable {
     }
 
     /// The columns the feature SQL computes: age, sex, visit count and the hand-picked concepts.
-    var baseColumnNames: [String] {
+    public var baseColumnNames: [String] {
         let names = Dictionary(uniqueKeysWithValues: OMOPConcept.all.map { ($0.id, $0.name) })
         func slug(_ id: Int) -> String {
             (names[id] ?? "concept_\(id)").lowercased()

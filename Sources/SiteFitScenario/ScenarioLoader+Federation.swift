@@ -15,7 +15,7 @@ extension ScenarioLoader {
                                              participation: ParticipationSettings())
         guard let node, let fields = reader.mapping(node, "federation", allowed: federationKeys) else { return federation }
         federation.participation = participation(fields, siteIds: siteIds, reader: &reader)
-        if let n = fields["local_steps"], let v = reader.integer(n, "federation.local_steps", in: 1...1_000_000, what: "an integer from 1 to 1000000") {
+        if let n = fields["local_steps"], let v = reader.integer(n, "federation.local_steps", in: 1...100_000, what: "an integer from 1 to 100000") {
             if fields["local_epochs"] != nil { reader.fail(n, "federation.local_steps", "give local_steps or local_epochs, not both") }
             federation.localSteps = v
         }

@@ -116,6 +116,8 @@ extension SiteFit {
         @Flag(help: "Log what each component does (to stderr).")
         var verbose = false
 
+        @OptionGroup var budget: BudgetOptions
+
         func run() async throws {
             bootstrapLogging(verbose: verbose)
             do {
@@ -127,6 +129,7 @@ extension SiteFit {
                 try ReportWriter.checkWritable(URL(fileURLWithPath: outputDirectory))
                 if let seed { loaded = loaded.reseeded([seed]) }
                 if let seeds { loaded = loaded.reseeded(try SeedList.parse(seeds)) }
+                if let refusal = ResourceEstimate.of(loaded).refusal(within: budget.budget) { throw refusal }
                 let cache = noCache ? nil : URL(fileURLWithPath: ".sitefit-cache")
                 let display = ProgressDisplay(quiet: quiet, rounds: loaded.federation.rounds,
                                               arms: loaded.arms.count, seeds: 1 + loaded.extraSeeds.count)
@@ -182,6 +185,23 @@ extension SiteFit {
         }
     }
 
+    /// The resource budget `validate` and `run` hold a scenario's estimate to.
+    struct BudgetOptions: ParsableArguments {
+        @Option(name: .customLong("max-memory-gb"), help: "Refuse a scenario estimated to need more memory than this (GiB).")
+        var maxMemoryGB: Double = ResourceEstimate.Budget.standard.memoryBytes / 1_073_741_824
+
+        @Option(name: .customLong("max-tflop"), help: "Refuse a scenario estimated to need more floating-point work than this (TFLOP).")
+        var maxTFLOP: Double = ResourceEstimate.Budget.standard.flops / 1e12
+
+        var budget: ResourceEstimate.Budget { .init(memoryBytes: maxMemoryGB * 1_073_741_824, flops: maxTFLOP * 1e12) }
+
+        func validate() throws {
+            guard maxMemoryGB.isFinite, maxMemoryGB > 0, maxTFLOP.isFinite, maxTFLOP > 0 else {
+                throw ValidationError("--max-memory-gb and --max-tflop must be positive numbers")
+            }
+        }
+    }
+
     struct Validate: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check a scenario and its site profiles without running anything.",
@@ -190,11 +210,15 @@ extension SiteFit {
         @Argument(help: "Scenario file (YAML).")
         var scenario: String
 
+        @OptionGroup var budget: BudgetOptions
+
         func run() throws {
             bootstrapLogging(verbose: false)
             do {
                 let loaded = try ScenarioLoader.load(URL(fileURLWithPath: scenario))
-                print("\(scenario): OK (\(loaded.sites.count) sites, \(loaded.arms.count) arms, \(loaded.federation.rounds) rounds)")
+                let estimate = ResourceEstimate.of(loaded)
+                if let refusal = estimate.refusal(within: budget.budget) { throw refusal }
+                print("\(scenario): OK (\(loaded.sites.count) sites, \(loaded.arms.count) arms, \(loaded.federation.rounds) rounds; \(estimate.summary))")
             } catch {
                 throw reportFailure(error)
             }

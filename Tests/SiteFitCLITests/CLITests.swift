@@ -62,7 +62,32 @@ struct CLITests {
     func validateQuickstart() throws {
         let result = try Self.run(["validate", "Scenarios/quickstart.yaml"])
         #expect(result.status == 0)
-        #expect(result.stdout == "Scenarios/quickstart.yaml: OK (3 sites, 2 arms, 5 rounds)\n")
+        #expect(result.stdout.hasPrefix("Scenarios/quickstart.yaml: OK (3 sites, 2 arms, 5 rounds; estimated "))
+        #expect(result.stdout.contains("MiB of memory at the peak") && result.stdout.contains("1,249 parameters, 21 features, 3,700 patients"))
+    }
+
+    @Test("hostile input through the binary: a data file is not echoed, a runaway scenario is refused with its estimate, a metrics.json cannot write outside its folder")
+    func hostileInput() throws {
+        let data = try Self.run(["validate", "Sites/heart-disease/processed.cleveland.data"])
+        #expect(data.status == 1 && !data.stderr.contains("145.0") && data.stderr.contains("not shown"))
+
+        let folder = try temporaryDirectory()
+        let tight = try Self.run(["validate", "Scenarios/quickstart.yaml", "--max-memory-gb", "0.01"])
+        #expect(tight.status == 1 && tight.stderr.contains("memory above the budget of 10 MiB (--max-memory-gb)"), "\(tight.stderr)")
+
+        let metrics = try String(contentsOf: Self.root.appendingPathComponent("Tests/SiteFitSimulationTests/Golden/tiny/metrics.json"), encoding: .utf8)
+        let inner = folder.appendingPathComponent("a/b/tiny")
+        try FileManager.default.createDirectory(at: inner, withIntermediateDirectories: true)
+        try metrics.replacingOccurrences(of: #""name" : "tiny","#, with: #""name" : "..\/..\/escaped","#)
+            .write(to: inner.appendingPathComponent("metrics.json"), atomically: true, encoding: .utf8)
+        let report = try Self.run(["report", inner.appendingPathComponent("metrics.json").path])
+        #expect(report.status == 1 && report.stderr.contains("scenario.name"))
+        #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("escaped.md").path))
+
+        let asFile = folder.appendingPathComponent("not-a-folder")
+        try Data().write(to: asFile)
+        let run = try Self.run(["run", "Scenarios/quickstart.yaml", "--output-dir", asFile.path, "--quiet"])
+        #expect(run.status == 1 && run.stderr.contains("is a file"), "fails before any work: \(run.stderr)")
     }
 
     @Test("--version prints the version")

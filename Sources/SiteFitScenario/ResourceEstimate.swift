@@ -1,0 +1,137 @@
+import Foundation
+import GRDB
+import SiteFitCore
+import SiteFitEHR
+import SiteFitNN
+
+/// What a scenario will cost before anything runs: its peak memory and its floating-point work,
+/// from the sites' sizes, the model and the rounds. An estimate within a factor of about two,
+/// there to stop a runaway scenario (a 4096-wide model, a million rounds) before it takes the
+/// machine, not to predict a run's seconds.
+public struct ResourceEstimate: Sendable, Equatable {
+    /// The model's trainable parameters (the base network; LoRA and adapters add less).
+    public var parameters: Int
+    /// Input features (for automatic covariates: the most the agreement can keep).
+    public var features: Int
+    /// Patients over the sites whose size is known before the run.
+    public var patients: Int
+    /// Sites whose size is not known until their export is imported.
+    public var unknownSites: [String]
+    /// Training, pretraining, per-round evaluation and the paired bootstrap, over every seed.
+    public var flops: Double
+    /// At the peak: features in memory, every model copy with its optimiser state and
+    /// activations, and the predictions the bootstrap resamples.
+    public var memoryBytes: Double
+
+    /// Limits a scenario's estimate must stay within (`--max-memory-gb`, `--max-tflop`).
+    public struct Budget: Sendable, Equatable {
+        public var memoryBytes: Double
+        public var flops: Double
+
+        /// 16 GiB and 100 TFLOP: every committed scenario needs under 1 % of either, and 100
+        /// TFLOP is roughly an hour of this project's kernels on two cores.
+        public static let standard = Budget(memoryBytes: 16 * 1_073_741_824, flops: 100e12)
+
+        public init(memoryBytes: Double, flops: Double) {
+            self.memoryBytes = memoryBytes
+            self.flops = flops
+        }
+    }
+
+    /// The estimate of `scenario` on a machine with `cores` cores. Reads only the person counts of
+    /// OMOP databases that already exist (read-only), nothing else.
+    public static func of(_ scenario: Scenario, cores: Int = ProcessInfo.processInfo.activeProcessorCount) -> ResourceEstimate {
+        let features = scenario.task.automatic
+            ? scenario.task.baseColumnNames.count + AutomaticCovariates.ageGroups + scenario.task.covariateSettings.maximum
+            : scenario.dataset == .heartDisease ? 13 : scenario.task.columnNames.count
+        let widths = [features] + scenario.model.hiddenSizes + [1]
+        var parameters = 0.0, activations = 0.0
+        for l in 0..<(widths.count - 1) {
+            let width = Double(widths[l + 1])
+            let norm: Double = scenario.model.layerNorm ? 2 * width : 0
+            parameters += Double(widths[l] + 1) * width + norm
+            activations += width
+        }
+        var sizes: [Double] = [], unknown: [String] = []
+        for site in scenario.sites {
+            if let count = patients(of: site) { sizes.append(count) } else { unknown.append(site.profile.id) }
+        }
+        let patients = sizes.reduce(0, +)
+        let trainShare = 1 - scenario.testFraction
+        let seeds = Double(1 + scenario.extraSeeds.count)
+        let rounds = Double(scenario.federation.rounds)
+        // Samples one site trains on per round, by its local steps or its epochs.
+        func samples(_ size: Double, epochs: Int) -> Double {
+            scenario.federation.localSteps.map { Double($0 * scenario.federation.batchSize) } ?? size * trainShare * Double(epochs)
+        }
+        var trained = 0.0
+        for arm in scenario.arms { trained += sizes.reduce(0) { $0 + samples($1, epochs: arm.localEpochs) } * rounds }
+        let baselineRows = scenario.baselines.filter { $0 != .pretrained }.count
+        trained += Double(baselineRows) * sizes.reduce(0) { $0 + samples($1, epochs: scenario.federation.localEpochs) } * rounds
+        if scenario.baselines.contains(.localEach) {
+            trained += Double(max(sizes.count - 1, 0)) * sizes.reduce(0) { $0 + samples($1, epochs: scenario.federation.localEpochs) } * rounds
+        }
+        let source = scenario.pretraining.enabled ? Double(scenario.pretraining.source.patients) : 0
+        let pretrained = source * (1 - scenario.pretraining.validationFraction) * Double(scenario.pretraining.epochs)
+        let rows = Double(scenario.arms.count + scenario.baselines.count + 1)
+        let evaluated = patients * Double(scenario.arms.count) * (rounds + 1)
+        // Forward and backward ≈ 6 FLOP per parameter and sample; a forward pass 2; a bootstrap
+        // replicate ≈ 8 per test patient and row, at most 16,000 replicates.
+        let testPatients = patients * scenario.testFraction
+        let flops = seeds * (6 * parameters * (trained + pretrained) + 2 * parameters * evaluated + 8 * testPatients * rows * 16_000)
+        // Raw and standardised features (Double and Float), the source population's too; per model
+        // copy the weights, gradients, two optimiser moments, the broadcast and an update (6 × 4
+        // bytes), one copy per core training and one per site holding its update; activations
+        // of a batch forward and backward per core; predictions of every row and seed.
+        let featureBytes = (patients + source) * Double(features) * 12
+        let modelBytes = parameters * 24 * Double(cores + scenario.sites.count + 2)
+        let activationBytes = Double(scenario.federation.batchSize) * activations * 12 * Double(cores)
+        let predictionBytes = testPatients * rows * seeds * 64
+        // The runtime itself (≈ 48 MiB measured for the smallest scenario) and the bootstrap's
+        // replicate results, calibrated on the committed scenarios (measured peak / estimate):
+        // quickstart 66 / 83 MiB, FLamby's 20 seeds 155 / 146 MiB, heart-disease-transfer
+        // 112 / 156 MiB, omop-mimic 50 / 84 MiB.
+        let fixedBytes = 64.0 * 1_048_576
+        let bootstrapBytes = 16_000 * rows * seeds * 32
+        return ResourceEstimate(parameters: Int(min(parameters, Double(Int.max / 2))), features: features, patients: Int(patients),
+                                unknownSites: unknown, flops: flops,
+                                memoryBytes: fixedBytes + featureBytes + modelBytes + activationBytes + predictionBytes + bootstrapBytes)
+    }
+
+    /// A site's patients: the profile's count, the UCI hospital's rows, or the persons of an OMOP
+    /// database that exists; nil when only an import will tell.
+    static func patients(of site: Scenario.SiteReference) -> Double? {
+        if site.importedHeartDisease { return 303 }  // the largest of the four UCI hospitals
+        if !site.omopDatabase { return Double(site.profile.patients) }
+        guard FileManager.default.fileExists(atPath: site.shardFile.path),
+              let shard = try? SiteShard(site: site.profile.id, url: site.shardFile),
+              let count = try? shard.reader.read({ try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM person") ?? 0 }) else { return nil }
+        return Double(count)
+    }
+
+    /// The estimate in words, for `validate` and for a refusal.
+    public var summary: String {
+        var text = "estimated \(Self.bytes(memoryBytes)) of memory at the peak and \(Self.work(flops)) "
+            + "(\(parameters.formatted()) parameters, \(features) features, \(patients.formatted()) patients)"
+        if !unknownSites.isEmpty { text += "; not counted: \(unknownSites.joined(separator: ", ")), whose size is known only after import" }
+        return text
+    }
+
+    /// An error with the estimate when it is above `budget`, else nil.
+    public func refusal(within budget: Budget) -> UserFacingError? {
+        var over: [String] = []
+        if !(memoryBytes <= budget.memoryBytes) { over.append("memory above the budget of \(Self.bytes(budget.memoryBytes)) (--max-memory-gb)") }
+        if !(flops <= budget.flops) { over.append("work above the budget of \(Self.work(budget.flops)) (--max-tflop)") }
+        guard !over.isEmpty else { return nil }
+        return UserFacingError("the scenario would need too much: \(summary); \(over.joined(separator: " and ")). "
+                               + "Shrink the model, the rounds, the sites or the seeds, or raise the budget.")
+    }
+
+    static func bytes(_ b: Double) -> String {
+        b >= 1_073_741_824 ? String(format: "%.1f GiB", b / 1_073_741_824) : String(format: "%.0f MiB", max(b / 1_048_576, 1))
+    }
+
+    static func work(_ f: Double) -> String {
+        f >= 1e12 ? String(format: "%.1f TFLOP", f / 1e12) : String(format: "%.1f GFLOP", f / 1e9)
+    }
+}

@@ -1,0 +1,81 @@
+import Foundation
+import Testing
+@testable import SiteFitCore
+@testable import SiteFitScenario
+import SiteFitTestSupport
+
+@Suite("Limits: the schema and the loader agree, and validate refuses a runaway scenario before any work")
+struct LimitsTests {
+    /// The tiny scenario as JSON (YAML's subset), so one setting can be swapped in.
+    static func base() -> [String: Any] {
+        ["seed": 5, "sites": [["profile": "Sites/north.yaml"], ["profile": "Sites/south.yaml"]],
+         "model": ["hidden": [8]], "pretraining": ["patients": 600, "epochs": 3],
+         "federation": ["rounds": 2, "batch_size": 16], "arms": [["mode": "full"]]]
+    }
+
+    static func load(_ scenario: [String: Any], in folder: URL, _ name: String) -> [Diagnostic] {
+        let url = folder.appendingPathComponent("\(name).yaml")
+        // Numbers go through JSONSerialization as written; a YAML reader reads JSON unchanged.
+        try? JSONSerialization.data(withJSONObject: scenario, options: [.sortedKeys]).write(to: url)
+        return diagnostics { _ = try ScenarioLoader.load(url) }
+    }
+
+    @Test("every bounded number of the model, federation, pretraining and subgroup sections: the schema's bound is accepted, one past it refused")
+    func schemaBoundsAreTheLoaders() throws {
+        let schema = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: repositoryRoot.appendingPathComponent(
+            "Scenarios/scenario.schema.json"))) as? [String: Any])
+        let properties = try #require(schema["properties"] as? [String: Any])
+        var files = TinyScenario.files
+        files.removeValue(forKey: "tiny.yaml")
+        let folder = try fixture(files)
+        var checked = 0
+        for section in ["model", "federation", "pretraining", "subgroups"] {
+            // `pretraining` is `none` or an object (oneOf): its object branch holds the fields.
+            let object = properties[section] as? [String: Any]
+            let branches = [object] + ((object?["oneOf"] as? [[String: Any]]) ?? [])
+            let found = branches.compactMap { $0?["properties"] as? [String: Any] }.first
+            let fields = try #require(found)
+            for (key, value) in fields.sorted(by: { $0.key < $1.key }) {
+                guard let field = value as? [String: Any], let type = field["type"] as? String, ["integer", "number"].contains(type) else { continue }
+                for (bound, beyond) in [("maximum", 1.0), ("minimum", -1.0)] {
+                    guard let limit = (field[bound] as? NSNumber)?.doubleValue else { continue }
+                    let past = type == "integer" ? limit + beyond : limit + beyond * max(abs(limit) * 0.01, 1e-6)
+                    let path = "\(section).\(key)"
+                    for (value, refused) in [(limit, false), (past, true)] {
+                        var scenario = Self.base()
+                        var part = scenario[section] as? [String: Any] ?? [:]
+                        part[key] = type == "integer" ? NSNumber(value: Int(value)) : NSNumber(value: value)
+                        scenario[section] = part
+                        let found = Self.load(scenario, in: folder, "\(section)-\(key)-\(bound)-\(refused)").filter { $0.field == path }
+                        #expect(found.isEmpty != refused, "\(path) = \(value): the schema says \(refused ? "refused" : "accepted"); the loader: \(found.map(\.problem))")
+                        checked += 1
+                    }
+                }
+            }
+        }
+        #expect(checked >= 30, "\(checked) bounds checked")
+    }
+
+    @Test("a 16 × 4096 model over 1000 rounds passes the loader's per-field limits but not the budget; the refusal states the estimate")
+    func runaway() throws {
+        var files = TinyScenario.files
+        files["tiny.yaml"] = files["tiny.yaml"]!
+            .replacingOccurrences(of: "  hidden: [8]", with: "  hidden: [\(Array(repeating: "4096", count: 16).joined(separator: ", "))]")
+            .replacingOccurrences(of: "  rounds: 2", with: "  rounds: 1000")
+        let folder = try fixture(files)
+        let scenario = try ScenarioLoader.load(folder.appendingPathComponent("tiny.yaml"))
+        let estimate = ResourceEstimate.of(scenario, cores: 2)
+        #expect(estimate.parameters > 250_000_000 && estimate.memoryBytes > 16 * 1_073_741_824)
+        let refusal = try #require(estimate.refusal(within: .standard))
+        #expect(refusal.message.contains("GiB of memory") && refusal.message.contains("TFLOP") && refusal.message.contains("--max-memory-gb"))
+
+        let tiny = try ScenarioLoader.load(try fixture(TinyScenario.files, name: "tiny").appendingPathComponent("tiny.yaml"))
+        #expect(ResourceEstimate.of(tiny).refusal(within: .standard) == nil)
+        #expect(ResourceEstimate.of(tiny).refusal(within: .init(memoryBytes: 1_048_576, flops: 1e6)) != nil, "a smaller budget refuses it")
+
+        let seventeen = files["tiny.yaml"]!.replacingOccurrences(of: "4096, 4096]", with: "4096, 4096, 8]")
+        let tooDeep = try fixture(files.merging(["tiny.yaml": seventeen]) { $1 }, name: "deep")
+        let found = diagnostics { _ = try ScenarioLoader.load(tooDeep.appendingPathComponent("tiny.yaml")) }
+        #expect(found.map(\.field) == ["model.hidden"])
+    }
+}
