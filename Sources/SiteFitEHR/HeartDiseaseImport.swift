@@ -67,6 +67,12 @@ public enum HeartDiseaseImport {
         guard let data = FileManager.default.contents(atPath: url.path), let text = String(data: data, encoding: .utf8) else {
             throw ShardError(site: site, file: url.relativePath, problem: "cannot be read as text")
         }
+        return try parse(text: text, file: url.relativePath, site: site)
+    }
+
+    /// The parsed values of one file's `text`; errors name `file`.
+    public static func parse(text: String, file: String, site: String) throws -> [[Double?]] {
+        let url = URL(fileURLWithPath: file)
         var rows: [[Double?]] = []
         for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)

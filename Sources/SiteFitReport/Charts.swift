@@ -199,9 +199,9 @@ enum Charts {
 }
 
 /// The report's charts, each computed from `RunMetrics` alone (so `sitefit report` can redraw them).
-enum ReportCharts {
+public enum ReportCharts {
     /// File name → SVG text, in the order the report shows them.
-    static func all(_ m: RunMetrics) -> [(file: String, svg: String)] {
+    public static func all(_ m: RunMetrics) -> [(file: String, svg: String)] {
         let federated = m.arms.filter { !$0.kind.isBaseline }
         var charts: [(String, String)] = []
         charts.append(("accuracy-by-round.svg", Charts.lines(

@@ -107,6 +107,11 @@ public enum ReportWriter {
         guard let data = FileManager.default.contents(atPath: url.path) else {
             throw UserFacingError("\(url.relativePath): cannot read the file (does it exist?)")
         }
+        return try readMetrics(data: data, url: url)
+    }
+
+    /// Reads `metrics.json` bytes as `readMetrics(_:)` does; errors name `url`.
+    public static func readMetrics(data: Data, url: URL) throws -> RunMetrics {
         let metrics: RunMetrics
         do {
             let decoder = JSONDecoder()

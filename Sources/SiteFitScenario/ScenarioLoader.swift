@@ -17,8 +17,12 @@ public enum ScenarioLoader {
 
     /// Loads and checks a scenario and every site profile it names.
     public static func load(_ url: URL) throws -> Scenario {
+        try load(text: try readText(url, what: "scenario file"), url: url)
+    }
+
+    /// Loads scenario `text` as if read from `url` (whose folder relative paths start from).
+    public static func load(text: String, url: URL) throws -> Scenario {
         let file = url.relativePath
-        let text = try readText(url, what: "scenario file")
         var reader = YAMLReader(file: file)
         guard let root = reader.compose(text),
               let top = reader.mapping(root, "", allowed: topKeys,

@@ -13,8 +13,12 @@ public enum SiteProfileLoader {
 
     /// Parses a profile, throwing every located problem at once.
     public static func load(_ url: URL) throws -> SiteProfile {
+        try load(text: try readText(url, what: "site profile"), url: url)
+    }
+
+    /// Parses profile `text` as if read from `url` (whose base name is the site id).
+    public static func load(text: String, url: URL) throws -> SiteProfile {
         let file = url.relativePath
-        let text = try readText(url, what: "site profile")
         var reader = YAMLReader(file: file)
         let id = url.deletingPathExtension().lastPathComponent
         guard let root = reader.compose(text) else { throw DiagnosticList(reader.diagnostics) }

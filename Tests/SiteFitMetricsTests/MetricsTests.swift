@@ -3,6 +3,14 @@ import Testing
 
 @Suite("Metrics against hand-computed values")
 struct MetricsTests {
+    @Test("the expected calibration error is worked out by hand, and is undefined (NaN), not a crash, for a non-finite score")
+    func calibrationError() {
+        // Bins of 0.5: {0.2, 0.4} with 1 positive: |0.6 − 1| = 0.4; {0.8} with 1 positive: |0.8 − 1| = 0.2 → (0.4 + 0.2) / 3.
+        #expect(abs(Metrics.expectedCalibrationError(scores: [0.2, 0.4, 0.8], labels: [0, 1, 1], bins: 2) - 0.2) < 1e-7)
+        #expect(Metrics.expectedCalibrationError(scores: [0.2, .nan, 0.8], labels: [0, 1, 1]).isNaN)
+        #expect(Metrics.expectedCalibrationError(scores: [0.2, .infinity], labels: [0, 1]).isNaN)
+    }
+
     @Test("accuracy at threshold 0.5 counts s ≥ 0.5 as positive")
     func accuracy() {
         // decisions 1,0,1,1 vs labels 1,0,0,1 → 3 of 4 correct
