@@ -113,8 +113,8 @@ public enum AutomaticCovariates {
                     WHERE \(concept) NOT IN (\(excluded)) GROUP BY 1
                     """)
                 for row in rows {
-                    let count: Int = row[1]
-                    guard count >= settings.minimumCount, let id = row[0] as Int? else { continue }
+                    guard let count = Int.fromDatabaseValue(row[1]), count >= settings.minimumCount,
+                          let id = Int.fromDatabaseValue(row[0]) else { continue }
                     counts[CovariateKey(domain: domain, conceptId: id, windowDays: window)] = count
                 }
             }
@@ -166,8 +166,8 @@ public enum AutomaticCovariates {
                 SELECT DISTINCT t.subject_id, t.cohort_start_date, \(concept) \(from) WHERE \(concept) IN (\(ids))
                 """)
             while let hit = try cursor.next() {
-                let person: Int64 = hit[0], date: String = hit[1], id: Int = hit[2]
-                guard let r = row["\(person)|\(date)"],
+                guard let person = Int64.fromDatabaseValue(hit[0]), let date = String.fromDatabaseValue(hit[1]),
+                      let id = Int.fromDatabaseValue(hit[2]), let r = row["\(person)|\(date)"],
                       let c = columnOf[CovariateKey(domain: domain, conceptId: id, windowDays: window)] else { continue }
                 features[r * columns + c] = 1
             }

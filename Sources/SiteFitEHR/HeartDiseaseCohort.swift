@@ -51,10 +51,10 @@ public enum HeartDiseaseCohort {
         var extract = CohortExtract(columns: columns, personIds: [], features: [], labels: [], sex: [], race: [])
         var isTest: [Bool] = [], ages: [Double] = []
         for row in rows {
-            guard let gender = Int.fromDatabaseValue(row["gender"]), gender != 0, let age: Double = row["age"],
-                  let cp: Double = row["cp"], let fbs: Double = row["fbs"], let restecg: Double = row["restecg"],
-                  let exang: Double = row["exang"], let trestbps: Double = row["trestbps"], let chol: Double = row["chol"],
-                  let thalach: Double = row["thalach"], let oldpeak: Double = row["oldpeak"] else { continue }
+            guard let gender = Int.fromDatabaseValue(row["gender"]), gender != 0, let age = Double.fromDatabaseValue(row["age"]),
+                  let cp = Double.fromDatabaseValue(row["cp"]), let fbs = Double.fromDatabaseValue(row["fbs"]), let restecg = Double.fromDatabaseValue(row["restecg"]),
+                  let exang = Double.fromDatabaseValue(row["exang"]), let trestbps = Double.fromDatabaseValue(row["trestbps"]), let chol = Double.fromDatabaseValue(row["chol"]),
+                  let thalach = Double.fromDatabaseValue(row["thalach"]), let oldpeak = Double.fromDatabaseValue(row["oldpeak"]) else { continue }
             let male = gender == OMOPConcept.male
             extract.features += [age, male ? 1 : 0, trestbps, chol, fbs, thalach, exang, oldpeak,
                                  cp == 2 ? 1 : 0, cp == 3 ? 1 : 0, cp == 4 ? 1 : 0, restecg == 1 ? 1 : 0, restecg == 2 ? 1 : 0]

@@ -23,7 +23,51 @@ public enum OMOPExport {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         try unzip(source, into: folder, site: name)
-        return try OMOPCSV.importFolder(folder, to: url, name: name, currentYear: currentYear, logger: logger)
+        let root = csvFolder(in: folder)
+        do {
+            return try OMOPCSV.importFolder(root, to: url, name: name, currentYear: currentYear, logger: logger)
+        } catch let error as ShardError {
+            // Name the file inside the zip, not the temporary folder that is about to go.
+            var file = error.file
+            for prefix in [root.path + "/", root.path, folder.path + "/", folder.path] where file.hasPrefix(prefix) {
+                file = source.relativePath + "/" + file.dropFirst(prefix.count)
+                break
+            }
+            throw ShardError(site: error.site, file: file, problem: error.problem)
+        }
+    }
+
+    /// Where the CSV files of an unpacked zip are: its top level, or the one folder it holds
+    /// (a zip of a folder, the usual layout), macOS's `__MACOSX` resource forks aside.
+    static func csvFolder(in folder: URL) -> URL {
+        let fm = FileManager.default
+        let names = (try? fm.contentsOfDirectory(atPath: folder.path)) ?? []
+        if names.contains(where: { $0.lowercased().hasSuffix(".csv") }) { return folder }
+        let folders = names.filter { name in
+            var isFolder: ObjCBool = false
+            return !name.hasPrefix(".") && name != "__MACOSX"
+                && fm.fileExists(atPath: folder.appendingPathComponent(name).path, isDirectory: &isFolder) && isFolder.boolValue
+        }
+        return folders.count == 1 ? folder.appendingPathComponent(folders[0]) : folder
+    }
+
+    /// The export's total size and latest modification time, as text: what tells a later run
+    /// whether the export it imported has changed.
+    public static func stamp(of source: URL) -> String {
+        let fm = FileManager.default
+        var size = 0, latest = 0.0
+        func add(_ url: URL) {
+            guard let attributes = try? fm.attributesOfItem(atPath: url.path) else { return }
+            size += (attributes[.size] as? Int) ?? 0
+            latest = max(latest, ((attributes[.modificationDate] as? Date) ?? .distantPast).timeIntervalSince1970)
+        }
+        var isFolder: ObjCBool = false
+        if fm.fileExists(atPath: source.path, isDirectory: &isFolder), isFolder.boolValue {
+            for case let url as URL in fm.enumerator(at: source, includingPropertiesForKeys: nil) ?? FileManager.DirectoryEnumerator() { add(url) }
+        } else {
+            add(source)
+        }
+        return "size \(size), modified \(Int(latest))\n"
     }
 
     /// Unpacks `zip` with `/usr/bin/unzip`. Its output is discarded: it would list the export's

@@ -21,6 +21,9 @@ public enum ShardSchema {
     /// absent there (they read as empty).
     public static let foreignRequiredTables: Set<String> = ["person", "observation_period"]
 
+    /// The CDM's `_id` columns that hold text, not numbers (the vocabulary's own codes).
+    public static let textIds: Set<String> = ["concept.domain_id", "concept.vocabulary_id", "concept.concept_class_id"]
+
     /// Tables an imported export may fill that SiteFit's generator leaves empty.
     public static let otherTables = ["procedure_occurrence", "death", "care_site", "concept_ancestor"]
 

@@ -93,7 +93,7 @@ public enum ShardSplit {
         try shard.reader.read { db in
             let rows = try Row.fetchAll(db, sql: "SELECT name, value_as_string FROM metadata WHERE name LIKE 'sitefit.split_%'")
             var values: [String: String] = [:]
-            for row in rows { if let name: String = row[0], let value: String = row[1] { values[name] = value } }
+            for row in rows { if let name = String.fromDatabaseValue(row[0]), let value = String.fromDatabaseValue(row[1]) { values[name] = value } }
             guard let from = values["sitefit.split_from"], let by = values["sitefit.split_by"],
                   let parts = values["sitefit.split_parts"].flatMap({ Int($0) }),
                   let seed = values["sitefit.split_seed"].flatMap({ UInt64($0) }) else { return nil }
@@ -129,7 +129,7 @@ public enum ShardSplit {
                 let rows = try Row.fetchCursor(src, sql: "SELECT \(columns.joined(separator: ", ")) FROM \(table)")
                 while let row = try rows.next() {
                     if let owner {
-                        guard let id = row[owner] as Int64?, persons.contains(id) else { continue }
+                        guard let id = Int64.fromDatabaseValue(row[owner]), persons.contains(id) else { continue }
                     }
                     try insert.execute(arguments: StatementArguments(row.databaseValues))
                 }

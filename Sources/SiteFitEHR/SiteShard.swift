@@ -111,10 +111,19 @@ public struct SiteShard: Sendable {
                     for column in columns where !present.contains(column) {
                         throw ShardError(site: site, file: file, problem: "table '\(table)' has no column '\(column)'")
                     }
-                    if foreign { try Self.checkStorage(table, columns: columns, in: db, site: site, file: file) }
                 }
                 if foreign {
-                    for table in ShardSchema.otherTables where try !db.tableExists(table) { try Self.createEmptyTemporary(table, in: db) }
+                    // Every id and date column of every table SiteFit reads, not only the ones it
+                    // requires: a split copies all of them, and covariates read the other domains.
+                    for table in ShardSchema.requiredColumns.keys.sorted() + ShardSchema.otherTables {
+                        guard try db.tableExists(table, in: "main") else {
+                            if try !db.tableExists(table) { try Self.createEmptyTemporary(table, in: db) }
+                            continue
+                        }
+                        let columns = try db.columns(in: table).map(\.name)
+                            .filter { ($0.hasSuffix("_id") || $0.hasSuffix("_date")) && !ShardSchema.textIds.contains("\(table).\($0)") }
+                        try Self.checkStorage(table, columns: columns, in: db, site: site, file: file)
+                    }
                 }
             }
         } catch let error as ShardError {

@@ -12,31 +12,47 @@ public enum ReportWriter {
     }
 
     /// Writes the whole set (report, metrics, predictions, charts and `checkpoint` when given) into
-    /// a staging folder first, then moves the folder and the report into place: a run killed
-    /// while writing leaves the previous set whole, never one seed's metrics beside another's report.
+    /// a staging folder first, then moves the folder and the report into place. The previous
+    /// folder steps aside as `.<name>.old-…` and is removed only once the new one is in place; a
+    /// failure puts it back, and a run killed between the two moves finds it and puts it back
+    /// next time. What remains possible is a kill between moving the folder and the report (two
+    /// renames): the new folder beside the previous report until the next run.
     public static func write(_ metrics: RunMetrics, predictions: [PredictionRow], checkpoint: [UInt8]? = nil,
                              to directory: URL) throws -> Output {
         let name = metrics.scenario.name
-        try checkWritable(directory)
+        try checkWritable(directory, name: name)
+        let fm = FileManager.default
+        let detail = directory.appendingPathComponent(name)
+        let report = directory.appendingPathComponent("\(name).md")
+        restoreRetired(name, in: directory)
         StaleFiles.remove(prefix: ".\(name).tmp-", in: directory)
         let staging = directory.appendingPathComponent(StaleFiles.temporaryName(".\(name).tmp-"))
-        defer { try? FileManager.default.removeItem(at: staging) }
+        defer { try? fm.removeItem(at: staging) }
         let stagedDetail = try folder(for: metrics, in: staging)
         try save(Data(metricsJSON(metrics).utf8), to: stagedDetail.appendingPathComponent("metrics.json"))
         try save(Data(predictionsCSV(predictions).utf8), to: stagedDetail.appendingPathComponent("predictions.csv"))
         if let checkpoint { try save(Data(checkpoint), to: stagedDetail.appendingPathComponent("pretrained.safetensors")) }
         let (stagedReport, stagedCharts) = try writeReport(metrics, to: staging)
 
-        let detail = directory.appendingPathComponent(name)
-        let report = directory.appendingPathComponent("\(name).md")
-        let retired = directory.appendingPathComponent(StaleFiles.temporaryName(".\(name).tmp-"))
-        let fm = FileManager.default
+        let retired = directory.appendingPathComponent(StaleFiles.temporaryName(".\(name).old-"))
+        var steppedAside = false
         do {
             // A folder cannot be renamed over a full one: the old one steps aside first.
-            if fm.fileExists(atPath: detail.path) { try fm.moveItem(at: detail, to: retired) }
+            if fm.fileExists(atPath: detail.path) {
+                try fm.moveItem(at: detail, to: retired)
+                steppedAside = true
+            }
             try fm.moveItem(at: stagedDetail, to: detail)
-            guard rename(stagedReport.path, report.path) == 0 else { throw CocoaError(.fileWriteUnknown) }
         } catch {
+            if steppedAside && !fm.fileExists(atPath: detail.path) { try? fm.moveItem(at: retired, to: detail) }
+            throw UserFacingError("cannot move the new report into '\(directory.relativePath)': check that the folder is writable")
+        }
+        guard rename(stagedReport.path, report.path) == 0 else {
+            // The new folder is in place but not its report: put the previous set back whole.
+            if steppedAside {
+                try? fm.removeItem(at: detail)
+                try? fm.moveItem(at: retired, to: detail)
+            }
             throw UserFacingError("cannot move the new report into '\(directory.relativePath)': check that the folder is writable")
         }
         try? fm.removeItem(at: retired)
@@ -45,13 +61,41 @@ public enum ReportWriter {
                       charts: stagedCharts.map { detail.appendingPathComponent($0.lastPathComponent) })
     }
 
+    /// Files a report folder holds; a folder with anything else is not SiteFit's to replace.
+    static func isReportFile(_ name: String) -> Bool {
+        ["metrics.json", "predictions.csv", "pretrained.safetensors"].contains(name) || name.hasSuffix(".svg")
+    }
+
+    /// A previous folder a killed run left stepped aside, put back when nothing replaced it.
+    static func restoreRetired(_ name: String, in directory: URL) {
+        let fm = FileManager.default
+        let detail = directory.appendingPathComponent(name)
+        let prefix = ".\(name).old-"
+        let retired = ((try? fm.contentsOfDirectory(atPath: directory.path)) ?? []).filter { $0.hasPrefix(prefix) }.sorted()
+        if !fm.fileExists(atPath: detail.path), let last = retired.last {
+            try? fm.moveItem(at: directory.appendingPathComponent(last), to: detail)
+        }
+        StaleFiles.remove(prefix: prefix, in: directory)
+    }
+
     /// Fails now, before a run's minutes are spent, when `directory` cannot take a report: it is
-    /// a file, or it cannot be created or written.
-    public static func checkWritable(_ directory: URL) throws {
+    /// a file, or it cannot be created or written, or `<name>/` there is a folder that is not a
+    /// report's (replacing it would delete what it holds).
+    public static func checkWritable(_ directory: URL, name: String? = nil) throws {
         let fm = FileManager.default
         var isFolder: ObjCBool = false
         if fm.fileExists(atPath: directory.path, isDirectory: &isFolder), !isFolder.boolValue {
             throw UserFacingError("the output folder '\(directory.relativePath)' is a file; choose a folder with --output-dir")
+        }
+        if let name {
+            let detail = directory.appendingPathComponent(name)
+            if fm.fileExists(atPath: detail.path, isDirectory: &isFolder) {
+                let contents = isFolder.boolValue ? ((try? fm.contentsOfDirectory(atPath: detail.path)) ?? []) : ["(a file)"]
+                if !isFolder.boolValue || !contents.allSatisfy(isReportFile) {
+                    throw UserFacingError("'\(detail.relativePath)' is not a SiteFit report folder (it holds other files), and the "
+                                          + "report would replace it: choose another --output-dir or scenario name")
+                }
+            }
         }
         let probe = directory.appendingPathComponent(StaleFiles.temporaryName(".sitefit-probe-"))
         do {

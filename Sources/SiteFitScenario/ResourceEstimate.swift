@@ -66,11 +66,17 @@ public struct ResourceEstimate: Sendable, Equatable {
         }
         var trained = 0.0
         for arm in scenario.arms { trained += sizes.reduce(0) { $0 + samples($1, epochs: arm.localEpochs) } * rounds }
-        let baselineRows = scenario.baselines.filter { $0 != .pretrained }.count
-        trained += Double(baselineRows) * sizes.reduce(0) { $0 + samples($1, epochs: scenario.federation.localEpochs) } * rounds
-        if scenario.baselines.contains(.localEach) {
-            trained += Double(max(sizes.count - 1, 0)) * sizes.reduce(0) { $0 + samples($1, epochs: scenario.federation.localEpochs) } * rounds
+        // Local, local-each and pooled each train once on every site's rows: one model per site, or
+        // one on all of them. They copy the federation's rounds and local work, or train
+        // `baseline_training.epochs` in all (FLamby's protocol).
+        let baselineRows = Double(scenario.baselines.filter { $0 != .pretrained }.count)
+        let perBaseline: Double
+        if let own = scenario.baselineTraining {
+            perBaseline = patients * trainShare * Double(own.epochs)
+        } else {
+            perBaseline = sizes.reduce(0) { $0 + samples($1, epochs: scenario.federation.localEpochs) } * rounds
         }
+        trained += baselineRows * perBaseline
         let source = scenario.pretraining.enabled ? Double(scenario.pretraining.source.patients) : 0
         let pretrained = source * (1 - scenario.pretraining.validationFraction) * Double(scenario.pretraining.epochs)
         let rows = Double(scenario.arms.count + scenario.baselines.count + 1)

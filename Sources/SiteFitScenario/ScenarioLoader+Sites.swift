@@ -69,7 +69,7 @@ extension ScenarioLoader {
                         + "`sitefit sites import omop --from FOLDER --to \(relativePath(url)) --name NAME`")
             return nil
         }
-        let id = url.deletingPathExtension().lastPathComponent
+        let id = url.deletingPathExtension().lastPathComponent.replacingOccurrences(of: ".", with: "-")
         guard SafeText.isFileName(id) else {
             reader.fail(node, field, "the database's file name becomes the site id: use only letters, digits, '-' and '_' in it")
             return nil
@@ -95,14 +95,14 @@ extension ScenarioLoader {
             return []
         }
         var name = export.deletingPathExtension().lastPathComponent.lowercased().replacingOccurrences(of: ".", with: "-")
-        if m["name"] == nil && !SafeText.isFileName(name) {
+        if m["name"] == nil && (!SafeText.isFileName(name) || name.count > SafeText.maximumLength - 10) {
             reader.fail(fromNode, "\(field).from", "the export's file name cannot name sites (letters, digits, '-' and '_' only): give `name:`")
             return []
         }
         if let nameNode = m["name"] {
             guard let given = reader.string(nameNode, "\(field).name") else { return [] }
-            guard SafeText.isFileName(given) else {
-                reader.fail(nameNode, "\(field).name", "use letters, digits, - and _ only (it names files)")
+            guard SafeText.isFileName(given), given.count <= SafeText.maximumLength - 10 else {
+                reader.fail(nameNode, "\(field).name", "use letters, digits, - and _ only, at most \(SafeText.maximumLength - 10) (it names files)")
                 return []
             }
             name = given

@@ -38,7 +38,7 @@ struct YAMLReader {
                               problem: "invalid YAML: \(prefix)\(problem)")
         case let .duplicatedKeysInMapping(duplicates, context):
             return Diagnostic(file: file, line: context.mark.line, column: context.mark.column, field: "",
-                              problem: "duplicate key \(duplicates.map { "'\($0)'" }.joined(separator: ", "))")
+                              problem: "duplicate key \(duplicates.map { isPlain($0) ? "'\($0)'" : "(not shown)" }.joined(separator: ", "))")
         case .reader:
             return Diagnostic(file: file, line: 1, column: 1, field: "", problem: "not readable as UTF-8 text")
         default:
@@ -65,8 +65,13 @@ struct YAMLReader {
                 fail(key, field, "keys must be plain names")
                 continue
             }
-            let path = field.isEmpty ? name : "\(field).\(name)"
             guard allowed.contains(name) else {
+                // A key that is no plain word may be a line of a data file: described, not shown.
+                guard Self.isPlain(name) else {
+                    fail(key, field, "unknown key of \(name.count) characters (not shown); expected one of: \(allowed.joined(separator: ", "))")
+                    continue
+                }
+                let path = field.isEmpty ? name : "\(field).\(name)"
                 var problem = "unknown key '\(name)'"
                 if let guess = suggestion(for: name, among: allowed) { problem += "; did you mean '\(guess)'?" }
                 else { problem += "; expected one of: \(allowed.joined(separator: ", "))" }
@@ -141,6 +146,14 @@ struct YAMLReader {
         return text
     }
 
+    /// Short text of letters, digits and `._-+`, without spaces: a setting's value or key, safe
+    /// to quote back (a patient's name and record number, spaced, are not).
+    static func isPlain(_ text: String) -> Bool {
+        text.count <= 24 && text.unicodeScalars.allSatisfy {
+            $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "._-+".unicodeScalars.contains($0))
+        }
+    }
+
     /// How a node is quoted back to the user: a scalar's text, or its kind.
     func describe(_ node: Node) -> String {
         switch node {
@@ -149,10 +162,7 @@ struct YAMLReader {
             // may be a line of a data file named by mistake, and a file's contents never go to
             // the terminal.
             let text = scalar.string
-            let plain = text.count <= 24 && text.unicodeScalars.allSatisfy {
-                $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "._-+: ".unicodeScalars.contains($0))
-            }
-            return plain ? "'\(text)'" : "text of \(text.count) characters (not shown)"
+            return Self.isPlain(text) ? "'\(text)'" : "text of \(text.count) characters (not shown)"
         case .mapping: return "a mapping"
         case .sequence: return "a list"
         case .alias: return "an alias"

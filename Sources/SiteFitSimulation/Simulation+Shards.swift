@@ -58,11 +58,24 @@ extension Simulation {
         let files = (1...split.parts).map { split.folder.appendingPathComponent("\(split.name)-\($0).sqlite") }
         let present = files.filter { FileManager.default.fileExists(atPath: $0.path) }
         let file = split.folder.appendingPathComponent("\(id).sqlite")
+        // The export's size and modification time at import, beside the shards: a newer export
+        // under the same name must not be passed over silently for the old import.
+        let stamp = split.folder.appendingPathComponent("\(split.name).export")
+        let current = OMOPExport.stamp(of: split.export)
+        if FileManager.default.fileExists(atPath: split.importedFile.path) || !present.isEmpty {
+            let recorded = (try? String(contentsOf: stamp, encoding: .utf8)) ?? ""
+            guard recorded == current else {
+                throw ShardError(site: id, file: split.folder.relativePath, problem:
+                    "\(split.export.relativePath) is not the export these sites were imported from (it changed since); "
+                    + "remove \(split.folder.relativePath) to import and cut it again")
+            }
+        }
         if present.isEmpty {
             try FileManager.default.createDirectory(at: split.folder, withIntermediateDirectories: true)
             if !FileManager.default.fileExists(atPath: split.importedFile.path) {
                 progress("importing OMOP export \(split.export.relativePath) → \(split.importedFile.relativePath)")
                 _ = try OMOPExport.importExport(split.export, to: split.importedFile, name: split.name, logger: logger)
+                try Data(current.utf8).write(to: stamp, options: .atomic)
             }
             progress("splitting \(split.importedFile.relativePath) into \(split.parts) sites in \(split.folder.relativePath)")
             _ = try ShardSplit.split(SiteShard(site: split.name, url: split.importedFile), parts: split.parts, into: split.folder,

@@ -126,7 +126,7 @@ extension SiteFit {
                 if check && loaded.expectations.isEmpty {
                     throw UserFacingError("--check: '\(scenario)' has no expect: block, so there is nothing to check; add its claims first")
                 }
-                try ReportWriter.checkWritable(URL(fileURLWithPath: outputDirectory))
+                try ReportWriter.checkWritable(URL(fileURLWithPath: outputDirectory), name: loaded.name)
                 if let seed { loaded = loaded.reseeded([seed]) }
                 if let seeds { loaded = loaded.reseeded(try SeedList.parse(seeds)) }
                 if let refusal = ResourceEstimate.of(loaded).refusal(within: budget.budget) { throw refusal }

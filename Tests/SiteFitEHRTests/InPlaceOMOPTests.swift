@@ -43,6 +43,8 @@ struct InPlaceOMOPTests {
             ("DROP TABLE observation_period", "table 'observation_period' is missing"),
             ("UPDATE condition_occurrence SET condition_concept_id = 'c-' || condition_concept_id", "condition_occurrence.condition_concept_id"),
             ("UPDATE observation_period SET observation_period_start_date = 1577836800", "observation_period.observation_period_start_date"),
+            // A table SiteFit does not require but copies and reads (a split, covariates).
+            ("CREATE TABLE death (person_id, death_date); INSERT INTO death VALUES ('c-9', '2021-01-01')", "death.person_id"),
         ]
         for (k, (change, problem)) in cases.enumerated() {
             let url = try Self.foreignDatabase("refused-\(k)", change: change)

@@ -161,6 +161,17 @@ struct OMOPImportTests {
         #expect(OMOPImport.date("86400000") == "1972-09-27", "8 digits that are no YYYYMMDD are epoch seconds")
     }
 
+    @Test("an unpacked zip's CSV files are at its top level or in the one folder it holds, macOS resource forks aside")
+    func zipLayouts() throws {
+        let flat = try temporaryDirectory("flat"), nested = try temporaryDirectory("nested")
+        try Data().write(to: flat.appendingPathComponent("PERSON.csv"))
+        for folder in ["export", "__MACOSX"] {
+            try FileManager.default.createDirectory(at: nested.appendingPathComponent(folder), withIntermediateDirectories: true)
+        }
+        #expect(OMOPExport.csvFolder(in: flat) == flat)
+        #expect(OMOPExport.csvFolder(in: nested).lastPathComponent == "export")
+    }
+
     @Test("a damaged zip, or a file that is neither a folder nor a zip, is an error naming the site and the file")
     func damagedZip() throws {
         let folder = try temporaryDirectory()

@@ -65,4 +65,24 @@ struct HostileMetricsTests {
         try Data().write(to: file)
         #expect(throws: UserFacingError.self) { try ReportWriter.checkWritable(file) }
     }
+
+    @Test("a folder of the report's name holding other files is never replaced; a set a killed run left stepped aside is put back")
+    func neverDeletesOtherFolders() throws {
+        let metrics = try ReportWriter.readMetrics(Self.golden)
+        let folder = try temporaryDirectory()
+        let theirs = folder.appendingPathComponent("tiny")
+        try FileManager.default.createDirectory(at: theirs, withIntermediateDirectories: true)
+        try Data("notes".utf8).write(to: theirs.appendingPathComponent("notes.txt"))
+        #expect(throws: UserFacingError.self) { try ReportWriter.write(metrics, predictions: [], to: folder) }
+        #expect(FileManager.default.fileExists(atPath: theirs.appendingPathComponent("notes.txt").path))
+
+        // A run killed after stepping the previous set aside, before moving the new one in.
+        let other = try temporaryDirectory("killed")
+        _ = try ReportWriter.write(metrics, predictions: [], checkpoint: [7], to: other)
+        let aside = other.appendingPathComponent(".tiny.old-2147483646-0000")
+        try FileManager.default.moveItem(at: other.appendingPathComponent("tiny"), to: aside)
+        ReportWriter.restoreRetired("tiny", in: other)
+        #expect(FileManager.default.fileExists(atPath: other.appendingPathComponent("tiny/pretrained.safetensors").path))
+        #expect(!FileManager.default.fileExists(atPath: aside.path))
+    }
 }

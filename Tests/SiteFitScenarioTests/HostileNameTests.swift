@@ -31,6 +31,14 @@ struct HostileNameTests {
         #expect(!found.isEmpty && found.allSatisfy { !$0.description.contains("145.0") && !$0.description.contains("63.0") })
     }
 
+    @Test("an unknown key that is no plain word is described, not quoted: a notes file's line stays off the terminal")
+    func keysNotEchoed() throws {
+        let folder = try fixture(["notes.yaml": "Smith John: MRN 0042 diabetic\nseed: 1\n"])
+        let found = diagnostics { _ = try ScenarioLoader.load(folder.appendingPathComponent("notes.yaml")) }
+        #expect(found.contains { $0.problem.hasPrefix("unknown key of 10 characters (not shown)") })
+        #expect(found.allSatisfy { !$0.description.contains("Smith") && !$0.description.contains("0042") })
+    }
+
     @Test("terminal text shows control characters as escapes and keeps lines")
     func terminal() {
         #expect(SafeText.terminal("a\u{1B}[31mred\r\nnext\u{202E}") == "a\\u{1b}[31mred\\u{d}\nnext\\u{202e}")
