@@ -56,6 +56,51 @@ struct LimitsTests {
         #expect(checked >= 30, "\(checked) bounds checked")
     }
 
+    @Test("the top level's, the task's and an arm's bounded numbers: the schema's bound is accepted, one past it refused")
+    func armAndTaskBoundsAreTheLoaders() throws {
+        let schema = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: repositoryRoot.appendingPathComponent(
+            "Scenarios/scenario.schema.json"))) as? [String: Any])
+        let properties = try #require(schema["properties"] as? [String: Any])
+        var files = TinyScenario.files
+        files.removeValue(forKey: "tiny.yaml")
+        let folder = try fixture(files)
+        // Arm settings that belong to a strategy are checked under it.
+        let strategyOf = ["proximal_mu": "fedprox", "server_momentum": "fedavgm"]
+        let sections: [(String, [String: Any])] = [
+            ("", properties),
+            ("task", try #require((properties["task"] as? [String: Any])?["properties"] as? [String: Any])),
+            ("arms[0]", try #require(((properties["arms"] as? [String: Any])?["items"] as? [String: Any])?["properties"] as? [String: Any])),
+        ]
+        var checked = 0
+        for (section, fields) in sections {
+            for (key, value) in fields.sorted(by: { $0.key < $1.key }) where !key.hasSuffix("_cohort_id") && key != "seed" {
+                guard let field = value as? [String: Any], let type = field["type"] as? String, ["integer", "number"].contains(type) else { continue }
+                for (bound, beyond) in [("maximum", 1.0), ("minimum", -1.0)] {
+                    guard let limit = (field[bound] as? NSNumber)?.doubleValue else { continue }
+                    let past = type == "integer" ? limit + beyond : limit + beyond * max(abs(limit) * 0.01, 1e-6)
+                    for (value, refused) in [(limit, false), (past, true)] {
+                        var scenario = Self.base()
+                        let number = type == "integer" ? NSNumber(value: Int(value)) : NSNumber(value: value)
+                        switch section {
+                        case "": scenario[key] = number
+                        case "task": scenario["task"] = [key: number]
+                        default:
+                            var arm: [String: Any] = ["mode": "full", key: number]
+                            if key.hasPrefix("server_") { arm["strategy"] = strategyOf[key] ?? "fedadam" }
+                            if let strategy = strategyOf[key] { arm["strategy"] = strategy }
+                            scenario["arms"] = [arm]
+                        }
+                        let path = section.isEmpty ? key : "\(section).\(key)"
+                        let found = Self.load(scenario, in: folder, "\(path)-\(bound)-\(refused)").filter { $0.field == path }
+                        #expect(found.isEmpty != refused, "\(path) = \(value): the schema says \(refused ? "refused" : "accepted"); the loader: \(found.map(\.problem))")
+                        checked += 1
+                    }
+                }
+            }
+        }
+        #expect(checked >= 30, "\(checked) bounds checked")
+    }
+
     @Test("a 16 × 4096 model over 1000 rounds passes the loader's per-field limits but not the budget; the refusal states the estimate")
     func runaway() throws {
         var files = TinyScenario.files
