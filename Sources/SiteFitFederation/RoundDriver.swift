@@ -70,9 +70,10 @@ public struct RoundDriver<Network: NeuralModel>: Sendable {
         defer { self.channel = channel }
         let (participation, seed, sharedCount) = (self.participation, self.seed, self.sharedCount)
         let (configuration, server) = (self.configuration, self.server)
-        try await channel.open(round: round, training: training.lazy.map { sites[$0] as any ChannelSite }, server: server,
-                                privacy: aggregation)
-        try await Self.train(training, of: sites, window: window, arm: arm, round: round, broadcast: broadcast,
+        let proceed = try await channel.open(round: round, training: training.lazy.map { sites[$0] as any ChannelSite },
+                                             quorum: participation.quorum, server: server, privacy: aggregation)
+        // A round aborted before training (secure aggregation below its threshold) trains nobody.
+        try await Self.train(proceed ? training : [], of: sites, window: window, arm: arm, round: round, broadcast: broadcast,
                              configuration: configuration, clipNorm: privacy?.settings.clipNorm,
                              secure: channel.holdsUpdatesOnSite) { index, site, update in
             let seconds = RoundPlanner.simulatedSeconds(site: site.id, steps: update.steps, settings: participation,
@@ -92,7 +93,7 @@ public struct RoundDriver<Network: NeuralModel>: Sendable {
         record.outcome = closed.outcome
         record.bytesUp += closed.bytesUp
         record.bytesDown += closed.bytesDown
-        record.rekeyedAmong = closed.rekeyedAmong
+        record.secure = closed.secure
         // Dropouts were found before training and late sites after it: list them in site order.
         record.absences = absences.sorted { $0.index < $1.index }.map(\.absence)
         record.epsilon = privacy?.epsilon
@@ -172,8 +173,8 @@ public struct RoundRecord: Sendable, Equatable {
     public var outcome = AggregationOutcome(acceptedSites: [], rejected: [], skipped: true)
     public var bytesUp = 0
     public var bytesDown = 0
-    /// Secure aggregation: the survivors a round re-keyed among after a masked vector went missing.
-    public var rekeyedAmong: Int?
+    /// Secure aggregation: the masking set, survivors, abort, recovery, clamping and message costs.
+    public var secure: SecureRoundSummary?
     /// ε spent after this round (DP only).
     public var epsilon: Double?
 

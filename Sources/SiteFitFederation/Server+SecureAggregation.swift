@@ -1,13 +1,19 @@
+import Crypto
 import Logging
 import SiteFitNN
 
-/// Secure aggregation on the server: masked vectors are summed mod 2^32 as they arrive, so the
-/// server holds one running sum, never a site's vector, and unmasks only a complete masking set.
+/// Secure aggregation on the server (see `SecureAggregation` for the protocol): masked vectors
+/// are summed mod 2^32 as they arrive, so the server holds one running sum, never a site's
+/// vector; it unmasks only with the shares of at least `threshold` survivors.
 extension FederatedServer {
-    /// Opens a masked round over `participants` (the masking set, in masking order).
-    public func beginMaskedRound(_ round: Int, participants: [String], scale: Double, privacy: PrivateAggregation? = nil) {
-        pendingMasked = PendingMaskedRound(round: round, participants: participants, scale: scale, privacy: privacy,
-                                           sum: [UInt32](repeating: 0, count: global.count))
+    /// Opens step 3 over `maskingSet` (roster sites whose shares were all delivered, in roster order).
+    /// `weightTotal` is the masking set's train size the sites weighted by (FedAvg; nil under DP):
+    /// when some drop, the unmasked sum is rescaled to the survivors' own total.
+    public func beginMaskedRound(_ round: Int, context: String, roster: [AdvertisedKeys], maskingSet: [String], threshold: Int,
+                                 scale: Double, weightTotal: Double?, privacy: PrivateAggregation? = nil) {
+        pendingMasked = PendingMaskedRound(round: round, context: context, roster: roster, maskingSet: maskingSet, threshold: threshold,
+                                           scale: scale, weightTotal: weightTotal, privacy: privacy,
+                                           sum: [UInt32](repeating: 0, count: global.count + 1))
     }
 
     /// Validates one masked vector and adds it to the round's sum mod 2^32, or records why it was refused.
@@ -16,62 +22,177 @@ extension FederatedServer {
         pendingMasked = nil
         defer { pendingMasked = round }
         do throws(UpdateRejection) {
-            guard round.participants.contains(site) else { throw UpdateRejection("site is not in this round's masking set") }
+            guard round.maskingSet.contains(site) else { throw UpdateRejection("site is not in this round's masking set") }
             guard !round.arrived.contains(site) else { throw UpdateRejection("site already sent its masked vector this round") }
-            let (words, metadata) = try SecureAggregation.decode(blob, count: global.count)
-            _ = try Self.checkedTrainSize(metadata, round: round.round)
+            guard round.survivors == nil else { throw UpdateRejection("the round's survivors were already named") }
+            let (words, metadata) = try SecureAggregation.decode(blob, count: global.count + 1)
+            let trainSize = try Self.checkedTrainSize(metadata, round: round.round)
+            transcript?.append(.masked(site: site, words: words))
             for i in round.sum.indices { round.sum[i] &+= words[i] }
             round.arrived.append(site)
+            round.arrivedTrain += Double(trainSize)
         } catch {
             logger.warning("rejected masked update", metadata: ["site": "\(site)", "round": "\(round.round)", "reason": "\(error.reason)"])
             round.rejected.append(RejectedUpdate(site: site, reason: error.reason))
         }
     }
 
-    /// Unmasks and installs the sum when every participant's vector arrived. A missing or refused
-    /// vector means the masks cannot cancel: nothing is unmasked, and the outcome names the sites
-    /// to re-key without (`rekeyWith`), never a wrong sum. Under DP the sites sent clipped,
-    /// unweighted changes: noise goes on the sum, then the fixed denominator.
-    public func endMaskedRound(quorum: Int = 1) -> MaskedAggregationOutcome {
-        guard var round = pendingMasked else { preconditionFailure("endMaskedRound before beginMaskedRound") }
-        pendingMasked = nil
-        guard round.arrived.count == round.participants.count else {
-            return MaskedAggregationOutcome(outcome: AggregationOutcome(acceptedSites: [], rejected: round.rejected, skipped: true),
-                                            rekeyWith: round.participants.filter { round.arrived.contains($0) })
+    /// Ends step 3: the survivors (masked vector arrived and accepted, in masking order) and the
+    /// dropped sites, for the unmasking request. With fewer survivors than the threshold,
+    /// `unmask` is false: the round is aborted, nothing will be unmasked and the sum is dropped.
+    public func nameSurvivors() -> (survivors: [String], dropped: [String], unmask: Bool) {
+        guard var round = pendingMasked else { preconditionFailure("nameSurvivors before beginMaskedRound") }
+        let survivors = round.maskingSet.filter { round.arrived.contains($0) }
+        let dropped = round.maskingSet.filter { !survivors.contains($0) }
+        guard survivors.count >= round.threshold else {
+            round.sum = []
+            round.aborted = true
+            pendingMasked = round
+            return (survivors, dropped, false)
         }
-        guard round.arrived.count >= max(quorum, 1) else {
-            return MaskedAggregationOutcome(outcome: AggregationOutcome(acceptedSites: round.arrived, rejected: round.rejected, skipped: true),
-                                            rekeyWith: nil)
-        }
-        var change = SecureAggregation.dequantise(round.sum, scale: round.scale)
-        if round.privacy != nil {
-            let settings = round.privacy!.settings
-            let standardDeviation = settings.noiseMultiplier * settings.clipNorm
-            let expected = round.privacy!.expectedParticipants
-            change = change.map { Float((Double($0) + standardDeviation * round.privacy!.noise.gaussian()) / expected) }
-        }
-        let average = zip(global, change).map { $0 + $1 }
-        global = strategy.nextGlobal(current: global, average: average)
-        return MaskedAggregationOutcome(outcome: AggregationOutcome(acceptedSites: round.arrived, rejected: round.rejected, skipped: false),
-                                        rekeyWith: nil)
+        round.survivors = survivors
+        pendingMasked = round
+        return (survivors, dropped, true)
     }
 
-    /// A whole masked round from a list: `beginMaskedRound`, `submitMasked` for each, `endMaskedRound`.
-    public func aggregateMasked(round: Int, masked: [(site: String, blob: [UInt8])], participants: [String], scale: Double,
-                                quorum: Int = 1, privacy: PrivateAggregation? = nil) -> MaskedAggregationOutcome {
-        beginMaskedRound(round, participants: participants, scale: scale, privacy: privacy)
-        for update in masked { submitMasked(site: update.site, blob: update.blob) }
-        return endMaskedRound(quorum: quorum)
+    /// Step 4: one survivor's revealed shares. A share from a site that is not a survivor, about a
+    /// site outside the masking set, or of the wrong secret for its owner is refused whole.
+    public func submitUnmaskingShares(site: String, shares: [RevealedShare]) {
+        guard var round = pendingMasked, let survivors = round.survivors else { return }
+        defer { pendingMasked = round }
+        guard survivors.contains(site), round.revealedBy[site] == nil,
+              shares.allSatisfy({ share in
+                  round.maskingSet.contains(share.owner)
+                      && (share.secret == .selfMaskSeed) == survivors.contains(share.owner)
+                      && share.values.count == Shamir.limbs && share.values.allSatisfy { $0 < Shamir.prime }
+              }) else {
+            logger.warning("refused unmasking shares", metadata: ["site": "\(site)", "round": "\(round.round)"])
+            return
+        }
+        transcript?.append(.revealed(site: site, shares: shares))
+        round.revealedBy[site] = shares
     }
+
+    /// Reconstructs the survivors' seeds and the dropped sites' masking keys from the revealed
+    /// shares, takes every mask out of the sum and installs it (under DP, with noise on the sum).
+    /// An aborted round, too few shares, or a secret that does not reconstruct to the advertised
+    /// key leaves the model unchanged: a skipped round, never a wrong sum.
+    public func endMaskedRound(quorum: Int = 1) -> MaskedRoundEnd {
+        guard let round = pendingMasked else { preconditionFailure("endMaskedRound before beginMaskedRound") }
+        pendingMasked = nil
+        guard !round.aborted, let survivors = round.survivors else {
+            return MaskedRoundEnd(outcome: AggregationOutcome(acceptedSites: [], rejected: round.rejected, skipped: true),
+                                  abortedAtUnmasking: true, recoveredDropouts: 0, clamped: nil)
+        }
+        let dropped = round.maskingSet.filter { !survivors.contains($0) }
+        do throws(UpdateRejection) {
+            let sum = try unmask(round, survivors: survivors, dropped: dropped)
+            guard survivors.count >= max(quorum, 1) else {
+                return MaskedRoundEnd(outcome: AggregationOutcome(acceptedSites: survivors, rejected: round.rejected, skipped: true),
+                                      abortedAtUnmasking: false, recoveredDropouts: dropped.count, clamped: Int(sum[global.count]))
+            }
+            var change = SecureAggregation.dequantise(sum.prefix(global.count), scale: round.scale)
+            if let total = round.weightTotal, round.arrivedTrain > 0, round.arrivedTrain != total {
+                // Weighted by the whole masking set's size on site: renormalise to the survivors'.
+                let factor = total / round.arrivedTrain
+                change = change.map { Float(Double($0) * factor) }
+            }
+            if var privacy = round.privacy {
+                let standardDeviation = privacy.settings.noiseMultiplier * privacy.settings.clipNorm
+                change = change.map { Float((Double($0) + standardDeviation * privacy.noise.gaussian()) / privacy.expectedParticipants) }
+            }
+            let average = zip(global, change).map { $0 + $1 }
+            global = strategy.nextGlobal(current: global, average: average)
+            return MaskedRoundEnd(outcome: AggregationOutcome(acceptedSites: survivors, rejected: round.rejected, skipped: false),
+                                  abortedAtUnmasking: false, recoveredDropouts: dropped.count, clamped: Int(sum[global.count]))
+        } catch {
+            logger.warning("unmasking failed", metadata: ["round": "\(round.round)", "reason": "\(error.reason)"])
+            return MaskedRoundEnd(outcome: AggregationOutcome(acceptedSites: [], rejected: round.rejected, skipped: true),
+                                  abortedAtUnmasking: true, recoveredDropouts: 0, clamped: nil)
+        }
+    }
+
+    /// The sum of the survivors' contributions: the masked sum minus every survivor's self-mask
+    /// and every pairwise mask a survivor shares with a dropped site.
+    private func unmask(_ round: PendingMaskedRound, survivors: [String], dropped: [String]) throws(UpdateRejection) -> [UInt32] {
+        let count = round.sum.count
+        let positions = Dictionary(uniqueKeysWithValues: round.roster.enumerated().map { ($1.site, UInt64($0 + 1)) })
+        func secret(of owner: String, _ kind: RevealedShare.Secret) throws(UpdateRejection) -> [UInt8] {
+            let shares = round.revealedBy.compactMap { revealer, shares -> Shamir.Share? in
+                guard let x = positions[revealer], let share = shares.first(where: { $0.owner == owner && $0.secret == kind })
+                else { return nil }
+                return Shamir.Share(x: x, values: share.values)
+            }.sorted { $0.x < $1.x }
+            guard let secret = Shamir.reconstruct(shares, threshold: round.threshold) else {
+                throw UpdateRejection("\(shares.count) share(s) of \(owner)'s secret, \(round.threshold) needed")
+            }
+            return secret
+        }
+        var sum = round.sum
+        for owner in survivors {
+            let mask = SecureAggregation.selfMask(seed: try secret(of: owner, .selfMaskSeed), context: round.context, count: count)
+            for i in 0..<count { sum[i] &-= mask[i] }
+        }
+        let survivorKeys = round.roster.filter { survivors.contains($0.site) }.map { (site: $0.site, maskingKey: $0.maskingKey) }
+        for owner in dropped {
+            guard let key = try? Curve25519.KeyAgreement.PrivateKey(rawRepresentation: try secret(of: owner, .maskingKey)),
+                  key.publicKey.rawRepresentation == round.roster.first(where: { $0.site == owner })?.maskingKey.rawRepresentation else {
+                throw UpdateRejection("\(owner)'s masking key does not reconstruct to the key it advertised")
+            }
+            // What the dropped site's pairs put into the survivors' vectors is the negative of
+            // what it would have added itself: add its own side back.
+            let masks: [UInt32]
+            do {
+                masks = try SecureAggregation.pairwiseMasks(of: owner, key: key, peers: survivorKeys, order: round.maskingSet,
+                                                            context: round.context, count: count)
+            } catch let error as UpdateRejection {
+                throw error
+            } catch {
+                throw UpdateRejection("key agreement failed: \(error)")
+            }
+            for i in 0..<count { sum[i] &+= masks[i] }
+        }
+        return sum
+    }
+
+    /// Turns on the record of what reaches the server in secure rounds (tests inspect it).
+    public func recordTranscript() { transcript = [] }
+
+    /// What reached the server since `recordTranscript()`.
+    public func receivedTranscript() -> [ServerReceipt] { transcript ?? [] }
 }
 
-/// A masked round in progress: the running sum mod 2^32 and who has sent so far.
+/// One message the server received in a secure round, as the tests that inspect it see it.
+public enum ServerReceipt: Sendable, Equatable {
+    case masked(site: String, words: [UInt32])
+    case revealed(site: String, shares: [RevealedShare])
+}
+
+/// How a masked round ended: the outcome, whether it was aborted for too few survivors, how many
+/// dropped sites' masks the shares removed, and the round's total clamp count (nil when not unmasked).
+public struct MaskedRoundEnd: Sendable, Equatable {
+    public var outcome: AggregationOutcome
+    public var abortedAtUnmasking: Bool
+    public var recoveredDropouts: Int
+    public var clamped: Int?
+}
+
+/// A masked round in progress: the roster, the running sum mod 2^32 and who has sent so far.
 struct PendingMaskedRound: Sendable {
     let round: Int
-    let participants: [String]
+    let context: String
+    let roster: [AdvertisedKeys]
+    let maskingSet: [String]
+    let threshold: Int
     let scale: Double
+    let weightTotal: Double?
     var privacy: PrivateAggregation?
+    var arrivedTrain = 0.0
+    /// The selection's words, then the clamp count.
     var sum: [UInt32]
     var arrived: [String] = []
     var rejected: [RejectedUpdate] = []
+    var survivors: [String]? = nil
+    var aborted = false
+    var revealedBy: [String: [RevealedShare]] = [:]
 }

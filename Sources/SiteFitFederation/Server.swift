@@ -15,6 +15,8 @@ public actor FederatedServer {
     private var pending: PendingRound?
     /// The masked round being fed (between `beginMaskedRound` and `endMaskedRound`).
     var pendingMasked: PendingMaskedRound?
+    /// What reached the server in secure rounds, when a test asked for it (`recordTranscript`).
+    var transcript: [ServerReceipt]? = nil
     let logger: Logger
 
     /// Starts from the pretrained values of the selected tensors.
@@ -125,13 +127,6 @@ public struct AggregationOutcome: Sendable, Equatable {
         self.rejected = rejected
         self.skipped = skipped
     }
-}
-
-/// The result of a secure-aggregation attempt: an outcome, or the survivors to re-key among.
-public struct MaskedAggregationOutcome: Sendable, Equatable {
-    public var outcome: AggregationOutcome
-    /// Non-nil when some participant's masked vector was missing or refused: mask again among these sites.
-    public var rekeyWith: [String]?
 }
 
 /// What the server needs for a DP-FedAvg round: the settings, the fixed denominator and the

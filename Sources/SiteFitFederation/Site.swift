@@ -96,8 +96,8 @@ public actor SiteActor<Network: NeuralModel> {
     private let logger: Logger
     /// Secure aggregation: this round's change from the broadcast, kept on site until masked.
     private var pendingChange: [Float] = []
-    /// Secure aggregation: the private key of the current masking context.
-    private var maskingKey: (context: String, key: Curve25519.KeyAgreement.PrivateKey)? = nil
+    /// Secure aggregation: the site's keys, seed and held shares for the current round.
+    private var secure: SecureAggregationParticipant? = nil
 
     /// What a site holds after extraction, standardisation and splitting: the input of `init(prepared:)`.
     struct Prepared {
@@ -306,30 +306,50 @@ public actor SiteActor<Network: NeuralModel> {
         return body(&ownTrainer!)
     }
 
-    /// Secure aggregation: a fresh X25519 public key for one masking context (round and attempt).
-    public func maskingPublicKey(context: String) -> Curve25519.KeyAgreement.PublicKey {
-        let key = Curve25519.KeyAgreement.PrivateKey()
-        maskingKey = (context, key)
-        return key.publicKey
+    /// Secure aggregation step 1: fresh keys and seed for the round `context`.
+    public func secureAdvertise(context: String) -> AdvertisedKeys {
+        let participant = SecureAggregationParticipant(site: id, context: context)
+        secure = participant
+        return participant.advertised
     }
 
-    /// Secure aggregation: this round's change times `weight`, quantised and masked against every
-    /// other participant of `context`. Only this masked message leaves the site.
-    public func maskedUpdate(
-        context: String, round: Int, peers: [(site: String, publicKey: Curve25519.KeyAgreement.PublicKey)],
-        weight: Double, scale: Double, range: Double
-    ) throws -> (blob: [UInt8], clamped: Int) {
-        guard let maskingKey, maskingKey.context == context else {
-            throw UserFacingError("site '\(id)': no masking key for \(context)")
-        }
+    /// Step 2: shares of this site's seed and masking key, sealed for every other roster site.
+    public func secureShareKeys(context: String, roster: [AdvertisedKeys], threshold: Int) throws -> [SealedShares] {
+        try withSecure(context) { try $0.shareKeys(roster: roster, threshold: threshold) }
+    }
+
+    /// Step 2, receiving end: what the other sites sealed for this one.
+    public func secureReceive(context: String, shares: [SealedShares]) throws {
+        try withSecure(context) { try $0.receive(shares) }
+    }
+
+    /// Step 3: this round's change times `weight`, quantised, the clamp count appended, and masked.
+    /// Only this masked message leaves the site.
+    public func maskedUpdate(context: String, round: Int, maskingSet: [String], weight: Double, scale: Double,
+                             range: Double) throws -> [UInt8] {
         let contribution = pendingChange.map { Float(Double($0) * weight) }
         let (words, clamped) = SecureAggregation.quantise(contribution, scale: scale, range: range)
-        let masked = try SecureAggregation.masked(words, me: id, privateKey: maskingKey.key, peers: peers,
-                                                  order: peers.map(\.site), context: context)
-        let blob = SecureAggregation.encode(masked, metadata: [
+        let masked = try withSecure(context) { try $0.mask(words + [UInt32(clamped)], maskingSet: maskingSet) }
+        return SecureAggregation.encode(masked, metadata: [
             WireFormat.Key.kind: "masked-update", WireFormat.Key.round: String(round), WireFormat.Key.site: id,
             WireFormat.Key.trainSize: String(trainSize)])
-        return (blob, clamped)
+    }
+
+    /// Step 4: the shares that let the server remove the survivors' self-masks and the dropped sites' pairwise masks.
+    public func unmaskingShares(context: String, survivors: [String], dropped: [String]) throws -> [RevealedShare] {
+        try withSecure(context) { try $0.unmaskingShares(survivors: survivors, dropped: dropped) }
+    }
+
+    private func withSecure<R>(_ context: String, _ body: (inout SecureAggregationParticipant) throws -> R) throws -> R {
+        guard var participant = secure, participant.context == context else {
+            throw UserFacingError("site '\(id)': no secure aggregation keys for \(context)")
+        }
+        defer { secure = participant }
+        do {
+            return try body(&participant)
+        } catch let error as UpdateRejection {
+            throw UserFacingError("site '\(id)': \(error.reason)")
+        }
     }
 
     /// The site's standardised training rows, for the pooled baseline only. Pooling patient rows is

@@ -9,10 +9,12 @@ public protocol UpdateChannel: Sendable {
     var holdsUpdatesOnSite: Bool { get }
     /// The bytes one site's update message takes on this channel, for the privacy footprint.
     func messageBytes(_ update: LocalUpdate, selectedCount: Int) -> Int
-    /// Before training: anything the sites about to train must agree on (masking keys).
-    /// `training` is lazy: a channel that needs no list of sites (plain) builds none.
-    mutating func open<Sites: Collection<any ChannelSite> & Sendable>(round: Int, training: Sites, server: FederatedServer,
-                                                                       privacy: PrivateAggregation?) async throws
+    /// Before training: anything the sites about to train must agree on (masking keys and shares).
+    /// `training` is lazy: a channel that needs no list of sites (plain) builds none. Returns
+    /// false when the round is aborted before training (secure aggregation with fewer sites than
+    /// its threshold): the sites then neither train nor send anything.
+    mutating func open<Sites: Collection<any ChannelSite> & Sendable>(round: Int, training: Sites, quorum: Int, server: FederatedServer,
+                                                                       privacy: PrivateAggregation?) async throws -> Bool
     /// One update that arrived in time; returns the bytes it sent.
     mutating func deliver(_ update: LocalUpdate, from site: any ChannelSite, server: FederatedServer) async throws -> Int
     /// After the last update: the server's outcome and what closing cost.
@@ -24,22 +26,27 @@ public protocol UpdateChannel: Sendable {
 public protocol ChannelSite: Sendable {
     var id: String { get }
     var trainSize: Int { get }
-    /// A fresh X25519 public key for one masking context (round and attempt).
-    func maskingPublicKey(context: String) async -> Curve25519.KeyAgreement.PublicKey
-    /// The site's held change times `weight`, quantised and masked against every other participant.
-    func maskedUpdate(context: String, round: Int, peers: [(site: String, publicKey: Curve25519.KeyAgreement.PublicKey)],
-                      weight: Double, scale: Double, range: Double) async throws -> (blob: [UInt8], clamped: Int)
+    /// Secure aggregation step 1: fresh public keys for the round `context`.
+    func secureAdvertise(context: String) async -> AdvertisedKeys
+    /// Step 2: the site's shares for every other roster site, sealed for each.
+    func secureShareKeys(context: String, roster: [AdvertisedKeys], threshold: Int) async throws -> [SealedShares]
+    /// Step 2, receiving end: the sealed shares other sites sent this one.
+    func secureReceive(context: String, shares: [SealedShares]) async throws
+    /// Step 3: the site's held change times `weight`, quantised (with its clamp count appended) and masked.
+    func maskedUpdate(context: String, round: Int, maskingSet: [String], weight: Double, scale: Double, range: Double) async throws -> [UInt8]
+    /// Step 4: the shares the server needs to unmask the survivors' sum.
+    func unmaskingShares(context: String, survivors: [String], dropped: [String]) async throws -> [RevealedShare]
 }
 
 extension SiteActor: ChannelSite {}
 
-/// What closing a round's channel gave: the outcome, the bytes of any key exchange or re-keying,
-/// and (secure aggregation) how many survivors the round re-keyed among.
+/// What closing a round's channel gave: the outcome, the bytes of the protocol's messages beyond
+/// the updates themselves, and (secure aggregation) how the round went.
 public struct ChannelClose: Sendable, Equatable {
     public var outcome: AggregationOutcome
     public var bytesUp: Int
     public var bytesDown: Int
-    public var rekeyedAmong: Int?
+    public var secure: SecureRoundSummary?
 }
 
 /// Updates go to the server as safetensors blobs, validated and folded one by one.
@@ -50,9 +57,10 @@ public struct PlainChannel: UpdateChannel {
 
     public func messageBytes(_ update: LocalUpdate, selectedCount: Int) -> Int { update.blob.count }
 
-    public mutating func open<Sites: Collection<any ChannelSite> & Sendable>(round: Int, training: Sites, server: FederatedServer,
-                                                                              privacy: PrivateAggregation?) async {
+    public mutating func open<Sites: Collection<any ChannelSite> & Sendable>(round: Int, training: Sites, quorum: Int,
+                                                                              server: FederatedServer, privacy: PrivateAggregation?) async -> Bool {
         await server.beginRound(round, privacy: privacy)
+        return true
     }
 
     public mutating func deliver(_ update: LocalUpdate, from site: any ChannelSite, server: FederatedServer) async -> Int {
@@ -61,28 +69,33 @@ public struct PlainChannel: UpdateChannel {
     }
 
     public mutating func close(quorum: Int, server: FederatedServer) async -> ChannelClose {
-        ChannelClose(outcome: await server.endRound(quorum: quorum), bytesUp: 0, bytesDown: 0, rekeyedAmong: nil)
+        ChannelClose(outcome: await server.endRound(quorum: quorum), bytesUp: 0, bytesDown: 0, secure: nil)
     }
 }
 
-/// Pairwise-masked secure aggregation (see `SecureAggregation`): every site that trains publishes
-/// a fresh X25519 key before training (32 bytes up, 32 bytes per peer down); each one whose update
-/// arrives in time sends a masked vector that the server adds to a running sum mod 2^32. If one
-/// never arrives the server refuses to unmask, and the survivors re-key and mask again among
-/// themselves; every byte is counted.
+
+/// Secure aggregation with dropout recovery (see `SecureAggregation`): before training, the sites
+/// advertise keys and exchange sealed Shamir shares through the server; each site whose update
+/// arrives in time sends a masked vector that the server adds to a running sum mod 2^32; after the
+/// last one the survivors reveal the shares that remove every mask. Below the threshold of
+/// max(2, quorum) sites the round is aborted: before training if too few sites are in the masking
+/// set, at unmasking if too few vectors arrived (they stay masked). Every message is counted.
 public struct MaskedChannel: UpdateChannel {
-    /// Values within ±this are quantised exactly; a weighted change beyond it is clamped.
+    /// Values within ±this are quantised exactly; a weighted change beyond it is clamped (and counted).
     public static let range = 8.0
 
     let arm: String
     private var round = 0
-    private var attempt = 0
+    private var context = ""
+    private var threshold = 2
     private var privacy: PrivateAggregation?
     private var participants: [any ChannelSite] = []
-    private var peers: [(site: String, publicKey: Curve25519.KeyAgreement.PublicKey)] = []
+    private var maskingSet: [String] = []
     private var scale = 1.0
     private var totalTrain = 0.0
-    private var bytesUp = 0, bytesDown = 0
+    private var steps: [SecureStepCost] = []
+    private var maskedInput = SecureStepCost(step: .maskedInput)
+    private var abortedBeforeMasking = false
 
     public init(arm: String) {
         self.arm = arm
@@ -91,62 +104,167 @@ public struct MaskedChannel: UpdateChannel {
     public var holdsUpdatesOnSite: Bool { true }
 
     public func messageBytes(_ update: LocalUpdate, selectedCount: Int) -> Int {
-        SecureAggregation.encode([UInt32](repeating: 0, count: selectedCount), metadata: [
+        SecureAggregation.encode([UInt32](repeating: 0, count: selectedCount + 1), metadata: [
             WireFormat.Key.kind: "masked-update", WireFormat.Key.round: "0", WireFormat.Key.site: "", WireFormat.Key.trainSize: "0"]).count
     }
 
-    public mutating func open<Sites: Collection<any ChannelSite> & Sendable>(round: Int, training: Sites, server: FederatedServer,
-                                                                              privacy: PrivateAggregation?) async {
+    public mutating func open<Sites: Collection<any ChannelSite> & Sendable>(round: Int, training: Sites, quorum: Int,
+                                                                              server: FederatedServer, privacy: PrivateAggregation?) async -> Bool {
         self.round = round
         self.privacy = privacy
-        bytesUp = 0
-        bytesDown = 0
-        await exchangeKeys(among: Array(training), attempt: 0, server: server)
-    }
-
-    /// One masking context: fresh keys among `sites`, and the server's masked round over them.
-    private mutating func exchangeKeys(among sites: [any ChannelSite], attempt: Int, server: FederatedServer) async {
-        self.attempt = attempt
+        context = "\(arm)|\(round)"
+        threshold = SecureAggregation.threshold(quorum: quorum)
+        steps = []
+        maskedInput = SecureStepCost(step: .maskedInput)
+        let sites = Array(training)
         participants = sites
-        let context = "\(arm)|\(round)|\(attempt)"
-        peers = []
-        for site in sites { peers.append((site.id, await site.maskingPublicKey(context: context))) }
-        bytesUp += 32 * sites.count
-        bytesDown += 32 * sites.count * max(sites.count - 1, 0)
-        totalTrain = Double(sites.reduce(0) { $0 + $1.trainSize })
-        scale = SecureAggregation.scale(range: Self.range, participants: sites.count)
-        await server.beginMaskedRound(round, participants: sites.map(\.id), scale: scale, privacy: privacy)
+        maskingSet = sites.map(\.id)
+        abortedBeforeMasking = sites.count < threshold
+        if abortedBeforeMasking { return false }
+
+        // Step 1: every site's two public keys up; every site receives the others'.
+        var advertise = SecureStepCost(step: .advertiseKeys)
+        var roster: [AdvertisedKeys] = []
+        for site in sites { roster.append(await site.secureAdvertise(context: context)) }
+        advertise.add(up: sites.count, bytesUp: SecureAggregation.advertisedBytes * sites.count,
+                      down: sites.count, bytesDown: SecureAggregation.advertisedBytes * sites.count * (sites.count - 1))
+        steps.append(advertise)
+
+        // Step 2: sealed shares up, routed to their holders. A site that cannot share leaves the masking set.
+        var share = SecureStepCost(step: .shareKeys)
+        var inbox: [String: [SealedShares]] = [:]
+        var shared: [any ChannelSite] = []
+        for site in sites {
+            do {
+                let sealed = try await site.secureShareKeys(context: context, roster: roster, threshold: threshold)
+                share.add(up: 1, bytesUp: sealed.reduce(0) { $0 + $1.sealed.count }, down: 0, bytesDown: 0)
+                for box in sealed { inbox[box.to, default: []].append(box) }
+                shared.append(site)
+            } catch {
+                continue
+            }
+        }
+        let sharedIds = Set(shared.map(\.id))
+        var delivered: [any ChannelSite] = []
+        for site in shared {
+            let mine = (inbox[site.id] ?? []).filter { sharedIds.contains($0.from) }
+            share.add(up: 0, bytesUp: 0, down: 1, bytesDown: mine.reduce(0) { $0 + $1.sealed.count })
+            do {
+                try await site.secureReceive(context: context, shares: mine)
+                delivered.append(site)
+            } catch {
+                continue
+            }
+        }
+        steps.append(share)
+        participants = delivered
+        maskingSet = delivered.map(\.id)
+        abortedBeforeMasking = delivered.count < threshold
+        if abortedBeforeMasking { return false }
+        // FedAvg weights are applied on site over the masking set; the server rescales to the survivors.
+        totalTrain = Double(delivered.reduce(0) { $0 + $1.trainSize })
+        scale = SecureAggregation.scale(range: Self.range, participants: delivered.count)
+        await server.beginMaskedRound(round, context: context, roster: roster.filter { sharedIds.contains($0.site) },
+                                      maskingSet: maskingSet, threshold: threshold, scale: scale,
+                                      weightTotal: privacy == nil ? totalTrain : nil, privacy: privacy)
+        return true
     }
 
     public mutating func deliver(_ update: LocalUpdate, from site: any ChannelSite, server: FederatedServer) async throws -> Int {
-        try await sendMasked(site, server: server)
-    }
-
-    private mutating func sendMasked(_ site: any ChannelSite, server: FederatedServer) async throws -> Int {
-        // FedAvg weights are applied on site; DP sums unweighted clipped changes.
+        guard !abortedBeforeMasking, maskingSet.contains(site.id) else { return 0 }
+        // DP sums unweighted clipped changes; FedAvg's weights are the masking set's train sizes.
         let weight = privacy == nil ? Double(site.trainSize) / totalTrain : 1
-        let (blob, _) = try await site.maskedUpdate(context: "\(arm)|\(round)|\(attempt)", round: round, peers: peers, weight: weight,
-                                                    scale: scale, range: Self.range)
+        let blob: [UInt8]
+        do {
+            blob = try await site.maskedUpdate(context: context, round: round, maskingSet: maskingSet, weight: weight,
+                                               scale: scale, range: Self.range)
+        } catch {
+            return 0  // a site that refuses to mask sends nothing: at unmasking it counts as dropped
+        }
         await server.submitMasked(site: site.id, blob: blob)
+        maskedInput.add(up: 1, bytesUp: blob.count, down: 0, bytesDown: 0)
         return blob.count
     }
 
     public mutating func close(quorum: Int, server: FederatedServer) async throws -> ChannelClose {
-        var result = await server.endMaskedRound(quorum: quorum)
-        var rekeyedAmong: Int? = nil
-        if let survivors = result.rekeyWith {
-            // A masked vector is missing: mask again among the sites that did send (they still hold their change).
-            let remaining = participants.filter { survivors.contains($0.id) }
-            rekeyedAmong = remaining.count
-            if remaining.isEmpty {
-                result = MaskedAggregationOutcome(outcome: AggregationOutcome(acceptedSites: [], rejected: [], skipped: true), rekeyWith: nil)
-            } else {
-                await exchangeKeys(among: remaining, attempt: 1, server: server)
-                for site in remaining { bytesUp += try await sendMasked(site, server: server) }
-                // A second failure is not re-keyed again: its outcome is a skipped round.
-                result = await server.endMaskedRound(quorum: quorum)
-            }
+        let skipped = AggregationOutcome(acceptedSites: [], rejected: [], skipped: true)
+        if abortedBeforeMasking {
+            let summary = SecureRoundSummary(maskingSet: maskingSet.count, threshold: threshold, survivors: 0,
+                                             result: .abortedBeforeMasking, recoveredDropouts: 0, clamped: nil, steps: steps)
+            return ChannelClose(outcome: skipped, bytesUp: summary.bytesUp, bytesDown: summary.bytesDown, secure: summary)
         }
-        return ChannelClose(outcome: result.outcome, bytesUp: bytesUp, bytesDown: bytesDown, rekeyedAmong: rekeyedAmong)
+        steps.append(maskedInput)
+        var unmasking = SecureStepCost(step: .unmasking)
+        let (survivors, dropped, unmask) = await server.nameSurvivors()
+        if unmask {
+            for site in participants where survivors.contains(site.id) {
+                unmasking.add(up: 0, bytesUp: 0, down: 1, bytesDown: 0)
+                guard let shares = try? await site.unmaskingShares(context: context, survivors: survivors, dropped: dropped) else { continue }
+                unmasking.add(up: 1, bytesUp: SecureAggregation.revealedShareBytes * shares.count, down: 0, bytesDown: 0)
+                await server.submitUnmaskingShares(site: site.id, shares: shares)
+            }
+            steps.append(unmasking)
+        }
+        let end = await server.endMaskedRound(quorum: quorum)
+        let summary = SecureRoundSummary(
+            maskingSet: maskingSet.count, threshold: threshold, survivors: survivors.count,
+            result: end.abortedAtUnmasking ? .abortedAtUnmasking : .aggregated, recoveredDropouts: end.recoveredDropouts,
+            clamped: end.clamped, steps: steps)
+        // The masked vectors were counted as they were delivered.
+        return ChannelClose(outcome: end.outcome, bytesUp: summary.bytesUp - maskedInput.bytesUp, bytesDown: summary.bytesDown,
+                            secure: summary)
+    }
+}
+
+/// How one round of secure aggregation went: the masking set against the threshold, the
+/// survivors, whether it was aborted and where, dropped sites recovered from shares, values
+/// clamped, and what each protocol step cost.
+public struct SecureRoundSummary: Sendable, Equatable {
+    /// Where the round ended.
+    public enum Result: String, Sendable, Equatable {
+        /// Unmasked and installed (or skipped for the quorum after unmasking).
+        case aggregated
+        /// Fewer sites than the threshold in the masking set: nothing trained, nothing was sent.
+        case abortedBeforeMasking = "aborted before masking"
+        /// Fewer masked vectors than the threshold arrived: nothing was unmasked.
+        case abortedAtUnmasking = "aborted at unmasking"
+    }
+
+    public var maskingSet: Int
+    public var threshold: Int
+    public var survivors: Int
+    public var result: Result
+    /// Dropped sites whose pairwise masks the survivors' shares removed.
+    public var recoveredDropouts: Int
+    /// Values clamped to ±range across the survivors (nil when nothing was unmasked).
+    public var clamped: Int?
+    public var steps: [SecureStepCost]
+
+    public var bytesUp: Int { steps.reduce(0) { $0 + $1.bytesUp } }
+    public var bytesDown: Int { steps.reduce(0) { $0 + $1.bytesDown } }
+}
+
+/// Messages and payload bytes one protocol step took, each way.
+public struct SecureStepCost: Sendable, Equatable {
+    /// The four steps of Bonawitz et al.'s protocol.
+    public enum Step: String, Sendable, CaseIterable {
+        case advertiseKeys = "advertise keys", shareKeys = "share keys", maskedInput = "masked input", unmasking
+    }
+
+    public var step: Step
+    public var messagesUp = 0
+    public var bytesUp = 0
+    public var messagesDown = 0
+    public var bytesDown = 0
+
+    public init(step: Step) {
+        self.step = step
+    }
+
+    mutating func add(up: Int, bytesUp: Int, down: Int, bytesDown: Int) {
+        messagesUp += up
+        self.bytesUp += bytesUp
+        messagesDown += down
+        self.bytesDown += bytesDown
     }
 }

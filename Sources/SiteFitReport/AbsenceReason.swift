@@ -11,10 +11,9 @@ public enum AbsenceReason: Sendable, Equatable {
     case notSampled
     /// The site did not answer: on the scenario's dropout schedule, or by the seeded dropout draw.
     case droppedOut(scheduled: Bool)
-    /// The site's update took `seconds` of simulated time against the round's `deadline`. Under
-    /// secure aggregation the server had already counted on its mask, so the round re-keyed among
-    /// `rekeyedAmong` surviving sites.
-    case missedDeadline(seconds: Double, deadline: Double, rekeyedAmong: Int? = nil)
+    /// The site's update took `seconds` of simulated time against the round's `deadline` (under
+    /// secure aggregation the round's `SecureAggregationRound` says how its masks were removed).
+    case missedDeadline(seconds: Double, deadline: Double)
 
     /// True when the site trained but its update came too late.
     public var missedTheDeadline: Bool {
@@ -59,6 +58,7 @@ extension AbsenceReason {
     // The stored wording, frozen (see the top of this file).
     static let storedNotSampled = "not sampled", storedDroppedOut = "dropped out", storedScheduled = "dropped out (scheduled)"
     static let storedLate = "missed the deadline (", storedAgainst = " s > ", storedClose = " s)"
+    /// Files written before dropout recovery (re-keying) appended this; it is read and dropped.
     static let storedRekeyed = " after masking; the round re-keyed among ", storedSurvivors = " survivors"
 
     /// The reason as metrics.json stores it. Times keep three significant digits, as the file
@@ -67,9 +67,8 @@ extension AbsenceReason {
         switch self {
         case .notSampled: Self.storedNotSampled
         case .droppedOut(let scheduled): scheduled ? Self.storedScheduled : Self.storedDroppedOut
-        case .missedDeadline(let seconds, let deadline, let rekeyedAmong):
+        case .missedDeadline(let seconds, let deadline):
             Self.storedLate + String(format: "%.3g", seconds) + Self.storedAgainst + String(format: "%.3g", deadline) + Self.storedClose
-                + (rekeyedAmong.map { Self.storedRekeyed + String($0) + Self.storedSurvivors } ?? "")
         }
     }
 
@@ -86,13 +85,11 @@ extension AbsenceReason {
             let times = body[..<close.lowerBound].components(separatedBy: Self.storedAgainst)
             guard times.count == 2, let seconds = Double(times[0]), let deadline = Double(times[1]) else { return nil }
             let rest = body[close.upperBound...]
-            var rekeyedAmong: Int? = nil
             if !rest.isEmpty {
                 guard rest.hasPrefix(Self.storedRekeyed), rest.hasSuffix(Self.storedSurvivors),
-                      let survivors = Int(rest.dropFirst(Self.storedRekeyed.count).dropLast(Self.storedSurvivors.count)) else { return nil }
-                rekeyedAmong = survivors
+                      Int(rest.dropFirst(Self.storedRekeyed.count).dropLast(Self.storedSurvivors.count)) != nil else { return nil }
             }
-            self = .missedDeadline(seconds: seconds, deadline: deadline, rekeyedAmong: rekeyedAmong)
+            self = .missedDeadline(seconds: seconds, deadline: deadline)
         }
     }
 }

@@ -102,6 +102,8 @@ public struct RoundMetrics: Codable, Sendable, Equatable {
     public var epsilon: Double?
     /// How far the shared parameters are from the pretrained ones after this round (federated arms).
     public var parameterDrift: ParameterDrift?
+    /// How secure aggregation went this round (secure arms only).
+    public var secureAggregation: SecureAggregationRound?
 
     public init(round: Int, evaluation: Evaluation, bytesUp: Int, bytesDown: Int, acceptedSites: [String],
                 rejected: [Rejection], meanLocalLoss: Double?, sampledSites: [String] = [], absent: [AbsentSite] = [],
@@ -124,6 +126,7 @@ public struct RoundMetrics: Codable, Sendable, Equatable {
         case bytesUp = "bytes_up", bytesDown = "bytes_down", acceptedSites = "accepted_sites"
         case meanLocalLoss = "mean_local_loss"
         case sampledSites = "sampled_sites", absent, skipped, epsilon, parameterDrift = "parameter_drift"
+        case secureAggregation = "secure_aggregation"
     }
 }
 

@@ -18,6 +18,8 @@ public struct PrivacyFootprint: Codable, Sendable, Equatable {
     public var stoppedByBudgetAfterRound: Int?
     /// Updates travelled pairwise-masked; the server never held one site's values.
     public var secureAggregation: Bool = false
+    /// Secure arms: how the rounds went and what the protocol's steps cost (summed over seeds).
+    public var secureRounds: SecureAggregationTotals?
 
     public init(bytesUp: Int, bytesDown: Int, bytesUpPerUpdate: Int, parametersExposed: Int, parametersTotal: Int,
                 tensorsExposed: [String]) {
@@ -36,6 +38,7 @@ public struct PrivacyFootprint: Codable, Sendable, Equatable {
         case exposedShare = "exposed_share", tensorsExposed = "tensors_exposed"
         case epsilon, delta, noiseMultiplier = "noise_multiplier", clipNorm = "clip_norm"
         case stoppedByBudgetAfterRound = "stopped_by_budget_after_round", secureAggregation = "secure_aggregation"
+        case secureRounds = "secure_rounds"
     }
 }
 

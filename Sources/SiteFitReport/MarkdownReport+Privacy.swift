@@ -14,6 +14,7 @@ extension MarkdownReport {
         }
         out += "\nThe membership-inference attack guesses that a patient was in a site's training data when the final model's loss "
         out += "on that patient is low; its AUC over the site's train and held-out patients is 0.5 when training left no trace.\n\n"
+        out += secureAggregationParagraph(m)
         if let c = m.scenario.covariates {
             let sites = c.reported.keys.sorted()
             out += "**Before training, the sites agreed the covariates.** Each site sent the server, once, how many of its cohort's "
@@ -24,5 +25,33 @@ extension MarkdownReport {
             out += "they tell the server which concepts are common at a site, never a person's row.\n\n"
         }
         return out
+    }
+
+    /// How secure aggregation went in each secure arm, over every seed, and what its steps cost.
+    static func secureAggregationParagraph(_ m: RunMetrics) -> String {
+        let secure = m.arms.compactMap { arm in arm.privacy.secureRounds.map { (arm.name, $0) } }
+        guard !secure.isEmpty else { return "" }
+        let seeds = m.seeds?.seeds.count ?? 1
+        var out = "**Secure aggregation** (Bonawitz et al., CCS 2017, with its dropout recovery): each site masks its update with a "
+        out += "self-mask and a mask per other site, and gives every other site Shamir shares of both secrets, sealed so the server "
+        out += "cannot read them. Sites mask only when at least the threshold, max(2, quorum), can mask together; the server unmasks "
+        out += "only with the shares of at least that many survivors, which remove the survivors' self-masks and the masks of sites "
+        out += "that dropped after the key exchange. "
+        for (name, t) in secure {
+            out += "Over \(seeds == 1 ? "the seed" : "all \(seeds) seeds"), **\(name)** (threshold \(t.threshold)) ran \(t.rounds) rounds: "
+            out += "\(t.aggregated) aggregated, \(t.abortedBeforeMasking) aborted before masking (too few sites to mask together: "
+            out += "no site trained or sent anything), \(t.abortedAtUnmasking) aborted at unmasking (too few masked vectors arrived: "
+            out += "nothing was unmasked); the masks of \(t.recoveredDropouts) dropped site(s) were removed with survivors' shares; "
+            out += "\(t.clamped) value(s) were clamped to ±8 by quantisation. "
+        }
+        out += "What each step cost, summed over \(seeds == 1 ? "the seed" : "the seeds") (payload bytes; site ids and framing not counted):\n\n"
+        out += "| arm | step | messages up | bytes up | messages down | bytes down |\n|---|---|---:|---:|---:|---:|\n"
+        for (name, t) in secure {
+            for step in t.steps {
+                out += "| \(name) | \(step.step.rawValue) | \(Format.integer(step.messagesUp)) | \(Format.bytes(step.bytesUp)) "
+                out += "| \(Format.integer(step.messagesDown)) | \(Format.bytes(step.bytesDown)) |\n"
+            }
+        }
+        return out + "\n"
     }
 }

@@ -37,6 +37,8 @@ extension ArmMetrics {
         first.privacy.bytesUpPerUpdate = seedMean(runs.map(\.privacy.bytesUpPerUpdate))
         // A guarantee is the weakest one any seed had, not a mean.
         first.privacy.epsilon = runs.compactMap(\.privacy.epsilon).max()
+        // Events, not quantities: secure rounds are counted over every seed.
+        first.privacy.secureRounds = SecureAggregationTotals.summed(runs.compactMap(\.privacy.secureRounds))
         first.compute.stepsPerSiteRound = seedMean(runs.map(\.compute.stepsPerSiteRound))
         first.compute.trainingFlopsPerSiteRound = seedMean(runs.map(\.compute.trainingFlopsPerSiteRound))
         first.compute.simulatedSecondsPerSiteRound = seedMean(runs.map(\.compute.simulatedSecondsPerSiteRound))

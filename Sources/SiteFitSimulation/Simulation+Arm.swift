@@ -96,17 +96,38 @@ extension Simulation {
             let reason: AbsenceReason = switch a.absence {
             case .notSampled: .notSampled
             case .droppedOut(let scheduled): .droppedOut(scheduled: scheduled)
-            case .missedDeadline(let seconds, let deadline):
-                .missedDeadline(seconds: seconds, deadline: deadline, rekeyedAmong: record.rekeyedAmong)
+            case .missedDeadline(let seconds, let deadline): .missedDeadline(seconds: seconds, deadline: deadline)
             }
             return AbsentSite(site: a.site, reason: reason)
         }
-        return RoundMetrics(
+        var metrics = RoundMetrics(
             round: record.round, evaluation: evaluation, bytesUp: record.bytesUp, bytesDown: record.bytesDown,
             acceptedSites: record.outcome.acceptedSites,
             rejected: record.outcome.rejected.map { Rejection(site: $0.site, reason: $0.reason) },
             meanLocalLoss: record.meanLocalLoss, sampledSites: record.sampled, absent: absent,
             skipped: record.outcome.skipped, epsilon: record.epsilon)
+        metrics.secureAggregation = record.secure.map { secure in
+            let result: SecureAggregationRound.Result = switch secure.result {
+            case .aggregated: .aggregated
+            case .abortedBeforeMasking: .abortedBeforeMasking
+            case .abortedAtUnmasking: .abortedAtUnmasking
+            }
+            return SecureAggregationRound(
+                maskingSet: secure.maskingSet, threshold: secure.threshold, survivors: secure.survivors,
+                result: result,
+                recoveredDropouts: secure.recoveredDropouts, clamped: secure.clamped,
+                steps: secure.steps.map { step in
+                    let name: SecureAggregationRound.Step.Name = switch step.step {
+                    case .advertiseKeys: .advertiseKeys
+                    case .shareKeys: .shareKeys
+                    case .maskedInput: .maskedInput
+                    case .unmasking: .unmasking
+                    }
+                    return SecureAggregationRound.Step(step: name, messagesUp: step.messagesUp, bytesUp: step.bytesUp,
+                                                messagesDown: step.messagesDown, bytesDown: step.bytesDown)
+                })
+        }
+        return metrics
     }
 
     /// The progress line of one round.
@@ -127,6 +148,7 @@ extension Simulation {
             bytesUpPerUpdate: records.flatMap(\.trained).map(\.messageBytes).max() ?? 0,
             parametersExposed: shared.count, parametersTotal: mlp.layout.count, tensorsExposed: shared.tensorNames)
         footprint.secureAggregation = arm.secureAggregation
+        if arm.secureAggregation { footprint.secureRounds = SecureAggregationTotals(rounds) }
         if let privacy {
             footprint.epsilon = privacy.epsilon
             footprint.delta = privacy.settings.delta

@@ -76,7 +76,7 @@ struct RoundDriverTests {
         #expect(record.bytesDown == 4 * record.broadcastBytes)
     }
 
-    @Test("secure aggregation gives the plain average within quantisation, and re-keys among the survivors when a site is late")
+    @Test("secure aggregation gives the plain average within quantisation, and recovers from a late site with the survivors' shares")
     func secureAggregation() async throws {
         var (plain, plainServer) = (await Federation()).driver()
         _ = try await plain.run(round: 1)
@@ -84,20 +84,69 @@ struct RoundDriverTests {
         var (masked, maskedServer) = (await Federation()).driver(channel: MaskedChannel(arm: "a"))
         let record = try #require(try await masked.run(round: 1))
         #expect(record.outcome.acceptedSites == ["s0", "s1", "s2", "s3"])
-        #expect(record.rekeyedAmong == nil)
+        #expect(record.secure?.result == .aggregated && record.secure?.recoveredDropouts == 0 && record.secure?.clamped == 0)
         let scale = SecureAggregation.scale(range: MaskedChannel.range, participants: 4)
         for (x, y) in zip(await maskedServer.globalValues(), expected) { #expect(abs(x - y) <= Float(4 / scale) + 1e-6) }
 
+        // s1 (7 steps) misses a 6 s deadline: its masks come out with the three survivors' shares,
+        // and the average is the survivors' own (reweighted to their train sizes).
         let participation = ParticipationSettings(defaultSecondsPerStep: 1, deadlineSeconds: 6)
-        var (late, _) = (await Federation()).driver(participation, channel: MaskedChannel(arm: "a"))
-        let rekeyed = try #require(try await late.run(round: 1))
-        #expect(rekeyed.rekeyedAmong == 3)
-        #expect(rekeyed.outcome.acceptedSites == ["s0", "s2", "s3"])
-        #expect(rekeyed.absences.map(\.site) == ["s1"])
-        // Keys twice (4 sites, then 3) and masked vectors from 3 + 3 sites.
-        let maskedBytes = rekeyed.trained[0].messageBytes
-        #expect(rekeyed.bytesUp == 32 * 4 + 32 * 3 + 6 * maskedBytes)
-        #expect(rekeyed.bytesDown == 4 * rekeyed.broadcastBytes + 32 * 4 * 3 + 32 * 3 * 2)
+        var (late, lateServer) = (await Federation()).driver(participation, channel: MaskedChannel(arm: "a"))
+        let recovered = try #require(try await late.run(round: 1))
+        #expect(recovered.outcome.acceptedSites == ["s0", "s2", "s3"])
+        #expect(recovered.absences.map(\.site) == ["s1"])
+        let secure = try #require(recovered.secure)
+        #expect(secure.result == .aggregated && secure.maskingSet == 4 && secure.survivors == 3 && secure.recoveredDropouts == 1)
+        var (plainLate, plainLateServer) = (await Federation()).driver(participation)
+        _ = try await plainLate.run(round: 1)
+        for (x, y) in zip(await lateServer.globalValues(), await plainLateServer.globalValues()) {
+            #expect(abs(x - y) <= Float(4 / scale) + 1e-6)
+        }
+        // Every step's messages and bytes: keys, sealed shares (3 per site), 3 masked vectors, 4 revealed shares per survivor.
+        let maskedBytes = recovered.trained[0].messageBytes
+        #expect(secure.steps.map(\.step) == [.advertiseKeys, .shareKeys, .maskedInput, .unmasking])
+        #expect(secure.steps[0].bytesUp == 64 * 4 && secure.steps[0].bytesDown == 64 * 4 * 3)
+        #expect(secure.steps[1].bytesUp == 4 * 3 * SecureAggregation.sealedShareBytes && secure.steps[1].bytesDown == secure.steps[1].bytesUp)
+        #expect(secure.steps[2].messagesUp == 3 && secure.steps[2].bytesUp == 3 * maskedBytes)
+        #expect(secure.steps[3].messagesUp == 3 && secure.steps[3].bytesUp == 3 * 4 * Shamir.shareBytes)
+        #expect(recovered.bytesUp == secure.bytesUp)
+        #expect(recovered.bytesDown == 4 * recovered.broadcastBytes + secure.bytesDown)
+    }
+
+    @Test("one site in the masking set: the round is aborted before anyone trains, and nothing reaches the server")
+    func secureBelowThreshold() async throws {
+        // Sampling one site of four: a "sum" of one update would be that site's update.
+        let participation = ParticipationSettings(sampling: .count(1))
+        var (driver, server) = (await Federation()).driver(participation, channel: MaskedChannel(arm: "a"))
+        await server.recordTranscript()
+        let before = await server.globalValues()
+        let record = try #require(try await driver.run(round: 1))
+        #expect(record.sampled.count == 1 && record.trained.isEmpty)
+        #expect(record.secure?.result == .abortedBeforeMasking && record.secure?.maskingSet == 1 && record.secure?.threshold == 2)
+        #expect(record.outcome.skipped && record.bytesUp == 0)
+        #expect(await server.receivedTranscript().isEmpty)
+        #expect(await server.globalValues() == before)
+    }
+
+    @Test("one survivor after masking: its vector reaches the server masked, and nothing is unmasked")
+    func secureOneSurvivor() async throws {
+        // At 1 s a step only s2 (3 steps) makes a 3.5 s deadline.
+        let participation = ParticipationSettings(defaultSecondsPerStep: 1, deadlineSeconds: 3.5)
+        var (driver, server) = (await Federation()).driver(participation, channel: MaskedChannel(arm: "a"))
+        await server.recordTranscript()
+        let before = await server.globalValues()
+        let record = try #require(try await driver.run(round: 1))
+        #expect(record.secure?.result == .abortedAtUnmasking && record.secure?.survivors == 1)
+        #expect(record.outcome.skipped && record.outcome.acceptedSites.isEmpty)
+        let received = await server.receivedTranscript()
+        #expect(received.count == 1, "one masked vector and no shares")
+        if case let .masked(site, words)? = received.first {
+            #expect(site == "s2")
+            // Quantised plainly, a small change has most words near 0 or near 2^32; masked words are uniform.
+            let near = words.filter { $0 < 1 << 28 || $0 > UInt32.max - (1 << 28) }.count
+            #expect(Double(near) < 0.4 * Double(words.count), "the vector is masked")
+        }
+        #expect(await server.globalValues() == before)
     }
 
     @Test("DP: a round that would take ε past the budget never runs, and ε grows round by round until then")

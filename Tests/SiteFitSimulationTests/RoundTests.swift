@@ -61,11 +61,11 @@ struct RoundTests {
         let round = arm.rounds[1]
         #expect(round.acceptedSites == ["south", "east"])
         #expect(round.absent.map(\.site) == ["north"])
-        guard case let .missedDeadline(seconds, deadline, rekeyedAmong) = round.absent[0].reason else {
+        guard case let .missedDeadline(seconds, deadline) = round.absent[0].reason else {
             Issue.record("north should have missed the deadline, not: \(round.absent[0].reason)")
             return
         }
-        #expect(seconds > deadline && deadline == 0.5 && rekeyedAmong == nil)
+        #expect(seconds > deadline && deadline == 0.5)
         #expect(round.bytesUp > 2 * arm.privacy.bytesUpPerUpdate, "three updates were sent")
     }
 
@@ -114,7 +114,7 @@ struct RoundTests {
 
 @Suite("Secure aggregation in a run")
 struct SecureRunTests {
-    @Test("a masked arm ends where the plain arm ends (within quantisation), and a late site makes the round re-key")
+    @Test("a masked arm ends where the plain arm ends (within quantisation), and a late site's masks are removed with the survivors' shares")
     func secureMatchesPlain() async throws {
         let scenario = try faultScenario("rounds: 2\nstragglers:\n  seconds_per_step: {default: 0.0001, north: 1.0}\n  deadline_seconds: 0.5\n", arms: """
               - name: plain
@@ -133,11 +133,11 @@ struct SecureRunTests {
             #expect(p.acceptedSites == m.acceptedSites)
         }
         #expect(masked.rounds[1].absent.map(\.site) == ["north"])
-        if case let .missedDeadline(_, _, rekeyedAmong)? = masked.rounds[1].absent.first?.reason {
-            #expect(rekeyedAmong == 2, "the round re-keys among the two sites that met the deadline")
-        } else {
-            Issue.record("north should have missed the deadline in the masked arm")
-        }
+        let secure = try #require(masked.rounds[1].secureAggregation)
+        #expect(secure.result == .aggregated && secure.survivors == 2 && secure.recoveredDropouts == 1,
+                "the two sites that met the deadline remove north's masks with their shares")
+        let totals = try #require(masked.privacy.secureRounds)
+        #expect(totals.recoveredDropouts == 2 && totals.rounds == 2 && totals.aggregated == 2, "north is late in both rounds")
         #expect(masked.rounds[1].bytesUp > plain.rounds[1].bytesUp / 2)
     }
 }
