@@ -72,30 +72,32 @@ public actor SiteActor<Network: NeuralModel> {
     public nonisolated let trainSize: Int
     public nonisolated let testSize: Int
     public nonisolated let summary: SiteSummary
-    private let train: Dataset
+    let train: Dataset
     private let rawTrain: [Double]?
-    private let test: Dataset
+    let test: Dataset
     private let testPersonIds: [Int64]
     private let testSex: [String]
     private let testRace: [String]
     private let testAgeBand: [String]
-    private let seed: UInt64
+    let seed: UInt64
     /// The site's own trainer, or nil while it borrows from `pool`.
     private var ownTrainer: Trainer<Network>?
     private let pool: TrainerPool<Network>?
     /// The network of the current arm (what a borrowed trainer must match).
-    private var network: Network
+    var network: Network
     private let maxBatch: Int
     /// The site's full local model: frozen tensors stay at their pretrained values.
-    private var local: [Float]
+    var local: [Float]
     /// What the site trains.
-    private var selection: ParameterSelection
+    var selection: ParameterSelection
     /// What the site receives and sends: the trained selection, or for personalised arms the part
     /// of it that is federated (the rest stays on site).
-    private var shared: ParameterSelection
+    var shared: ParameterSelection
     private let logger: Logger
     /// Secure aggregation: this round's change from the broadcast, kept on site until masked.
     private var pendingChange: [Float] = []
+    /// Binary feature columns and the standardised value of 0.5 in each (scoring reconstructions).
+    let binaryColumns: [(column: Int, threshold: Float)]
     /// Secure aggregation: the site's keys, seed and held shares for the current round.
     private var secure: SecureAggregationParticipant? = nil
 
@@ -111,6 +113,7 @@ public actor SiteActor<Network: NeuralModel> {
         var testRace: [String]
         var testAgeBand: [String]
         var summary: SiteSummary
+        var binaryColumns: [(column: Int, threshold: Float)] = []
     }
 
     /// A site whose rows come from `source` (a generated or imported shard, the UCI heart-disease
@@ -163,6 +166,7 @@ public actor SiteActor<Network: NeuralModel> {
         testRace = prepared.testRace
         testAgeBand = prepared.testAgeBand
         summary = prepared.summary
+        binaryColumns = prepared.binaryColumns
         trainSize = prepared.train.rows
         testSize = prepared.test.rows
         self.pool = pool
@@ -205,9 +209,16 @@ public actor SiteActor<Network: NeuralModel> {
             raceShares: shares(extract.race),
             ageBandShares: shares(ages.map { Fairness.ageBand(Float($0)) }),
             featureCounts: moments.counts, featureSums: moments.sums, featureSquares: moments.squares)
+        // A column whose every observed value is 0 or 1 (a condition, a drug, sex) is binary.
+        let binary = (0..<columns).compactMap { c -> (column: Int, threshold: Float)? in
+            guard moments.counts[c] > 0,
+                  (0..<extract.rows).allSatisfy({ r in let x = extract.features[r * columns + c]; return x.isNaN || x == 0 || x == 1 })
+            else { return nil }
+            return (c, Float((0.5 - standardizer.means[c]) / standardizer.standardDeviations[c]))
+        }
         return Prepared(train: train, test: test, testPersonIds: testRows.map { extract.personIds[$0] },
                         testSex: testRows.map { extract.sex[$0] }, testRace: testRows.map { extract.race[$0] },
-                        testAgeBand: testRows.map { Fairness.ageBand(Float(ages[$0])) }, summary: summary)
+                        testAgeBand: testRows.map { Fairness.ageBand(Float(ages[$0])) }, summary: summary, binaryColumns: binary)
     }
 
     /// Resets the local model for a new arm: the arm's network (the pretrained one, or extended with
@@ -291,7 +302,7 @@ public actor SiteActor<Network: NeuralModel> {
 
     /// A released local model comes back as zeros: only when every tensor is shared, so the
     /// broadcast about to be applied overwrites all of it.
-    private func restoreLocal() {
+    func restoreLocal() {
         if local.isEmpty { local = [Float](repeating: 0, count: network.layout.count) }
     }
 

@@ -1,0 +1,106 @@
+/// How close an attack's reconstructions came to the patients a site trained on, scored on the
+/// site (the only place both exist), in standardised feature units.
+public struct ReconstructionScore: Sendable, Equatable {
+    /// Per-feature mean absolute error between each attacked patient and the reconstruction
+    /// closest to them, averaged over the attacked patients.
+    public var error: Double
+    /// Binary features (conditions, drugs, sex, ...): a reconstruction's value above the
+    /// standardised 0.5 reads as present. Counts summed over the attacked patients.
+    public var truePositives: Int
+    public var falsePositives: Int
+    public var falseNegatives: Int
+    /// Share of the attacked patients whose closest reconstruction lies nearer to them than to
+    /// any of the site's held-out patients: the reconstruction singles out a training patient.
+    public var identified: Double
+
+    /// F1 of the binary features, or nil when there was nothing to find and nothing was claimed.
+    public var f1: Double? {
+        let denominator = 2 * truePositives + falsePositives + falseNegatives
+        return denominator == 0 ? nil : Double(2 * truePositives) / Double(denominator)
+    }
+
+    /// Scores `reconstructions` (rows of `columns` values) against the attacked `batch` rows and
+    /// the site's `heldOut` rows; `binary` gives each binary column's standardised threshold.
+    public static func score(_ reconstructions: [Float], batch: [Float], heldOut: [Float], columns: Int,
+                             binary: [(column: Int, threshold: Float)]) -> ReconstructionScore {
+        let candidates = reconstructions.count / columns, patients = batch.count / columns, others = heldOut.count / columns
+        func distance(_ a: [Float], _ i: Int, _ b: [Float], _ j: Int) -> Double {
+            var total = 0.0
+            for c in 0..<columns {
+                let d = Double(a[i * columns + c] - b[j * columns + c])
+                total += d * d
+            }
+            return total
+        }
+        var score = ReconstructionScore(error: 0, truePositives: 0, falsePositives: 0, falseNegatives: 0, identified: 0)
+        guard candidates > 0, patients > 0 else {
+            score.error = .nan
+            return score
+        }
+        var errors = 0.0, identified = 0
+        for k in 0..<patients {
+            let closest = (0..<candidates).min { distance(reconstructions, $0, batch, k) < distance(reconstructions, $1, batch, k) }!
+            var absolute = 0.0
+            for c in 0..<columns { absolute += Double(abs(reconstructions[closest * columns + c] - batch[k * columns + c])) }
+            errors += absolute / Double(columns)
+            for (column, threshold) in binary {
+                let claimed = reconstructions[closest * columns + column] > threshold, present = batch[k * columns + column] > threshold
+                if claimed && present { score.truePositives += 1 } else if claimed { score.falsePositives += 1 } else if present { score.falseNegatives += 1 }
+            }
+            let own = distance(reconstructions, closest, batch, k)
+            if (0..<others).allSatisfy({ distance(reconstructions, closest, heldOut, $0) > own }) { identified += 1 }
+        }
+        score.error = errors / Double(patients)
+        score.identified = Double(identified) / Double(patients)
+        return score
+    }
+}
+
+/// One attacked update of one site: the setting, each attack's score, and the label leak.
+public struct ReconstructionTrial: Sendable, Equatable {
+    public var site: String
+    public var batchSize: Int
+    public var localSteps: Int
+    public var trial: Int
+    /// Nil when the update has no input layer with weight and bias (the attack does not apply).
+    public var analytic: ReconstructionScore?
+    public var optimisation: ReconstructionScore
+    /// |estimated − true| outcome rate of the attacked batch, from the head bias's change and the
+    /// optimisation's dummy patients; nil when the head bias does not travel.
+    public var outcomeRateError: Double?
+
+    public init(site: String, batchSize: Int, localSteps: Int, trial: Int, analytic: ReconstructionScore?,
+                optimisation: ReconstructionScore, outcomeRateError: Double?) {
+        self.site = site
+        self.batchSize = batchSize
+        self.localSteps = localSteps
+        self.trial = trial
+        self.analytic = analytic
+        self.optimisation = optimisation
+        self.outcomeRateError = outcomeRateError
+    }
+
+    /// The stronger attack's score on this update: the higher F1 (then the lower error).
+    public var strongest: ReconstructionScore {
+        guard let analytic else { return optimisation }
+        let (a, o) = (analytic.f1 ?? -1, optimisation.f1 ?? -1)
+        if a != o { return a > o ? analytic : optimisation }
+        return analytic.error <= optimisation.error ? analytic : optimisation
+    }
+}
+
+/// What the reconstruction experiment runs: every batch size × local steps, `trials` attacked
+/// updates per site, and the optimisation attack's budget.
+public struct ReconstructionSettings: Sendable, Equatable {
+    public var batchSizes: [Int]
+    public var localSteps: [Int]
+    public var budget: Int
+    public var trials: Int
+
+    public init(batchSizes: [Int], localSteps: [Int], budget: Int, trials: Int) {
+        self.batchSizes = batchSizes
+        self.localSteps = localSteps
+        self.budget = budget
+        self.trials = trials
+    }
+}
