@@ -42,6 +42,9 @@ extension SiteActor {
                                                                    localSteps: steps, optimizer: optimizer.kind)
                     let candidates = ReconstructionAttack.analytic(delta, knowledge: knowledge)
                     var guesses = RandomStream(seed: seed, components: ["reconstruction-attack"] + key)
+                    // The attack's first guesses, before any fitting: what matching by chance scores.
+                    var prior = guesses
+                    let chance = (0..<(batchSize * columns)).map { _ in Float(prior.gaussian()) }
                     let fitted = ReconstructionAttack.optimisation(delta, knowledge: knowledge,
                                                                    settings: .init(budget: settings.budget), random: &guesses)
                     let gap = ReconstructionAttack.outcomeGap(delta, knowledge: knowledge)
@@ -55,7 +58,7 @@ extension SiteActor {
                     trials.append(ReconstructionTrial(
                         site: id, batchSize: batchSize, localSteps: steps, trial: trial,
                         analytic: candidates.map { $0.isEmpty ? scored([]) : scored($0.flatMap { $0 }) },
-                        optimisation: scored(fitted.features),
+                        optimisation: scored(fitted.features), chance: scored(chance),
                         outcomeRateError: zip2(gap, estimatedRisk).map { abs(min(max($0 + $1, 0), 1) - outcomeRate) }))
                 }
             }

@@ -78,8 +78,12 @@ public struct ClaimResult: Codable, Sendable, Equatable {
     /// A footprint claim's two values and their ratio.
     public var armValue: Double?
     public var otherValue: Double?
+    /// A leakage claim's paired difference over attacked updates.
+    public var leakage: LeakageDifference?
 
-    public init(statement: String, holds: Bool, difference: PairedDifference? = nil, armValue: Double? = nil, otherValue: Double? = nil) {
+    public init(statement: String, holds: Bool, difference: PairedDifference? = nil, armValue: Double? = nil, otherValue: Double? = nil,
+                leakage: LeakageDifference? = nil) {
+        self.leakage = leakage
         self.statement = statement
         self.holds = holds
         self.difference = difference
@@ -88,7 +92,7 @@ public struct ClaimResult: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case statement, holds, difference
+        case statement, holds, difference, leakage
         case armValue = "arm_value", otherValue = "other_value"
     }
 }

@@ -89,6 +89,10 @@ extension MarkdownReport {
 
     /// The numbers behind a claim.
     public static func claimEvidence(_ claim: ClaimResult) -> String {
+        if let l = claim.leakage {
+            return "difference in \(l.measure.words) \(signed(l.difference.estimate)) (95 % interval \(bound(l.difference.low)) to "
+                + "\(bound(l.difference.high))) over \(Format.integer(l.difference.count)) paired updates"
+        }
         if let d = claim.difference {
             if d.against.isEmpty {
                 return "\(Format.fixed(d.estimate)) (95 % interval \(Format.fixed(d.low)) to \(Format.fixed(d.high)))"

@@ -3,18 +3,35 @@ extension MarkdownReport {
     /// Bytes, exposed parameters, ε and the membership-inference attack, per arm.
     static func privacySection(_ m: RunMetrics) -> String {
         var out = "## Privacy footprint\n\n![Accuracy against bytes sent up](\(m.scenario.name)/accuracy-vs-bytes.svg)\n\n"
-        out += "| arm | bytes up | bytes down | per update | parameters exposed | share of model | ε at δ | MIA AUC (mean) | MIA AUC (highest site) |\n"
-        out += "|---|---:|---:|---:|---:|---:|---:|---:|---|\n"
+        // With the reconstruction experiment, each arm's smallest batch and fewest steps join the table.
+        let attacked = m.reconstruction.flatMap { r in r.rows.min { ($0.batchSize, $0.localSteps) < ($1.batchSize, $1.localSteps) } }
+        let setting = attacked.map { " (batch \($0.batchSize), \($0.localSteps) step\($0.localSteps == 1 ? "" : "s"))" } ?? ""
+        out += "| arm | bytes up | bytes down | per update | parameters exposed | share of model | ε at δ | MIA AUC (mean) | MIA AUC (highest site) |"
+        out += attacked == nil ? "\n" : " reconstruction F1\(setting) | reconstruction error\(setting) |\n"
+        out += "|---|---:|---:|---:|---:|---:|---:|---:|---|" + (attacked == nil ? "" : "---:|---:|") + "\n"
         for arm in m.arms {
             let p = arm.privacy
             let highest = arm.membershipInference.max { $0.value < $1.value || ($0.value == $1.value && $0.key > $1.key) }
             out += "| \(arm.name) | \(Format.bytes(p.bytesUp)) | \(Format.bytes(p.bytesDown)) | \(Format.bytes(p.bytesUpPerUpdate)) "
             out += "| \(Format.integer(p.parametersExposed)) | \(Format.percent(p.exposedShare)) | \(epsilonCell(p)) "
-            out += "| \(Format.fixed(arm.meanMembershipInference)) | \(highest.map { "\(Format.fixed($0.value)) (\($0.key))" } ?? "n/a") |\n"
+            out += "| \(Format.fixed(arm.meanMembershipInference)) | \(highest.map { "\(Format.fixed($0.value)) (\($0.key))" } ?? "n/a") |"
+            if attacked != nil {
+                if let row = headlineReconstruction(m, arm: arm.name) {
+                    out += row.masked ? " masked | masked |" : " \(intervalText(row.strongest?.f1)) | \(intervalText(row.strongest?.error)) |"
+                } else {
+                    out += " — | — |"
+                }
+            }
+            out += "\n"
         }
         out += "\nThe membership-inference attack guesses that a patient was in a site's training data when the final model's loss "
         out += "on that patient is low; its AUC over the site's train and held-out patients is 0.5 when training left no trace.\n\n"
+        if m.reconstruction != nil {
+            out += "Reconstruction F1 and error are the stronger attack's on one site's update (see *What a single update reveals*); "
+            out += "baselines send no update.\n\n"
+        }
         out += secureAggregationParagraph(m)
+        out += reconstructionSection(m)
         if let c = m.scenario.covariates {
             let sites = c.reported.keys.sorted()
             out += "**Before training, the sites agreed the covariates.** Each site sent the server, once, how many of its cohort's "

@@ -18,6 +18,8 @@ public struct RunMetrics: Codable, Sendable, Equatable {
     public var comparisons: Comparisons?
     /// The scenario's `expect:` claims, checked (nil: the scenario claims nothing).
     public var claims: [ClaimResult]?
+    /// What an honest-but-curious server reconstructed from single updates (nil: not asked for).
+    public var reconstruction: ReconstructionResults?
 
     public init(scenario: ScenarioInfo, sites: [SiteInfo], model: ModelInfo, pretraining: PretrainingInfo, arms: [ArmMetrics]) {
         self.scenario = scenario

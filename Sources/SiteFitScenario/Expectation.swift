@@ -20,6 +20,10 @@ public struct Expectation: Sendable, Equatable {
         case below(Double)
         /// `arm`'s footprint is at most `fraction` × that of `of`.
         case atMost(fraction: Double, of: String, quantity: Quantity)
+        /// The reconstruction experiment: at (`batchSize`, `localSteps`) the strongest attack recovers
+        /// more from `arm`'s updates than from `than`'s at (`thanBatchSize`, `thanLocalSteps`): the
+        /// interval of the paired difference in `measure` excludes 0 on the leaking side.
+        case leaksMore(than: String, measure: LeakageMeasure, batchSize: Int, localSteps: Int, thanBatchSize: Int, thanLocalSteps: Int)
     }
 
     /// A footprint a claim can bound.
@@ -52,6 +56,7 @@ public struct Expectation: Sendable, Equatable {
         case .better(let than), .worse(let than), .notWorse(let than, _): than
         case .above, .below: ""
         case .atMost(_, let of, _): of
+        case .leaksMore(let than, _, _, _, _, _): than
         }
     }
 
@@ -66,8 +71,14 @@ public struct Expectation: Sendable, Equatable {
         case .notWorse(_, let margin): d.armIsNotWorse(margin: margin)
         case .above(let value): d.low > value
         case .below(let value): d.high < value
-        case .atMost: false
+        case .atMost, .leaksMore: false
         }
+    }
+
+    /// Whether a leakage claim holds on its paired difference (`arm − other`) over attacked updates.
+    public func holds(leakage d: MeanInterval) -> Bool {
+        guard case .leaksMore(_, let measure, _, _, _, _) = relation, d.low.isFinite, d.high.isFinite else { return false }
+        return measure.higherLeaksMore ? d.low > PairedDifference.negligible : d.high < -PairedDifference.negligible
     }
 
     /// Whether a footprint claim holds: the arm's value is at most `fraction` × the other's.
@@ -89,6 +100,14 @@ public struct Expectation: Sendable, Equatable {
         case .below(let value): return "\(arm)'s \(metricName)\(at) is below \(formatted(value))"
         case .atMost(let fraction, let of, let quantity):
             return "\(arm) uses at most \(formatted(fraction)) × the \(quantity.rawValue.replacingOccurrences(of: "_", with: " ")) of \(of)"
+        case .leaksMore(let than, let measure, let b, let s, let thanB, let thanS):
+            func setting(_ b: Int, _ s: Int) -> String { "batch \(b), \(s) local step\(s == 1 ? "" : "s")" }
+            let direction = measure.higherLeaksMore ? "higher" : "lower"
+            if than == arm {
+                return "\(arm)'s updates reveal more at \(setting(b, s)) than at \(setting(thanB, thanS)) (\(direction) \(measure.words))"
+            }
+            let at = (b, s) == (thanB, thanS) ? "at \(setting(b, s))" : "at \(setting(b, s)) (\(than) at \(setting(thanB, thanS)))"
+            return "\(arm)'s updates reveal more than \(than)'s \(at) (\(direction) \(measure.words))"
         }
     }
 

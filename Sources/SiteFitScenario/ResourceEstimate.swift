@@ -84,7 +84,17 @@ public struct ResourceEstimate: Sendable, Equatable {
         // Forward and backward ≈ 6 FLOP per parameter and sample; a forward pass 2; a bootstrap
         // replicate ≈ 8 per test patient and row, at most 16,000 replicates.
         let testPatients = patients * scenario.testFraction
-        let flops = seeds * (6 * parameters * (trained + pretrained) + 2 * parameters * evaluated + 8 * testPatients * rows * 16_000)
+        // The reconstruction experiment: per arm, site, setting and trial, the local steps on the
+        // batch, then the fit's budget of three passes (one with a parameter gradient, two with an
+        // input gradient) on the batch's dummies; scoring is negligible beside them.
+        var attacked = 0.0
+        if let r = scenario.reconstruction {
+            let perSite = r.batchSizes.reduce(0.0) { total, b in
+                total + r.localSteps.reduce(0.0) { $0 + Double(b) * (Double($1) + 3 * Double(r.budget)) }
+            } * Double(r.trials)
+            attacked = perSite * Double(scenario.sites.count) * Double(scenario.arms.filter { !$0.secureAggregation }.count)
+        }
+        let flops = seeds * (6 * parameters * (trained + pretrained + attacked) + 2 * parameters * evaluated + 8 * testPatients * rows * 16_000)
         // Raw and standardised features (Double and Float), the source population's too; per model
         // copy the weights, gradients, two optimiser moments, the broadcast and an update (6 × 4
         // bytes), one copy per core training and one per site holding its update; activations

@@ -37,6 +37,8 @@ public struct Scenario: Sendable {
     public var compareTo: String?
     /// The lessons the scenario claims (`expect:`), checked by every run.
     public var expectations: [Expectation] = []
+    /// The reconstruction experiment (`reconstruction:`): what the server recovers from one site's update.
+    public var reconstruction: ReconstructionSettings?
 
     /// The row the comparisons use as reference: `compare_to`, else the first arm.
     public var comparisonReference: String { compareTo ?? arms.first?.name ?? "" }

@@ -1,9 +1,11 @@
+import SiteFitFederation
 import SiteFitMetrics
 import Yams
 
 extension ScenarioLoader {
     static let expectationKeys = ["arm", "better_than", "worse_than", "not_worse_than", "margin", "metric", "sites",
-                                  "at_most", "of", "quantity", "above", "below"]
+                                  "at_most", "of", "quantity", "above", "below", "leaks_more_than", "leakage", "batch_size", "local_steps",
+                                  "than_batch_size", "than_local_steps"]
 
     /// `compare_to`: the arm (or baseline row) every other arm is compared with (default: the first arm).
     static func compareTo(_ node: Node?, rows: [String], reader: inout YAMLReader) -> String? {
@@ -17,8 +19,8 @@ extension ScenarioLoader {
     }
 
     /// `expect`: the lessons the scenario claims, each checked across seeds by the run.
-    static func expectations(_ node: Node?, rows: [String], siteIds: [String], attributes: [String],
-                             reader: inout YAMLReader) -> [Expectation] {
+    static func expectations(_ node: Node?, rows: [String], siteIds: [String], attributes: [String], armNames: [String] = [],
+                             reconstruction: ReconstructionSettings? = nil, reader: inout YAMLReader) -> [Expectation] {
         guard let node, let list = reader.sequence(node, "expect") else { return [] }
         var claims: [Expectation] = []
         for (i, item) in list.enumerated() {
@@ -33,15 +35,24 @@ extension ScenarioLoader {
                 }
                 return name
             }
-            let relations = ["better_than", "worse_than", "not_worse_than", "at_most", "above", "below"].filter { m[$0] != nil }
+            let relations = ["better_than", "worse_than", "not_worse_than", "at_most", "above", "below", "leaks_more_than"].filter { m[$0] != nil }
             guard relations.count == 1 else {
                 reader.fail(item, field, relations.isEmpty
-                            ? "say what the claim is: one of better_than, worse_than, not_worse_than (with margin), above, below or at_most (with of and quantity)"
+                            ? "say what the claim is: one of better_than, worse_than, not_worse_than (with margin), above, below, at_most (with of and quantity) or leaks_more_than (with leakage, batch_size and local_steps)"
                             : "give only one of \(relations.joined(separator: " and "))")
                 continue
             }
             guard let arm = row("arm") else { continue }
             let relationKey = relations[0]
+            if relationKey == "leaks_more_than" {
+                guard let than = row("leaks_more_than") else { continue }
+                if let claim = leakageClaim(m, item: item, field: field, arm: arm, than: than, armNames: armNames, settings: reconstruction,
+                                            reader: &reader) { claims.append(claim) }
+                continue
+            }
+            for key in ["leakage", "batch_size", "local_steps", "than_batch_size", "than_local_steps"] where m[key] != nil {
+                reader.fail(m[key], "\(field).\(key)", "\(key) belongs to a leaks_more_than claim")
+            }
             var metric: ComparisonMetric?
             var sites: [String] = []
             if relationKey == "at_most" {

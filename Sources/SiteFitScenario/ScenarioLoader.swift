@@ -13,7 +13,7 @@ import Yams
 /// and the federation).
 public enum ScenarioLoader {
     static let topKeys = ["name", "seed", "seeds", "sites", "test_fraction", "temporal_split", "task", "model", "pretraining", "federation", "arms", "baselines",
-                          "baseline_training", "subgroups", "reference", "compare_to", "expect"]
+                          "baseline_training", "subgroups", "reference", "compare_to", "expect", "reconstruction"]
 
     /// Loads and checks a scenario and every site profile it names.
     public static func load(_ url: URL) throws -> Scenario {
@@ -71,8 +71,10 @@ public enum ScenarioLoader {
         for row in Scenario.Baseline.rowNames(baselines, siteIds: sites.map(\.profile.id), startsPretrained: pretraining.enabled)
         where !rows.contains(row) { rows.append(row) }
         let compareTo = compareTo(top["compare_to"], rows: rows, reader: &reader)
+        let reconstruction = reconstruction(top["reconstruction"], reader: &reader)
         let expectations = expectations(top["expect"], rows: rows, siteIds: sites.map(\.profile.id),
-                                        attributes: subgroups.attributes.map(\.rawValue), reader: &reader)
+                                        attributes: subgroups.attributes.map(\.rawValue), armNames: arms.map(\.name),
+                                        reconstruction: reconstruction, reader: &reader)
 
         // In reading order: the scenario first, then each profile, each by line and column.
         let all = readingOrder(reader.diagnostics) + readingOrder(profileDiagnostics)
@@ -90,6 +92,7 @@ public enum ScenarioLoader {
         scenario.temporalSplit = temporalSplit
 
         scenario.expectations = expectations
+        scenario.reconstruction = reconstruction
         return scenario
     }
 

@@ -17,7 +17,7 @@ extension Simulation {
     static func runArm(
         _ arm: Scenario.Arm, scenario: Scenario, model: PretrainedModel<MLP>, sites: [SiteActor<MLP>], logger: Logger,
         sequentialSites: Bool = false, bootstrap: BootstrapCache, progress: @escaping @Sendable (String) -> Void
-    ) async throws -> (ArmMetrics, [PredictionRow]) {
+    ) async throws -> (ArmMetrics, [PredictionRow], ArmReconstruction?) {
         // Modes that add tensors (LoRA, adapters, (IA)³) extend the pretrained network; the new
         // tensors start as the identity change.
         let mlp = arm.mode.network(extending: model.network, settings: arm.modeSettings)
@@ -33,6 +33,9 @@ extension Simulation {
         let trainers = arm.trainingSites.map { ids in sites.filter { ids.contains($0.id) } } ?? sites
         var driver = try makeDriver(arm, scenario: scenario, sites: trainers, server: server, proximalMu: strategy.proximalMu,
                                     sequentialSites: sequentialSites)
+        // What the server could reconstruct from one site's first update, before the rounds move the model.
+        let attacked = await reconstruction(arm, scenario: scenario, sites: trainers)
+        if attacked != nil { progress("[\(arm.name)] reconstruction attacks on single updates done") }
 
         var predictions = try await evaluate(sites, broadcast: await server.broadcast(round: 0))
         let pretrainedPredictions = predictions
@@ -67,7 +70,7 @@ extension Simulation {
         let finalBroadcast = await server.broadcast(round: rounds[rounds.count - 1].round)
         // Members are the training sites' patients only: a site that never trained has none.
         metrics.membershipInference = try await membershipInference(trainers, broadcasts: trainers.map { _ in finalBroadcast })
-        return (metrics, predictionRows(arm: arm.name, predictions))
+        return (metrics, predictionRows(arm: arm.name, predictions), attacked)
     }
 
     /// The round driver of an arm: the federation's participation and local training, secure

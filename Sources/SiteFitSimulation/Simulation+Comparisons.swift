@@ -37,6 +37,9 @@ extension Simulation {
     /// The paired comparisons of every row with the reference and the starting model, and the
     /// scenario's claims, over all seeds' test sets.
     static func compareAndCheck(_ scenario: Scenario, _ result: inout Result, progress: @Sendable (String) -> Void) {
+        if let settings = scenario.reconstruction {
+            result.metrics.reconstruction = reconstructionResults(result.reconstruction, settings: settings, seed: scenario.seed)
+        }
         let rows = result.metrics.arms.map(\.name)
         let startName = ArmKind.Baseline.startingModel.armName(startsPretrained: scenario.pretraining.enabled)
         let reference = scenario.comparisonReference
@@ -115,6 +118,10 @@ extension Simulation {
     /// One claim, decided on all seeds: a footprint from the arms' metrics (means over seeds), a
     /// comparison or level from its paired difference (`Expectation.holds`).
     static func check(_ claim: Expectation, difference: PairedDifference?, result: Result) -> ClaimResult {
+        if case .leaksMore = claim.relation {
+            let leakage = leakageDifference(claim, arms: result.reconstruction, seed: result.metrics.scenario.seed)
+            return ClaimResult(statement: claim.statement, holds: leakage.map { claim.holds(leakage: $0.difference) } ?? false, leakage: leakage)
+        }
         guard case .atMost(_, let of, let quantity) = claim.relation else {
             return ClaimResult(statement: claim.statement, holds: difference.map(claim.holds) ?? false, difference: difference)
         }

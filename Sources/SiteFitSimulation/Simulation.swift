@@ -20,6 +20,8 @@ public enum Simulation {
         public var checkpoint: [UInt8]
         /// Every seed's test patients scored by every row, for the paired comparisons.
         public var testSets: [ScoredTestSet] = []
+        /// Every arm's attacked updates over all seeds (the reconstruction experiment).
+        var reconstruction: [ArmReconstruction] = []
     }
 
     /// Runs every arm of `scenario`; `progress` receives one line per step worth telling a user.
@@ -69,6 +71,9 @@ public enum Simulation {
             runs.append(run.metrics.arms)
             result.predictions += run.predictions
             result.testSets += run.testSets
+            for (index, arm) in run.reconstruction.enumerated() where index < result.reconstruction.count {
+                result.reconstruction[index].trials += arm.trials
+            }
         }
         result.metrics.seeds = SeedSummary(seeds: [scenario.seed] + scenario.extraSeeds, runs: runs)
         // Every table and chart shows all seeds: each arm's numbers are its means over them.
@@ -128,12 +133,14 @@ public enum Simulation {
         // scenario lists it as a baseline.
         let startBlob = await beginBaseline(scenario, model: model, sites: sites).blob
         let startPredictions = try await evaluate(sites, broadcast: startBlob)
+        var reconstruction: [ArmReconstruction] = []
         for arm in scenario.arms {
-            let (metrics, rows) = try await runArm(arm, scenario: scenario, model: model, sites: sites, logger: logger,
-                                                   sequentialSites: sequentialSites, bootstrap: bootstrap,
-                                                   progress: progress)
+            let (metrics, rows, attacked) = try await runArm(arm, scenario: scenario, model: model, sites: sites, logger: logger,
+                                                             sequentialSites: sequentialSites, bootstrap: bootstrap,
+                                                             progress: progress)
             arms.append(metrics)
             predictions += rows
+            if let attacked { reconstruction.append(attacked) }
         }
         for baseline in scenario.baselines {
             if baseline == .localEach {
@@ -197,7 +204,8 @@ public enum Simulation {
         let testSet = scoredTestSet(start: startPredictions, startName: startName, rows: predictions, subgroups: scenario.subgroups)
         // Every row names the seed that produced it, a single-seed run's too.
         return Result(metrics: metrics, predictions: predictions.map { var row = $0; row.seed = scenario.seed; return row },
-                      checkpoint: Checkpoint.encode(model, notes: checkpointNotes(pretrainingInfo)), testSets: [testSet])
+                      checkpoint: Checkpoint.encode(model, notes: checkpointNotes(pretrainingInfo)), testSets: [testSet],
+                      reconstruction: reconstruction)
     }
 }
 

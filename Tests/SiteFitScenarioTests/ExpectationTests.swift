@@ -3,6 +3,7 @@ import Testing
 @testable import SiteFitCore
 @testable import SiteFitScenario
 import SiteFitMetrics
+import SiteFitFederation
 import SiteFitEHR
 import SiteFitTestSupport
 
@@ -76,8 +77,52 @@ struct ExpectationTests {
             "20:5 expect[5]: an at_most claim needs of (the arm it is a fraction of) and quantity (bytes_up, training_flops, parameters_exposed)",
             "21:30 expect[6].better_than: a claim compares two different rows",
             "22:50 expect[7].metric: 'race' is not an audited attribute; use one of: sex",
-            "23:5 expect[8]: say what the claim is: one of better_than, worse_than, not_worse_than (with margin), above, below or at_most (with of and quantity)",
+            "23:5 expect[8]: say what the claim is: one of better_than, worse_than, not_worse_than (with margin), above, below, at_most (with of and quantity) or leaks_more_than (with leakage, batch_size and local_steps)",
         ])
+    }
+
+    @Test("reconstruction: its settings load with defaults, and leakage claims name settings the experiment runs")
+    func leakageClaims() throws {
+        let s = try Self.load("""
+            reconstruction: {batch_sizes: [1, 8], local_steps: [1, 5]}
+            expect:
+              - {arm: full, leaks_more_than: bitfit-fast, leakage: reconstruction_f1, batch_size: 1, local_steps: 1}
+              - {arm: full, leaks_more_than: full, leakage: reconstruction_error, batch_size: 1, local_steps: 1, than_batch_size: 8}
+            """)
+        #expect(s.reconstruction == ReconstructionSettings(batchSizes: [1, 8], localSteps: [1, 5], budget: 300, trials: 3))
+        #expect(s.expectations == [
+            Expectation(arm: "full", relation: .leaksMore(than: "bitfit-fast", measure: .f1, batchSize: 1, localSteps: 1, thanBatchSize: 1, thanLocalSteps: 1)),
+            Expectation(arm: "full", relation: .leaksMore(than: "full", measure: .error, batchSize: 1, localSteps: 1, thanBatchSize: 8, thanLocalSteps: 1)),
+        ])
+        #expect(s.expectations[0].statement == "full's updates reveal more than bitfit-fast's at batch 1, 1 local step (higher reconstruction F1)")
+        #expect(s.expectations[1].statement == "full's updates reveal more at batch 1, 1 local step than at batch 8, 1 local step (lower reconstruction error)")
+        #expect(s.expectations[0].holds(leakage: MeanInterval(estimate: 0.5, low: 0.1, high: 0.9, count: 9)))
+        #expect(!s.expectations[0].holds(leakage: MeanInterval(estimate: 0.5, low: -0.1, high: 0.9, count: 9)))
+        #expect(s.expectations[1].holds(leakage: MeanInterval(estimate: -0.5, low: -0.9, high: -0.1, count: 9)))
+        #expect(!s.expectations[1].holds(leakage: MeanInterval(estimate: .nan, low: .nan, high: .nan, count: 0)))
+
+        let found = diagnostics {
+            _ = try Self.load("""
+                baselines: [pretrained]
+                reconstruction: {batch_sizes: [1, 1], local_steps: [], budget: 0}
+                expect:
+                  - {arm: full, leaks_more_than: pretrained, leakage: reconstruction_f1, batch_size: 1, local_steps: 1}
+                  - {arm: full, leaks_more_than: bitfit-fast, leakage: leaks, batch_size: 1, local_steps: 1}
+                  - {arm: full, leaks_more_than: bitfit-fast, leakage: identified, batch_size: 4, local_steps: 1}
+                  - {arm: full, better_than: bitfit-fast, metric: auroc, batch_size: 1}
+                """)
+        }
+        #expect(found.map { "\($0.line):\($0.column) \($0.field): \($0.problem)" } == [
+            "12:31 reconstruction.batch_sizes: a value is listed twice",
+            "12:52 reconstruction.local_steps: list from 1 to 8 values",
+            "12:64 reconstruction.budget: expected an integer from 1 to 5000, found '0'",
+            "14:5 expect[0]: 'pretrained' is a baseline row: only arms send updates to attack",
+            "15:56 expect[1].leakage: expected one of 'reconstruction_f1', 'reconstruction_error', 'identified', 'outcome_rate_error', found 'leaks'",
+            "16:80 expect[2].batch_size: 4 is not in the reconstruction experiment's list: 1, 1",
+            "17:70 expect[3].batch_size: batch_size belongs to a leaks_more_than claim",
+        ])
+        let without = diagnostics { _ = try Self.load("expect:\n  - {arm: full, leaks_more_than: bitfit-fast, leakage: identified, batch_size: 1, local_steps: 1}\n") }
+        #expect(without.map(\.problem) == ["a leaks_more_than claim needs the scenario's `reconstruction:` experiment"])
     }
 
     @Test("an arm's training_sites name sites of the scenario, once each")

@@ -91,6 +91,24 @@ struct LimitsTests {
         #expect(checked >= 20, "\(checked) bounds checked")
     }
 
+    @Test("the reconstruction experiment's bounded numbers and list items: the schema's bound is accepted, one past it refused")
+    func reconstructionBoundsAreTheLoaders() throws {
+        let section = try #require(try Self.schemaProperties()["reconstruction"] as? [String: Any])
+        let fields = try #require(section["properties"] as? [String: Any])
+        var checked = try Self.checkBounds(fields, path: { "reconstruction.\($0)" }) { scenario, key, number in
+            scenario["reconstruction"] = ["batch_sizes": [1], "local_steps": [1], key: number]
+        }
+        // Each list's items carry the bound; the loader reports the item.
+        var items: [String: Any] = [:]
+        for key in ["batch_sizes", "local_steps"] { items[key] = (fields[key] as? [String: Any])?["items"] }
+        checked += try Self.checkBounds(items, path: { "reconstruction.\($0)[0]" }) { scenario, key, number in
+            var part: [String: Any] = ["batch_sizes": [1], "local_steps": [1]]
+            part[key] = [number]
+            scenario["reconstruction"] = part
+        }
+        #expect(checked == 16, "\(checked) bounds checked")
+    }
+
     @Test("a 16 × 4096 model over 1000 rounds passes the loader's per-field limits but not the budget; the refusal states the estimate")
     func runaway() throws {
         var files = TinyScenario.files

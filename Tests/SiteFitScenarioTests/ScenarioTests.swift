@@ -3,6 +3,7 @@ import Testing
 @testable import SiteFitCore
 @testable import SiteFitScenario
 import SiteFitFederation
+import SiteFitMetrics
 import SiteFitTestSupport
 import SiteFitTuning
 
@@ -229,6 +230,10 @@ struct SchemaTests {
         let schema = try Self.schema()
         #expect(Set(Self.properties(schema, []).keys) == Set(ScenarioLoader.topKeys))
         #expect(Set(Self.properties(schema, ["federation"]).keys) == Set(ScenarioLoader.federationKeys))
+        #expect(Set(Self.properties(schema, ["reconstruction"]).keys) == Set(ScenarioLoader.reconstructionKeys))
+        #expect(Set(Self.properties(schema, ["expect"]).keys) == Set(ScenarioLoader.expectationKeys))
+        let leakage = Self.properties(schema, ["expect"])["leakage"]
+        #expect(Set(((leakage as? [String: Any])?["enum"] as? [String]) ?? []) == Set(LeakageMeasure.allCases.map(\.rawValue)))
         let arm = Self.properties(schema, ["arms"])
         #expect(Set(arm.keys) == Set(ScenarioLoader.armKeys))
         func enumeration(_ node: Any?) -> Set<String> { Set(((node as? [String: Any])?["enum"] as? [String]) ?? []) }

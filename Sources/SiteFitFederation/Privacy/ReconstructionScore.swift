@@ -65,12 +65,16 @@ public struct ReconstructionTrial: Sendable, Equatable {
     /// Nil when the update has no input layer with weight and bias (the attack does not apply).
     public var analytic: ReconstructionScore?
     public var optimisation: ReconstructionScore
+    /// The optimisation's starting guesses scored as they are: draws from the prior N(0, 1),
+    /// matched to the closest patient like a reconstruction. What an attack must beat.
+    public var chance: ReconstructionScore
     /// |estimated − true| outcome rate of the attacked batch, from the head bias's change and the
     /// optimisation's dummy patients; nil when the head bias does not travel.
     public var outcomeRateError: Double?
 
     public init(site: String, batchSize: Int, localSteps: Int, trial: Int, analytic: ReconstructionScore?,
-                optimisation: ReconstructionScore, outcomeRateError: Double?) {
+                optimisation: ReconstructionScore, chance: ReconstructionScore, outcomeRateError: Double?) {
+        self.chance = chance
         self.site = site
         self.batchSize = batchSize
         self.localSteps = localSteps
@@ -80,11 +84,10 @@ public struct ReconstructionTrial: Sendable, Equatable {
         self.outcomeRateError = outcomeRateError
     }
 
-    /// The stronger attack's score on this update: the higher F1 (then the lower error).
+    /// The stronger attack's score on this update: the lower per-feature error. (Error, not F1,
+    /// decides: it is always defined, while F1 is undefined for a batch without binary positives.)
     public var strongest: ReconstructionScore {
-        guard let analytic else { return optimisation }
-        let (a, o) = (analytic.f1 ?? -1, optimisation.f1 ?? -1)
-        if a != o { return a > o ? analytic : optimisation }
+        guard let analytic, analytic.error.isFinite else { return optimisation }
         return analytic.error <= optimisation.error ? analytic : optimisation
     }
 }

@@ -1,0 +1,108 @@
+import SiteFitCore
+import SiteFitFederation
+import SiteFitMetrics
+import SiteFitNN
+import SiteFitReport
+import SiteFitScenario
+
+/// One attacked update, with the seed that produced it (units are paired across arms by seed, site and trial).
+struct SeededTrial: Sendable {
+    var seed: UInt64
+    var trial: ReconstructionTrial
+
+    var key: String { "\(seed)|\(trial.site)|\(trial.trial)" }
+}
+
+/// An arm's attacked updates over every seed (none when its updates travel masked).
+struct ArmReconstruction: Sendable {
+    var arm: String
+    var masked: Bool
+    var trials: [SeededTrial]
+}
+
+extension Simulation {
+    /// The reconstruction experiment for one arm, at every training site, after `begin` and
+    /// before round 1: the server's attacks on updates from the broadcast model. Under secure
+    /// aggregation the server never holds one site's update, so nothing is attacked.
+    static func reconstruction(_ arm: Scenario.Arm, scenario: Scenario, sites: [SiteActor<MLP>]) async -> ArmReconstruction? {
+        guard let settings = scenario.reconstruction else { return nil }
+        guard !arm.secureAggregation else { return ArmReconstruction(arm: arm.name, masked: true, trials: []) }
+        let federation = scenario.federation
+        let optimizer = OptimizerConfiguration(kind: federation.optimizer, learningRate: arm.learningRate,
+                                               weightDecay: federation.weightDecay, gradientClipNorm: federation.gradientClipNorm)
+        let clipNorm = arm.privacy?.clipNorm
+        let perSite = await withTaskGroup(of: (Int, [ReconstructionTrial]).self) { group in
+            for (index, site) in sites.enumerated() {
+                group.addTask {
+                    (index, await site.reconstructionTrials(settings: settings, optimizer: optimizer,
+                                                            positiveWeight: Float(federation.positiveWeight), clipNorm: clipNorm))
+                }
+            }
+            var out: [Int: [ReconstructionTrial]] = [:]
+            for await (index, trials) in group { out[index] = trials }
+            return out
+        }
+        // Site order, whatever order the sites finished in.
+        let trials = sites.indices.flatMap { perSite[$0] ?? [] }.map { SeededTrial(seed: scenario.seed, trial: $0) }
+        return ArmReconstruction(arm: arm.name, masked: false, trials: trials)
+    }
+
+    /// The experiment's table: every arm at every setting, means with intervals over all seeds.
+    static func reconstructionResults(_ arms: [ArmReconstruction], settings: ReconstructionSettings, seed: UInt64) -> ReconstructionResults {
+        var rows: [ReconstructionRow] = []
+        for arm in arms {
+            for batchSize in settings.batchSizes {
+                for steps in settings.localSteps {
+                    let trials = arm.trials.filter { $0.trial.batchSize == batchSize && $0.trial.localSteps == steps }.map(\.trial)
+                    func interval(_ values: [Double], _ what: String) -> MeanInterval {
+                        var random = RandomStream(seed: seed, "reconstruction-interval", arm.arm, String(batchSize), String(steps), what)
+                        return MeanInterval.bootstrap(values, random: &random)
+                    }
+                    func summary(_ scores: [ReconstructionScore], _ attack: String) -> ReconstructionAttackSummary? {
+                        guard !scores.isEmpty else { return nil }
+                        return ReconstructionAttackSummary(error: interval(scores.map(\.error), attack + "-error"),
+                                                           f1: interval(scores.map { $0.f1 ?? .nan }, attack + "-f1"),
+                                                           identified: interval(scores.map(\.identified), attack + "-identified"))
+                    }
+                    let analytic = trials.compactMap(\.analytic)
+                    let rates = trials.compactMap(\.outcomeRateError)
+                    rows.append(ReconstructionRow(
+                        arm: arm.arm, batchSize: batchSize, localSteps: steps, updates: trials.count, masked: arm.masked,
+                        analytic: analytic.count == trials.count ? summary(analytic, "analytic") : nil,
+                        optimisation: summary(trials.map(\.optimisation), "optimisation"),
+                        strongest: summary(trials.map(\.strongest), "strongest"), chance: summary(trials.map(\.chance), "chance"),
+                        outcomeRateError: rates.isEmpty ? nil : interval(rates, "outcome-rate")))
+                }
+            }
+        }
+        return ReconstructionResults(budget: settings.budget, trials: settings.trials, rows: rows)
+    }
+
+    /// A leakage claim's paired difference: the strongest attack's `measure` on `arm` at its setting
+    /// minus on `than` at its, over the updates both have (same seed, site and trial).
+    static func leakageDifference(_ claim: Expectation, arms: [ArmReconstruction], seed: UInt64) -> LeakageDifference? {
+        guard case .leaksMore(let than, let measure, let b, let s, let thanB, let thanS) = claim.relation,
+              let mine = arms.first(where: { $0.arm == claim.arm }), let theirs = arms.first(where: { $0.arm == than }) else { return nil }
+        func values(_ arm: ArmReconstruction, _ b: Int, _ s: Int) -> [String: Double] {
+            var out: [String: Double] = [:]
+            for t in arm.trials where t.trial.batchSize == b && t.trial.localSteps == s {
+                let score = t.trial.strongest
+                out[t.key] = switch measure {
+                case .f1: score.f1 ?? .nan
+                case .error: score.error
+                case .identified: score.identified
+                case .outcomeRateError: t.trial.outcomeRateError ?? .nan
+                }
+            }
+            return out
+        }
+        let (a, o) = (values(mine, b, s), values(theirs, thanB, thanS))
+        let differences = a.keys.sorted().compactMap { key -> Double? in
+            guard let x = a[key], let y = o[key], x.isFinite, y.isFinite else { return nil }
+            return x - y
+        }
+        var random = RandomStream(seed: seed, "leakage-claim", claim.arm, than, measure.rawValue, String(b), String(s), String(thanB), String(thanS))
+        return LeakageDifference(arm: claim.arm, against: than, measure: measure, batchSize: b, localSteps: s, againstBatchSize: thanB,
+                                 againstLocalSteps: thanS, difference: MeanInterval.bootstrap(differences, random: &random))
+    }
+}
