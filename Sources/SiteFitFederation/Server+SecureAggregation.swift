@@ -7,6 +7,7 @@ import SiteFitNN
 /// vector; it unmasks only with the shares of at least `threshold` survivors.
 extension FederatedServer {
     /// Opens step 3 over `maskingSet` (roster sites whose shares were all delivered, in roster order).
+    /// `roster` is every site that advertised keys, in the order the sites split their secrets over.
     /// `weightTotal` is the masking set's train size the sites weighted by (FedAvg; nil under DP):
     /// when some drop, the unmasked sum is rescaled to the survivors' own total.
     public func beginMaskedRound(_ round: Int, context: String, roster: [AdvertisedKeys], maskingSet: [String], threshold: Int,
@@ -85,12 +86,13 @@ extension FederatedServer {
                                   abortedAtUnmasking: true, recoveredDropouts: 0, clamped: nil)
         }
         let dropped = round.maskingSet.filter { !survivors.contains($0) }
+        // The quorum is decided before anything is unmasked (the threshold, at least the quorum, makes this a safeguard).
+        guard survivors.count >= max(quorum, 1) else {
+            return MaskedRoundEnd(outcome: AggregationOutcome(acceptedSites: survivors, rejected: round.rejected, skipped: true),
+                                  abortedAtUnmasking: true, recoveredDropouts: 0, clamped: nil)
+        }
         do throws(UpdateRejection) {
             let sum = try unmask(round, survivors: survivors, dropped: dropped)
-            guard survivors.count >= max(quorum, 1) else {
-                return MaskedRoundEnd(outcome: AggregationOutcome(acceptedSites: survivors, rejected: round.rejected, skipped: true),
-                                      abortedAtUnmasking: false, recoveredDropouts: dropped.count, clamped: Int(sum[global.count]))
-            }
             var change = SecureAggregation.dequantise(sum.prefix(global.count), scale: round.scale)
             if let total = round.weightTotal, round.arrivedTrain > 0, round.arrivedTrain != total {
                 // Weighted by the whole masking set's size on site: renormalise to the survivors'.

@@ -1,3 +1,4 @@
+import Foundation
 import Crypto
 import Logging
 import SiteFitCore
@@ -72,9 +73,9 @@ public actor SiteActor<Network: NeuralModel> {
     public nonisolated let trainSize: Int
     public nonisolated let testSize: Int
     public nonisolated let summary: SiteSummary
-    let train: Dataset
+    private let train: Dataset
     private let rawTrain: [Double]?
-    let test: Dataset
+    private let test: Dataset
     private let testPersonIds: [Int64]
     private let testSex: [String]
     private let testRace: [String]
@@ -360,6 +361,86 @@ public actor SiteActor<Network: NeuralModel> {
             return try body(&participant)
         } catch let error as UpdateRejection {
             throw UserFacingError("site '\(id)': \(error.reason)")
+        }
+    }
+
+    /// The reconstruction experiment at this site, for the current arm (after `begin`, before
+    /// round 1): for every setting and trial the site draws `batchSize` of its training patients,
+    /// trains `localSteps` full-batch steps on them from the model it holds, and hands the server's
+    /// attacks only what the server would receive (the shared tensors' change, clipped under DP).
+    /// The site alone scores the reconstructions against those patients and its held-out ones.
+    ///
+    /// Every stream is keyed by (seed, site, batch size, steps, trial) and not by the arm, so each
+    /// arm is attacked on the same patients from the same starting guesses: differences between
+    /// arms are paired.
+    public func reconstructionTrials(settings: ReconstructionSettings, optimizer: OptimizerConfiguration, positiveWeight: Float,
+                                     clipNorm: Double?) -> [ReconstructionTrial] {
+        restoreLocal()
+        let start = local
+        let columns = train.columns
+        var trials: [ReconstructionTrial] = []
+        for batchSize in settings.batchSizes where batchSize <= train.rows {
+            var trainer = Trainer(model: network, maxBatch: batchSize)
+            for steps in settings.localSteps {
+                for trial in 0..<settings.trials {
+                    let key = [id, String(batchSize), String(steps), String(trial)]
+                    var draw = RandomStream(seed: seed, components: ["reconstruction-batch"] + key)
+                    var order = Array(0..<train.rows)
+                    draw.shuffle(&order)
+                    let batch = train.subset(Array(order.prefix(batchSize)))
+                    var parameters = start
+                    var training = RandomStream(seed: seed, components: ["reconstruction-training"] + key)
+                    let configuration = TrainingConfiguration(optimizer: optimizer, epochs: 1, batchSize: batchSize,
+                                                              positiveWeight: positiveWeight, steps: steps)
+                    _ = trainer.train(parameters: &parameters, data: batch, selection: selection, configuration: configuration,
+                                      random: &training)
+                    var delta = zip(shared.gather(from: parameters), shared.gather(from: start)).map { $0 - $1 }
+                    if let clipNorm { DPFedAvg.clip(&delta, clipNorm: clipNorm) }
+                    // The update is η·S·gradient only under plain SGD on the unweighted loss, unclipped.
+                    let sizeKnown = optimizer.kind == .sgd && optimizer.momentum == 0 && optimizer.gradientClipNorm == nil
+                        && clipNorm == nil && positiveWeight == 1
+
+                    // The server's side: the update and public knowledge only.
+                    let knowledge = ReconstructionAttack.Knowledge(network: network, parameters: start, shared: shared,
+                                                                   learningRate: optimizer.learningRate, batchSize: batchSize,
+                                                                   localSteps: steps, sizeKnown: sizeKnown)
+                    let candidates = ReconstructionAttack.analytic(delta, knowledge: knowledge)
+                    var guesses = RandomStream(seed: seed, components: ["reconstruction-attack"] + key)
+                    // The attack's first guesses, before any fitting: what matching by chance scores.
+                    var prior = guesses
+                    let chance = (0..<(batchSize * columns)).map { _ in Float(prior.gaussian()) }
+                    let fitted = ReconstructionAttack.optimisation(delta, knowledge: knowledge,
+                                                                   settings: .init(budget: settings.budget), random: &guesses)
+                    let gap = ReconstructionAttack.outcomeGap(delta, knowledge: knowledge)
+                    let estimatedRisk = gap.map { _ in meanRisk(start, fitted.features, rows: batchSize) }
+
+                    // The site's side: how close the server came.
+                    func scored(_ rows: [Float]) -> ReconstructionScore {
+                        ReconstructionScore.score(rows, batch: batch.features, heldOut: test.features, columns: columns, binary: binaryColumns)
+                    }
+                    let outcomeRate = Double(batch.labels.reduce(0, +)) / Double(batchSize)
+                    trials.append(ReconstructionTrial(
+                        site: id, batchSize: batchSize, localSteps: steps, trial: trial,
+                        analytic: candidates.map { $0.isEmpty ? scored([]) : scored($0.flatMap { $0 }) },
+                        optimisation: scored(fitted.features), chance: scored(chance),
+                        // Not clamped to [0, 1]: a batch of one has a rate of 0 or 1, and clamping would score a miss as a hit.
+                        outcomeRateError: gap.flatMap { gap in estimatedRisk.map { abs(gap + $0 - outcomeRate) } }))
+                }
+            }
+        }
+        return trials
+    }
+
+    /// Mean predicted risk of `rows` feature rows under `parameters`.
+    private func meanRisk(_ parameters: [Float], _ features: [Float], rows: Int) -> Double {
+        let workspace = network.makeWorkspace(capacity: rows)
+        return parameters.withUnsafeBufferPointer { p in
+            features.withUnsafeBufferPointer { x in
+                network.forward(parameters: p.baseAddress!, input: x.baseAddress!, batch: rows, workspace: workspace)
+                var total = 0.0
+                for i in 0..<rows { total += 1 / (1 + exp(-Double(workspace.logits[i]))) }
+                return total / Double(rows)
+            }
         }
     }
 

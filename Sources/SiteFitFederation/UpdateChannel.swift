@@ -164,8 +164,9 @@ public struct MaskedChannel: UpdateChannel {
         // FedAvg weights are applied on site over the masking set; the server rescales to the survivors.
         totalTrain = Double(delivered.reduce(0) { $0 + $1.trainSize })
         scale = SecureAggregation.scale(range: Self.range, participants: delivered.count)
-        await server.beginMaskedRound(round, context: context, roster: roster.filter { sharedIds.contains($0.site) },
-                                      maskingSet: maskingSet, threshold: threshold, scale: scale,
+        // The whole roster: every site split its secrets over it, so a share's x is its holder's
+        // position there, whoever later left the masking set.
+        await server.beginMaskedRound(round, context: context, roster: roster, maskingSet: maskingSet, threshold: threshold, scale: scale,
                                       weightTotal: privacy == nil ? totalTrain : nil, privacy: privacy)
         return true
     }

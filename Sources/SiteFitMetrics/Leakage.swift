@@ -40,23 +40,39 @@ public struct MeanInterval: Sendable, Codable, Equatable {
         self.count = count
     }
 
-    /// The mean of the finite `values` and its interval from `replicates` resamples drawn from `random`.
-    /// Undefined (NaN) with no finite value; a single value is its own interval.
-    public static func bootstrap(_ values: [Double], replicates: Int = 2000, random: inout RandomStream) -> MeanInterval {
-        let finite = values.filter(\.isFinite)
-        guard !finite.isEmpty else { return MeanInterval(estimate: .nan, low: .nan, high: .nan, count: 0) }
-        let n = finite.count
-        let mean = finite.reduce(0, +) / Double(n)
+    /// The mean of the finite `values` and its interval from `replicates` resamples drawn from
+    /// `random`. Units of one `cluster` (the same seed and site: one pretrained model, one pool of
+    /// patients) are not independent, so whole clusters are resampled; without clusters, units are.
+    /// Undefined (NaN) with no finite value; one cluster is its own interval.
+    public static func bootstrap(_ values: [Double], clusters: [String]? = nil, replicates: Int = 2000,
+                                 random: inout RandomStream) -> MeanInterval {
+        let keep = values.indices.filter { values[$0].isFinite }
+        guard !keep.isEmpty else { return MeanInterval(estimate: .nan, low: .nan, high: .nan, count: 0) }
+        // Each cluster's sum and count, in first-seen order (deterministic).
+        var order: [String] = [], sums: [String: (total: Double, count: Int)] = [:]
+        for i in keep {
+            let key = clusters?[i] ?? String(i)
+            if sums[key] == nil { order.append(key) }
+            sums[key, default: (0, 0)].total += values[i]
+            sums[key, default: (0, 0)].count += 1
+        }
+        let groups = order.map { sums[$0]! }
+        let mean = groups.reduce(0) { $0 + $1.total } / Double(keep.count)
+        let n = groups.count
         var means: [Double] = []
         means.reserveCapacity(replicates)
         for _ in 0..<replicates {
-            var total = 0.0
-            for _ in 0..<n { total += finite[Int(random.next() % UInt64(n))] }
-            means.append(total / Double(n))
+            var total = 0.0, count = 0
+            for _ in 0..<n {
+                let g = groups[Int(random.next() % UInt64(n))]
+                total += g.total
+                count += g.count
+            }
+            means.append(total / Double(count))
         }
         means.sort()
         func quantile(_ q: Double) -> Double { means[min(max(Int((q * Double(replicates - 1)).rounded()), 0), replicates - 1)] }
-        return MeanInterval(estimate: mean, low: quantile(0.025), high: quantile(0.975), count: n)
+        return MeanInterval(estimate: mean, low: quantile(0.025), high: quantile(0.975), count: keep.count)
     }
 
     public static func == (a: MeanInterval, b: MeanInterval) -> Bool {

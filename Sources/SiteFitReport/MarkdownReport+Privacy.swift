@@ -17,7 +17,7 @@ extension MarkdownReport {
             out += "| \(Format.fixed(arm.meanMembershipInference)) | \(highest.map { "\(Format.fixed($0.value)) (\($0.key))" } ?? "n/a") |"
             if attacked != nil {
                 if let row = headlineReconstruction(m, arm: arm.name) {
-                    out += row.masked ? " masked | masked |" : " \(intervalText(row.strongest?.f1)) | \(intervalText(row.strongest?.error)) |"
+                    out += row.masked ? " masked | masked |" : " \(intervalText(row.chosen?.f1)) | \(intervalText(row.chosen?.error)) |"
                 } else {
                     out += " — | — |"
                 }
@@ -27,7 +27,7 @@ extension MarkdownReport {
         out += "\nThe membership-inference attack guesses that a patient was in a site's training data when the final model's loss "
         out += "on that patient is low; its AUC over the site's train and held-out patients is 0.5 when training left no trace.\n\n"
         if m.reconstruction != nil {
-            out += "Reconstruction F1 and error are the stronger attack's on one site's update (see *What a single update reveals*); "
+            out += "Reconstruction F1 and error are the server's attack on one site's update (analytic where it applies, optimisation otherwise) (see *What a single update reveals*); "
             out += "baselines send no update.\n\n"
         }
         out += secureAggregationParagraph(m)

@@ -30,15 +30,15 @@ public struct ReconstructionRow: Codable, Sendable, Equatable {
     /// Nil when the update has no input layer with both weight and bias (the attack does not apply).
     public var analytic: ReconstructionAttackSummary?
     public var optimisation: ReconstructionAttackSummary?
-    /// Per update, the stronger of the two attacks (the lower error).
-    public var strongest: ReconstructionAttackSummary?
+    /// Per update, the attack the server would use: analytic where it applies, optimisation otherwise.
+    public var chosen: ReconstructionAttackSummary?
     /// The prior's guesses scored as reconstructions: what matching by chance gives.
     public var chance: ReconstructionAttackSummary?
     /// Nil when the head bias does not travel.
     public var outcomeRateError: MeanInterval?
 
     public init(arm: String, batchSize: Int, localSteps: Int, updates: Int, masked: Bool, analytic: ReconstructionAttackSummary?,
-                optimisation: ReconstructionAttackSummary?, strongest: ReconstructionAttackSummary?, chance: ReconstructionAttackSummary? = nil,
+                optimisation: ReconstructionAttackSummary?, chosen: ReconstructionAttackSummary?, chance: ReconstructionAttackSummary? = nil,
                 outcomeRateError: MeanInterval?) {
         self.chance = chance
         self.arm = arm
@@ -48,12 +48,12 @@ public struct ReconstructionRow: Codable, Sendable, Equatable {
         self.masked = masked
         self.analytic = analytic
         self.optimisation = optimisation
-        self.strongest = strongest
+        self.chosen = chosen
         self.outcomeRateError = outcomeRateError
     }
 
     enum CodingKeys: String, CodingKey {
-        case arm, batchSize = "batch_size", localSteps = "local_steps", updates, masked, analytic, optimisation, strongest, chance
+        case arm, batchSize = "batch_size", localSteps = "local_steps", updates, masked, analytic, optimisation, chosen, chance
         case outcomeRateError = "outcome_rate_error"
     }
 }

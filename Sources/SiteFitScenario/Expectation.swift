@@ -20,7 +20,7 @@ public struct Expectation: Sendable, Equatable {
         case below(Double)
         /// `arm`'s footprint is at most `fraction` × that of `of`.
         case atMost(fraction: Double, of: String, quantity: Quantity)
-        /// The reconstruction experiment: at (`batchSize`, `localSteps`) the strongest attack recovers
+        /// The reconstruction experiment: at (`batchSize`, `localSteps`) the chosen attack recovers
         /// more from `arm`'s updates than from `than`'s at (`thanBatchSize`, `thanLocalSteps`): the
         /// interval of the paired difference in `measure` excludes 0 on the leaking side.
         case leaksMore(than: String, measure: LeakageMeasure, batchSize: Int, localSteps: Int, thanBatchSize: Int, thanLocalSteps: Int)

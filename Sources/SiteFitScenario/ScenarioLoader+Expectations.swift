@@ -20,7 +20,7 @@ extension ScenarioLoader {
 
     /// `expect`: the lessons the scenario claims, each checked across seeds by the run.
     static func expectations(_ node: Node?, rows: [String], siteIds: [String], attributes: [String], armNames: [String] = [],
-                             reconstruction: ReconstructionSettings? = nil, reader: inout YAMLReader) -> [Expectation] {
+                             maskedArms: [String] = [], reconstruction: ReconstructionSettings? = nil, reader: inout YAMLReader) -> [Expectation] {
         guard let node, let list = reader.sequence(node, "expect") else { return [] }
         var claims: [Expectation] = []
         for (i, item) in list.enumerated() {
@@ -46,7 +46,7 @@ extension ScenarioLoader {
             let relationKey = relations[0]
             if relationKey == "leaks_more_than" {
                 guard let than = row("leaks_more_than") else { continue }
-                if let claim = leakageClaim(m, item: item, field: field, arm: arm, than: than, armNames: armNames, settings: reconstruction,
+                if let claim = leakageClaim(m, item: item, field: field, arm: arm, than: than, armNames: armNames, maskedArms: maskedArms, settings: reconstruction,
                                             reader: &reader) { claims.append(claim) }
                 continue
             }

@@ -32,7 +32,7 @@ extension ScenarioLoader {
 
     /// A `leaks_more_than` claim: its measure and the two settings, each one the experiment runs.
     static func leakageClaim(_ m: [String: Node], item: Node, field: String, arm: String, than: String, armNames: [String],
-                             settings: ReconstructionSettings?, reader: inout YAMLReader) -> Expectation? {
+                             maskedArms: [String], settings: ReconstructionSettings?, reader: inout YAMLReader) -> Expectation? {
         for key in ["metric", "sites", "margin", "of", "quantity"] where m[key] != nil {
             reader.fail(m[key], "\(field).\(key)", "a leaks_more_than claim takes leakage, batch_size, local_steps (and than_batch_size, than_local_steps), not \(key)")
         }
@@ -42,6 +42,10 @@ extension ScenarioLoader {
         }
         for name in [arm, than] where !armNames.contains(name) {
             reader.fail(item, field, "'\(name)' is a baseline row: only arms send updates to attack")
+            return nil
+        }
+        for name in [arm, than] where maskedArms.contains(name) {
+            reader.fail(item, field, "'\(name)' uses secure aggregation: the server never holds one of its updates, so none is attacked")
             return nil
         }
         guard let n = m["leakage"], let measure = reader.choice(n, "\(field).leakage", LeakageMeasure.self) else {

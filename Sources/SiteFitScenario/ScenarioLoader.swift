@@ -74,7 +74,7 @@ public enum ScenarioLoader {
         let reconstruction = reconstruction(top["reconstruction"], reader: &reader)
         let expectations = expectations(top["expect"], rows: rows, siteIds: sites.map(\.profile.id),
                                         attributes: subgroups.attributes.map(\.rawValue), armNames: arms.map(\.name),
-                                        reconstruction: reconstruction, reader: &reader)
+                                        maskedArms: arms.filter(\.secureAggregation).map(\.name), reconstruction: reconstruction, reader: &reader)
 
         // In reading order: the scenario first, then each profile, each by line and column.
         let all = readingOrder(reader.diagnostics) + readingOrder(profileDiagnostics)

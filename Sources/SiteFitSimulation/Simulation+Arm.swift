@@ -34,7 +34,7 @@ extension Simulation {
         var driver = try makeDriver(arm, scenario: scenario, sites: trainers, server: server, proximalMu: strategy.proximalMu,
                                     sequentialSites: sequentialSites)
         // What the server could reconstruct from one site's first update, before the rounds move the model.
-        let attacked = await reconstruction(arm, scenario: scenario, sites: trainers)
+        let attacked = await reconstruction(arm, scenario: scenario, sites: trainers, sequentialSites: sequentialSites)
         if attacked != nil { progress("[\(arm.name)] reconstruction attacks on single updates done") }
 
         var predictions = try await evaluate(sites, broadcast: await server.broadcast(round: 0))

@@ -11,6 +11,8 @@ struct SeededTrial: Sendable {
     var trial: ReconstructionTrial
 
     var key: String { "\(seed)|\(trial.site)|\(trial.trial)" }
+    /// The unit the intervals resample: one seed's site (one pretrained model, one pool of patients).
+    var cluster: String { "\(seed)|\(trial.site)" }
 }
 
 /// An arm's attacked updates over every seed (none when its updates travel masked).
@@ -24,13 +26,22 @@ extension Simulation {
     /// The reconstruction experiment for one arm, at every training site, after `begin` and
     /// before round 1: the server's attacks on updates from the broadcast model. Under secure
     /// aggregation the server never holds one site's update, so nothing is attacked.
-    static func reconstruction(_ arm: Scenario.Arm, scenario: Scenario, sites: [SiteActor<MLP>]) async -> ArmReconstruction? {
+    static func reconstruction(_ arm: Scenario.Arm, scenario: Scenario, sites: [SiteActor<MLP>],
+                               sequentialSites: Bool = false) async -> ArmReconstruction? {
         guard let settings = scenario.reconstruction else { return nil }
         guard !arm.secureAggregation else { return ArmReconstruction(arm: arm.name, masked: true, trials: []) }
         let federation = scenario.federation
         let optimizer = OptimizerConfiguration(kind: federation.optimizer, learningRate: arm.learningRate,
                                                weightDecay: federation.weightDecay, gradientClipNorm: federation.gradientClipNorm)
         let clipNorm = arm.privacy?.clipNorm
+        if sequentialSites {
+            var trials: [SeededTrial] = []
+            for site in sites {
+                trials += await site.reconstructionTrials(settings: settings, optimizer: optimizer, positiveWeight: Float(federation.positiveWeight),
+                                                          clipNorm: clipNorm).map { SeededTrial(seed: scenario.seed, trial: $0) }
+            }
+            return ArmReconstruction(arm: arm.name, masked: false, trials: trials)
+        }
         let perSite = await withTaskGroup(of: (Int, [ReconstructionTrial]).self) { group in
             for (index, site) in sites.enumerated() {
                 group.addTask {
@@ -53,10 +64,11 @@ extension Simulation {
         for arm in arms {
             for batchSize in settings.batchSizes {
                 for steps in settings.localSteps {
-                    let trials = arm.trials.filter { $0.trial.batchSize == batchSize && $0.trial.localSteps == steps }.map(\.trial)
-                    func interval(_ values: [Double], _ what: String) -> MeanInterval {
+                    let seeded = arm.trials.filter { $0.trial.batchSize == batchSize && $0.trial.localSteps == steps }
+                    let trials = seeded.map(\.trial)
+                    func interval(_ values: [Double], _ what: String, clusters: [String]? = nil) -> MeanInterval {
                         var random = RandomStream(seed: seed, "reconstruction-interval", arm.arm, String(batchSize), String(steps), what)
-                        return MeanInterval.bootstrap(values, random: &random)
+                        return MeanInterval.bootstrap(values, clusters: clusters ?? seeded.map(\.cluster), random: &random)
                     }
                     func summary(_ scores: [ReconstructionScore], _ attack: String) -> ReconstructionAttackSummary? {
                         guard !scores.isEmpty else { return nil }
@@ -65,28 +77,31 @@ extension Simulation {
                                                            identified: interval(scores.map(\.identified), attack + "-identified"))
                     }
                     let analytic = trials.compactMap(\.analytic)
-                    let rates = trials.compactMap(\.outcomeRateError)
+                    let rated = seeded.filter { $0.trial.outcomeRateError != nil }
                     rows.append(ReconstructionRow(
                         arm: arm.arm, batchSize: batchSize, localSteps: steps, updates: trials.count, masked: arm.masked,
                         analytic: analytic.count == trials.count ? summary(analytic, "analytic") : nil,
                         optimisation: summary(trials.map(\.optimisation), "optimisation"),
-                        strongest: summary(trials.map(\.strongest), "strongest"), chance: summary(trials.map(\.chance), "chance"),
-                        outcomeRateError: rates.isEmpty ? nil : interval(rates, "outcome-rate")))
+                        chosen: summary(trials.map(\.chosen), "chosen"), chance: summary(trials.map(\.chance), "chance"),
+                        outcomeRateError: rated.isEmpty ? nil : interval(rated.compactMap(\.trial.outcomeRateError), "outcome-rate",
+                                                                         clusters: rated.map(\.cluster))))
                 }
             }
         }
         return ReconstructionResults(budget: settings.budget, trials: settings.trials, rows: rows)
     }
 
-    /// A leakage claim's paired difference: the strongest attack's `measure` on `arm` at its setting
+    /// A leakage claim's paired difference: the chosen attack's `measure` on `arm` at its setting
     /// minus on `than` at its, over the updates both have (same seed, site and trial).
     static func leakageDifference(_ claim: Expectation, arms: [ArmReconstruction], seed: UInt64) -> LeakageDifference? {
         guard case .leaksMore(let than, let measure, let b, let s, let thanB, let thanS) = claim.relation,
               let mine = arms.first(where: { $0.arm == claim.arm }), let theirs = arms.first(where: { $0.arm == than }) else { return nil }
+        var clusterOf: [String: String] = [:]
         func values(_ arm: ArmReconstruction, _ b: Int, _ s: Int) -> [String: Double] {
             var out: [String: Double] = [:]
             for t in arm.trials where t.trial.batchSize == b && t.trial.localSteps == s {
-                let score = t.trial.strongest
+                clusterOf[t.key] = t.cluster
+                let score = t.trial.chosen
                 out[t.key] = switch measure {
                 case .f1: score.f1 ?? .nan
                 case .error: score.error
@@ -97,12 +112,13 @@ extension Simulation {
             return out
         }
         let (a, o) = (values(mine, b, s), values(theirs, thanB, thanS))
-        let differences = a.keys.sorted().compactMap { key -> Double? in
+        let paired = a.keys.sorted().compactMap { key -> (difference: Double, cluster: String)? in
             guard let x = a[key], let y = o[key], x.isFinite, y.isFinite else { return nil }
-            return x - y
+            return (x - y, clusterOf[key] ?? key)
         }
         var random = RandomStream(seed: seed, "leakage-claim", claim.arm, than, measure.rawValue, String(b), String(s), String(thanB), String(thanS))
         return LeakageDifference(arm: claim.arm, against: than, measure: measure, batchSize: b, localSteps: s, againstBatchSize: thanB,
-                                 againstLocalSteps: thanS, difference: MeanInterval.bootstrap(differences, random: &random))
+                                 againstLocalSteps: thanS,
+                                 difference: MeanInterval.bootstrap(paired.map(\.difference), clusters: paired.map(\.cluster), random: &random))
     }
 }

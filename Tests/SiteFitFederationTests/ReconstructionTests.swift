@@ -57,12 +57,43 @@ struct ReconstructionTests {
         #expect(error(rows: 8, steps: 10) > 0.05)
     }
 
+    @Test("logistic regression's full update is its own input layer: one patient comes back exactly")
+    func logisticRegression() throws {
+        let logistic = MLP(MLPConfiguration(inputSize: 6, hiddenSizes: []))
+        var random = RandomStream(seed: 8, "logistic")
+        let start = logistic.initialParameters(random: &random)
+        let data = Dataset(features: (0..<6).map { _ in Float(random.gaussian()) }, labels: [1], columns: 6)
+        let selection = FineTuningMode.full.selection(for: logistic.layout)
+        var trainer = Trainer(model: logistic, maxBatch: 1)
+        var parameters = start
+        _ = trainer.train(parameters: &parameters, data: data, selection: selection,
+                          configuration: TrainingConfiguration(optimizer: OptimizerConfiguration(kind: .sgd, learningRate: 0.05),
+                                                               epochs: 1, batchSize: 1, steps: 1), random: &random)
+        let delta = zip(selection.gather(from: parameters), selection.gather(from: start)).map { $0 - $1 }
+        let knowledge = ReconstructionAttack.Knowledge(network: logistic, parameters: start, shared: selection, learningRate: 0.05,
+                                                       batchSize: 1, localSteps: 1)
+        let candidates = try #require(ReconstructionAttack.analytic(delta, knowledge: knowledge))
+        #expect((zip(candidates[0], data.features).map { abs($0 - $1) }.max() ?? 1) < 1e-4)
+        // The head alone of a network with hidden layers reads hidden units, not features.
+        let (headDelta, headKnowledge, _) = update(rows: 1, steps: 1, mode: .head)
+        #expect(ReconstructionAttack.analytic(headDelta, knowledge: headKnowledge) == nil)
+    }
+
     @Test("BitFit, LoRA, adapters and the head carry no input layer: the analytic attack does not apply")
     func analyticNotApplicable() {
         for mode in [FineTuningMode.bitfit, .head] {
             let (delta, knowledge, _) = update(rows: 1, steps: 1, mode: mode)
             #expect(ReconstructionAttack.analytic(delta, knowledge: knowledge) == nil, "\(mode.name)")
         }
+        // LoRA (with its bias terms too) and adapters extend the network; the input layer's weight stays frozen.
+        let lora = FineTuningMode.lora, adapter = FineTuningMode.adapter
+        for (mode, settings) in [(lora, lora.resolved(["train_biases": .flag(true)])), (adapter, adapter.resolved())] {
+            let network = mode.network(extending: mlp, settings: settings)
+            let selection = mode.selection(for: network.layout, settings: settings)
+            #expect(!selection.tensorNames.isEmpty)
+            #expect(ReconstructionAttack.inputLayer(network.layout, inputSize: 6, shared: selection) == nil, "\(mode.name)")
+        }
+        #expect(ReconstructionAttack.inputLayer(mlp.layout, inputSize: 6, shared: FineTuningMode.full.selection(for: mlp.layout)) != nil)
     }
 
     @Test("the head bias's change gives the batch's outcome rate minus its mean predicted risk, exactly at one step")
@@ -105,5 +136,9 @@ struct ReconstructionTests {
         #expect(far.identified == 1)
         let miss = ReconstructionScore.score([1, -1], batch: [1, 1, 2, -1], heldOut: [], columns: 2, binary: [(1, 0)])
         #expect(miss.truePositives == 0 && miss.falseNegatives == 1 && miss.f1 == 0)
+        #expect(miss.identified.isNaN, "no held-out patient: identification is undefined, not certain")
+        // One-to-one: two patients near (0, 0) cannot both claim the guess at (0, 0); the second gets (10, 10).
+        let matched = ReconstructionScore.score([0, 0, 10, 10], batch: [0, 0, 0.1, 0], heldOut: [], columns: 2, binary: [])
+        #expect(abs(matched.error - (0 + (9.9 + 10) / 2) / 2) < 1e-6)
     }
 }

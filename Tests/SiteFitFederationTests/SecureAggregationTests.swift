@@ -31,7 +31,7 @@ struct ShamirTests {
         #expect(Shamir.reconstruct(Array(shares.prefix(2)), threshold: 3) == nil, "two shares are below the threshold")
     }
 
-    @Test("t − 1 shares say nothing: with a forged third share they interpolate to a different secret")
+    @Test("a tampered or repeated share never reconstructs the secret")
     func belowThreshold() {
         var random = RandomStream(seed: 2, "shamir")
         let shares = Shamir.split(secret, threshold: 3, count: 5, using: &random)
@@ -145,6 +145,54 @@ struct SecureAggregationTests {
         for case let .revealed(_, shares) in await server.receivedTranscript() {
             for share in shares { #expect((share.secret == .maskingKey) == dropped.contains(share.owner)) }
         }
+    }
+
+    @Test("a site that fails to share keys leaves the masking set; shares keep their roster positions and a later dropout is still recovered")
+    func maskingSetSmallerThanRoster() async throws {
+        let four = ["a", "b", "c", "d"]
+        var participants = four.map { SecureAggregationParticipant(site: $0, context: context) }
+        let roster = participants.map(\.advertised)
+        var inbox: [String: [SealedShares]] = [:]
+        for i in [0, 2, 3] {  // b never shares
+            for box in try participants[i].shareKeys(roster: roster, threshold: 2) { inbox[box.to, default: []].append(box) }
+        }
+        for i in [0, 2, 3] { try participants[i].receive(inbox[four[i]] ?? []) }
+        let maskingSet = ["a", "c", "d"]
+        let words = [[UInt32]]([[5, 7, 0], [0, 0, 0], [11, 13, 0], [17, 19, 0]])
+        let server = server(count: 2)
+        await server.beginMaskedRound(1, context: context, roster: roster, maskingSet: maskingSet, threshold: 2, scale: 1, weightTotal: nil)
+        _ = try participants[2].mask(words[2], maskingSet: maskingSet)  // c masks, then drops before sending
+        for i in [0, 3] {
+            let masked = try participants[i].mask(words[i], maskingSet: maskingSet)
+            await server.submitMasked(site: four[i], blob: blob(masked))
+        }
+        let (survivors, dropped, unmask) = await server.nameSurvivors()
+        #expect(unmask && survivors == ["a", "d"] && dropped == ["c"])
+        for i in [0, 3] {
+            await server.submitUnmaskingShares(site: four[i], shares: try participants[i].unmaskingShares(survivors: survivors, dropped: dropped))
+        }
+        let end = await server.endMaskedRound()
+        #expect(!end.outcome.skipped && end.recoveredDropouts == 1)
+        #expect(await server.globalValues() == [22, 26], "a + d, exactly")
+    }
+
+    @Test("the server refuses a survivor's shares of the wrong kind: a key share of a survivor is never used")
+    func wrongKindRefused() async throws {
+        var participants = try keyed(["a", "b", "c"], threshold: 2)
+        let server = server(count: 2)
+        await server.recordTranscript()
+        await server.beginMaskedRound(1, context: context, roster: participants.map(\.advertised), maskingSet: ["a", "b", "c"],
+                                      threshold: 2, scale: 1, weightTotal: nil)
+        for i in 0..<3 { await server.submitMasked(site: ["a", "b", "c"][i], blob: blob(try participants[i].mask([1, 2, 0], maskingSet: ["a", "b", "c"]))) }
+        _ = await server.nameSurvivors()
+        var shares = try participants[0].unmaskingShares(survivors: ["a", "b", "c"], dropped: [])
+        shares[1].secret = .maskingKey  // b survived: asking for its key would let the server strip b's pairwise masks
+        await server.submitUnmaskingShares(site: "a", shares: shares)
+        await server.submitUnmaskingShares(site: "d", shares: try participants[1].unmaskingShares(survivors: ["a", "b", "c"], dropped: []))
+        #expect(await server.receivedTranscript().filter { if case .revealed = $0 { true } else { false } }.isEmpty,
+                "both submissions refused: a wrong kind, and a site that is not a survivor")
+        let end = await server.endMaskedRound()
+        #expect(end.outcome.skipped && end.abortedAtUnmasking, "too few shares: nothing is unmasked")
     }
 
     @Test("with one survivor the server receives one masked vector and unmasks nothing")

@@ -121,6 +121,16 @@ struct ExpectationTests {
             "16:80 expect[2].batch_size: 4 is not in the reconstruction experiment's list: 1, 1",
             "17:70 expect[3].batch_size: batch_size belongs to a leaks_more_than claim",
         ])
+        let masked = diagnostics {
+            let folder = try fixture(["Sites/alpha.yaml": profile, "Scenarios/demo.yaml": scenario + "\n" + """
+                  - {name: secure, mode: full, secure_aggregation: true}
+                reconstruction: {batch_sizes: [1], local_steps: [1]}
+                expect:
+                  - {arm: full, leaks_more_than: secure, leakage: identified, batch_size: 1, local_steps: 1}
+                """], name: "leakage-masked")
+            _ = try ScenarioLoader.load(folder.appendingPathComponent("Scenarios/demo.yaml"))
+        }
+        #expect(masked.map(\.problem) == ["'secure' uses secure aggregation: the server never holds one of its updates, so none is attacked"])
         let without = diagnostics { _ = try Self.load("expect:\n  - {arm: full, leaks_more_than: bitfit-fast, leakage: identified, batch_size: 1, local_steps: 1}\n") }
         #expect(without.map(\.problem) == ["a leaks_more_than claim needs the scenario's `reconstruction:` experiment"])
     }

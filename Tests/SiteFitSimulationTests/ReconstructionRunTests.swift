@@ -34,10 +34,15 @@ struct ReconstructionRunTests {
         #expect(bitfit.analytic == nil, "no input layer travels under BitFit")
         #expect(bitfit.optimisation != nil && bitfit.chance != nil)
         let masked = r.rows.filter { $0.arm == "masked" }
-        #expect(masked.allSatisfy { $0.masked && $0.updates == 0 && $0.strongest == nil })
+        #expect(masked.allSatisfy { $0.masked && $0.updates == 0 && $0.chosen == nil })
         let claim = try #require(result.metrics.claims?.first)
         #expect(claim.leakage?.difference.count == 6)
-        #expect(claim.holds == ((claim.leakage?.difference.high ?? 0) < 0))
+        #expect(claim.holds, "an exact reconstruction against a fit from the prior: the interval excludes 0")
+        // Paired: every arm is attacked on the same patients from the same first guesses, so chance scores agree.
+        for b in [1, 8] { for s in [1, 3] {
+            let chances = r.rows.filter { $0.batchSize == b && $0.localSteps == s && !$0.masked }.map(\.chance)
+            #expect(Set(chances.map { $0?.error.estimate }).count == 1, "batch \(b), \(s) steps")
+        } }
         // The report shows the experiment and the footprint table quotes batch 1, one step.
         let report = MarkdownReport.render(result.metrics)
         #expect(report.contains("### What a single update reveals"))

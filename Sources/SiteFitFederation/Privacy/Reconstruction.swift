@@ -38,13 +38,15 @@ public enum ReconstructionAttack {
         public var learningRate: Double
         public var batchSize: Int
         public var localSteps: Int
-        /// The sites' optimiser: under plain SGD the update's size is known (η·S·gradient), and the
-        /// fit matches it; under Adam only its direction means anything.
-        public var optimizer: OptimizerKind
+        /// True when the update is η·S·(gradient of the unweighted loss) up to the drift of S steps:
+        /// plain SGD without momentum, gradient clipping, DP clipping or class weights. Then the fit
+        /// matches the update's size and the head bias gives the outcome gap; otherwise only the
+        /// update's direction means anything (under Adam the first step is the gradient's sign).
+        public var sizeKnown: Bool
 
         public init(network: Network, parameters: [Float], shared: ParameterSelection, learningRate: Double, batchSize: Int,
-                    localSteps: Int, optimizer: OptimizerKind = .sgd) {
-            self.optimizer = optimizer
+                    localSteps: Int, sizeKnown: Bool = true) {
+            self.sizeKnown = sizeKnown
             self.network = network
             self.parameters = parameters
             self.shared = shared
@@ -59,8 +61,11 @@ public enum ReconstructionAttack {
     public static func inputLayer(_ layout: ParameterLayout, inputSize: Int, shared: ParameterSelection)
         -> (weight: TensorSpec, bias: TensorSpec)? {
         let names = Set(shared.tensorNames)
-        guard let weight = layout.tensors.first(where: { $0.role == .weight && $0.shape.count == 2 && $0.shape[1] == inputSize }),
-              weight.name.hasSuffix(".weight"), names.contains(weight.name) else { return nil }
+        // The network's first weight (the head's, for logistic regression) is the one that reads
+        // the patient's features; the layout lists tensors in layer order.
+        guard let weight = layout.tensors.first(where: { ($0.role == .weight || $0.role == .headWeight) && !$0.isExtension }),
+              weight.shape.count == 2, weight.shape[1] == inputSize, weight.name.hasSuffix(".weight"), names.contains(weight.name)
+        else { return nil }
         let biasName = String(weight.name.dropLast(".weight".count)) + ".bias"
         guard let bias = layout.tensors.first(where: { $0.name == biasName && $0.shape == [weight.shape[0]] }),
               names.contains(bias.name) else { return nil }
@@ -68,11 +73,13 @@ public enum ReconstructionAttack {
     }
 
     /// The analytic attack: the rows' pooled estimate, then one candidate patient per input-layer
-    /// row whose bias moved, ΔWᵢ/Δbᵢ, most-moved rows first (at most `limit`). Nil when the update
-    /// has no such layer.
+    /// row whose bias moved, ΔWᵢ/Δbᵢ, most-moved rows first, batch size candidates in all. Nil when
+    /// the update has no such layer.
     /// `delta` is the update's change, packed in the selection's order.
-    public static func analytic<Network: NeuralModel>(_ delta: [Float], knowledge k: Knowledge<Network>, limit: Int = 64)
-        -> [[Float]]? {
+    public static func analytic<Network: NeuralModel>(_ delta: [Float], knowledge k: Knowledge<Network>) -> [[Float]]? {
+        // As many reconstructions as the batch has patients: the server knows the batch size, and
+        // scoring compares equal numbers of guesses (see `ReconstructionScore`).
+        let limit = max(k.batchSize - 1, 0)
         guard let (weight, bias) = inputLayer(k.network.layout, inputSize: k.network.inputSize, shared: k.shared) else { return nil }
         var full = [Float](repeating: 0, count: k.network.layout.count)
         k.shared.scatter(delta, into: &full)
@@ -93,9 +100,10 @@ public enum ReconstructionAttack {
         }
     }
 
-    /// ȳ − p̄ of the site's batch from the head bias's change, or nil when the head bias does not travel.
+    /// ȳ − p̄ of the site's batch from the head bias's change, or nil when the head bias does not
+    /// travel or the update's size is not the gradient's (`sizeKnown`).
     public static func outcomeGap<Network: NeuralModel>(_ delta: [Float], knowledge k: Knowledge<Network>) -> Double? {
-        guard let head = k.network.layout.tensors.first(where: { $0.role == .headBias }),
+        guard k.sizeKnown, let head = k.network.layout.tensors.first(where: { $0.role == .headBias }),
               k.shared.tensorNames.contains(head.name) else { return nil }
         var full = [Float](repeating: 0, count: k.network.layout.count)
         k.shared.scatter(delta, into: &full)
@@ -128,7 +136,7 @@ public enum ReconstructionAttack {
         let workspace = k.network.makeWorkspace(capacity: b)
         let mask = k.network.trainableMask(k.shared)
         // The gradient the site followed: −Δ/(η·S) under SGD; under Adam only −Δ's direction counts.
-        let matchSize = k.optimizer == .sgd
+        let matchSize = k.sizeKnown
         let target = delta.map { -Double($0) / (matchSize ? k.learningRate * Double(max(k.localSteps, 1)) : 1) }
         let targetNorm = target.reduce(0) { $0 + $1 * $1 }.squareRoot()
         var x = (0..<(b * d)).map { _ in Float(random.gaussian()) }

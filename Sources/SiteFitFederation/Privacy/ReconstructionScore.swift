@@ -9,7 +9,7 @@ public struct ReconstructionScore: Sendable, Equatable {
     public var truePositives: Int
     public var falsePositives: Int
     public var falseNegatives: Int
-    /// Share of the attacked patients whose closest reconstruction lies nearer to them than to
+    /// Share of the attacked patients whose matched reconstruction lies nearer to them than to
     /// any of the site's held-out patients: the reconstruction singles out a training patient.
     public var identified: Double
 
@@ -21,6 +21,11 @@ public struct ReconstructionScore: Sendable, Equatable {
 
     /// Scores `reconstructions` (rows of `columns` values) against the attacked `batch` rows and
     /// the site's `heldOut` rows; `binary` gives each binary column's standardised threshold.
+    ///
+    /// Each patient is matched to a different reconstruction, closest pairs first (greedy
+    /// one-to-one matching): an attack scores by reconstructing each patient, not by guessing one
+    /// patient many times. With fewer reconstructions than patients, the unmatched patients take
+    /// their closest reconstruction. Identification is NaN when the site has no held-out patient.
     public static func score(_ reconstructions: [Float], batch: [Float], heldOut: [Float], columns: Int,
                              binary: [(column: Int, threshold: Float)]) -> ReconstructionScore {
         let candidates = reconstructions.count / columns, patients = batch.count / columns, others = heldOut.count / columns
@@ -35,11 +40,23 @@ public struct ReconstructionScore: Sendable, Equatable {
         var score = ReconstructionScore(error: 0, truePositives: 0, falsePositives: 0, falseNegatives: 0, identified: 0)
         guard candidates > 0, patients > 0 else {
             score.error = .nan
+            score.identified = .nan
             return score
+        }
+        // Every (patient, reconstruction) pair by distance, ties in index order, so the matching is deterministic.
+        var pairs: [(distance: Double, patient: Int, candidate: Int)] = []
+        pairs.reserveCapacity(patients * candidates)
+        for k in 0..<patients { for j in 0..<candidates { pairs.append((distance(reconstructions, j, batch, k), k, j)) } }
+        pairs.sort { ($0.distance, $0.patient, $0.candidate) < ($1.distance, $1.patient, $1.candidate) }
+        var match = [Int?](repeating: nil, count: patients)
+        var taken = [Bool](repeating: false, count: candidates)
+        for pair in pairs where match[pair.patient] == nil && !taken[pair.candidate] {
+            match[pair.patient] = pair.candidate
+            taken[pair.candidate] = true
         }
         var errors = 0.0, identified = 0
         for k in 0..<patients {
-            let closest = (0..<candidates).min { distance(reconstructions, $0, batch, k) < distance(reconstructions, $1, batch, k) }!
+            let closest = match[k] ?? (0..<candidates).min { distance(reconstructions, $0, batch, k) < distance(reconstructions, $1, batch, k) }!
             var absolute = 0.0
             for c in 0..<columns { absolute += Double(abs(reconstructions[closest * columns + c] - batch[k * columns + c])) }
             errors += absolute / Double(columns)
@@ -51,7 +68,7 @@ public struct ReconstructionScore: Sendable, Equatable {
             if (0..<others).allSatisfy({ distance(reconstructions, closest, heldOut, $0) > own }) { identified += 1 }
         }
         score.error = errors / Double(patients)
-        score.identified = Double(identified) / Double(patients)
+        score.identified = others == 0 ? .nan : Double(identified) / Double(patients)
         return score
     }
 }
@@ -84,12 +101,10 @@ public struct ReconstructionTrial: Sendable, Equatable {
         self.outcomeRateError = outcomeRateError
     }
 
-    /// The stronger attack's score on this update: the lower per-feature error. (Error, not F1,
-    /// decides: it is always defined, while F1 is undefined for a batch without binary positives.)
-    public var strongest: ReconstructionScore {
-        guard let analytic, analytic.error.isFinite else { return optimisation }
-        return analytic.error <= optimisation.error ? analytic : optimisation
-    }
+    /// The server's attack on this update: the analytic one where it applies (the server knows
+    /// it does: an input layer's weight and bias travel), the optimisation otherwise. The choice
+    /// never looks at the patients, which the server does not have.
+    public var chosen: ReconstructionScore { analytic ?? optimisation }
 }
 
 /// What the reconstruction experiment runs: every batch size × local steps, `trials` attacked
