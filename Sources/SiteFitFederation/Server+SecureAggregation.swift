@@ -43,8 +43,9 @@ extension FederatedServer {
     /// `unmask` is false: the round is aborted, nothing will be unmasked and the sum is dropped.
     public func nameSurvivors() -> (survivors: [String], dropped: [String], unmask: Bool) {
         guard var round = pendingMasked else { preconditionFailure("nameSurvivors before beginMaskedRound") }
-        let survivors = round.maskingSet.filter { round.arrived.contains($0) }
-        let dropped = round.maskingSet.filter { !survivors.contains($0) }
+        let arrived = Set(round.arrived)
+        let survivors = round.maskingSet.filter { arrived.contains($0) }
+        let dropped = round.maskingSet.filter { !arrived.contains($0) }
         guard survivors.count >= round.threshold else {
             round.sum = []
             round.aborted = true
@@ -61,10 +62,11 @@ extension FederatedServer {
     public func submitUnmaskingShares(site: String, shares: [RevealedShare]) {
         guard var round = pendingMasked, let survivors = round.survivors else { return }
         defer { pendingMasked = round }
-        guard survivors.contains(site), round.revealedBy[site] == nil,
+        let survived = Set(survivors), members = Set(round.maskingSet)
+        guard survived.contains(site), round.revealedBy[site] == nil,
               shares.allSatisfy({ share in
-                  round.maskingSet.contains(share.owner)
-                      && (share.secret == .selfMaskSeed) == survivors.contains(share.owner)
+                  members.contains(share.owner)
+                      && (share.secret == .selfMaskSeed) == survived.contains(share.owner)
                       && share.values.count == Shamir.limbs && share.values.allSatisfy { $0 < Shamir.prime }
               }) else {
             logger.warning("refused unmasking shares", metadata: ["site": "\(site)", "round": "\(round.round)"])
@@ -85,7 +87,8 @@ extension FederatedServer {
             return MaskedRoundEnd(outcome: AggregationOutcome(acceptedSites: [], rejected: round.rejected, skipped: true),
                                   abortedAtUnmasking: true, recoveredDropouts: 0, clamped: nil)
         }
-        let dropped = round.maskingSet.filter { !survivors.contains($0) }
+        let survived = Set(survivors)
+        let dropped = round.maskingSet.filter { !survived.contains($0) }
         // The quorum is decided before anything is unmasked (the threshold, at least the quorum, makes this a safeguard).
         guard survivors.count >= max(quorum, 1) else {
             return MaskedRoundEnd(outcome: AggregationOutcome(acceptedSites: survivors, rejected: round.rejected, skipped: true),
@@ -119,12 +122,14 @@ extension FederatedServer {
     private func unmask(_ round: PendingMaskedRound, survivors: [String], dropped: [String]) throws(UpdateRejection) -> [UInt32] {
         let count = round.sum.count
         let positions = Dictionary(uniqueKeysWithValues: round.roster.enumerated().map { ($1.site, UInt64($0 + 1)) })
+        // Each revealer's shares by owner, indexed once: looking each one up by scanning would make unmasking cubic.
+        var byOwner: [String: [Shamir.Share]] = [:]
+        for (revealer, shares) in round.revealedBy {
+            guard let x = positions[revealer] else { continue }
+            for share in shares { byOwner["\(share.secret == .selfMaskSeed ? "seed" : "key")|\(share.owner)", default: []].append(Shamir.Share(x: x, values: share.values)) }
+        }
         func secret(of owner: String, _ kind: RevealedShare.Secret) throws(UpdateRejection) -> [UInt8] {
-            let shares = round.revealedBy.compactMap { revealer, shares -> Shamir.Share? in
-                guard let x = positions[revealer], let share = shares.first(where: { $0.owner == owner && $0.secret == kind })
-                else { return nil }
-                return Shamir.Share(x: x, values: share.values)
-            }.sorted { $0.x < $1.x }
+            let shares = (byOwner["\(kind == .selfMaskSeed ? "seed" : "key")|\(owner)"] ?? []).sorted { $0.x < $1.x }
             guard let secret = Shamir.reconstruct(shares, threshold: round.threshold) else {
                 throw UpdateRejection("\(shares.count) share(s) of \(owner)'s secret, \(round.threshold) needed")
             }
@@ -135,10 +140,12 @@ extension FederatedServer {
             let mask = SecureAggregation.selfMask(seed: try secret(of: owner, .selfMaskSeed), context: round.context, count: count)
             for i in 0..<count { sum[i] &-= mask[i] }
         }
-        let survivorKeys = round.roster.filter { survivors.contains($0.site) }.map { (site: $0.site, maskingKey: $0.maskingKey) }
+        let survived = Set(survivors)
+        let advertised = Dictionary(round.roster.map { ($0.site, $0.maskingKey) }, uniquingKeysWith: { first, _ in first })
+        let survivorKeys = round.roster.filter { survived.contains($0.site) }.map { (site: $0.site, maskingKey: $0.maskingKey) }
         for owner in dropped {
             guard let key = try? Curve25519.KeyAgreement.PrivateKey(rawRepresentation: try secret(of: owner, .maskingKey)),
-                  key.publicKey.rawRepresentation == round.roster.first(where: { $0.site == owner })?.maskingKey.rawRepresentation else {
+                  key.publicKey.rawRepresentation == advertised[owner]?.rawRepresentation else {
                 throw UpdateRejection("\(owner)'s masking key does not reconstruct to the key it advertised")
             }
             // What the dropped site's pairs put into the survivors' vectors is the negative of

@@ -198,7 +198,8 @@ public struct MaskedChannel: UpdateChannel {
         var unmasking = SecureStepCost(step: .unmasking)
         let (survivors, dropped, unmask) = await server.nameSurvivors()
         if unmask {
-            for site in participants where survivors.contains(site.id) {
+            let survived = Set(survivors)
+            for site in participants where survived.contains(site.id) {
                 unmasking.add(up: 0, bytesUp: 0, down: 1, bytesDown: 0)
                 guard let shares = try? await site.unmaskingShares(context: context, survivors: survivors, dropped: dropped) else { continue }
                 unmasking.add(up: 1, bytesUp: SecureAggregation.revealedShareBytes * shares.count, down: 0, bytesDown: 0)

@@ -94,7 +94,13 @@ public struct ResourceEstimate: Sendable, Equatable {
             } * Double(r.trials)
             attacked = perSite * Double(scenario.sites.count) * Double(scenario.arms.filter { !$0.secureAggregation }.count)
         }
-        let flops = seeds * (6 * parameters * (trained + pretrained + attacked) + 2 * parameters * evaluated + 8 * testPatients * rows * 16_000)
+        // Secure aggregation is quadratic in the sites: every pair agrees keys (X25519, counted as
+        // 2·10⁵ operations), expands a mask over the update (≈ 16 per parameter) and exchanges
+        // Shamir shares; counted as work so a scenario with thousands of masked sites is refused
+        // before it starts rather than after hours.
+        let siteCount = Double(scenario.sites.count)
+        let masking = Double(scenario.arms.filter(\.secureAggregation).count) * rounds * siteCount * siteCount * (2e5 + 16 * parameters)
+        let flops = seeds * masking + seeds * (6 * parameters * (trained + pretrained + attacked) + 2 * parameters * evaluated + 8 * testPatients * rows * 16_000)
         // Raw and standardised features (Double and Float), the source population's too; per model
         // copy the weights, gradients, two optimiser moments, the broadcast and an update (6 × 4
         // bytes), one copy per core training and one per site holding its update; activations

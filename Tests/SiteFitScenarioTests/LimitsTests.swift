@@ -131,4 +131,21 @@ struct LimitsTests {
         let found = diagnostics { _ = try ScenarioLoader.load(tooDeep.appendingPathComponent("tiny.yaml")) }
         #expect(found.map(\.field) == ["model.hidden"])
     }
+
+    @Test("secure aggregation's pairwise work and the reconstruction experiment count in the estimate")
+    func secureAndAttacksCount() throws {
+        var files = TinyScenario.files
+        let plain = try ScenarioLoader.load(try fixture(files, name: "plain").appendingPathComponent("tiny.yaml"))
+        files["tiny.yaml"] = files["tiny.yaml"]! + "\nreconstruction: {batch_sizes: [1, 4], local_steps: [1], budget: 100, trials: 2}\n"
+        let attacked = try ScenarioLoader.load(try fixture(files, name: "attacked").appendingPathComponent("tiny.yaml"))
+        let secureText = TinyScenario.files["tiny.yaml"]!.replacingOccurrences(of: "  - mode: full", with: "  - mode: full\n    secure_aggregation: true")
+        let secure = try ScenarioLoader.load(try fixture(["tiny.yaml": secureText].merging(TinyScenario.files) { a, _ in a }, name: "secure")
+            .appendingPathComponent("tiny.yaml"))
+        let base = ResourceEstimate.of(plain)
+        let parameters = Double(base.parameters)
+        // Two sites, two arms: (1 + 3·100)·1 + (1 + 3·100)·4 sample-passes per trial, 2 trials, 6 FLOP per parameter.
+        #expect(abs(ResourceEstimate.of(attacked).flops - base.flops - 6 * parameters * (301 + 4 * 301) * 2 * 2 * 2) < 1)
+        // One secure arm, 2 rounds, 2² pairs.
+        #expect(abs(ResourceEstimate.of(secure).flops - base.flops - 2 * 4 * (2e5 + 16 * parameters)) < 1)
+    }
 }

@@ -99,10 +99,12 @@ public enum SecureAggregation {
     static func pairwiseMasks(of me: String, key: Curve25519.KeyAgreement.PrivateKey,
                               peers: [(site: String, maskingKey: Curve25519.KeyAgreement.PublicKey)],
                               order: [String], context: String, count: Int) throws -> [UInt32] {
-        guard let myIndex = order.firstIndex(of: me) else { throw UpdateRejection("site is not in the masking set") }
+        // Positions by name: a linear search per peer would make a round cubic in the sites.
+        let position = Dictionary(order.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
+        guard let myIndex = position[me] else { throw UpdateRejection("site is not in the masking set") }
         var total = [UInt32](repeating: 0, count: count)
         for peer in peers where peer.site != me {
-            guard let peerIndex = order.firstIndex(of: peer.site) else { continue }
+            guard let peerIndex = position[peer.site] else { continue }
             let secret = try key.sharedSecretFromKeyAgreement(with: peer.maskingKey)
             let (first, second) = myIndex < peerIndex ? (me, peer.site) : (peer.site, me)
             let mask = pairwiseMask(secret: secret, context: context, first: first, second: second, count: count)
@@ -266,12 +268,12 @@ public struct SecureAggregationParticipant: Sendable {
         guard maskingSet.count >= threshold else {
             throw UpdateRejection("only \(maskingSet.count) site(s) in the masking set, below the threshold of \(threshold)")
         }
-        guard Set(maskingSet).count == maskingSet.count, maskingSet.contains(site),
-              maskingSet.allSatisfy({ held[$0] != nil }) else {
+        let members = Set(maskingSet)
+        guard members.count == maskingSet.count, members.contains(site), maskingSet.allSatisfy({ held[$0] != nil }) else {
             throw UpdateRejection("the masking set must be sites whose shares this site holds, this one included")
         }
-        let order = roster.map(\.site).filter { maskingSet.contains($0) }
-        let peers = roster.filter { maskingSet.contains($0.site) }.map { (site: $0.site, maskingKey: $0.maskingKey) }
+        let order = roster.map(\.site).filter { members.contains($0) }
+        let peers = roster.filter { members.contains($0.site) }.map { (site: $0.site, maskingKey: $0.maskingKey) }
         self.maskingSet = order
         var out = words
         let own = SecureAggregation.selfMask(seed: selfSeed, context: context, count: words.count)
@@ -305,6 +307,8 @@ public struct SecureAggregationParticipant: Sendable {
         revealed = true
         guard let position = roster.firstIndex(where: { $0.site == site }) else { throw UpdateRejection("not in the roster") }
         let x = UInt64(position + 1)
+        let survived = Set(survivors)
+        let keys = Dictionary(roster.map { ($0.site, $0) }, uniquingKeysWith: { first, _ in first })
         var out: [RevealedShare] = []
         for owner in maskingSet {
             guard let stored = held[owner] else { throw UpdateRejection("no shares from \(owner)") }
@@ -312,7 +316,7 @@ public struct SecureAggregationParticipant: Sendable {
             if owner == site {
                 plaintext = stored
             } else {
-                guard let sender = roster.first(where: { $0.site == owner }) else { throw UpdateRejection("\(owner) is not in the roster") }
+                guard let sender = keys[owner] else { throw UpdateRejection("\(owner) is not in the roster") }
                 do {
                     let key = try SecureAggregation.shareKey(mine: encryptionKey, theirs: sender.encryptionKey, context: context,
                                                              from: owner, to: site)
@@ -327,7 +331,7 @@ public struct SecureAggregationParticipant: Sendable {
                   let seedShare = Shamir.Share(x: x, bytes: plaintext.suffix(Shamir.shareBytes)) else {
                 throw UpdateRejection("the shares from \(owner) are malformed")
             }
-            out.append(survivors.contains(owner)
+            out.append(survived.contains(owner)
                        ? RevealedShare(owner: owner, secret: .selfMaskSeed, values: seedShare.values)
                        : RevealedShare(owner: owner, secret: .maskingKey, values: keyShare.values))
         }
