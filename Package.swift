@@ -34,6 +34,8 @@ let package = Package(
         .target(name: "SiteFitNN", dependencies: ["SiteFitCore", "SiteFitKernels"]),
         // Fine-tuning modes (full, BitFit, ...) → parameter selections.
         .target(name: "SiteFitTuning", dependencies: ["SiteFitCore", "SiteFitKernels", "SiteFitNN"]),
+        // The encoder over medical-code sequences: a NeuralModel built of the MLP's units plus attention.
+        .target(name: "SiteFitTransformer", dependencies: ["SiteFitCore", "SiteFitKernels", "SiteFitNN", "SiteFitTuning"]),
         // OMOP-shaped SQLite shards: generator, schema, read-only cohort → feature matrix.
         .target(name: "SiteFitEHR", dependencies: [
             "SiteFitCore",
@@ -65,12 +67,13 @@ let package = Package(
         // Benchmarks: the product's own federated loop, kernels against the core's peak, shards.
         .target(name: "SiteFitBenchmarks", dependencies: [
             "SiteFitCore", "SiteFitKernels", "SiteFitNN", "SiteFitTuning", "SiteFitEHR", "SiteFitFederation", "SiteFitMetrics",
+            "SiteFitTransformer",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: kernelFlags),
         // The thin command-line front end.
         .executableTarget(name: "sitefit", dependencies: [
             "SiteFitSimulation", "SiteFitScenario", "SiteFitEHR", "SiteFitReport", "SiteFitKernels", "SiteFitNN",
-            "SiteFitTuning", "SiteFitCore", "SiteFitFederation", "SiteFitBenchmarks",
+            "SiteFitTuning", "SiteFitCore", "SiteFitFederation", "SiteFitBenchmarks", "SiteFitTransformer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -81,6 +84,7 @@ let package = Package(
         .testTarget(name: "SiteFitCoreTests", dependencies: ["SiteFitCore"]),
         .testTarget(name: "SiteFitKernelsTests", dependencies: ["SiteFitKernels"]),
         .testTarget(name: "SiteFitNNTests", dependencies: ["SiteFitNN", "SiteFitTuning", "SiteFitCore"]),
+        .testTarget(name: "SiteFitTransformerTests", dependencies: ["SiteFitTransformer", "SiteFitNN", "SiteFitTuning", "SiteFitKernels", "SiteFitCore"]),
         .testTarget(name: "SiteFitEHRTests", dependencies: [
             "SiteFitEHR", "SiteFitCore", "SiteFitTestSupport", .product(name: "GRDB", package: "GRDB.swift"),
         ], exclude: ["Fixtures"]),

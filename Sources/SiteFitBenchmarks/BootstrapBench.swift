@@ -30,7 +30,7 @@ public enum BootstrapBench {
                                               minimumGroupSize: 20)
         let clock = ContinuousClock()
         var differences: [PairedDifference] = []
-        let elapsed = FederatedBench.seconds(clock.measure {
+        let elapsed = BenchClock.seconds(clock.measure {
             differences = PairedBootstrap.compare(sets, pairs: pairs, metrics: metrics, seed: 1, purpose: "bench", options: options)
         })
         // Per cell of the seeds × replicates grid, every model once. With several seeds only the

@@ -69,7 +69,7 @@ public struct KernelBench: Sendable {
         for (widths, batch, mode) in [([40, 128, 128], 32, FineTuningMode.full), ([40, 128, 128], 32, .bitfit), ([13], 4, .full)] {
             result.steps.append(step(inputSize: widths[0], hidden: Array(widths.dropFirst()), batch: batch, mode: mode))
         }
-        result.peakRSSMegabytes = FederatedBench.peakRSSMegabytes()
+        result.peakRSSMegabytes = BenchClock.peakRSSMegabytes()
         return result
     }
 
@@ -121,7 +121,7 @@ public struct KernelBench: Sendable {
                 calls += 16
                 elapsed = clock.now - start
             } while elapsed < sliceLength
-            best = max(best, flopsPerCall * Double(calls) / FederatedBench.seconds(elapsed) / 1e9)
+            best = max(best, flopsPerCall * Double(calls) / BenchClock.seconds(elapsed) / 1e9)
         }
         return best
     }

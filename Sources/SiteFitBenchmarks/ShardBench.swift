@@ -16,15 +16,15 @@ public enum ShardBench {
         var spec = FeatureSpec.heartFailure
         (spec.conditions, spec.measurements, spec.drugs, spec.automatic) = ([], [], [], true)
         for _ in 0..<max(1, repetitions) {
-            build.append(FederatedBench.seconds(try clock.measure { try ShardBuilder.build(profile: profile, to: url) }))
+            build.append(BenchClock.seconds(try clock.measure { try ShardBuilder.build(profile: profile, to: url) }))
             let shard = try SiteShard(site: "bench", url: url)
-            extract.append(FederatedBench.seconds(try clock.measure { rows = try shard.extractCohort(.heartFailure).rows }))
+            extract.append(BenchClock.seconds(try clock.measure { rows = try shard.extractCohort(.heartFailure).rows }))
             var report: [CovariateKey: Int] = [:]
-            count.append(FederatedBench.seconds(try clock.measure {
+            count.append(BenchClock.seconds(try clock.measure {
                 report = try shard.reader.read { try AutomaticCovariates.siteCounts($0, spec: spec, settings: .init()) }
             }))
             spec.automaticCovariates = AutomaticCovariates.agree([report], settings: .init(minimumSites: 1))
-            automatic.append(FederatedBench.seconds(try clock.measure { automaticColumns = try shard.extractCohort(spec).columns.count }))
+            automatic.append(BenchClock.seconds(try clock.measure { automaticColumns = try shard.extractCohort(spec).columns.count }))
         }
         let size = (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? 0
         func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }

@@ -8,7 +8,7 @@ import SiteFitNN
 public enum BenchWorkloads {
     /// FedAvg on the four real heart-disease shards (FLamby's protocol: 15 rounds × 100 local
     /// steps, batch 4, Adam lr 0.001), logistic regression or MLP 13→64→64→1.
-    public static func heart(shards: [URL], hidden: [Int]) throws -> FederatedBench {
+    public static func heart(shards: [URL], hidden: [Int]) throws -> FederatedBench<MLP> {
         let mlp = MLP(MLPConfiguration(inputSize: 13, hiddenSizes: hidden))
         var random = RandomStream(seed: 42, "bench", "heart")
         let start = mlp.initialParameters(random: &random, scheme: .uniformFanIn)
@@ -20,7 +20,7 @@ public enum BenchWorkloads {
                           model: pretrained, seed: 42, maxBatch: 4)
         }
         return FederatedBench(
-            workload: hidden.isEmpty ? "heart-logreg" : "heart-mlp", sites: sites, mlp: mlp, start: start, rounds: 15,
+            workload: hidden.isEmpty ? "heart-logreg" : "heart-mlp", sites: sites, network: mlp, start: start, rounds: 15,
             configuration: TrainingConfiguration(optimizer: OptimizerConfiguration(kind: .adam, learningRate: 0.001),
                                                  epochs: 1, batchSize: 4, steps: 100))
     }
@@ -28,7 +28,7 @@ public enum BenchWorkloads {
     /// FedAvg over `siteCount` synthetic sites × `patients` train patients (+patients/5 test),
     /// 40 features, MLP 40→128→128→1, one epoch a round, batch 32, Adam lr 0.001. One logistic
     /// ground truth; each site's features are shifted (covariate shift).
-    public static func synthetic(sites siteCount: Int, patients: Int, rounds: Int) -> FederatedBench {
+    public static func synthetic(sites siteCount: Int, patients: Int, rounds: Int) -> FederatedBench<MLP> {
         let columns = 40
         let mlp = MLP(MLPConfiguration(inputSize: columns, hiddenSizes: [128, 128]))
         var random = RandomStream(seed: 7, "bench", "synthetic")
@@ -61,7 +61,7 @@ public enum BenchWorkloads {
                                     seed: 7, maxBatch: 32, pool: pool))
         }
         return FederatedBench(
-            workload: "synthetic-\(siteCount)x\(patients)", sites: actors, mlp: mlp, start: start, rounds: rounds,
+            workload: "synthetic-\(siteCount)x\(patients)", sites: actors, network: mlp, start: start, rounds: rounds,
             configuration: TrainingConfiguration(optimizer: OptimizerConfiguration(kind: .adam, learningRate: 0.001),
                                                  epochs: 1, batchSize: 32))
     }

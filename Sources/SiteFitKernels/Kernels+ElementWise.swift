@@ -84,21 +84,6 @@ extension Kernels {
         }
     }
 
-    /// y = x·Φ(x) (exact GELU; erf has no SIMD form here, so this loop is scalar).
-    public static func gelu(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
-        for i in 0..<count { y[i] = 0.5 * x[i] * (1 + erff(x[i] * 0.70710678)) }
-    }
-
-    /// dX = dY ⊙ (Φ(x) + x·φ(x)); `dX` may alias `dY`.
-    public static func geluBackward(_ dY: UnsafePointer<Float>, input x: UnsafePointer<Float>, _ dX: UnsafeMutablePointer<Float>, count: Int) {
-        for i in 0..<count {
-            let v = x[i]
-            let cdf = 0.5 * (1 + erff(v * 0.70710678))
-            let pdf = 0.39894228 * expf(-0.5 * v * v)
-            dX[i] = dY[i] * (cdf + v * pdf)
-        }
-    }
-
     /// dZ ← dY where Y > 0, else 0 (ReLU backward using the activated output, in place).
     public static func reluBackward(_ gradient: UnsafeMutablePointer<Float>, activated: UnsafePointer<Float>, count: Int) {
         let vectorEnd = count - count % width

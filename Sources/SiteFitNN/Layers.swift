@@ -10,28 +10,14 @@ import SiteFitKernels
 public enum LayerNorm {
     public static let epsilon: Float = 1e-5
 
-    /// Forward for (m, n); keeps x̂ (m, n) and 1/√(σ²+ε) (m) for the backward pass.
+    /// Forward for (m, n); keeps x̂ (m, n) and 1/√(σ²+ε) (m) for the backward pass (the kernel is
+    /// `Kernels.layerNorm`, shared with the transformer).
     public static func forward(
         _ x: UnsafePointer<Float>, gain: UnsafePointer<Float>, bias: UnsafePointer<Float>,
         y: UnsafeMutablePointer<Float>, normalized: UnsafeMutablePointer<Float>, inverseStd: UnsafeMutablePointer<Float>,
         m: Int, n: Int
     ) {
-        for i in 0..<m {
-            let row = x + i * n
-            var mean: Float = 0
-            for j in 0..<n { mean += row[j] }
-            mean /= Float(n)
-            var variance: Float = 0
-            for j in 0..<n { let d = row[j] - mean; variance += d * d }
-            variance /= Float(n)
-            let rstd = 1 / (variance + epsilon).squareRoot()
-            inverseStd[i] = rstd
-            for j in 0..<n {
-                let h = (row[j] - mean) * rstd
-                normalized[i * n + j] = h
-                y[i * n + j] = gain[j] * h + bias[j]
-            }
-        }
+        Kernels.layerNorm(x, gain: gain, bias: bias, y: y, normalized: normalized, inverseStd: inverseStd, m: m, n: n, epsilon: epsilon)
     }
 
     /// dX = (rstd / n)·(n·ĝ − Σĝ − x̂·Σ(ĝ⊙x̂)) with ĝ = dY ⊙ γ; dγ = Σ_rows dY ⊙ x̂; dβ = Σ_rows dY.
@@ -41,25 +27,8 @@ public enum LayerNorm {
         inverseStd: UnsafePointer<Float>, dX: UnsafeMutablePointer<Float>,
         dGain: UnsafeMutablePointer<Float>?, dBias: UnsafeMutablePointer<Float>?, m: Int, n: Int
     ) {
-        if let dGain { dGain.update(repeating: 0, count: n) }
-        if let dBias { dBias.update(repeating: 0, count: n) }
-        for i in 0..<m {
-            var sum: Float = 0, dot: Float = 0
-            for j in 0..<n {
-                let g = dY[i * n + j]
-                let h = normalized[i * n + j]
-                dGain?[j] += g * h
-                dBias?[j] += g
-                let gh = g * gain[j]
-                sum += gh
-                dot += gh * h
-            }
-            let scale = inverseStd[i] / Float(n)
-            for j in 0..<n {
-                let gh = dY[i * n + j] * gain[j]
-                dX[i * n + j] = scale * (Float(n) * gh - sum - normalized[i * n + j] * dot)
-            }
-        }
+        Kernels.layerNormBackward(dY, gain: gain, normalized: normalized, inverseStd: inverseStd, dX: dX, dGain: dGain, dBias: dBias,
+                                  m: m, n: n)
     }
 }
 

@@ -3,6 +3,7 @@ import Foundation
 import SiteFitBenchmarks
 import SiteFitCore
 import SiteFitEHR
+import SiteFitTransformer
 
 extension SiteFit {
     /// Benchmarks live outside the libraries (`SiteFitBenchmarks`); timing is for this command
@@ -10,7 +11,7 @@ extension SiteFit {
     struct Bench: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Measure kernel and training-step throughput (build with -c release).",
-            subcommands: [Kernels.self, Heart.self, Synthetic.self, Shards.self, Bootstrap.self, Allocations.self])
+            subcommands: [Kernels.self, Heart.self, Synthetic.self, Transformer.self, Shards.self, Bootstrap.self, Allocations.self])
 
         struct Heart: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
@@ -32,7 +33,7 @@ extension SiteFit {
                     try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
                     let shards = try HeartDiseaseImport.importAll(from: URL(fileURLWithPath: data), to: folder)
                     let bench = try BenchWorkloads.heart(shards: shards, hidden: model == .logreg ? [] : [64, 64])
-                    print(try FederatedBench.report(try await bench.run()))
+                    print(try await bench.run().report())
                 } catch {
                     throw reportFailure(error)
                 }
@@ -62,7 +63,55 @@ extension SiteFit {
                 bootstrapLogging(verbose: false)
                 let bench = BenchWorkloads.synthetic(sites: sites, patients: patients, rounds: rounds)
                 do {
-                    print(try FederatedBench.report(try await bench.run()))
+                    print(try await bench.run().report())
+                } catch {
+                    throw reportFailure(error)
+                }
+            }
+        }
+
+        struct Transformer: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "The transformer's training step per fine-tuning mode against the core's FP32 peak, then FedAvg with full and BitFit updates.",
+                discussion: "Default size: 4 layers, width 128, 4 heads, 128 tokens, feed-forward 512, batch 32 (Tests/Reference/transformer_torch.py times the same step in PyTorch).")
+
+            @Option(help: "Encoder blocks.")
+            var layers: Int = 4
+            @Option(help: "Model width (divisible by --heads).")
+            var width: Int = 128
+            @Option(help: "Attention heads.")
+            var heads: Int = 4
+            @Option(help: "Tokens per patient.")
+            var length: Int = 128
+            @Option(help: "Patients per batch.")
+            var batch: Int = 32
+            @Option(help: "Timed steps per mode (the fastest is reported).")
+            var repetitions: Int = 5
+            @Option(help: "Sites in the federated loop.")
+            var sites: Int = 4
+            @Option(help: "Train patients per site.")
+            var patients: Int = 64
+            @Option(help: "Federated rounds.")
+            var rounds: Int = 3
+
+            func validate() throws {
+                for (name, value, range) in [("--layers", layers, 1...24), ("--width", width, 1...1024), ("--heads", heads, 1...64),
+                                             ("--length", length, 1...1024), ("--batch", batch, 1...1024), ("--repetitions", repetitions, 1...100),
+                                             ("--sites", sites, 1...64), ("--patients", patients, 1...100_000), ("--rounds", rounds, 1...100)]
+                where !range.contains(value) {
+                    throw ValidationError("\(name) must be from \(range.lowerBound) to \(range.upperBound) (got \(value))")
+                }
+                guard width % heads == 0 else { throw ValidationError("--width (\(width)) must divide into --heads (\(heads))") }
+            }
+
+            func run() async throws {
+                bootstrapLogging(verbose: false)
+                let size = TransformerConfiguration(vocabularySize: 1003, timeBuckets: 16, maxLength: length, width: width, heads: heads,
+                                                    layers: layers, feedForwardWidth: 4 * width)
+                let bench = TransformerBench(configuration: size, batch: batch, repetitions: repetitions, sites: sites, patients: patients,
+                                             rounds: rounds)
+                do {
+                    print(try TransformerBench.report(try await bench.run()))
                 } catch {
                     throw reportFailure(error)
                 }
@@ -143,12 +192,12 @@ extension SiteFit {
         struct Allocations: ParsableCommand {
             static let configuration = CommandConfiguration(
                 commandName: "allocations",
-                abstract: "Run N training steps of the MLP 40→128→128→1 at batch 32 (for counting allocations per step).")
+                abstract: "Run N training steps of the MLP 40→128→128→1 at batch 32, or of a small transformer (for counting allocations per step).")
 
             @Option(help: "Training steps.")
             var steps: Int = 100
 
-            @Option(help: "full, lora (rank 8 on every layer), adapter (bottleneck 8) or ia3: each path's backward pass is checked.")
+            @Option(help: "full, lora (rank 8 on every layer), adapter (bottleneck 8) or ia3 on the MLP; transformer-full, transformer-bitfit or transformer-extended (LoRA, adapters and (IA)³ together) on the transformer.")
             var mode: AllocationRun.Mode = .full
 
             func validate() throws {

@@ -95,6 +95,21 @@ public struct UnitPass {
     /// The network's gradient buffer (backward only; unused forward).
     public let gradient: UnsafeMutablePointer<Float>
 
+    /// A pass for a model that runs units itself (the transformer runs them over token rows).
+    public init(parameters: UnsafePointer<Float>, offsets: UnsafePointer<Int>, input: UnsafePointer<Float>,
+                output: UnsafeMutablePointer<Float>, batch: Int, capacity: Int, scratch: UnsafeMutablePointer<Float>,
+                productScratch: UnsafeMutablePointer<Float>, gradient: UnsafeMutablePointer<Float>) {
+        self.parameters = parameters
+        self.offsets = offsets
+        self.input = input
+        self.output = output
+        self.batch = batch
+        self.capacity = capacity
+        self.scratch = scratch
+        self.productScratch = productScratch
+        self.gradient = gradient
+    }
+
     /// The unit's tensor k.
     @inline(__always)
     public func tensor(_ k: Int) -> UnsafePointer<Float> { parameters + offsets[k] }
