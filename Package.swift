@@ -84,7 +84,8 @@ let package = Package(
         .testTarget(name: "SiteFitCoreTests", dependencies: ["SiteFitCore"]),
         .testTarget(name: "SiteFitKernelsTests", dependencies: ["SiteFitKernels"]),
         .testTarget(name: "SiteFitNNTests", dependencies: ["SiteFitNN", "SiteFitTuning", "SiteFitCore"]),
-        .testTarget(name: "SiteFitTransformerTests", dependencies: ["SiteFitTransformer", "SiteFitNN", "SiteFitTuning", "SiteFitKernels", "SiteFitCore"]),
+        .testTarget(name: "SiteFitTransformerTests", dependencies: ["SiteFitTransformer", "SiteFitNN", "SiteFitTuning", "SiteFitKernels", "SiteFitCore",
+                                                              "SiteFitTestSupport"]),
         .testTarget(name: "SiteFitEHRTests", dependencies: [
             "SiteFitEHR", "SiteFitCore", "SiteFitTestSupport", .product(name: "GRDB", package: "GRDB.swift"),
         ], exclude: ["Fixtures"]),

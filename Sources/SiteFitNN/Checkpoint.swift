@@ -11,6 +11,11 @@ public enum Checkpoint {
         public var file: String
         public var problem: String
         public var description: String { "\(file): \(problem)" }
+
+        public init(file: String, problem: String) {
+            self.file = file
+            self.problem = problem
+        }
     }
 
     /// Serialises a model; `notes` are extra metadata strings (e.g. validation metrics, cache key).
@@ -74,13 +79,13 @@ public enum Checkpoint {
     /// The largest magnitude a checkpoint's parameter may have.
     public static let maximumWeight: Float = 1e4
 
-    static func json<T: Encodable>(_ value: T) -> String {
+    public static func json<T: Encodable>(_ value: T) -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         return String(decoding: (try? encoder.encode(value)) ?? Data(), as: UTF8.self)
     }
 
-    static func parse<T: Decodable>(_ text: String?) -> T? {
+    public static func parse<T: Decodable>(_ text: String?) -> T? {
         guard let text else { return nil }
         return try? JSONDecoder().decode(T.self, from: Data(text.utf8))
     }
