@@ -46,16 +46,28 @@ extension Transformer {
         if let dInput { dInput.update(repeating: 0, count: batch * inputSize) }
 
         guard let lowest = trainable.lowestTrainableUnit else { return }
+        let c = configuration, head = architecture.head
+        let wants = UnitWants(mask: trainable.tensors, first: architecture.firstTensor[head], receives: true, propagates: head > lowest)
+        architecture.units[head].backward(pass(head, p, input: w.pooled, rows: batch, workspace: w, gradient: gradient),
+                                          dOutput: w.dLogits, dInput: w.dPooled, wants: wants)
+        guard head > lowest else { return }
+        Kernels.maskedMeanPoolBackward(w.dPooled, keep: w.keep, batch: batch, length: c.maxLength, width: c.width, into: w.deltaA)
+        backwardBelowPool(parameters: p, input: input, batch: batch, workspace: w, gradient: gradient, trainable: trainable)
+    }
+
+    /// The backward pass from ∂L/∂(final LayerNorm output), which the caller has put in `w.deltaA`
+    /// (the pool's backward pass, or masked-code modelling's decoder), down to the lowest trainable unit.
+    func backwardBelowPool(parameters p: UnsafePointer<Float>, input: UnsafePointer<Float>, batch: Int, workspace w: TransformerWorkspace,
+                           gradient: UnsafeMutablePointer<Float>, trainable: TrainableMask) {
+        guard let lowest = trainable.lowestTrainableUnit else { return }
         let c = configuration, units = architecture.units, first = architecture.firstTensor
         let tokens = batch * c.maxLength, d = c.width
-        // Runs unit i backward from `dOutput` into `dInput`; false when it was the lowest (nothing below needs ∂L/∂x).
         func run(_ i: Int, input x: UnsafePointer<Float>, rows: Int = tokens,
                  dOutput: UnsafeMutablePointer<Float>, dInput: UnsafeMutablePointer<Float>) -> Bool {
             let wants = UnitWants(mask: trainable.tensors, first: first[i], receives: true, propagates: i > lowest)
             units[i].backward(pass(i, p, input: x, rows: rows, workspace: w, gradient: gradient), dOutput: dOutput, dInput: dInput, wants: wants)
             return i > lowest
         }
-        // The input each unit saw forward.
         func unitInput(_ i: Int, block l: Int) -> UnsafePointer<Float> {
             let block = architecture.blocks[l]
             let x = l == 0 ? UnsafePointer(w.outputs[0]) : UnsafePointer(w.residuals[l - 1])
@@ -66,10 +78,8 @@ extension Transformer {
             default: return UnsafePointer(w.outputs[i - 1])
             }
         }
-
-        guard run(architecture.head, input: w.pooled, rows: batch, dOutput: w.dLogits, dInput: w.dPooled) else { return }
-        Kernels.maskedMeanPoolBackward(w.dPooled, keep: w.keep, batch: batch, length: c.maxLength, width: d, into: w.deltaA)
         let lastResidual = architecture.blocks.isEmpty ? UnsafePointer(w.outputs[0]) : UnsafePointer(w.residuals[architecture.blocks.count - 1])
+        // Runs unit i backward from `dOutput` into `dInput`; false when it was the lowest (nothing below needs ∂L/∂x).
         guard run(architecture.finalNorm, input: lastResidual, dOutput: w.deltaA, dInput: w.dResidual) else { return }
 
         for l in stride(from: architecture.blocks.count - 1, through: 0, by: -1) {

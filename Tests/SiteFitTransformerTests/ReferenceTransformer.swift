@@ -63,6 +63,19 @@ struct ReferenceTransformer {
 
     /// Logits of `batch` patients whose token rows are `input`.
     func logits(_ p: [Double], input: [Float], batch: Int) -> [Double] {
+        let (s, d) = (c.maxLength, c.width)
+        let z = hidden(p, input: input, batch: batch)
+        let keep = (0..<(batch * s)).map { input[3 * $0] != 0 }
+        var pooled = [Double](repeating: 0, count: batch * d)
+        for b in 0..<batch {
+            let kept = (0..<s).filter { keep[b * s + $0] }
+            for t in kept { for j in 0..<d { pooled[b * d + j] += z[(b * s + t) * d + j] / Double(kept.count) } }
+        }
+        return linear(p, "head", pooled, rows: batch, input: d, output: 1)
+    }
+
+    /// The final LayerNorm's output for every token (tokens, width).
+    func hidden(_ p: [Double], input: [Float], batch: Int) -> [Double] {
         let (s, d, h) = (c.maxLength, c.width, c.heads)
         let dh = d / h, tokens = batch * s
         let keep = (0..<tokens).map { input[3 * $0] != 0 }
@@ -111,12 +124,22 @@ struct ReferenceTransformer {
                                 linear(p, "\(prefix).feedforward.outer", inner, rows: tokens, input: c.feedForwardWidth, output: d), rows: tokens)
             x = zip(middle, outer).map(+)
         }
-        let z = layerNorm(p, "final_norm", x, rows: tokens, width: d)
-        var pooled = [Double](repeating: 0, count: batch * d)
-        for b in 0..<batch {
-            let kept = (0..<s).filter { keep[b * s + $0] }
-            for t in kept { for j in 0..<d { pooled[b * d + j] += z[(b * s + t) * d + j] / Double(kept.count) } }
+        return layerNorm(p, "final_norm", x, rows: tokens, width: d)
+    }
+
+    /// Masked-code modelling's mean cross-entropy, the decoder tied to `embedding.code` with the bias `mlm.bias`.
+    func maskedCodeLoss(_ p: [Double], input: [Float], targets: [Int32], batch: Int) -> Double {
+        let d = c.width, v = c.vocabularySize
+        let z = hidden(p, input: input, batch: batch)
+        let code = require(p, "embedding.code"), bias = Array(p[model.layout.count..<(model.layout.count + v)])
+        var total = 0.0, chosen = 0
+        for (t, target) in targets.enumerated() where target >= 0 {
+            let logits = (0..<v).map { j in (0..<d).reduce(bias[j]) { $0 + z[t * d + $1] * code[j * d + $1] } }
+            let top = logits.max()!
+            let logSum = top + Foundation.log(logits.reduce(0) { $0 + Foundation.exp($1 - top) })
+            total += logSum - logits[Int(target)]
+            chosen += 1
         }
-        return linear(p, "head", pooled, rows: batch, input: d, output: 1)
+        return total / Double(chosen)
     }
 }
