@@ -3,8 +3,8 @@ import SiteFitNN
 import SiteFitTransformer
 import SiteFitTuning
 
-/// Training steps of the MLP 40→128→128→1 at batch 32, run so that an allocation counter can
-/// show the count does not grow with the number of steps (CI preloads one).
+/// Training steps of the MLP 40→128→128→1 at batch 32, or of a small transformer, run so that an
+/// allocation counter can show the count does not grow with the number of steps (CI preloads one).
 public enum AllocationRun {
     /// Which backward path the steps exercise.
     public enum Mode: String, CaseIterable, Sendable {

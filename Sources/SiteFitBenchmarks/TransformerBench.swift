@@ -34,6 +34,7 @@ public struct TransformerBench: Sendable {
 
     /// The JSON line's fields.
     public struct Result: Codable, Sendable {
+        /// One mode's training step: what it trains, its FLOPs and the fastest time.
         public struct StepRate: Codable, Sendable {
             public var mode: String
             public var trainedParameters: Int

@@ -76,9 +76,11 @@ public enum CodeSequences {
     /// Reference ranges SiteFit knows for labs whose rows carry none (the generator writes none,
     /// and many exports leave `range_low`/`range_high` empty): adult ranges in the canonical units
     /// of `FeatureSpec`'s measurements.
-    static let knownRanges: [Int: (low: Double, high: Double)] = [
-        OMOPConcept.hba1c: (4.0, 5.6), OMOPConcept.creatinine: (0.6, 1.3), OMOPConcept.systolicBloodPressure: (90, 129),
-        OMOPConcept.bodyMassIndex: (18.5, 24.9), OMOPConcept.cholesterolTotal: (125, 199), OMOPConcept.heartRate: (60, 100),
+    static let knownRanges: [Int: (low: Double, high: Double, unit: Int)] = [
+        OMOPConcept.hba1c: (4.0, 5.6, OMOPConcept.percent), OMOPConcept.creatinine: (0.6, 1.3, OMOPConcept.milligramPerDeciliter),
+        OMOPConcept.systolicBloodPressure: (90, 129, OMOPConcept.millimeterMercury),
+        OMOPConcept.bodyMassIndex: (18.5, 24.9, OMOPConcept.kilogramPerSquareMeter),
+        OMOPConcept.cholesterolTotal: (125, 199, OMOPConcept.milligramPerDeciliter), OMOPConcept.heartRate: (60, 100, OMOPConcept.perMinute),
     ]
 
     /// The bucket of an event `days` before the index date.
@@ -87,7 +89,9 @@ public enum CodeSequences {
     }
 
     /// The bin of a measurement value: the row's own range when it has both ends, else SiteFit's
-    /// known range for the concept (creatinine in µmol/L converted to mg/dL first), else none.
+    /// known range for the concept when the value is in that range's unit (or has none recorded;
+    /// creatinine in µmol/L is converted to mg/dL first), else none: an HbA1c in mmol/mol is not
+    /// compared with a range in percent.
     static func bin(concept: Int, value: Double?, unit: Int?, rangeLow: Double?, rangeHigh: Double?) -> MeasurementBin? {
         guard let value, value.isFinite else { return nil }
         var range: (low: Double, high: Double)?
@@ -95,8 +99,12 @@ public enum CodeSequences {
         if let low = rangeLow, let high = rangeHigh, low.isFinite, high.isFinite, low <= high {
             range = (low, high)
         } else if let known = knownRanges[concept] {
-            range = known
-            if concept == OMOPConcept.creatinine && unit == OMOPConcept.micromolePerLiter { v /= UnitConversion.creatinineMicromolePerMilligram }
+            if concept == OMOPConcept.creatinine && unit == OMOPConcept.micromolePerLiter {
+                v /= UnitConversion.creatinineMicromolePerMilligram
+                range = (known.low, known.high)
+            } else if unit == nil || unit == 0 || unit == known.unit {
+                range = (known.low, known.high)
+            }
         }
         guard let range else { return nil }
         return v < range.low ? .low : v > range.high ? .high : .normal
@@ -110,7 +118,8 @@ public enum CodeSequences {
     }
 
     /// Every event in the look-back window of each cohort row (`keys` are "person|index date";
-    /// without them `row` is the person id), domain by domain. Concept 0 and the outcome's concepts never appear.
+    /// without them `row` is the person id), domain by domain. Concept 0 never appears, nor, in a
+    /// concept-set task, the outcome's concepts as recorded (a drug outcome's rolled-up ingredient can).
     static func events(_ db: Database, spec: FeatureSpec, settings: Settings, keys: [String]?) throws -> [Event] {
         var found: [Event] = []
         let ancestors = try ConceptSetTask.hasAncestors(db)
@@ -198,7 +207,8 @@ public enum CodeSequences {
     /// them: per row `maxLength` tokens of (code id, time bucket, segment), oldest kept event
     /// first, padding (0, 0, 0) after the last. Codes outside `vocabulary` get the unknown id.
     public static func tokens(_ db: Database, spec: FeatureSpec, settings: Settings, vocabulary: [SequenceCode], keys: [String]) throws -> [Float] {
-        let ids = Dictionary(uniqueKeysWithValues: vocabulary.enumerated().map { ($1, $0 + reservedIds) })
+        // A code listed twice keeps its first id (a vocabulary SiteFit agrees never repeats one).
+        let ids = Dictionary(vocabulary.enumerated().map { ($1, $0 + reservedIds) }, uniquingKeysWith: { first, _ in first })
         var history = [[Event]](repeating: [], count: keys.count)
         for event in try events(db, spec: spec, settings: settings, keys: keys) { history[event.row].append(event) }
         let s = settings.maxLength

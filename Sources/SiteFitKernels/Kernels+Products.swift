@@ -8,7 +8,13 @@ extension Kernels {
         _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
         m: Int, k: Int, n: Int, accumulate: Bool = false
     ) {
-        blocked(a, rowStride: k, columnStride: 1, b, ldb: n, c, m: m, k: k, n: n, accumulate: accumulate)
+        // Over many rows, blocks of rows sweep every column panel while their slice of A is in cache.
+        var i0 = 0
+        repeat {
+            let rows = min(rowBlock, m - i0)
+            blocked(a + i0 * k, rowStride: k, columnStride: 1, b, ldb: n, c + i0 * n, m: rows, k: k, n: n, accumulate: accumulate)
+            i0 += rows
+        } while i0 < m
     }
 
     /// `matmul` with the register tile chosen by the caller, so tests cover both tile sets on any CPU.
@@ -36,8 +42,20 @@ extension Kernels {
             pack(UnsafePointer(scratch), k: m, width: n, into: c)
             return
         }
-        blocked(a, rowStride: 1, columnStride: m, b, ldb: n, c, m: m, k: k, n: n, accumulate: accumulate)
+        // A long sum (a weight gradient over a transformer's thousands of token rows) goes in
+        // slices of depth: each slice of A and B stays in cache while every tile of C takes its
+        // part, and each element is still summed in order, so the result is the same to the bit.
+        var p0 = 0
+        repeat {
+            let depth = min(depthBlock, k - p0)
+            blocked(a + p0 * m, rowStride: 1, columnStride: m, b + p0 * n, ldb: n, c, m: m, k: depth, n: n,
+                    accumulate: accumulate || p0 > 0)
+            p0 += depth
+        } while p0 < k
     }
+
+    /// Rows of A and B per slice of a long transposed product (see `matmulTransposedA`).
+    @usableFromInline static let depthBlock = 256
 
     /// `matmulTransposedA` with scratch from the stack or heap, for tests and one-off calls.
     public static func matmulTransposedA(
@@ -86,6 +104,30 @@ extension Kernels {
             pack(UnsafePointer(transposedC), k: m, width: n, into: c)                 // C (m, n)
             return
         }
+        // Over many rows (a transformer's token rows), every panel of Bᵀ is packed first (n·k
+        // floats: this path runs only when m·(k+n) ≥ n·k, which the scratch holds) and the rows
+        // are walked in blocks that stay in cache across the panels. Each element of C is still
+        // summed in the same order, so the result is the same to the bit.
+        if m > rowBlock && !accumulate {
+            var j0 = 0
+            while j0 < n {
+                pack(b + j0 * k, k: k, width: min(panel, n - j0), into: scratch + j0 * k)
+                j0 += panel
+            }
+            var i0 = 0
+            while i0 < m {
+                let rows = min(rowBlock, m - i0)
+                j0 = 0
+                while j0 < n {
+                    let width = min(panel, n - j0)
+                    blocked(a + i0 * k, rowStride: k, columnStride: 1, UnsafePointer(scratch + j0 * k), ldb: width, c + i0 * n + j0, ldc: n,
+                            m: rows, k: k, n: width, accumulate: false)
+                    j0 += panel
+                }
+                i0 += rows
+            }
+            return
+        }
         var j0 = 0
         while j0 < n {
             let width = min(panel, n - j0)
@@ -95,6 +137,10 @@ extension Kernels {
             j0 += width
         }
     }
+
+    /// Rows per block when a product walks many rows: a multiple of the 8- and 6-row tiles whose
+    /// slice of A (up to 192 × 512 floats) fits in a core's L2 beside the packed panels.
+    @usableFromInline static let rowBlock = 192
 
     /// Packs Bᵀ[p, 0 ..< width] (B rows `k` floats apart) as rows of `width` floats. Full 8×8 blocks
     /// are transposed in registers (eight SIMD8 loads, eight SIMD8 stores) so the packing streams

@@ -11,17 +11,63 @@ import Foundation
 // for padding: padding is never attended to.
 
 extension Kernels {
+    // Why bit tricks below: on SIMD16<Float> the standard library's `pointwiseMin`/`pointwiseMax`,
+    // `clamped`, `replacing(with:where:)` and Float→Int32 conversion run lane by lane (measured: most
+    // of a softmax's time), while +, −, ×, & and shifts on concrete vectors are single instructions.
+    typealias I = SIMD16<Int32>
+
+    @inline(__always)
+    static func bits(_ v: V) -> I { unsafeBitCast(v, to: I.self) }
+    @inline(__always)
+    static func float(_ v: I) -> V { unsafeBitCast(v, to: V.self) }
+
+    /// min(a, b) lane by lane for integers whose difference fits in Int32.
+    @inline(__always)
+    static func integerMin(_ a: I, _ b: I) -> I {
+        let d = b &- a
+        return b &- (d & ~(d &>> 31))
+    }
+
+    /// |x| (the sign bit cleared).
+    @inline(__always)
+    static func magnitude(_ x: V) -> V { float(bits(x) & I(repeating: 0x7FFF_FFFF)) }
+
+    /// max(a, b) lane by lane for integers whose difference fits in Int32.
+    @inline(__always)
+    static func integerMax(_ a: I, _ b: I) -> I {
+        let d = b &- a
+        return b &- (d & (d &>> 31))
+    }
+
+    /// A key that orders like the float (negative values' magnitude bits flipped), halved so that
+    /// two keys' difference fits in Int32; `value(ofKey:)` undoes it up to the last mantissa bit.
+    @inline(__always)
+    static func orderKey(_ v: V) -> I {
+        let raw = bits(v)
+        return (raw ^ ((raw &>> 31) & I(repeating: 0x7FFF_FFFF))) &>> 1
+    }
+
+    static func value(ofKey key: Int32) -> Float {
+        let raw = key << 1
+        return Float(bitPattern: UInt32(bitPattern: raw ^ ((raw >> 31) & 0x7FFF_FFFF)))
+    }
+
     /// e^x lane by lane: x = n·ln2 + r with |r| ≤ ln2/2, e^r by its degree-7 Taylor polynomial
-    /// (truncation < 1e-8 relative), 2^n by the exponent bits. Inputs below −87 give ≈ 1e-38, above 88 overflow
-    /// is clamped. Why not `Foundation.exp`: a scalar call per element cost most of a softmax.
+    /// (truncation < 1e-8 relative), 2^n by the exponent bits. x is first clamped to [−87, 88]
+    /// exactly (on the magnitude's bits, which order like the values), so e^x of anything below is
+    /// ≈ 1e-38 and above is ≈ 1.7e38; a NaN comes out finite. Why not `Foundation.exp`: a scalar
+    /// call per element cost most of a softmax.
     @inline(__always)
     static func exp(_ x: V) -> V {
-        // Only concrete SIMD operations: the generic `clamped`, `rounded` and Float→Int32
-        // conversions are not specialised here and cost more than the polynomial.
-        let clamped = pointwiseMin(pointwiseMax(x, V(repeating: -87)), V(repeating: 88))
+        let raw = bits(x)
+        let sign = raw & I(repeating: Int32(bitPattern: 0x8000_0000))
+        let negative = sign &>> 31                                       // −1 where x < 0
+        let limit = I(repeating: Int32(bitPattern: Float(88).bitPattern))
+            &+ (negative & I(repeating: Int32(bitPattern: Float(87).bitPattern) &- Int32(bitPattern: Float(88).bitPattern)))
+        let clamped = float(sign | integerMin(raw & I(repeating: 0x7FFF_FFFF), limit))
         // Adding 1.5·2²³ rounds to the nearest integer in the mantissa (ties to even): n and its bits at once.
         let magic = V(repeating: 12582912)
-        let biased = (clamped * 1.442695041) + magic
+        let biased = clamped * 1.442695041 + magic
         let n = biased - magic
         // Cody–Waite: ln2 split in a high part exact in Float and a low correction.
         let r = clamped.addingProduct(n, V(repeating: -0.693145752)).addingProduct(n, V(repeating: -1.42860677e-6))
@@ -33,10 +79,9 @@ extension Kernels {
         p = V(repeating: 0.5).addingProduct(p, r)
         p = V(repeating: 1).addingProduct(p, r)
         p = V(repeating: 1).addingProduct(p, r)
-        // The integer n sits in the low mantissa bits of `biased` (offset by the magic number's 0x4B400000).
-        let integer = unsafeBitCast(biased, to: SIMD16<Int32>.self) &- SIMD16<Int32>(repeating: 0x4B40_0000)
-        let exponent = (integer &+ SIMD16<Int32>(repeating: 127)) &* SIMD16<Int32>(repeating: 1 << 23)
-        return p * unsafeBitCast(exponent, to: V.self)
+        // n sits in the low mantissa bits of `biased` (offset by the magic number's 0x4B400000); n ∈ [−126, 127].
+        let integer = bits(biased) &- I(repeating: 0x4B40_0000)
+        return p * float((integer &+ I(repeating: 127)) &* I(repeating: 1 << 23))
     }
 
     /// e^x for `count` values (the vector exp, exposed for its test).
@@ -58,11 +103,11 @@ extension Kernels {
         for j in 0..<count { y[j] = r[j] }
     }
 
-    /// Φ(x) − ½ sign and the Gaussian density term for GELU: erf(|x|/√2) by Abramowitz & Stegun
-    /// 7.1.26 (absolute error < 1.5e-7), returning (Φ(x), e^{−x²/2}).
+    /// For GELU: (Φ(x), e^{−x²/2}), with erf(|x|/√2) by Abramowitz & Stegun 7.1.26 (absolute
+    /// error < 1.5e-7); the second is the Gaussian density without its 1/√(2π).
     @inline(__always)
     static func normalCDF(_ x: V) -> (cdf: V, density: V) {
-        let z = x.replacing(with: -x, where: x .< 0) * 0.70710678
+        let z = magnitude(x) * 0.70710678
         let t = 1 / V(repeating: 1).addingProduct(z, V(repeating: 0.3275911))
         var poly = V(repeating: 1.061405429)
         poly = V(repeating: -1.453152027).addingProduct(poly, t)
@@ -70,10 +115,10 @@ extension Kernels {
         poly = V(repeating: -0.284496736).addingProduct(poly, t)
         poly = V(repeating: 0.254829592).addingProduct(poly, t)
         poly = poly * t
-        let negativeSquare: V = V() - z * z
-        let gauss: V = Self.exp(negativeSquare)
+        let gauss: V = exp(V() - z * z)
         let erfAbs = 1 - poly * gauss
-        let erf = erfAbs.replacing(with: -erfAbs, where: x .< 0)
+        // erf is odd: |erf| with x's sign bit.
+        let erf = float(bits(erfAbs) | (bits(x) & I(repeating: Int32(bitPattern: 0x8000_0000))))
         return (0.5 * (1 + erf), gauss)
     }
 
@@ -199,27 +244,42 @@ extension Kernels {
     /// 0, and a row with no kept column becomes all 0 (a sequence of padding attends to nothing).
     public static func maskedSoftmax(_ x: UnsafeMutablePointer<Float>, keep: UnsafePointer<Float>, rows: Int, columns n: Int, scale: Float) {
         let vectorEnd = n - n % width
-        let negativeInfinity = V(repeating: -.infinity), zero = V(), scaleV = V(repeating: scale)
+        let scaleV = V(repeating: scale), one = V(repeating: 1)
+        let lowest = I(repeating: -(1 << 30))
+        // Kept columns count the same in every row.
+        var keptV = V()
+        var j = 0
+        while j < vectorEnd { keptV += load(keep + j); j += width }
+        var kept = keptV.sum()
+        while j < n { kept += keep[j]; j += 1 }
         for i in 0..<rows {
             let row = x + i * n
-            var maxV = negativeInfinity
-            var j = 0
-            while j < vectorEnd {
-                let v = (load(row + j) * scaleV).replacing(with: negativeInfinity, where: load(keep + j) .== zero)
-                maxV = pointwiseMax(maxV, v)
-                j += width
-            }
-            var maximum = maxV.max()
-            while j < n { if keep[j] != 0 { maximum = Swift.max(maximum, row[j] * scale) }; j += 1 }
-            guard maximum > -.infinity else {
+            guard kept > 0 else {
                 row.update(repeating: 0, count: n)
                 continue
             }
+            // The row's largest kept score (to the last mantissa bit: the shift only keeps e^x in range),
+            // on ordered integer keys with masked columns at the lowest key.
+            var maxKey = lowest
+            j = 0
+            while j < vectorEnd {
+                let keepBits = bits(load(keep + j)) &>> 29                 // 1.0 → 1, 0.0 → 0
+                let selected = I() &- keepBits                              // all ones where kept
+                let key = (orderKey(load(row + j) * scaleV) & selected) | (lowest & ~selected)
+                maxKey = integerMax(maxKey, key)
+                j += width
+            }
+            var top = lowest[0]
+            for lane in 0..<16 where maxKey[lane] > top { top = maxKey[lane] }
+            var maximum = top == lowest[0] ? -Float.infinity : value(ofKey: top)
+            while j < n { if keep[j] != 0 { maximum = Swift.max(maximum, row[j] * scale) }; j += 1 }
             let maxVector = V(repeating: maximum)
             var sumV = V()
             j = 0
             while j < vectorEnd {
-                let e = exp(load(row + j) * scaleV - maxVector) * load(keep + j)
+                // A masked column's exponent may be anything finite or clamped; × 0 removes it.
+                let k = load(keep + j)
+                let e = exp((load(row + j) * scaleV - maxVector) * k - (one - k)) * k
                 store(e, row + j)
                 sumV += e
                 j += width

@@ -38,7 +38,10 @@ public enum MaskedCodeModelling {
         for t in 0..<(rows * c.maxLength) {
             let code = tokens[3 * t]
             targets[t] = -1
-            guard code != Float(TransformerConfiguration.Token.padding), random.uniform() < chosenShare else { continue }
+            // Only real codes are chosen (padding, the mask, unknown and out-of-range ids never are),
+            // and the draw is made for every token so the stream does not depend on which are real.
+            let draw = random.uniform()
+            guard code >= Float(TransformerConfiguration.Token.firstCode), code < Float(c.vocabularySize), draw < chosenShare else { continue }
             targets[t] = Int32(code)
             chosen += 1
             let u = random.uniform()
@@ -100,7 +103,8 @@ extension Transformer {
                                gradient: UnsafeMutablePointer<Float>, trainable: TrainableMask) -> Double {
         let c = configuration, d = c.width, v = c.vocabularySize, tokens = batch * c.maxLength
         var chosen = 0
-        for t in 0..<tokens where targets[t] >= 0 {
+        // A target outside the vocabulary is never predicted (`corrupt` writes none).
+        for t in 0..<tokens where targets[t] >= 0 && Int(targets[t]) < v {
             m.positions[chosen] = Int32(t)
             chosen += 1
         }

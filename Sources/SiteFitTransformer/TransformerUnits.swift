@@ -46,26 +46,28 @@ public struct EmbeddingUnit: NetworkUnit {
         }
     }
 
-    /// Where the table-k ids of the pass's rows are kept (Int32 in the unit's Float scratch).
+    /// Runs `body` with the table-k ids of the pass's rows, kept as Int32 in the unit's Float
+    /// scratch (rebound for the call: same size and alignment).
     @inline(__always)
-    func ids(_ pass: UnitPass, _ k: Int) -> UnsafeMutablePointer<Int32> {
-        UnsafeMutableRawPointer(pass.scratch(at: k)).assumingMemoryBound(to: Int32.self)
+    func withIDs<R>(_ pass: UnitPass, _ k: Int, _ body: (UnsafeMutablePointer<Int32>) -> R) -> R {
+        pass.scratch(at: k).withMemoryRebound(to: Int32.self, capacity: max(pass.capacity, 1), body)
     }
 
     public func forward(_ pass: UnitPass, training: Bool, random: inout RandomStream) {
         let c = configuration
-        let code = ids(pass, 0), time = ids(pass, 1), position = ids(pass, 2), segment = ids(pass, 3)
-        for r in 0..<pass.batch {
-            let x = pass.input + 3 * r
-            let id = x[0], bucket = x[1]
-            code[r] = id >= 0 && id < Float(c.vocabularySize) ? Int32(id) : Int32(TransformerConfiguration.Token.unknown)
-            time[r] = bucket >= 0 ? Int32(min(bucket, Float(c.timeBuckets - 1))) : 0
-            position[r] = Int32(r % c.maxLength)
-            segment[r] = x[2] == 0 ? 0 : 1
-        }
         for k in 0..<4 {
-            Kernels.embeddingGather(pass.tensor(k), indices: ids(pass, k), rows: pass.batch, width: c.width, into: pass.output,
-                                    accumulate: k > 0)
+            withIDs(pass, k) { ids in
+                for r in 0..<pass.batch {
+                    let x = pass.input + 3 * r
+                    switch k {
+                    case 0: ids[r] = x[0] >= 0 && x[0] < Float(c.vocabularySize) ? Int32(x[0]) : Int32(TransformerConfiguration.Token.unknown)
+                    case 1: ids[r] = x[1] >= 0 ? Int32(min(x[1], Float(c.timeBuckets - 1))) : 0
+                    case 2: ids[r] = Int32(r % c.maxLength)
+                    default: ids[r] = x[2] == 0 ? 0 : 1
+                    }
+                }
+                Kernels.embeddingGather(pass.tensor(k), indices: ids, rows: pass.batch, width: c.width, into: pass.output, accumulate: k > 0)
+            }
         }
     }
 
@@ -73,7 +75,7 @@ public struct EmbeddingUnit: NetworkUnit {
         let n = configuration.width
         for k in 0..<4 where wants.tensor(k) {
             pass.gradient(k).update(repeating: 0, count: tableRows(k) * n)
-            Kernels.embeddingScatter(dOutput, indices: ids(pass, k), rows: pass.batch, width: n, into: pass.gradient(k))
+            withIDs(pass, k) { Kernels.embeddingScatter(dOutput, indices: $0, rows: pass.batch, width: n, into: pass.gradient(k)) }
         }
         if wants.propagates { dInput.update(repeating: 0, count: pass.batch * 3) }
     }

@@ -102,6 +102,10 @@ extension SiteFit {
                     throw ValidationError("\(name) must be from \(range.lowerBound) to \(range.upperBound) (got \(value))")
                 }
                 guard width % heads == 0 else { throw ValidationError("--width (\(width)) must divide into --heads (\(heads))") }
+                // Attention keeps batch × heads × length² probabilities per layer.
+                guard batch * heads * length * length * layers <= 1 << 28 else {
+                    throw ValidationError("--batch × --heads × --length² × --layers must be at most 2^28 (the attention probabilities would need over 1 GiB)")
+                }
             }
 
             func run() async throws {

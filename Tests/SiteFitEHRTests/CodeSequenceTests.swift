@@ -13,7 +13,7 @@ struct CodeSequenceTests {
     /// 517 days before (outside a 365-day look-back), an HbA1c of 7.2 % 92 days before (above
     /// the known range), a condition and a drug 1 day before (one visit), a condition on the index
     /// day, and one after it. Persons 2 and 3 have the diabetes code only; person 3 also a creatinine
-    /// of 150 µmol/L (1.7 mg/dL: high) and a measurement with its own range.
+    /// of 100 µmol/L (1.13 mg/dL: normal) and a measurement above its own range.
     static func database() throws -> DatabaseQueue {
         let db = try DatabaseQueue()
         try db.write { db in
@@ -46,7 +46,8 @@ struct CodeSequenceTests {
             try condition(1, 4_000_000, "2020-06-02")
             try condition(2, diabetes, "2020-01-01")
             try condition(3, diabetes, "2020-02-01")
-            try measurement(3, OMOPConcept.creatinine, "2020-02-01", 150, unit: OMOPConcept.micromolePerLiter)
+            // 100 µmol/L is 1.13 mg/dL: normal, but "high" were the unit ignored.
+            try measurement(3, OMOPConcept.creatinine, "2020-02-01", 100, unit: OMOPConcept.micromolePerLiter)
             try measurement(3, 3_000_001, "2020-02-01", 5, range: (1, 4))
         }
         return db
@@ -66,7 +67,9 @@ struct CodeSequenceTests {
         let vocabulary = [SequenceCode(domain: .conditionOccurrence, conceptId: Self.diabetes),
                           SequenceCode(domain: .conditionOccurrence, conceptId: Self.hypertension),
                           SequenceCode(domain: .drugExposure, conceptId: Self.metformin),
-                          SequenceCode(domain: .measurement, conceptId: OMOPConcept.hba1c, bin: .high)]
+                          SequenceCode(domain: .measurement, conceptId: OMOPConcept.hba1c, bin: .high),
+                          SequenceCode(domain: .measurement, conceptId: OMOPConcept.creatinine, bin: .normal),
+                          SequenceCode(domain: .measurement, conceptId: 3_000_001, bin: .high)]
         let matrix = try db.read { try CodeSequences.tokens($0, spec: Self.spec, settings: settings, vocabulary: vocabulary, keys: Self.keys) }
         #expect(matrix.count == 3 * 3 * 6)
         // Person 1: HbA1c high (92 days: bucket ≤180), then one visit the day before (diabetes before
@@ -76,10 +79,13 @@ struct CodeSequenceTests {
         #expect(first.map(\.code) == [6, 3, 5, 4, 0, 0])
         #expect(first.map(\.time) == [4, 1, 1, 0, 0, 0])
         #expect(first.map(\.segment) == [0, 1, 1, 0, 0, 0])
-        // Person 3: the diabetes code, creatinine (150 µmol/L = 1.7 mg/dL: high) and a value above
-        // its own range, all on one day: codes outside the vocabulary read as unknown (2).
+        // Person 3, all on one day: the diabetes code, creatinine normal (after the unit conversion)
+        // and the lab above its own range, by code order (condition before measurement, then concept id).
         let third = Self.tokens(Array(matrix[36..<54]), length: 6)
-        #expect(third.map(\.code) == [3, 2, 2, 0, 0, 0])
+        #expect(third.map(\.code) == [3, 8, 7, 0, 0, 0])      // concept 3000001 before creatinine (3016723)
+        // Outside the vocabulary, a code reads as unknown (2).
+        let short = try db.read { try CodeSequences.tokens($0, spec: Self.spec, settings: settings, vocabulary: Array(vocabulary.prefix(4)), keys: Self.keys) }
+        #expect(Self.tokens(Array(short[36..<54]), length: 6).map(\.code) == [3, 2, 2, 0, 0, 0])
         #expect(Set(third.prefix(3).map(\.segment)) == [0])
     }
 
@@ -121,6 +127,9 @@ struct CodeSequenceTests {
         #expect(CodeSequences.bin(concept: 1, value: 3, unit: nil, rangeLow: nil, rangeHigh: 5) == nil)
         #expect(CodeSequences.bin(concept: OMOPConcept.hba1c, value: 3.9, unit: nil, rangeLow: nil, rangeHigh: nil) == .low)
         #expect(CodeSequences.bin(concept: OMOPConcept.hba1c, value: .nan, unit: nil, rangeLow: nil, rangeHigh: nil) == nil)
+        // An HbA1c of 48 mmol/mol is not compared with a range in percent.
+        #expect(CodeSequences.bin(concept: OMOPConcept.hba1c, value: 48, unit: 8753, rangeLow: nil, rangeHigh: nil) == nil)
+        #expect(CodeSequences.bin(concept: OMOPConcept.hba1c, value: 6.1, unit: OMOPConcept.percent, rangeLow: nil, rangeHigh: nil) == .high)
     }
 
     @Test("a generated shard: vocabulary from two sites' reports, every token valid, labs binned, the shard untouched")
@@ -171,14 +180,40 @@ struct CodeSequenceTests {
         spec.cohort = .conceptSets(ConceptSetTask(
             target: .init(concepts: ConceptSet(concepts: [9201, 262, 8883, 8870, 38004207, 581385], descendants: false), domain: .visitOccurrence),
             outcome: .init(concepts: ConceptSet(concepts: [320128]), domain: .conditionOccurrence),
-            priorObservationDays: 0, riskStartDays: 1, riskEndDays: 3650, minimumRiskDays: 0))
+            priorObservationDays: 0, riskStartDays: 1, riskEndDays: 3650, minimumRiskDays: 0, excludePriorOutcome: false))
         let settings = CodeSequences.Settings(maxLength: 48, lookbackDays: 3650, vocabulary: .init(minimumCount: 3, minimumSites: 1, maximum: 200))
         let vocabulary = CodeSequences.agree([try shard.sequenceCodeCounts(spec, settings: settings)], settings: settings)
         let extract = try shard.extractSequences(spec, settings: settings, vocabulary: vocabulary)
         #expect(!vocabulary.isEmpty && extract.rows > 20)
-        // The outcome's own code never appears among the inputs.
+        // The outcome's own code never appears among the inputs, though persons with it before the
+        // index date stay in this cohort (prior outcomes are not excluded here).
         #expect(!vocabulary.contains { $0.conceptId == 320128 })
+        var unexcluded = spec
+        if case .conceptSets(var task) = spec.cohort {
+            task.outcome = .init(concepts: ConceptSet(concepts: [999_999_999]), domain: .conditionOccurrence)
+            unexcluded.cohort = .conceptSets(task)
+        }
+        let other = try shard.sequenceCodeCounts(unexcluded, settings: settings)
+        #expect(other.keys.contains { $0.conceptId == 320128 }, "without the exclusion the outcome's code is a common input here")
         let codes = stride(from: 0, to: extract.features.count, by: 3).map { extract.features[$0] }
         #expect(codes.contains { $0 >= Double(CodeSequences.reservedIds) })
+    }
+
+    @Test("hostile rows: a text concept id, a date that is not one, a text lab value; nothing stops, those events are dropped or unbinned")
+    func hostileRows() throws {
+        let db = try Self.database()
+        try db.write { db in
+            try db.execute(sql: "INSERT INTO condition_occurrence (condition_occurrence_id, person_id, condition_concept_id, condition_start_date, condition_type_concept_id) VALUES (900, 2, 'abc', '2020-05-01', 32817)")
+            try db.execute(sql: "INSERT INTO condition_occurrence (condition_occurrence_id, person_id, condition_concept_id, condition_start_date, condition_type_concept_id) VALUES (901, 2, 201826, 'not-a-date', 32817)")
+            try db.execute(sql: "INSERT INTO condition_occurrence (condition_occurrence_id, person_id, condition_concept_id, condition_start_date, condition_type_concept_id) VALUES (902, 2, x'00ff', '2020-05-02', 32817)")
+            try db.execute(sql: "INSERT INTO measurement (measurement_id, person_id, measurement_concept_id, measurement_date, measurement_type_concept_id, value_as_number, unit_concept_id, range_low, range_high) VALUES (903, 2, 3004410, '2020-05-03', 32817, 'high', 'percent', 'x', 4)")
+        }
+        let settings = CodeSequences.Settings(maxLength: 6, lookbackDays: 365, vocabulary: .init(minimumCount: 1, minimumSites: 1, maximum: 50))
+        let report = try db.read { try CodeSequences.siteCounts($0, spec: Self.spec, settings: settings) }
+        #expect(report[SequenceCode(domain: .measurement, conceptId: OMOPConcept.hba1c)] == 1, "the text value leaves the lab unbinned")
+        #expect(report.keys.allSatisfy { $0.conceptId > 0 })
+        let matrix = try db.read { try CodeSequences.tokens($0, spec: Self.spec, settings: settings, vocabulary: CodeSequences.agree([report], settings: settings), keys: Self.keys) }
+        // Person 2: the diabetes code (2020-01-01) and the unbinned lab; the three broken rows are gone.
+        #expect(Self.tokens(Array(matrix[18..<36]), length: 6).filter { $0.code != 0 }.count == 2)
     }
 }

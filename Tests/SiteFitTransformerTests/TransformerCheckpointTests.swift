@@ -75,9 +75,32 @@ struct TransformerCheckpointTests {
         tensors.removeAll()
     }
 
-    @Test("a vocabulary that does not name every code id is refused")
+    @Test("a vocabulary that does not name every code id once is refused")
     func vocabularyMismatch() throws {
-        let bytes = TransformerCheckpoint.encode(Self.fixture(), vocabulary: Array(Self.vocabulary.dropLast()))
-        #expect(throws: Checkpoint.Failure.self) { try TransformerCheckpoint.decode(bytes, file: "short") }
+        let short = TransformerCheckpoint.encode(Self.fixture(), vocabulary: Array(Self.vocabulary.dropLast()))
+        #expect(throws: Checkpoint.Failure.self) { try TransformerCheckpoint.decode(short, file: "short") }
+        let repeated = TransformerCheckpoint.encode(Self.fixture(), vocabulary: Array(Self.vocabulary.dropLast()) + [Self.vocabulary[0]])
+        #expect(throws: Checkpoint.Failure.self) { try TransformerCheckpoint.decode(repeated, file: "repeated") }
+    }
+
+    @Test("a configuration with few parameters but attention memory beyond bounds is refused")
+    func attentionMemory() {
+        // About a million parameters, but 64 heads × 1024² probabilities × 48 layers per patient.
+        let huge = TransformerConfiguration(vocabularySize: 4, timeBuckets: 1, maxLength: 1024, width: 64, heads: 64, layers: 48, feedForwardWidth: 1)
+        #expect(Transformer(checkpointConfiguration: huge, inputSize: huge.inputSize) == nil)
+        #expect(Transformer(checkpointConfiguration: Self.configuration, inputSize: Self.configuration.inputSize) != nil)
+        #expect(Transformer(checkpointConfiguration: Self.configuration, inputSize: 17) == nil)
+    }
+
+    @Test("a standardizer other than the identity, or time buckets other than SiteFit's, are refused")
+    func metadataChecks() throws {
+        var model = Self.fixture()
+        model.standardizer = Standardizer(means: [Double](repeating: 1, count: Self.configuration.inputSize),
+                                          standardDeviations: [Double](repeating: 2, count: Self.configuration.inputSize))
+        #expect(throws: Checkpoint.Failure.self) { try TransformerCheckpoint.decode(TransformerCheckpoint.encode(model, vocabulary: Self.vocabulary), file: "scaled") }
+        var (tensors, metadata) = try Safetensors.decode(TransformerCheckpoint.encode(Self.fixture(), vocabulary: Self.vocabulary))
+        metadata["time_buckets"] = "[0,7,30]"
+        #expect(throws: Checkpoint.Failure.self) { try TransformerCheckpoint.decode(Safetensors.encode(tensors, metadata: metadata), file: "buckets") }
+        tensors.removeAll()
     }
 }

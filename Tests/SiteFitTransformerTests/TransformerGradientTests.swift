@@ -99,7 +99,8 @@ struct TransformerGradientTests {
             }
         }
         #expect(checked == model.layout.count)
-        // Rows of tables no token reads get exactly nothing.
+        // The padding, mask and unknown rows get exactly nothing: no real token reads them, and
+        // padding tokens (which read row 0) receive no gradient.
         let code = model.layout.tensor(named: "embedding.code")!
         #expect(gradient[code.offset..<(code.offset + 3 * 8)].allSatisfy { $0 == 0 })  // padding, mask and unknown codes
     }
