@@ -85,7 +85,7 @@ extension SiteFit {
             var length: Int = 128
             @Option(help: "Patients per batch.")
             var batch: Int = 32
-            @Option(help: "Timed steps per mode (the fastest is reported).")
+            @Option(help: "Timed calls of three steps per mode (the fastest is reported, after a warm-up step).")
             var repetitions: Int = 5
             @Option(help: "Sites in the federated loop.")
             var sites: Int = 4
