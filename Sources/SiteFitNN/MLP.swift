@@ -173,10 +173,7 @@ public struct MLP: NeuralModel, Equatable {
     /// by key, the extension's tensors get their initial values from `random`.
     public func parameters(extending base: [Float], of baseModel: MLP, random: inout RandomStream) -> [Float] {
         var buffer = initialParameters(random: &random)
-        for spec in baseModel.layout.tensors {
-            guard let target = layout.tensor(named: spec.name) else { continue }
-            buffer.replaceSubrange(target.range, with: base[spec.range])
-        }
+        layout.copySharedTensors(from: base, layout: baseModel.layout, into: &buffer)
         return buffer
     }
 
@@ -249,7 +246,7 @@ extension TrainableMask {
 /// Owned by one site actor or trainer; not shared across tasks.
 public final class MLPWorkspace: ModelWorkspace {
     public let capacity: Int
-    private var storage: [UnsafeMutableRawPointer] = []
+    private let storage = AlignedStorage()
     let outputs: [UnsafeMutablePointer<Float>]
     let deltas: [UnsafeMutablePointer<Float>]
     let scratches: [UnsafeMutablePointer<Float>]
@@ -260,16 +257,7 @@ public final class MLPWorkspace: ModelWorkspace {
 
     public init(mlp: MLP, capacity: Int) {
         self.capacity = capacity
-        var storage: [UnsafeMutableRawPointer] = []
-        func buffer(_ count: Int) -> UnsafeMutablePointer<Float> {
-            // Cache-line aligned: an unaligned SIMD16 load spans two lines, which cost the matrix
-            // products up to a fifth of their speed depending on where malloc put a buffer.
-            let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
-            storage.append(raw)
-            let p = raw.bindMemory(to: Float.self, capacity: max(count, 1))
-            p.initialize(repeating: 0, count: max(count, 1))
-            return p
-        }
+        let buffer = storage.floats
         var outputs: [UnsafeMutablePointer<Float>] = []
         for unit in mlp.units {
             // An in-place unit writes over its input, the previous unit's output.
@@ -286,15 +274,7 @@ public final class MLPWorkspace: ModelWorkspace {
             + mlp.units.reduce(0) { max($0, $1.extraWidth) }
         productScratch = buffer(max(Kernels.transposedBScratch(m: capacity, k: widest, n: widest),
                                     Kernels.transposedAScratch(m: widest, n: widest)))
-        let offsetStorage = UnsafeMutableRawPointer.allocate(byteCount: max(mlp.offsets.count, 1) * 8, alignment: 64)
-        storage.append(offsetStorage)
-        offsets = offsetStorage.bindMemory(to: Int.self, capacity: max(mlp.offsets.count, 1))
-        offsets.initialize(from: mlp.offsets, count: mlp.offsets.count)
-        self.storage = storage
-    }
-
-    deinit {
-        storage.forEach { $0.deallocate() }
+        offsets = storage.integers(mlp.offsets)
     }
 
     /// Logits of the last forward pass (capacity entries; the first `batch` are valid).

@@ -129,3 +129,14 @@ public struct ParameterSelection: Sendable, Equatable {
         tensors.contains { $0.name == name }
     }
 }
+
+extension ParameterLayout {
+    /// Copies into `buffer` (laid out by `self`) every tensor of `base` (laid out by `baseLayout`)
+    /// that this layout also names: how an extended model takes its pretrained values, whatever the model.
+    public func copySharedTensors(from base: [Float], layout baseLayout: ParameterLayout, into buffer: inout [Float]) {
+        for spec in baseLayout.tensors {
+            guard let target = tensor(named: spec.name) else { continue }
+            buffer.replaceSubrange(target.range, with: base[spec.range])
+        }
+    }
+}

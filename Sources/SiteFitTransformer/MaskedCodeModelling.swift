@@ -58,7 +58,7 @@ public enum MaskedCodeModelling {
 /// The decoder's buffers for one batch size, allocated once (a pretraining step allocates nothing).
 public final class MaskedCodeWorkspace {
     let tokenCapacity: Int
-    private var storage: [UnsafeMutableRawPointer] = []
+    private let storage = AlignedStorage()
     let positions: UnsafeMutablePointer<Int32>
     let hidden: UnsafeMutablePointer<Float>
     let logits: UnsafeMutablePointer<Float>
@@ -70,26 +70,15 @@ public final class MaskedCodeWorkspace {
     public init(model: Transformer, capacity: Int) {
         let c = model.configuration
         tokenCapacity = capacity * c.maxLength
-        var storage: [UnsafeMutableRawPointer] = []
-        func buffer(_ count: Int) -> UnsafeMutableRawPointer {
-            let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
-            raw.initializeMemory(as: Float.self, repeating: 0, count: max(count, 1))
-            storage.append(raw)
-            return raw
-        }
-        positions = buffer(tokenCapacity).bindMemory(to: Int32.self, capacity: max(tokenCapacity, 1))
-        hidden = buffer(tokenCapacity * c.width).assumingMemoryBound(to: Float.self)
-        logits = buffer(tokenCapacity * c.vocabularySize).assumingMemoryBound(to: Float.self)
-        dHidden = buffer(tokenCapacity * c.width).assumingMemoryBound(to: Float.self)
-        productScratch = buffer(max(Kernels.transposedBScratch(m: tokenCapacity, k: c.width, n: c.vocabularySize),
-                                    Kernels.transposedAScratch(m: c.vocabularySize, n: c.width)))
-            .assumingMemoryBound(to: Float.self)
-        ones = buffer(c.vocabularySize).assumingMemoryBound(to: Float.self)
+        positions = storage.integers([Int32](repeating: 0, count: tokenCapacity))
+        hidden = storage.floats(tokenCapacity * c.width)
+        logits = storage.floats(tokenCapacity * c.vocabularySize)
+        dHidden = storage.floats(tokenCapacity * c.width)
+        productScratch = storage.floats(max(Kernels.transposedBScratch(m: tokenCapacity, k: c.width, n: c.vocabularySize),
+                                            Kernels.transposedAScratch(m: c.vocabularySize, n: c.width)))
+        ones = storage.floats(c.vocabularySize)
         ones.update(repeating: 1, count: c.vocabularySize)
-        self.storage = storage
     }
-
-    deinit { storage.forEach { $0.deallocate() } }
 }
 
 extension Transformer {

@@ -122,7 +122,7 @@ public final class TransformerWorkspace: ModelWorkspace {
     public let capacity: Int
     private let tokenCapacity: Int
     private let headUnit: Int
-    private var storage: [UnsafeMutableRawPointer] = []
+    private let storage = AlignedStorage()
     let outputs: [UnsafeMutablePointer<Float>]
     let scratches: [UnsafeMutablePointer<Float>]
     let probabilities: [UnsafeMutablePointer<Float>]
@@ -146,15 +146,7 @@ public final class TransformerWorkspace: ModelWorkspace {
         self.capacity = capacity
         tokenCapacity = capacity * c.maxLength
         headUnit = model.architecture.head
-        var storage: [UnsafeMutableRawPointer] = []
-        func buffer(_ count: Int) -> UnsafeMutablePointer<Float> {
-            // Cache-line aligned, as the MLP's: unaligned SIMD16 loads span two lines.
-            let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
-            storage.append(raw)
-            let p = raw.bindMemory(to: Float.self, capacity: max(count, 1))
-            p.initialize(repeating: 0, count: max(count, 1))
-            return p
-        }
+        let buffer = storage.floats
         let tokens = tokenCapacity, d = c.width, blocks = model.architecture.blocks.count
         outputs = units.indices.map { buffer(capacity * model.rowsPerExample($0) * units[$0].outputWidth) }
         scratches = units.indices.map { buffer(capacity * model.rowsPerExample($0) * units[$0].scratchPerRow) }
@@ -174,15 +166,7 @@ public final class TransformerWorkspace: ModelWorkspace {
         let extra = units.reduce(0) { max($0, $1.extraWidth) }
         productScratch = buffer(max(Kernels.transposedBScratch(m: tokens, k: widest + extra, n: widest + extra),
                                     Kernels.transposedAScratch(m: widest + extra, n: widest + extra)))
-        let offsetStorage = UnsafeMutableRawPointer.allocate(byteCount: max(model.architecture.offsets.count, 1) * 8, alignment: 64)
-        storage.append(offsetStorage)
-        offsets = offsetStorage.bindMemory(to: Int.self, capacity: max(model.architecture.offsets.count, 1))
-        offsets.initialize(from: model.architecture.offsets, count: model.architecture.offsets.count)
-        self.storage = storage
-    }
-
-    deinit {
-        storage.forEach { $0.deallocate() }
+        offsets = storage.integers(model.architecture.offsets)
     }
 
     /// Rows unit i's buffers hold.

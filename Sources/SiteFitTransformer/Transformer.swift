@@ -153,10 +153,7 @@ public struct Transformer: NeuralModel, Equatable {
     /// by key, the extension's tensors get their initial values from `random`.
     public func parameters(extending base: [Float], of baseModel: Transformer, random: inout RandomStream) -> [Float] {
         var buffer = initialParameters(random: &random)
-        for spec in baseModel.layout.tensors {
-            guard let target = layout.tensor(named: spec.name) else { continue }
-            buffer.replaceSubrange(target.range, with: base[spec.range])
-        }
+        layout.copySharedTensors(from: base, layout: baseModel.layout, into: &buffer)
         return buffer
     }
 
