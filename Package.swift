@@ -53,7 +53,7 @@ let package = Package(
         ]),
         // YAML scenarios and site profiles → typed values, with file:line:column errors.
         .target(name: "SiteFitScenario", dependencies: [
-            "SiteFitCore", "SiteFitEHR", "SiteFitTuning", "SiteFitFederation", "SiteFitMetrics",
+            "SiteFitCore", "SiteFitEHR", "SiteFitTuning", "SiteFitFederation", "SiteFitMetrics", "SiteFitTransformer",
             .product(name: "Yams", package: "Yams"), .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         // Markdown report, metrics.json, predictions.csv.

@@ -239,9 +239,16 @@ extension SiteShard {
     /// The cohort as code sequences: the extraction's persons, labels and subgroups, with the
     /// token matrix in place of the feature columns.
     public func extractSequences(_ spec: FeatureSpec, settings: CodeSequences.Settings, vocabulary: [SequenceCode]) throws -> CohortExtract {
+        try sequences(of: extractCohort(spec), spec: spec, settings: settings, vocabulary: vocabulary)
+    }
+
+    /// `extract` (this shard's cohort under `spec`) with its feature columns replaced by each row's
+    /// code sequence: one extraction serves both the MLP's features and the transformer's tokens.
+    public func sequences(of extract: CohortExtract, spec: FeatureSpec, settings: CodeSequences.Settings,
+                          vocabulary: [SequenceCode]) throws -> CohortExtract {
         do {
             return try reader.read { db in
-                var extract = try CohortExtraction.extract(db, spec: spec, site: site, file: url.relativePath)
+                var extract = extract
                 let keys = zip(extract.personIds, extract.indexDates).map { "\($0)|\($1)" }
                 extract.features = try CodeSequences.tokens(db, spec: spec, settings: settings, vocabulary: vocabulary, keys: keys).map(Double.init)
                 extract.columns = CodeSequences.columnNames(maxLength: settings.maxLength)

@@ -181,3 +181,19 @@ public struct CohortSplit: Sendable, Equatable {
             testRows: (Array(positives.prefix(testPositives)) + Array(negatives.prefix(testNegatives))).sorted())
     }
 }
+
+/// A cohort already read and split (a transformer scenario reads each site's shard once and hands
+/// the same patients, split the same way, to its MLP and transformer site actors).
+public struct LoadedCohortSource: CohortSource {
+    public let site: String
+    public let file: String
+    public let cohort: SiteCohort
+
+    public init(site: String, file: String, cohort: SiteCohort) {
+        self.site = site
+        self.file = file
+        self.cohort = cohort
+    }
+
+    public func load(seed: UInt64) throws -> SiteCohort { cohort }
+}

@@ -186,12 +186,66 @@ public struct ModelInfo: Codable, Sendable, Equatable {
     public var parameters: Int
     public var tensors: [TensorInfo]
     public var features: [String]
+    /// Set when the arms fine-tune a transformer over code sequences (`widths` and `features` then
+    /// describe the MLP that `model: mlp` arms train).
+    public var transformer: TransformerInfo?
 
     public init(widths: [Int], parameters: Int, tensors: [TensorInfo], features: [String]) {
         self.widths = widths
         self.parameters = parameters
         self.tensors = tensors
         self.features = features
+    }
+}
+
+/// The transformer of a sequence scenario: its shape and tensors, how its sequences were cut, the
+/// vocabulary the sites agreed, and its masked-code pretraining.
+public struct TransformerInfo: Codable, Sendable, Equatable {
+    public var layers: Int
+    public var width: Int
+    public var heads: Int
+    public var feedForwardWidth: Int
+    public var maxLength: Int
+    public var lookbackDays: Int
+    public var parameters: Int
+    public var tensors: [TensorInfo]
+    /// How the sites agreed the vocabulary (`agreed` codes, besides padding, mask and unknown).
+    public var vocabulary: CovariateAgreement
+    /// Mean masked-code loss per epoch of pretraining (first seed), and the loss of guessing uniformly.
+    public var maskedLosses: [Double]
+    public var guessingLoss: Double
+    /// Test patients' codes per sequence: mean, and the share of sequences cut at `maxLength` (first seed).
+    public var meanCodes: Double
+    public var truncatedShare: Double
+    /// The MLP's parameters (what `model: mlp` arms train), for the size comparison.
+    public var mlpParameters: Int
+    /// The arms that train the MLP instead.
+    public var mlpArms: [String] = []
+
+    public init(layers: Int, width: Int, heads: Int, feedForwardWidth: Int, maxLength: Int, lookbackDays: Int, parameters: Int,
+                tensors: [TensorInfo], vocabulary: CovariateAgreement, maskedLosses: [Double], guessingLoss: Double,
+                meanCodes: Double, truncatedShare: Double, mlpParameters: Int) {
+        self.layers = layers
+        self.width = width
+        self.heads = heads
+        self.feedForwardWidth = feedForwardWidth
+        self.maxLength = maxLength
+        self.lookbackDays = lookbackDays
+        self.parameters = parameters
+        self.tensors = tensors
+        self.vocabulary = vocabulary
+        self.maskedLosses = maskedLosses
+        self.guessingLoss = guessingLoss
+        self.meanCodes = meanCodes
+        self.truncatedShare = truncatedShare
+        self.mlpParameters = mlpParameters
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case layers, width, heads, parameters, tensors, vocabulary
+        case feedForwardWidth = "feed_forward_width", maxLength = "max_length", lookbackDays = "lookback_days"
+        case maskedLosses = "masked_losses", guessingLoss = "guessing_loss", meanCodes = "mean_codes"
+        case truncatedShare = "truncated_share", mlpParameters = "mlp_parameters", mlpArms = "mlp_arms"
     }
 }
 

@@ -64,8 +64,14 @@ public struct ResourceEstimate: Sendable, Equatable {
         func samples(_ size: Double, epochs: Int) -> Double {
             scenario.federation.localSteps.map { Double($0 * scenario.federation.batchSize) } ?? size * trainShare * Double(epochs)
         }
-        var trained = 0.0
-        for arm in scenario.arms { trained += sizes.reduce(0) { $0 + samples($1, epochs: arm.localEpochs) } * rounds }
+        // A transformer's arms cost per patient what its S tokens cost (6 FLOP per block parameter
+        // and token, plus attention's 12·S²·d per layer); its MLP arms cost what the MLP does.
+        let sequence = scenario.transformer.map(TransformerCost.init)
+        var trained = 0.0, sequenceTrained = 0.0
+        for arm in scenario.arms {
+            let work = sizes.reduce(0) { $0 + samples($1, epochs: arm.localEpochs) } * rounds
+            if sequence != nil && !arm.onMLP { sequenceTrained += work } else { trained += work }
+        }
         // Local, local-each and pooled each train once on every site's rows: one model per site, or
         // one on all of them. They copy the federation's rounds and local work, or train
         // `baseline_training.epochs` in all (FLamby's protocol).
@@ -76,9 +82,14 @@ public struct ResourceEstimate: Sendable, Equatable {
         } else {
             perBaseline = sizes.reduce(0) { $0 + samples($1, epochs: scenario.federation.localEpochs) } * rounds
         }
-        trained += baselineRows * perBaseline
+        if sequence != nil { sequenceTrained += baselineRows * perBaseline } else { trained += baselineRows * perBaseline }
         let source = scenario.pretraining.enabled ? Double(scenario.pretraining.source.patients) : 0
         let pretrained = source * (1 - scenario.pretraining.validationFraction) * Double(scenario.pretraining.epochs)
+        // Masked-code epochs cost a training pass plus the tied decoder (6·vocabulary·d per chosen token, 15 % of them).
+        let sequencePretrained = sequence.map { t in
+            pretrained * t.trainingFlops + source * (1 - scenario.pretraining.validationFraction) * Double(t.maskedEpochs)
+                * (t.trainingFlops + 0.15 * t.length * 6 * t.vocabulary * t.width)
+        } ?? 0
         let rows = Double(scenario.arms.count + scenario.baselines.count + 1)
         let evaluated = patients * Double(scenario.arms.count) * (rounds + 1)
         // Forward and backward ≈ 6 FLOP per parameter and sample; a forward pass 2; a bootstrap
@@ -100,7 +111,13 @@ public struct ResourceEstimate: Sendable, Equatable {
         // before it starts rather than after hours.
         let siteCount = Double(scenario.sites.count)
         let masking = Double(scenario.arms.filter(\.secureAggregation).count) * rounds * siteCount * siteCount * (2e5 + 16 * parameters)
+        let sequenceArms = Double(scenario.arms.filter { !$0.onMLP }.count)
+        let sequenceWork = sequence.map { t in
+            sequenceTrained * t.trainingFlops + sequencePretrained + patients * sequenceArms * (rounds + 1) * t.trainingFlops / 3
+                + Double(scenario.arms.filter(\.secureAggregation).count) * rounds * siteCount * siteCount * 16 * t.parameters
+        } ?? 0
         let flops = seeds * masking + seeds * (6 * parameters * (trained + pretrained + attacked) + 2 * parameters * evaluated + 8 * testPatients * rows * 16_000)
+            + seeds * sequenceWork
         // Raw and standardised features (Double and Float), the source population's too; per model
         // copy the weights, gradients, two optimiser moments, the broadcast and an update (6 × 4
         // bytes), one copy per core training and one per site holding its update; activations
@@ -115,9 +132,38 @@ public struct ResourceEstimate: Sendable, Equatable {
         // 112 / 156 MiB, omop-mimic 50 / 84 MiB.
         let fixedBytes = 64.0 * 1_048_576
         let bootstrapBytes = 16_000 * rows * seeds * 32
-        return ResourceEstimate(parameters: Int(min(parameters, Double(Int.max / 2))), features: features, patients: Int(patients),
+        // A transformer site keeps its token rows and a workspace for 256 patients (the largest
+        // batch a site scores), with every layer's activations and attention scores; so does each core's trainer.
+        let sequenceBytes = sequence.map { t in
+            (patients + source) * 3 * t.length * 12 + t.parameters * 24 * Double(cores + scenario.sites.count + 2)
+                + 256 * t.activationsPerPatient * 4 * Double(cores + scenario.sites.count)
+        } ?? 0
+        let total = parameters + (sequence?.parameters ?? 0)
+        return ResourceEstimate(parameters: Int(min(total, Double(Int.max / 2))), features: features, patients: Int(patients),
                                 unknownSites: unknown, flops: flops,
-                                memoryBytes: fixedBytes + featureBytes + modelBytes + activationBytes + predictionBytes + bootstrapBytes)
+                                memoryBytes: fixedBytes + featureBytes + modelBytes + activationBytes + predictionBytes + bootstrapBytes + sequenceBytes)
+    }
+
+    /// A transformer's size and per-patient work, with the vocabulary at its agreed maximum.
+    struct TransformerCost {
+        var width: Double, length: Double, vocabulary: Double, maskedEpochs: Int
+        var parameters: Double
+        /// Forward and backward FLOPs for one patient's sequence.
+        var trainingFlops: Double
+        /// Floats one patient's forward and backward keep.
+        var activationsPerPatient: Double
+
+        init(_ t: Scenario.TransformerModel) {
+            let d = Double(t.width), f = Double(t.feedForwardWidth), layers = Double(t.layers), s = Double(t.sequences.maxLength)
+            width = d
+            length = s
+            vocabulary = Double(t.sequences.vocabulary.maximum + 3)
+            maskedEpochs = t.maskedEpochs
+            let block = 4 * d * d + 2 * d * f + 9 * d + f
+            parameters = layers * block + (vocabulary + 8 + s + 2) * d + 3 * d + 1
+            trainingFlops = 6 * layers * block * s + 12 * layers * s * s * d
+            activationsPerPatient = layers * s * (14 * d + 3 * f) + 2 * Double(t.heads) * s * s * layers
+        }
     }
 
     /// A site's patients: the profile's count, the UCI hospital's rows, or the persons of an OMOP

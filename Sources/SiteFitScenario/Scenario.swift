@@ -19,7 +19,12 @@ public struct Scenario: Sendable {
     public var temporalSplit: TemporalSplit?
     /// The prediction task's windows and the concepts its SQL features use.
     public var task: FeatureSpec
+    /// The MLP over the task's features: the scenario's model, or (with `transformer`) the one that
+    /// arms with `model: mlp` train.
     public var model: MLPConfiguration
+    /// `model: {kind: transformer, ...}`: arms fine-tune a transformer over each patient's code
+    /// sequence instead of the MLP (nil: the MLP).
+    public var transformer: TransformerModel?
     public var pretraining: Pretraining
     public var federation: Federation
     public var arms: [Arm]
@@ -198,10 +203,33 @@ public struct Scenario: Sendable {
         public var participation: ParticipationSettings
     }
 
+    /// The transformer a scenario fine-tunes: its shape, how sequences are cut and the vocabulary
+    /// agreed, and how many epochs of masked-code modelling precede the source task. The vocabulary's
+    /// size is known only once the sites have agreed it, when the run starts.
+    public struct TransformerModel: Sendable, Equatable {
+        public var layers: Int = 2
+        public var width: Int = 32
+        public var heads: Int = 2
+        public var feedForwardWidth: Int = 64
+        /// Sequence length, look-back (the task's) and the vocabulary agreement.
+        public var sequences = CodeSequences.Settings(maxLength: 32)
+        /// Epochs of masked-code modelling on the source population before its prediction task.
+        public var maskedEpochs: Int = 5
+        /// The masked-code stage's Adam learning rate.
+        public var maskedLearningRate: Double = 0.001
+        /// The codes the sites agreed, set when the run starts (id k + 3 is code k).
+        public var vocabulary: [SequenceCode] = []
+
+        public init() {}
+    }
+
     /// One compared configuration: a fine-tuning mode and optional overrides.
     public struct Arm: Sendable, Equatable {
         public var name: String
         public var mode: FineTuningMode
+        /// `model: mlp` in a transformer scenario: this arm trains the MLP over the task's features,
+        /// on the same sites' same patients (the transformer's yardstick).
+        public var onMLP: Bool = false
         public var learningRate: Double
         public var localEpochs: Int
         /// The mode's own settings (LoRA's rank, an adapter's bottleneck, ...), given or default.

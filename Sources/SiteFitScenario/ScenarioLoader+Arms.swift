@@ -1,24 +1,26 @@
 import SiteFitCore
 import SiteFitFederation
 import SiteFitNN
+import SiteFitTransformer
 import SiteFitTuning
 import Yams
 
 extension ScenarioLoader {
     /// Keys of an arm: its own, then every strategy's settings (the JSON Schema test checks the
     /// schema lists the same).
-    static let armKeys = ["name", "mode", "learning_rate", "local_epochs"] + FineTuningMode.all.filter { !$0.settings.isEmpty }.map(\.name)
+    static let armKeys = ["name", "mode", "model", "learning_rate", "local_epochs"] + FineTuningMode.all.filter { !$0.settings.isEmpty }.map(\.name)
         + ["strategy"]
         + StrategyRegistry.settingKeys + ["dp", "secure_aggregation", "training_sites"]
 
     /// `arms`: the compared configurations, each a federation from the same pretrained model.
-    static func arms(_ node: Node?, federation: Scenario.Federation, model: MLPConfiguration, siteCount: Int,
+    static func arms(_ node: Node?, federation: Scenario.Federation, model: MLPConfiguration,
+                     transformer: Scenario.TransformerModel? = nil, siteCount: Int,
                      siteIds: [String] = [], reserved: Set<String> = [], reader: inout YAMLReader) -> [Scenario.Arm] {
         var arms: [Scenario.Arm] = []
         guard let node, let list = reader.sequence(node, "arms") else { return arms }
         if list.isEmpty { reader.fail(node, "arms", "list at least one arm") }
         for (i, item) in list.enumerated() {
-            if var arm = arm(item, "arms[\(i)]", earlier: arms, federation: federation, model: model, siteCount: siteCount,
+            if var arm = arm(item, "arms[\(i)]", earlier: arms, federation: federation, model: model, transformer: transformer, siteCount: siteCount,
                              reserved: reserved, reader: &reader) {
                 arm.trainingSites = trainingSites(item, "arms[\(i)]", siteIds: siteIds, reader: &reader)
                 if let training = arm.trainingSites, !training.isEmpty, training.count < federation.participation.quorum {
@@ -34,7 +36,7 @@ extension ScenarioLoader {
     /// One arm: its mode, then privacy, strategy, name and training overrides, then the mode's own
     /// settings. Unset values come from `federation`.
     static func arm(_ item: Node, _ field: String, earlier: [Scenario.Arm], federation: Scenario.Federation, model: MLPConfiguration,
-                    siteCount: Int, reserved: Set<String> = [], reader: inout YAMLReader) -> Scenario.Arm? {
+                    transformer: Scenario.TransformerModel? = nil, siteCount: Int, reserved: Set<String> = [], reader: inout YAMLReader) -> Scenario.Arm? {
         guard let fields = reader.mapping(item, field, allowed: armKeys, required: ["mode"]) else { return nil }
         guard let modeNode = fields["mode"], let mode = reader.choice(modeNode, "\(field).mode", FineTuningMode.self)
         else { return nil }
@@ -60,8 +62,20 @@ extension ScenarioLoader {
         }
         if let n = fields["learning_rate"], let v = reader.number(n, "\(field).learning_rate", in: 1e-7...10, what: "a positive learning rate up to 10") { arm.learningRate = v }
         if let n = fields["local_epochs"], let v = reader.integer(n, "\(field).local_epochs", in: 1...1000, what: "an integer from 1 to 1000") { arm.localEpochs = v }
+        if let n = fields["model"], let v = reader.choice(n, "\(field).model", among: ["transformer", "mlp"]) {
+            if transformer == nil && v == "mlp" {
+                reader.fail(n, "\(field).model", "every arm trains the MLP here; `model: mlp` picks it out in a scenario whose model is a transformer")
+            } else if transformer == nil {
+                reader.fail(n, "\(field).model", "the scenario's model is the MLP; give `model: {kind: transformer, ...}` to fine-tune a transformer")
+            }
+            arm.onMLP = v == "mlp"
+        }
         modeSettings(fields, field, model: model, into: &arm, reader: &reader)
-        if let problem = mode.problem(with: model) { reader.fail(modeNode, "\(field).mode", problem) }
+        if transformer == nil || arm.onMLP {
+            if let problem = mode.problem(with: model) { reader.fail(modeNode, "\(field).mode", problem) }
+        } else if let problem = mode.transformerProblem(settings: arm.modeSettings) {
+            reader.fail(fields[mode.name] ?? modeNode, "\(field).\(fields[mode.name] == nil ? "mode" : mode.name)", problem)
+        }
         return arm
     }
 

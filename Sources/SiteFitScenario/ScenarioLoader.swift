@@ -44,7 +44,7 @@ public enum ScenarioLoader {
             reader.fail(top["temporal_split"], "temporal_split", "the heart-disease data keep FLamby's own split and have no index dates")
         }
         checkSites(sites, match: dataset, node: top["sites"], reader: &reader)
-        let (model, initialization) = model(top["model"], dataset: dataset, task: task, reader: &reader)
+        let (model, initialization, transformer) = model(top["model"], dataset: dataset, task: task, reader: &reader)
         let pretraining = pretraining(top["pretraining"], seed: seed, dataset: dataset, federationSites: sites, folder: folder,
                                       reader: &reader)
         if task.automatic {
@@ -58,8 +58,22 @@ public enum ScenarioLoader {
                             "\(task.covariateSettings.minimumSites) sites must report a covariate, but the scenario has \(sites.count)")
             }
         }
+        if let transformer {
+            if pretraining.checkpoint != nil {
+                reader.fail(top["pretraining"], "pretraining.checkpoint", "a transformer scenario pretrains its own model on the vocabulary its sites agree; "
+                            + "leave checkpoint out")
+            }
+            if transformer.sequences.vocabulary.minimumSites > sites.count {
+                reader.fail(top["model"], "model.vocabulary.minimum_sites",
+                            "\(transformer.sequences.vocabulary.minimumSites) sites must report a code, but the scenario has \(sites.count)")
+            }
+            if top["reconstruction"] != nil {
+                reader.fail(top["reconstruction"], "reconstruction", "the reconstruction experiment attacks the MLP's feature rows; "
+                            + "it does not run on a transformer scenario")
+            }
+        }
         let federation = federation(top["federation"], siteIds: sites.map(\.profile.id), reader: &reader)
-        let arms = arms(top["arms"], federation: federation, model: model, siteCount: sites.count, siteIds: sites.map(\.profile.id),
+        let arms = arms(top["arms"], federation: federation, model: model, transformer: transformer, siteCount: sites.count, siteIds: sites.map(\.profile.id),
                         reserved: Scenario.Baseline.reservedArmNames(siteIds: sites.map(\.profile.id)), reader: &reader)
         let baselines = baselines(top["baselines"], reader: &reader)
         let baselineTraining = baselineTraining(top["baseline_training"], reader: &reader)
@@ -80,7 +94,7 @@ public enum ScenarioLoader {
         let all = readingOrder(reader.diagnostics) + readingOrder(profileDiagnostics)
         guard all.isEmpty else { throw DiagnosticList(all) }
         var scenario = Scenario(name: name, file: file, fingerprint: StableHash.hex(Array(text.utf8)), seed: seed, sites: sites,
-                                testFraction: testFraction, task: task, model: model, pretraining: pretraining, federation: federation,
+                                testFraction: testFraction, task: task, model: model, transformer: transformer, pretraining: pretraining, federation: federation,
                                 arms: arms, baselines: baselines)
         scenario.subgroups = subgroups
         scenario.extraSeeds = extraSeeds

@@ -14,21 +14,21 @@ extension Simulation {
     /// One arm's federation from the pretrained model: the arm's network and selection, a server
     /// with the arm's strategy, the round driver with the arm's channel and privacy plug-ins, and
     /// an evaluation at every site after each round.
-    static func runArm(
-        _ arm: Scenario.Arm, scenario: Scenario, model: PretrainedModel<MLP>, sites: [SiteActor<MLP>], logger: Logger,
+    static func runArm<Network: FederatedModel>(
+        _ arm: Scenario.Arm, scenario: Scenario, model: PretrainedModel<Network>, sites: [SiteActor<Network>], logger: Logger,
         sequentialSites: Bool = false, bootstrap: BootstrapCache, progress: @escaping @Sendable (String) -> Void
     ) async throws -> (ArmMetrics, [PredictionRow], ArmReconstruction?) {
         // Modes that add tensors (LoRA, adapters, (IA)³) extend the pretrained network; the new
         // tensors start as the identity change.
-        let mlp = arm.mode.network(extending: model.network, settings: arm.modeSettings)
+        let network = model.network.network(for: arm)
         var extensionRandom = RandomStream(seed: scenario.seed, "extension", arm.name)
-        let start = mlp.parameters(extending: model.parameters, of: model.network, random: &extensionRandom)
-        let selection = arm.mode.selection(for: mlp.layout, settings: arm.modeSettings)
+        let start = network.parameters(extending: model.parameters, of: model.network, random: &extensionRandom)
+        let selection = arm.mode.selection(for: network.layout, settings: arm.modeSettings)
         // The strategy decides what leaves a site: personalised arms keep their bias terms at home.
         let strategy = arm.makeStrategy(trainedCount: selection.count)
         let shared = strategy.shared(from: selection)
         let server = FederatedServer(pretrained: start, selection: shared, strategy: strategy, logger: logger)
-        for site in sites { await site.begin(network: mlp, parameters: start, selection: selection, shared: shared) }
+        for site in sites { await site.begin(network: network, parameters: start, selection: selection, shared: shared) }
         // Only the arm's training sites take part in rounds; every site scores the result.
         let trainers = arm.trainingSites.map { ids in sites.filter { ids.contains($0.id) } } ?? sites
         var driver = try makeDriver(arm, scenario: scenario, sites: trainers, server: server, proximalMu: strategy.proximalMu,
@@ -62,9 +62,9 @@ extension Simulation {
         }
         var metrics = ArmMetrics(name: arm.name, mode: arm.mode.rawValue, kind: .federated(strategy: arm.strategyName), learningRate: arm.learningRate,
                                  localEpochs: arm.localEpochs, rounds: rounds, final: rounds[rounds.count - 1].evaluation,
-                                 privacy: privacyFootprint(arm, records: records, rounds: rounds, mlp: mlp, shared: shared,
+                                 privacy: privacyFootprint(arm, records: records, rounds: rounds, network: network, shared: shared,
                                                            privacy: driver.privacy, stoppedByBudget: stoppedByBudget),
-                                 compute: computeFootprint(records, mlp: mlp, selection: selection))
+                                 compute: computeFootprint(records, network: network, selection: selection))
         metrics.biasDrift = biasDrift(before: pretrainedPredictions, after: predictions, subgroups: scenario.subgroups,
                                       seed: scenario.seed, bootstrap: bootstrap)
         let finalBroadcast = await server.broadcast(round: rounds[rounds.count - 1].round)
@@ -75,8 +75,8 @@ extension Simulation {
 
     /// The round driver of an arm: the federation's participation and local training, secure
     /// aggregation as the channel and DP as the privacy plug-in when the arm asks for them.
-    static func makeDriver(_ arm: Scenario.Arm, scenario: Scenario, sites: [SiteActor<MLP>], server: FederatedServer,
-                           proximalMu: Double, sequentialSites: Bool) throws -> RoundDriver<MLP> {
+    static func makeDriver<Network: FederatedModel>(_ arm: Scenario.Arm, scenario: Scenario, sites: [SiteActor<Network>], server: FederatedServer,
+                           proximalMu: Double, sequentialSites: Bool) throws -> RoundDriver<Network> {
         let federation = scenario.federation
         let configuration = TrainingConfiguration(
             optimizer: OptimizerConfiguration(kind: federation.optimizer, learningRate: arm.learningRate,
@@ -144,12 +144,12 @@ extension Simulation {
     }
 
     /// Bytes, exposed parameters and (DP) the privacy spent over an arm's rounds.
-    static func privacyFootprint(_ arm: Scenario.Arm, records: [RoundRecord], rounds: [RoundMetrics], mlp: MLP,
+    static func privacyFootprint<Network: FederatedModel>(_ arm: Scenario.Arm, records: [RoundRecord], rounds: [RoundMetrics], network: Network,
                                  shared: ParameterSelection, privacy: DifferentialPrivacy?, stoppedByBudget: Int?) -> PrivacyFootprint {
         var footprint = PrivacyFootprint(
             bytesUp: rounds.reduce(0) { $0 + $1.bytesUp }, bytesDown: rounds.reduce(0) { $0 + $1.bytesDown },
             bytesUpPerUpdate: records.flatMap(\.trained).map(\.messageBytes).max() ?? 0,
-            parametersExposed: shared.count, parametersTotal: mlp.layout.count, tensorsExposed: shared.tensorNames)
+            parametersExposed: shared.count, parametersTotal: network.layout.count, tensorsExposed: shared.tensorNames)
         footprint.secureAggregation = arm.secureAggregation
         if arm.secureAggregation { footprint.secureRounds = SecureAggregationTotals(rounds) }
         if let privacy {
@@ -163,13 +163,13 @@ extension Simulation {
     }
 
     /// Steps, FLOPs, optimiser state and simulated time per site-round over an arm's rounds.
-    static func computeFootprint(_ records: [RoundRecord], mlp: MLP, selection: ParameterSelection) -> ComputeFootprint {
+    static func computeFootprint<Network: FederatedModel>(_ records: [RoundRecord], network: Network, selection: ParameterSelection) -> ComputeFootprint {
         let trained = records.flatMap(\.trained)
         let siteRounds = Double(max(trained.count, 1))
-        let mask = TrainableMask(mlp: mlp, selection: selection)
+        let mask = network.trainableMask(selection)
         var compute = ComputeFootprint(
             stepsPerSiteRound: Double(trained.reduce(0) { $0 + $1.steps }) / siteRounds,
-            trainingFlopsPerSiteRound: Double(trained.reduce(0) { $0 + $1.examples }) * mlp.trainingFlopsPerExample(mask) / siteRounds,
+            trainingFlopsPerSiteRound: Double(trained.reduce(0) { $0 + $1.examples }) * network.trainingFlopsPerExample(mask) / siteRounds,
             optimizerStateBytes: trained.map(\.optimizerStateBytes).max() ?? 0)
         compute.simulatedSecondsPerSiteRound = trained.reduce(0.0) { $0 + $1.simulatedSeconds } / siteRounds
         return compute

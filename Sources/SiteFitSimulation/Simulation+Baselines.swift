@@ -14,8 +14,8 @@ extension Simulation {
 
     /// A baseline as an arm of strategy "baseline": round 0 is the pretrained model, the last round
     /// the baseline's final model; no update crosses the network, so nothing is exposed.
-    static func runBaseline(
-        _ baseline: Scenario.Baseline, scenario: Scenario, model: PretrainedModel<MLP>, sites: [SiteActor<MLP>],
+    static func runBaseline<Network: FederatedModel>(
+        _ baseline: Scenario.Baseline, scenario: Scenario, model: PretrainedModel<Network>, sites: [SiteActor<Network>],
         bootstrap: BootstrapCache, progress: @escaping @Sendable (String) -> Void
     ) async throws -> (ArmMetrics, [PredictionRow]) {
         let federation = scenario.federation
@@ -78,7 +78,7 @@ extension Simulation {
         let name = kind.armName(startsPretrained: scenario.pretraining.enabled)
         let startEvaluation = evaluation(start, subgroups: scenario.subgroups), finalEvaluation = evaluation(final, subgroups: scenario.subgroups)
         progress("[\(name)] accuracy \(Format3.string(finalEvaluation.accuracy)), AUROC \(Format3.string(finalEvaluation.auroc))")
-        let mask = TrainableMask(mlp: model.network, selection: selection)
+        let mask = model.network.trainableMask(selection)
         var metrics = baselineMetrics(
             name: name, kind: kind, mode: baseline == .pretrained ? "none" : "full",
             learningRate: baseline == .pretrained ? 0 : federation.learningRate, localEpochs: federation.localEpochs,
@@ -101,7 +101,7 @@ extension Simulation {
     /// trainable, the baseline training settings, how many training calls a site makes (one when
     /// `baseline_training` gives the epochs in all, else one per federated round), and the
     /// pretrained model as a message.
-    static func beginBaseline(_ scenario: Scenario, model: PretrainedModel<MLP>, sites: [SiteActor<MLP>]) async
+    static func beginBaseline<Network: FederatedModel>(_ scenario: Scenario, model: PretrainedModel<Network>, sites: [SiteActor<Network>]) async
         -> (selection: ParameterSelection, configuration: TrainingConfiguration, rounds: Int, blob: [UInt8]) {
         let selection = FineTuningMode.full.selection(for: model.network.layout)
         for site in sites { await site.begin(network: model.network, parameters: model.parameters, selection: selection) }
@@ -128,8 +128,8 @@ extension Simulation {
 
     /// FLamby's "Local i": a model trained on site `index` alone, then scored on every site's test
     /// patients (the other sites receive it as a broadcast; no patient row moves).
-    static func runLocalEach(
-        _ index: Int, scenario: Scenario, model: PretrainedModel<MLP>, sites: [SiteActor<MLP>],
+    static func runLocalEach<Network: FederatedModel>(
+        _ index: Int, scenario: Scenario, model: PretrainedModel<Network>, sites: [SiteActor<Network>],
         bootstrap: BootstrapCache, progress: @escaping @Sendable (String) -> Void
     ) async throws -> (ArmMetrics, [PredictionRow]) {
         let federation = scenario.federation
@@ -147,7 +147,7 @@ extension Simulation {
         let name = kind.armName(startsPretrained: scenario.pretraining.enabled)
         let startEvaluation = evaluation(start, subgroups: scenario.subgroups), finalEvaluation = evaluation(final, subgroups: scenario.subgroups)
         progress("[\(name)] mean site accuracy \(Format3.string(finalEvaluation.meanSiteAccuracy)), AUROC \(Format3.string(finalEvaluation.auroc))")
-        let mask = TrainableMask(mlp: model.network, selection: selection)
+        let mask = model.network.trainableMask(selection)
         var metrics = baselineMetrics(
             name: name, kind: kind, mode: "full", learningRate: configuration.optimizer.learningRate, localEpochs: configuration.epochs,
             start: startEvaluation, final: (rounds, finalEvaluation), model: model,
@@ -167,8 +167,8 @@ extension Simulation {
     /// A baseline's metrics as an arm of strategy "baseline": round 0 is the pretrained model and
     /// `final` (when it trained) the baseline's own model; no update crosses the network, so
     /// nothing is exposed.
-    static func baselineMetrics(name: String, kind: ArmKind.Baseline, mode: String, learningRate: Double, localEpochs: Int, start: Evaluation,
-                                final: (round: Int, evaluation: Evaluation)?, model: PretrainedModel<MLP>,
+    static func baselineMetrics<Network: FederatedModel>(name: String, kind: ArmKind.Baseline, mode: String, learningRate: Double, localEpochs: Int, start: Evaluation,
+                                final: (round: Int, evaluation: Evaluation)?, model: PretrainedModel<Network>,
                                 compute: ComputeFootprint) -> ArmMetrics {
         func round(_ number: Int, _ evaluation: Evaluation) -> RoundMetrics {
             RoundMetrics(round: number, evaluation: evaluation, bytesUp: 0, bytesDown: 0, acceptedSites: [], rejected: [], meanLocalLoss: nil)

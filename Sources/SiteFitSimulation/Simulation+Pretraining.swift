@@ -70,12 +70,7 @@ extension Simulation {
     /// Pretraining proper: a seeded validation split of the source rows, (optionally) a
     /// standardiser fitted on the training part, Adam with early stopping on the validation loss.
     static func fit(_ extract: CohortExtract, scenario: Scenario, standardize: Bool, sourcePatients: Int) -> (PretrainedModel<MLP>, PretrainingInfo) {
-        var random = RandomStream(seed: scenario.seed, "pretraining", "split")
-        var order = Array(0..<extract.rows)
-        random.shuffle(&order)
-        let validationCount = Int(Double(extract.rows) * scenario.pretraining.validationFraction)
-        let validationRows = Array(order.prefix(validationCount)).sorted()
-        let trainRows = Array(order.dropFirst(validationCount)).sorted()
+        let (trainRows, validationRows) = sourceSplit(rows: extract.rows, scenario: scenario)
         let columns = extract.columns.count
         let standardizer = standardize ? Standardizer(fitting: extract.features, columns: columns, rows: trainRows)
             : .identity(columns: columns)
@@ -88,20 +83,36 @@ extension Simulation {
         let mlp = MLP(configuration)
         var initRandom = RandomStream(seed: scenario.seed, "pretraining", "init")
         var parameters = mlp.initialParameters(random: &initRandom, scheme: scenario.initialization)
-        var trainer = Trainer(model: mlp, maxBatch: max(scenario.pretraining.batchSize, 256))
+        let info = trainOnSource(mlp, parameters: &parameters, train: train, validation: validation, scenario: scenario,
+                                 sourcePatients: sourcePatients)
+        return (PretrainedModel(network: mlp, parameters: parameters, standardizer: standardizer, columns: extract.columns), info)
+    }
+
+    /// The source's rows split for pretraining: a seeded share held out for validation, each part in row order.
+    static func sourceSplit(rows: Int, scenario: Scenario) -> (train: [Int], validation: [Int]) {
+        var random = RandomStream(seed: scenario.seed, "pretraining", "split")
+        var order = Array(0..<rows)
+        random.shuffle(&order)
+        let validationCount = Int(Double(rows) * scenario.pretraining.validationFraction)
+        return (Array(order.dropFirst(validationCount)).sorted(), Array(order.prefix(validationCount)).sorted())
+    }
+
+    /// Supervised training on the source task, every tensor, Adam with early stopping on the
+    /// validation loss; the validation scores then describe the pretrained model.
+    static func trainOnSource<Network: NeuralModel>(_ network: Network, parameters: inout [Float], train: Dataset, validation: Dataset,
+                                                    scenario: Scenario, sourcePatients: Int) -> PretrainingInfo {
+        var trainer = Trainer(model: network, maxBatch: max(scenario.pretraining.batchSize, 256))
         var shuffle = RandomStream(seed: scenario.seed, "pretraining", "shuffle")
         let summary = trainer.train(
-            parameters: &parameters, data: train, selection: FineTuningMode.full.selection(for: mlp.layout),
+            parameters: &parameters, data: train, selection: FineTuningMode.full.selection(for: network.layout),
             configuration: TrainingConfiguration(
                 optimizer: OptimizerConfiguration(kind: .adam, learningRate: scenario.pretraining.learningRate),
                 epochs: scenario.pretraining.epochs, batchSize: scenario.pretraining.batchSize),
             random: &shuffle, earlyStopping: EarlyStopping(validation: validation, patience: scenario.pretraining.patience))
         let scores = trainer.predict(parameters: parameters, data: validation)
-        let model = PretrainedModel(network: mlp, parameters: parameters, standardizer: standardizer, columns: extract.columns)
-        let info = PretrainingInfo(sourcePatients: sourcePatients, epochs: summary.epochs,
-                                   validationAccuracy: Metrics.accuracy(scores: scores, labels: validation.labels),
-                                   validationAuroc: Metrics.auroc(scores: scores, labels: validation.labels))
-        return (model, info)
+        return PretrainingInfo(sourcePatients: sourcePatients, epochs: summary.epochs,
+                               validationAccuracy: Metrics.accuracy(scores: scores, labels: validation.labels),
+                               validationAuroc: Metrics.auroc(scores: scores, labels: validation.labels))
     }
 
     /// Real hospitals as the source: each one's FLamby train rows, standardised with that site's own

@@ -26,7 +26,7 @@ extension Simulation {
     /// The reconstruction experiment for one arm, at every training site, after `begin` and
     /// before round 1: the server's attacks on updates from the broadcast model. Under secure
     /// aggregation the server never holds one site's update, so nothing is attacked.
-    static func reconstruction(_ arm: Scenario.Arm, scenario: Scenario, sites: [SiteActor<MLP>],
+    static func reconstruction<Network: FederatedModel>(_ arm: Scenario.Arm, scenario: Scenario, sites: [SiteActor<Network>],
                                sequentialSites: Bool = false) async -> ArmReconstruction? {
         guard let settings = scenario.reconstruction else { return nil }
         guard !arm.secureAggregation else { return ArmReconstruction(arm: arm.name, masked: true, trials: []) }

@@ -35,9 +35,11 @@ public enum Simulation {
     ) async throws -> Result {
         var scenario = scenario
         let agreement = try agreeCovariates(&scenario, logger: logger, progress: progress)
+        let vocabulary = try agreeVocabulary(&scenario, logger: logger, progress: progress)
         var result = try await runSeed(scenario, logger: logger, cacheDirectory: cacheDirectory,
                                        sequentialSites: sequentialSites, progress: progress)
         result.metrics.scenario.covariates = agreement
+        if let vocabulary { result.metrics.model.transformer?.vocabulary = vocabulary }
         guard !scenario.extraSeeds.isEmpty else {
             compareAndCheck(scenario, &result, progress: progress)
             return result
@@ -117,6 +119,10 @@ public enum Simulation {
         } else {
             progress("pretraining on \(scenario.pretraining.source.patients) source patients (up to \(scenario.pretraining.epochs) epochs)")
         }
+        if scenario.transformer != nil {
+            return try await runTransformerSeed(scenario, shards: shards, logger: logger, cacheDirectory: cacheDirectory,
+                                                sequentialSites: sequentialSites, progress: progress)
+        }
         let (model, pretrainingInfo) = try pretrain(scenario, spec: spec, cacheDirectory: cacheDirectory)
         if pretrainingInfo.pretrained {
             progress("pretrained model: validation accuracy \(Format3.string(pretrainingInfo.validationAccuracy)), "
@@ -126,6 +132,37 @@ public enum Simulation {
         let sites: [SiteActor<MLP>] = try cohortSources(scenario, shards: shards).map {
             try SiteActor(source: $0, model: model, seed: scenario.seed, maxBatch: maxBatch, logger: logger)
         }
+        let modelInfo = ModelInfo(widths: model.network.configuration.widths, parameters: model.network.layout.count,
+                                  tensors: model.network.layout.tensors.map { TensorInfo(name: $0.name, shape: $0.shape, role: $0.role.rawValue) },
+                                  features: model.columns)
+        return try await federate(scenario, model: model, sites: sites, mlp: nil, described: sites.map(DescribedSite.init),
+                                  modelInfo: modelInfo, pretrainingInfo: pretrainingInfo,
+                                  checkpoint: Checkpoint.encode(model, notes: checkpointNotes(pretrainingInfo)),
+                                  logger: logger, sequentialSites: sequentialSites, progress: progress)
+    }
+
+    /// What the report says about a site's cohort: its summary and split sizes (from the MLP's
+    /// feature rows, which a transformer scenario also extracts).
+    struct DescribedSite {
+        var summary: SiteSummary
+        var trainSize: Int
+        var testSize: Int
+
+        init<Network>(_ site: SiteActor<Network>) {
+            summary = site.summary
+            trainSize = site.trainSize
+            testSize = site.testSize
+        }
+    }
+
+    /// Every arm and baseline of one seed from the starting `model` at `sites`; arms with
+    /// `model: mlp` run on `mlp` instead (the same patients, as feature rows).
+    static func federate<Network: FederatedModel>(
+        _ scenario: Scenario, model: PretrainedModel<Network>, sites: [SiteActor<Network>],
+        mlp: (model: PretrainedModel<MLP>, sites: [SiteActor<MLP>])?, described: [DescribedSite],
+        modelInfo: ModelInfo, pretrainingInfo: PretrainingInfo, checkpoint: [UInt8], logger: Logger,
+        sequentialSites: Bool, progress: @escaping @Sendable (String) -> Void
+    ) async throws -> Result {
         var arms: [ArmMetrics] = []
         var predictions: [PredictionRow] = []
         let bootstrap = BootstrapCache()
@@ -135,9 +172,13 @@ public enum Simulation {
         let startPredictions = try await evaluate(sites, broadcast: startBlob)
         var reconstruction: [ArmReconstruction] = []
         for arm in scenario.arms {
-            let (metrics, rows, attacked) = try await runArm(arm, scenario: scenario, model: model, sites: sites, logger: logger,
-                                                             sequentialSites: sequentialSites, bootstrap: bootstrap,
-                                                             progress: progress)
+            let (metrics, rows, attacked) = if arm.onMLP, let mlp {
+                try await runArm(arm, scenario: scenario, model: mlp.model, sites: mlp.sites, logger: logger,
+                                 sequentialSites: sequentialSites, bootstrap: bootstrap, progress: progress)
+            } else {
+                try await runArm(arm, scenario: scenario, model: model, sites: sites, logger: logger,
+                                 sequentialSites: sequentialSites, bootstrap: bootstrap, progress: progress)
+            }
             arms.append(metrics)
             predictions += rows
             if let attacked { reconstruction.append(attacked) }
@@ -158,8 +199,8 @@ public enum Simulation {
             predictions += rows
         }
         var siteInfos: [SiteInfo] = []
-        let distances = featureDistances(sites.map(\.summary))
-        for ((reference, site), distance) in zip(zip(scenario.sites, sites), distances) {
+        let distances = featureDistances(described.map(\.summary))
+        for ((reference, site), distance) in zip(zip(scenario.sites, described), distances) {
             let summary = site.summary
             var info = SiteInfo(
                 id: reference.profile.id, name: reference.profile.name, shard: reference.shardFile.relativePath,
@@ -193,9 +234,7 @@ public enum Simulation {
         var metrics = RunMetrics(
             scenario: info,
             sites: siteInfos,
-            model: ModelInfo(widths: model.network.configuration.widths, parameters: model.network.layout.count,
-                             tensors: model.network.layout.tensors.map { TensorInfo(name: $0.name, shape: $0.shape, role: $0.role.rawValue) },
-                             features: model.columns),
+            model: modelInfo,
             pretraining: pretrainingInfo, arms: arms)
         metrics.reference = scenario.reference.map {
             ReferenceValues(source: $0.source, tolerance: $0.tolerance, meanSiteAccuracy: $0.meanSiteAccuracy)
@@ -204,7 +243,7 @@ public enum Simulation {
         let testSet = scoredTestSet(start: startPredictions, startName: startName, rows: predictions, subgroups: scenario.subgroups)
         // Every row names the seed that produced it, a single-seed run's too.
         return Result(metrics: metrics, predictions: predictions.map { var row = $0; row.seed = scenario.seed; return row },
-                      checkpoint: Checkpoint.encode(model, notes: checkpointNotes(pretrainingInfo)), testSets: [testSet],
+                      checkpoint: checkpoint, testSets: [testSet],
                       reconstruction: reconstruction)
     }
 }

@@ -67,6 +67,8 @@ struct LimitsTests {
             checked += try Self.checkBounds(fields, path: { "\(section).\($0)" }) { scenario, key, number in
                 var part = scenario[section] as? [String: Any] ?? [:]
                 part[key] = number
+                // The transformer's keys need its kind (the MLP's refuse them, by name).
+                if section == "model" && ScenarioLoader.transformerKeys.contains(key) { part["kind"] = "transformer" }
                 scenario[section] = part
             }
         }
