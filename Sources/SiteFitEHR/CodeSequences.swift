@@ -52,6 +52,17 @@ public enum MeasurementBin: String, Sendable, Codable, CaseIterable {
 /// vocabulary is agreed across sites as the automatic covariates are: each site reports how many
 /// cohort members have each code, small cells left out, and the server keeps codes enough sites
 /// report, the most frequent first.
+/// How long a site's sequences are, in counts only (what the report may say about them).
+public struct SequenceSummary: Sendable, Equatable {
+    /// Real codes over all the sequences counted.
+    public var codes = 0
+    /// Sequences that fill every place (cut at the maximum length, or exactly that long).
+    public var full = 0
+    public var sequences = 0
+
+    public init() {}
+}
+
 public enum CodeSequences {
     /// Upper bounds (days before the index date) of the time buckets; one more bucket holds anything older.
     public static let bucketUpperDays = [0, 7, 30, 90, 180, 365, 730]

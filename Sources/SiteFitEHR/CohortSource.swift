@@ -15,6 +15,8 @@ public struct SiteCohort: Sendable, Equatable {
     public var unmatchedConcepts: [Int] = []
     /// What the OMOP import found in this site's data (empty for a generated shard).
     public var dataQuality: [DataQualityFinding] = []
+    /// For code sequences: their lengths over the test patients, as counts.
+    public var sequenceSummary: SequenceSummary?
 
     /// Whose mean and standard deviation put a site's raw features into the model's space.
     public enum Standardization: Sendable, Equatable {
@@ -182,18 +184,36 @@ public struct CohortSplit: Sendable, Equatable {
     }
 }
 
-/// A cohort already read and split (a transformer scenario reads each site's shard once and hands
-/// the same patients, split the same way, to its MLP and transformer site actors).
-public struct LoadedCohortSource: CohortSource {
-    public let site: String
-    public let file: String
-    public let cohort: SiteCohort
+/// A cohort as code sequences, read inside the site actor like any cohort: `base` extracts and
+/// splits the patients exactly as it does for the MLP (same rows, same split), then each row's
+/// features are replaced by its tokens, which are never standardised.
+public struct SequenceCohortSource: CohortSource {
+    public let base: ShardCohortSource
+    public let settings: CodeSequences.Settings
+    public let vocabulary: [SequenceCode]
 
-    public init(site: String, file: String, cohort: SiteCohort) {
-        self.site = site
-        self.file = file
-        self.cohort = cohort
+    public init(base: ShardCohortSource, settings: CodeSequences.Settings, vocabulary: [SequenceCode]) {
+        self.base = base
+        self.settings = settings
+        self.vocabulary = vocabulary
     }
 
-    public func load(seed: UInt64) throws -> SiteCohort { cohort }
+    public var site: String { base.site }
+    public var file: String { base.file }
+
+    public func load(seed: UInt64) throws -> SiteCohort {
+        var cohort = try base.load(seed: seed)
+        cohort.extract = try base.shard.sequences(of: cohort.extract, spec: base.spec, settings: settings, vocabulary: vocabulary)
+        cohort.standardization = .sourcePopulation
+        let s = settings.maxLength
+        var summary = SequenceSummary()
+        for row in cohort.split.testRows {
+            let length = (0..<s).count { cohort.extract.features[row * 3 * s + 3 * $0] != 0 }
+            summary.codes += length
+            summary.full += length == s ? 1 : 0
+            summary.sequences += 1
+        }
+        cohort.sequenceSummary = summary
+        return cohort
+    }
 }

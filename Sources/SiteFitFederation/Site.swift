@@ -40,6 +40,8 @@ public struct SiteSummary: Sendable, Equatable {
     public var unmatchedConcepts: [Int] = []
     /// The OMOP import's data-quality findings (counts of records, never a value).
     public var dataQuality: [DataQualityFinding] = []
+    /// For a site that reads code sequences: their lengths, as counts.
+    public var sequences: SequenceSummary? = nil
 }
 
 /// A site's training rows for the pooled baseline (simulation only): standardised as the site
@@ -136,6 +138,7 @@ public actor SiteActor<Network: NeuralModel> {
         prepared.summary.attrition = cohort.attrition
         prepared.summary.unmatchedConcepts = cohort.unmatchedConcepts
         prepared.summary.dataQuality = cohort.dataQuality
+        prepared.summary.sequences = cohort.sequenceSummary
         self.init(id: source.site, prepared: prepared, model: model, seed: seed, maxBatch: maxBatch, logger: logger)
     }
 

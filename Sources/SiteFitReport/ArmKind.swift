@@ -12,6 +12,8 @@ public enum ArmKind: Sendable, Hashable {
         /// The model every arm starts from, scored as is: the pretrained model, or the seeded
         /// initialisation under `pretraining: none`.
         case startingModel
+        /// In a transformer scenario, the MLP that `model: mlp` arms start from, scored as is.
+        case startingMLP
         /// Every site trains alone on its own rows and is scored on its own test patients.
         case localOnly
         /// One model trained on every site's rows in one place (possible only in a simulation).
@@ -34,6 +36,7 @@ extension ArmKind.Baseline {
     public func armName(startsPretrained: Bool) -> String {
         switch self {
         case .startingModel: startsPretrained ? "pretrained" : "initial model"
+        case .startingMLP: startsPretrained ? "pretrained mlp" : "initial mlp"
         case .localOnly: "local only"
         case .pooled: "pooled (simulation only)"
         case .localAt(let site): "local \(site)"
@@ -45,6 +48,7 @@ extension ArmKind.Baseline {
         let localPrefix = "local "
         switch armName {
         case "pretrained", "initial model": self = .startingModel
+        case "pretrained mlp", "initial mlp": self = .startingMLP
         case "local only": self = .localOnly
         case "pooled (simulation only)": self = .pooled
         case _ where armName.hasPrefix(localPrefix) && armName.count > localPrefix.count:

@@ -31,7 +31,10 @@ public enum Findings {
                 guard let line = comparisonLine(row.name, against: c.reference, c, m) else { continue }
                 lines.append(line)
             }
-            for row in rows where row.name != c.startingModel {
+            // Rows on another model than the starting model's (a transformer scenario's MLP and its
+            // own starting point) are read against their own start in the comparisons' tables.
+            let otherModel = Set((m.model.transformer?.mlpArms ?? []) + m.arms.filter { $0.kind == .baseline(.startingMLP) }.map(\.name))
+            for row in rows where row.name != c.startingModel && !otherModel.contains(row.name) {
                 let against = ComparisonMetric.standard.compactMap { c.difference(row.name, c.startingModel, $0) }
                 let moved = against.filter(\.isClear)
                 if !against.isEmpty && moved.isEmpty {

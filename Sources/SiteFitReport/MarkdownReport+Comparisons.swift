@@ -58,7 +58,10 @@ extension MarkdownReport {
         var out = "## Paired comparisons\n\n"
         out += intervalExplanation(c)
         out += "![Every paired difference with its interval](\(m.scenario.name)/comparisons.svg)\n\n"
-        for against in c.reference == c.startingModel ? [c.reference] : [c.reference, c.startingModel] {
+        var columns = c.reference == c.startingModel ? [c.reference] : [c.reference, c.startingModel]
+        // A transformer scenario's MLP arms are compared with the MLP they started from.
+        for d in c.differences where !columns.contains(d.against) { columns.append(d.against) }
+        for against in columns {
             let rows = m.arms.map(\.name).filter { name in c.differences.contains { $0.arm == name && $0.against == against } }
             guard !rows.isEmpty else { continue }
             out += "### Against \(against)\n\n"

@@ -60,7 +60,7 @@ extension MarkdownReport {
             out += "on the prediction task for \(m.pretraining.epochs) epochs; on held-out source patients it reached accuracy "
             out += "\(Format.fixed(m.pretraining.validationAccuracy)) and AUROC \(Format.fixed(m.pretraining.validationAuroc)).\n\n"
         } else {
-            out += "Not pretrained: every arm and baseline starts from the same initialisation drawn from the seed.\n\n"
+            out += "Not pretrained: every transformer arm and baseline starts from the same initialisation drawn from the seed.\n\n"
         }
         out += "| tensor | shape | role |\n|---|---|---|\n"
         for tensor in t.tensors {
@@ -69,8 +69,11 @@ extension MarkdownReport {
         out += "\n"
         if !t.mlpArms.isEmpty {
             out += "**The MLP** (\(t.mlpArms.map { "`\($0)`" }.joined(separator: ", "))): \(m.model.widths.map(String.init).joined(separator: " → ")) "
-            out += "(\(Format.integer(t.mlpParameters)) parameters), pretrained on the same source patients' features and trained on the same sites' "
-            out += "same patients, split the same way. Features (\(m.model.features.count)): "
+            out += "(\(Format.integer(t.mlpParameters)) parameters), "
+            out += m.pretraining.pretrained ? "pretrained on the same source patients' features" : "from its own seeded initialisation"
+            out += ", trained on the same sites' same patients, split the same way, and scored as it starts in the row `"
+            out += ArmKind.Baseline.startingMLP.armName(startsPretrained: m.pretraining.pretrained) + "`. It sees age and sex, which the "
+            out += "transformer's codes do not carry. Features (\(m.model.features.count)): "
             out += m.model.features.map { "`\($0)`" }.joined(separator: ", ") + ".\n\n"
         }
         return out

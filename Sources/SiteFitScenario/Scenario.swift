@@ -81,7 +81,7 @@ public struct Scenario: Sendable {
         /// `ArmKind.Baseline.armName` writes them; a test keeps the two lists equal): no arm may
         /// take one, or its rows would mix with the baseline's.
         public static func reservedArmNames(siteIds: [String]) -> Set<String> {
-            Set(["pretrained", "initial model", "local only", "pooled (simulation only)"] + siteIds.map { "local \($0)" })
+            Set(["pretrained", "initial model", "pretrained mlp", "initial mlp", "local only", "pooled (simulation only)"] + siteIds.map { "local \($0)" })
         }
 
         /// The rows `baselines` add to a report, always starting with the starting model (every run

@@ -8,6 +8,8 @@ extension ScenarioLoader {
     static let transformerKeys = ["layers", "width", "heads", "feed_forward", "max_length", "masked_epochs", "masked_learning_rate", "vocabulary"]
     /// Attention scores held per example over all layers (heads · length² · layers), as checkpoints bound them.
     static let maximumAttentionScores = 1 << 22
+    /// Parameters a transformer may have (a checkpoint holds at most 2²⁷ floats).
+    static let maximumTransformerParameters = 1 << 26
 
     /// `model`: the MLP's hidden widths, activation, LayerNorm, dropout and initialisation; or, with
     /// `kind: transformer`, the transformer's shape and sequences (the MLP keys then shape the MLP
@@ -53,8 +55,13 @@ extension ScenarioLoader {
         t.sequences.lookbackDays = task.lookbackDays
         if let n = fields["layers"], let v = reader.integer(n, "model.layers", in: 1...12, what: "an integer from 1 to 12") { t.layers = v }
         if let n = fields["width"], let v = reader.integer(n, "model.width", in: 4...1024, what: "a width from 4 to 1024") { t.width = v }
-        if let n = fields["heads"], let v = reader.integer(n, "model.heads", in: 1...16, what: "an integer from 1 to 16") {
-            if t.width % v == 0 { t.heads = v } else { reader.fail(n, "model.heads", "\(v) heads do not divide the width \(t.width)") }
+        if let n = fields["heads"], let v = reader.integer(n, "model.heads", in: 1...16, what: "an integer from 1 to 16") { t.heads = v }
+        // Each head takes width / heads of every token: the width must split evenly, whichever of
+        // the two was written (the other at its default).
+        if t.width % t.heads != 0 {
+            let key = fields["heads"] != nil ? "heads" : "width"
+            reader.fail(fields[key], "model.\(key)", "\(t.heads) heads do not divide the width \(t.width)")
+            t.heads = 1
         }
         if let n = fields["feed_forward"], let v = reader.integer(n, "model.feed_forward", in: 1...4096, what: "a width from 1 to 4096") { t.feedForwardWidth = v }
         if let n = fields["max_length"], let v = reader.integer(n, "model.max_length", in: 2...512, what: "a length from 2 to 512 codes") {
@@ -77,6 +84,14 @@ extension ScenarioLoader {
             if let c = m["maximum"], let v = reader.integer(c, "model.vocabulary.maximum", in: 1...20_000, what: "an integer from 1 to 20000") {
                 t.sequences.vocabulary.maximum = v
             }
+        }
+        // Bounded as checkpoints bound them, so the model a run writes can be read back.
+        let vocabulary = t.sequences.vocabulary.maximum + 3
+        let parameters = t.layers * (4 * t.width * t.width + 2 * t.width * t.feedForwardWidth + 9 * t.width + t.feedForwardWidth)
+            + (vocabulary + 8 + t.sequences.maxLength + 2) * t.width
+        if parameters > maximumTransformerParameters {
+            reader.fail(fields["width"] ?? fields["layers"] ?? fields["feed_forward"], "model.\(fields["width"] != nil ? "width" : fields["layers"] != nil ? "layers" : "feed_forward")",
+                        "\(t.layers) layers of width \(t.width) (feed-forward \(t.feedForwardWidth)) hold about \(parameters) parameters; at most \(maximumTransformerParameters)")
         }
         return t
     }

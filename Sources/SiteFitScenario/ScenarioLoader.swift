@@ -67,7 +67,12 @@ public enum ScenarioLoader {
                 reader.fail(top["model"], "model.vocabulary.minimum_sites",
                             "\(transformer.sequences.vocabulary.minimumSites) sites must report a code, but the scenario has \(sites.count)")
             }
-            if top["reconstruction"] != nil {
+            if !pretraining.enabled, let model = top["model"]?.mapping {
+                for key in ["masked_epochs", "masked_learning_rate"] where model[key] != nil {
+                    reader.fail(model[key], "model.\(key)", "masked-code modelling is a pretraining stage; with `pretraining: none` it never runs")
+                }
+            }
+                        if top["reconstruction"] != nil {
                 reader.fail(top["reconstruction"], "reconstruction", "the reconstruction experiment attacks the MLP's feature rows; "
                             + "it does not run on a transformer scenario")
             }
@@ -84,6 +89,8 @@ public enum ScenarioLoader {
         var rows = arms.map(\.name)
         for row in Scenario.Baseline.rowNames(baselines, siteIds: sites.map(\.profile.id), startsPretrained: pretraining.enabled)
         where !rows.contains(row) { rows.append(row) }
+        // A transformer scenario's MLP arms are also scored against the MLP they start from.
+        if transformer != nil && arms.contains(where: \.onMLP) { rows.append(pretraining.enabled ? "pretrained mlp" : "initial mlp") }
         let compareTo = compareTo(top["compare_to"], rows: rows, reader: &reader)
         let reconstruction = reconstruction(top["reconstruction"], reader: &reader)
         let expectations = expectations(top["expect"], rows: rows, siteIds: sites.map(\.profile.id),

@@ -29,7 +29,7 @@ extension Simulation {
         case .localEach:
             preconditionFailure("local_each runs through runLocalEach")
         case .pretrained:
-            kind = .startingModel
+            kind = model.network is MLP && scenario.transformer != nil ? .startingMLP : .startingModel
         case .local:
             kind = .localOnly
             // Each site trains alone for as many epochs as a federated site would, from its own model.

@@ -44,11 +44,16 @@ extension Simulation {
         let startName = ArmKind.Baseline.startingModel.armName(startsPretrained: scenario.pretraining.enabled)
         let reference = scenario.comparisonReference
         var pairs: [(arm: String, against: String)] = []
+        // A transformer scenario's MLP arms start from the MLP: that is what they moved from.
+        let mlpStart = ArmKind.Baseline.startingMLP.armName(startsPretrained: scenario.pretraining.enabled)
+        let mlpRows = rows.contains(mlpStart) ? Set(scenario.arms.filter(\.onMLP).map(\.name)) : []
+        func start(of row: String) -> String { mlpRows.contains(row) ? mlpStart : startName }
         // The starting model is compared with the reference once, as reference − starting model.
         for row in rows where row != reference && row != startName { pairs.append((row, reference)) }
         if reference != startName {
-            pairs.append((reference, startName))
-            for row in rows where row != startName && row != reference { pairs.append((row, startName)) }
+            pairs.append((reference, start(of: reference)))
+            for row in rows where row != startName && row != reference && row != mlpStart { pairs.append((row, start(of: row))) }
+            if rows.contains(mlpStart) && reference != mlpStart { pairs.append((mlpStart, startName)) }
         }
         let options = comparisonOptions(scenario)
         let gaps = ComparisonMetric.gaps(attributes: scenario.subgroups.attributes.map(\.rawValue))
@@ -71,7 +76,8 @@ extension Simulation {
                                                seed: scenario.seed, purpose: "comparisons", options: options)
         var subgroupOptions = options
         subgroupOptions.maximumReplicates = subgroupMaximumReplicates
-        let startPairs = pairs.filter { $0.against == startName }
+        // Drift is a row's change from its own starting model; one starting model against the other is no drift.
+        let startPairs = pairs.filter { ($0.against == startName || $0.against == mlpStart) && $0.arm != mlpStart }
         let subgroups = PairedBootstrap.compare(result.testSets, pairs: startPairs, metrics: gaps + groupRates,
                                                 seed: scenario.seed, purpose: "comparisons", options: subgroupOptions)
             .filter { $0.estimate.isFinite }

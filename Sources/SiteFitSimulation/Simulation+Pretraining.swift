@@ -179,6 +179,8 @@ extension Simulation {
             String(decoding: (try? encoder.encode(scenario.model)) ?? Data(), as: UTF8.self),
             String(decoding: (try? encoder.encode(p.source)) ?? Data(), as: UTF8.self),
             spec.columnNames.joined(separator: ","), "\(spec.lookbackDays)", "\(spec.outcomeWindowDays)",
+            // Who is in the cohort and what the outcome is decide the source's rows and labels.
+            String(describing: spec.cohort), "\(spec.targetCohortId)|\(spec.outcomeCohortId)",
             "\(p.epochs)", "\(p.batchSize)", "\(p.learningRate)", "\(p.validationFraction)", "\(p.patience)",
             String(scenario.seed), ShardGenerator.version, siteFitVersion,
         ]

@@ -132,9 +132,9 @@ extension Simulation {
                                       info: info, maskedLosses: maskedLosses)
     }
 
-    /// One seed of a transformer scenario. Each site's shard is read once: its cohort, split as
-    /// any run splits it, goes to an MLP site actor as feature rows and to a transformer site
-    /// actor as code sequences, so both models see exactly the same patients.
+    /// One seed of a transformer scenario. At each site an MLP site actor reads the cohort as
+    /// feature rows and a transformer site actor reads it as code sequences; both extract and split
+    /// it the same way, so both models see exactly the same patients, and only counts leave either.
     static func runTransformerSeed(
         _ scenario: Scenario, shards: [SiteShard], logger: Logger, cacheDirectory: URL?,
         sequentialSites: Bool, progress: @escaping @Sendable (String) -> Void
@@ -150,23 +150,19 @@ extension Simulation {
         let maxBatch = max(scenario.federation.batchSize, 256)
         var mlpSites: [SiteActor<MLP>] = []
         var sites: [SiteActor<Transformer>] = []
-        var codes = 0.0, full = 0, sequences = 0
-        for (source, shard) in zip(cohortSources(scenario, shards: shards), shards) {
-            let cohort = try source.load(seed: scenario.seed)
-            mlpSites.append(try SiteActor(source: LoadedCohortSource(site: source.site, file: source.file, cohort: cohort), model: mlpModel,
-                                          seed: scenario.seed, maxBatch: maxBatch, logger: logger))
-            var sequenceCohort = cohort
-            sequenceCohort.extract = try shard.sequences(of: cohort.extract, spec: scenario.task, settings: t.sequences, vocabulary: t.vocabulary)
-            // Tokens are ids, never standardised (the pretrained model's standardiser is the identity).
-            sequenceCohort.standardization = .sourcePopulation
-            for row in sequenceCohort.split.testRows {
-                let length = (0..<t.sequences.maxLength).count { sequenceCohort.extract.features[row * 3 * t.sequences.maxLength + 3 * $0] != 0 }
-                codes += Double(length)
-                if length == t.sequences.maxLength { full += 1 }
-                sequences += 1
+        var lengths = SequenceSummary()
+        for source in cohortSources(scenario, shards: shards) {
+            guard let tabular = source as? ShardCohortSource else { preconditionFailure("a transformer scenario reads OMOP shards") }
+            // Each actor reads its shard itself; the same extraction and split make them the same patients.
+            mlpSites.append(try SiteActor(source: tabular, model: mlpModel, seed: scenario.seed, maxBatch: maxBatch, logger: logger))
+            let site = try SiteActor(source: SequenceCohortSource(base: tabular, settings: t.sequences, vocabulary: t.vocabulary),
+                                     model: pretrained.model, seed: scenario.seed, maxBatch: maxBatch, logger: logger)
+            if let summary = site.summary.sequences {
+                lengths.codes += summary.codes
+                lengths.full += summary.full
+                lengths.sequences += summary.sequences
             }
-            sites.append(try SiteActor(source: LoadedCohortSource(site: source.site, file: source.file, cohort: sequenceCohort),
-                                       model: pretrained.model, seed: scenario.seed, maxBatch: maxBatch, logger: logger))
+            sites.append(site)
         }
         let network = pretrained.model.network
         var modelInfo = ModelInfo(widths: mlpModel.network.configuration.widths, parameters: mlpModel.network.layout.count,
@@ -180,8 +176,10 @@ extension Simulation {
             vocabulary: CovariateAgreement(agreed: t.vocabulary.count, minimumCount: t.sequences.vocabulary.minimumCount,
                                            minimumSites: t.sequences.vocabulary.minimumSites, maximum: t.sequences.vocabulary.maximum,
                                            reported: [:], bytesUp: [:]),
-            maskedLosses: pretrained.maskedLosses, guessingLoss: log(vocabularySize),
-            meanCodes: codes / Double(max(sequences, 1)), truncatedShare: Double(full) / Double(max(sequences, 1)),
+            // A target is a real token's id: never padding or mask, so a uniform guess spreads over the rest.
+            maskedLosses: pretrained.maskedLosses, guessingLoss: log(vocabularySize - 2),
+            meanCodes: Double(lengths.codes) / Double(max(lengths.sequences, 1)),
+            truncatedShare: Double(lengths.full) / Double(max(lengths.sequences, 1)),
             mlpParameters: mlpModel.network.layout.count)
         modelInfo.transformer?.mlpArms = scenario.arms.filter(\.onMLP).map(\.name)
         let checkpoint = TransformerCheckpoint.encode(pretrained.model, vocabulary: t.vocabulary.map(\.name), notes: transformerNotes(pretrained))

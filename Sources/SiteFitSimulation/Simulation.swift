@@ -198,6 +198,13 @@ public enum Simulation {
             arms.append(metrics)
             predictions += rows
         }
+        if let mlp, scenario.arms.contains(where: \.onMLP) {
+            // The MLP's own starting point, so its arms' gains can be read against what they started from.
+            let (metrics, rows) = try await runBaseline(.pretrained, scenario: scenario, model: mlp.model, sites: mlp.sites,
+                                                        bootstrap: bootstrap, progress: progress)
+            arms.append(metrics)
+            predictions += rows
+        }
         var siteInfos: [SiteInfo] = []
         let distances = featureDistances(described.map(\.summary))
         for ((reference, site), distance) in zip(zip(scenario.sites, described), distances) {

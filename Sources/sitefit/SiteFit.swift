@@ -7,6 +7,7 @@ import SiteFitNN
 import SiteFitReport
 import SiteFitScenario
 import SiteFitSimulation
+import SiteFitTransformer
 
 @main
 struct SiteFit: AsyncParsableCommand {
@@ -171,13 +172,19 @@ extension SiteFit {
                     guard let data = FileManager.default.contents(atPath: file) else {
                         throw UserFacingError("checkpoint '\(file)' does not exist or cannot be read")
                     }
-                    let (model, notes): (PretrainedModel<MLP>, [String: String])
+                    // A transformer's checkpoint names its vocabulary; an MLP's does not.
+                    let isTransformer = (try? Safetensors.decode(Array(data)))?.metadata["vocabulary"] != nil
                     do {
-                        (model, notes) = try Checkpoint.decode(Array(data), file: file)
+                        if isTransformer {
+                            let (model, vocabulary, notes) = try TransformerCheckpoint.decode(Array(data), file: file)
+                            print(CheckpointText.render(model, vocabulary: vocabulary, notes: notes, file: file, bytes: data.count), terminator: "")
+                        } else {
+                            let (model, notes): (PretrainedModel<MLP>, [String: String]) = try Checkpoint.decode(Array(data), file: file)
+                            print(CheckpointText.render(model, notes: notes, file: file, bytes: data.count), terminator: "")
+                        }
                     } catch {
                         throw UserFacingError(error.description)
                     }
-                    print(CheckpointText.render(model, notes: notes, file: file, bytes: data.count), terminator: "")
                 } catch {
                     throw reportFailure(error)
                 }

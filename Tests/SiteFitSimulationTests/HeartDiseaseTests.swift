@@ -140,7 +140,7 @@ struct PooledRowsTests {
 struct BaselineNameTests {
     @Test("the names the loader reserves for baselines are exactly the ones the report writes")
     func agree() {
-        let written = [true, false].map { ArmKind.Baseline.startingModel.armName(startsPretrained: $0) }
+        let written = [true, false].flatMap { pretrained in [ArmKind.Baseline.startingModel, .startingMLP].map { $0.armName(startsPretrained: pretrained) } }
             + [ArmKind.Baseline.localOnly, .pooled, .localAt(site: "alpha"), .localAt(site: "beta")].map { $0.armName(startsPretrained: true) }
         #expect(Set(written) == Scenario.Baseline.reservedArmNames(siteIds: ["alpha", "beta"]))
     }

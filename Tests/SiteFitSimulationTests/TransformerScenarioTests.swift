@@ -71,7 +71,16 @@ struct TransformerScenarioTests {
         let biases = network.layout.tensors.filter { $0.role.isBiasTerm }.reduce(0) { $0 + $1.count }
         #expect(bitfit.privacy.parametersExposed == biases && bitfit.privacy.parametersTotal == network.layout.count)
         #expect(mlp.privacy.parametersTotal == t.mlpParameters && mlp.privacy.parametersExposed == t.mlpParameters)
-        #expect(t.mlpParameters != t.parameters)
+        // The MLP's own starting point is a row of its own, and the MLP arm starts there.
+        let mlpStart = try #require(m.arms.first { $0.name == "pretrained mlp" })
+        #expect(mlpStart.rounds[0].evaluation.auroc == mlp.rounds[0].evaluation.auroc)
+        #expect(mlpStart.rounds[0].evaluation.auroc != full.rounds[0].evaluation.auroc, "the transformer starts elsewhere")
+        // The baselines train the transformer.
+        for name in ["local only", "pooled (simulation only)"] {
+            let row = try #require(m.arms.first { $0.name == name })
+            #expect(row.privacy.parametersTotal == network.layout.count, "\(name)")
+            #expect(row.final.auroc != m.arms.first { $0.name == "pretrained" }?.final.auroc, "\(name) trained")
+        }
         // Both models score exactly the same test patients.
         func patients(_ arm: String) -> Set<String> {
             Set(concurrent.predictions.filter { $0.arm == arm }.map { "\($0.site)|\($0.personId)" })
@@ -87,11 +96,20 @@ struct TransformerScenarioTests {
 
     @Test("a transformer's settings are checked where they are written")
     func refusedSettings() throws {
-        func problems(model: String? = nil, arms: String? = nil, extra: String = "", name: String = #function) throws -> [Diagnostic] {
+        func problems(model: String? = nil, arms: String? = nil, extra: String = "", name: String = #function,
+                      pretrainingNone: Bool = false) throws -> [Diagnostic] {
             let file = try transformerScenario(name, model: model, arms: arms)
-            if !extra.isEmpty { try (String(contentsOf: file, encoding: .utf8) + "\n" + extra).write(to: file, atomically: true, encoding: .utf8) }
+            var text = try String(contentsOf: file, encoding: .utf8) + "\n" + extra
+            if pretrainingNone { text = text.replacingOccurrences(of: "pretraining:\n  patients: 600\n  epochs: 3\n", with: "pretraining: none\n") }
+            try text.write(to: file, atomically: true, encoding: .utf8)
             return diagnostics { _ = try ScenarioLoader.load(file) }
         }
+        let width = try problems(model: "model:\n  kind: transformer\n  width: 9\n", name: "width")
+        #expect(width.map(\.field) == ["model.width"] && width.first?.problem == "2 heads do not divide the width 9")
+        let masked = try problems(model: "model:\n  kind: transformer\n  masked_epochs: 3\n", extra: "", name: "masked")
+        #expect(masked.isEmpty)
+        let unpretrained = try problems(model: "model:\n  kind: transformer\n  masked_epochs: 3\n", name: "unpretrained", pretrainingNone: true)
+        #expect(unpretrained.map(\.field) == ["model.masked_epochs"])
         let heads = try problems(model: "model:\n  kind: transformer\n  width: 10\n  heads: 4\n", name: "heads")
         #expect(heads.map(\.field) == ["model.heads"] && heads.first?.line == 8)
         #expect(heads.first?.problem == "4 heads do not divide the width 10")
@@ -117,16 +135,40 @@ struct TransformerScenarioTests {
             model:
               kind: transformer
               layers: 12
-              width: 1024
-              heads: 16
-              feed_forward: 4096
+              width: 512
+              heads: 8
+              feed_forward: 2048
               max_length: 128
 
             """))
-        let mlp = try ScenarioLoader.load(try tinyScenario("estimateMLP").appendingPathComponent("tiny.yaml"))
-        let (s, l, m) = (ResourceEstimate.of(small, cores: 2), ResourceEstimate.of(large, cores: 2), ResourceEstimate.of(mlp, cores: 2))
-        #expect(s.flops > m.flops && s.memoryBytes > m.memoryBytes && s.parameters > m.parameters, "\(s.summary) against the MLP's \(m.summary)")
+        // The same scenario with every arm on the MLP: the difference is the transformer's cost alone.
+        var plain = small
+        plain.transformer = nil
+        plain.arms = plain.arms.map { var arm = $0; arm.onMLP = false; return arm }
+        let (s, l, m) = (ResourceEstimate.of(small, cores: 2), ResourceEstimate.of(large, cores: 2), ResourceEstimate.of(plain, cores: 2))
+        #expect(s.flops > 2 * m.flops && s.memoryBytes > m.memoryBytes && s.parameters > m.parameters, "\(s.summary) against the MLP's \(m.summary)")
         #expect(s.refusal(within: .standard) == nil)
-        #expect(l.parameters > 150_000_000 && l.refusal(within: .standard) != nil, "\(l.summary)")
+        #expect(l.parameters > 30_000_000 && l.refusal(within: .standard) != nil, "\(l.summary)")
+    }
+
+    @Test("a cached pretrained transformer gives the same run as a fresh one, and a changed model misses the cache")
+    func cacheIsExact() async throws {
+        let file = try transformerScenario()
+        let scenario = try ScenarioLoader.load(file)
+        let cache = file.deletingLastPathComponent().appendingPathComponent(".cache")
+        let fresh = try await Simulation.run(scenario)
+        let first = try await Simulation.run(scenario, cacheDirectory: cache)
+        let cached = try await Simulation.run(scenario, cacheDirectory: cache)
+        func transformers() throws -> [String] {
+            try FileManager.default.contentsOfDirectory(atPath: cache.path).filter { $0.hasPrefix("pretrained-transformer-") }
+        }
+        #expect(try transformers().count == 1)
+        #expect(try ReportWriter.metricsJSON(fresh.metrics) == ReportWriter.metricsJSON(first.metrics))
+        #expect(try ReportWriter.metricsJSON(fresh.metrics) == ReportWriter.metricsJSON(cached.metrics))
+        #expect(fresh.predictions == cached.predictions && fresh.checkpoint == cached.checkpoint)
+        var longer = scenario
+        longer.transformer?.sequences.maxLength = 6
+        _ = try await Simulation.run(longer, cacheDirectory: cache)
+        #expect(try transformers().count == 2)
     }
 }
