@@ -97,8 +97,8 @@ public struct KernelBench: Sendable {
     func rate(of product: Product, _ name: String, _ m: Int, _ k: Int, _ n: Int) -> (fast: Double, naive: Double) {
         switch product {
         case .ab:
-            bench(name, m, k, n, fast: { a, b, c, _, m, k, n, acc in
-                Kernels.matmul(a, b, c, m: m, k: k, n: n, accumulate: acc) }, naive: NaiveKernels.matmul)
+            bench(name, m, k, n, fast: { a, b, c, scratch, m, k, n, acc in
+                Kernels.matmul(a, b, c, m: m, k: k, n: n, accumulate: acc, scratch: scratch) }, naive: NaiveKernels.matmul)
         case .atb:
             bench(name, m, k, n, fast: { a, b, c, scratch, m, k, n, acc in
                 Kernels.matmulTransposedA(a, b, c, m: m, k: k, n: n, accumulate: acc, scratch: scratch)
@@ -152,7 +152,8 @@ public struct KernelBench: Sendable {
         // of an Array a run's speed depends on where malloc put the buffers.
         let pa = aligned(a), pb = aligned(b), pc = aligned([Float](repeating: 0, count: m * n))
         let scratch = aligned([Float](repeating: 0, count: max(Kernels.transposedBScratch(m: m, k: k, n: n),
-                                                               Kernels.transposedAScratch(m: m, n: n))))
+                                                               Kernels.transposedAScratch(m: m, k: k, n: n),
+                                                               Kernels.matmulScratch(m: m, k: k, n: n))))
         defer { [pa, pb, pc, scratch].forEach { $0.deallocate() } }
         let flops = 2.0 * Double(m * k * n)
         let fastRate = measure(flops) { fast(pa, pb, pc, scratch, m, k, n, false) }

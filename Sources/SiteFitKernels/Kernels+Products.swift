@@ -4,9 +4,41 @@
 
 extension Kernels {
     /// C(m,n) (+)= A(m,k) · B(k,n).  Backward of a Linear layer for the input: dX = dY · W.
+    /// `scratch` holds `matmulScratch(m:k:n:)` floats (none for the small products of an MLP).
+    public static func matmul(
+        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
+        m: Int, k: Int, n: Int, accumulate: Bool = false, scratch: UnsafeMutablePointer<Float>
+    ) {
+        if packedRoute(m: m, k: k, n: n) {
+            packedProduct(a, rowStride: k, columnStride: 1, b, ldb: n, transposedB: false, c, ldc: n,
+                          m: m, k: k, n: n, accumulate: accumulate, scratch: scratch)
+            return
+        }
+        unpackedMatmul(a, b, c, m: m, k: k, n: n, accumulate: accumulate)
+    }
+
+    /// Floats of scratch `matmul` needs for C(m,n) = A(m,k)·B(k,n).
+    public static func matmulScratch(m: Int, k: Int, n: Int) -> Int { packedScratch(m: m, k: k, n: n) }
+
+    /// `matmul` with scratch from the stack or heap, for tests and one-off calls (a training step
+    /// passes its workspace, so that it allocates nothing).
     public static func matmul(
         _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
         m: Int, k: Int, n: Int, accumulate: Bool = false
+    ) {
+        guard packedRoute(m: m, k: k, n: n) else {
+            unpackedMatmul(a, b, c, m: m, k: k, n: n, accumulate: accumulate)
+            return
+        }
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: matmulScratch(m: m, k: k, n: n)) { scratch in
+            matmul(a, b, c, m: m, k: k, n: n, accumulate: accumulate, scratch: scratch.baseAddress!)
+        }
+    }
+
+    @inline(__always)
+    static func unpackedMatmul(
+        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
+        m: Int, k: Int, n: Int, accumulate: Bool
     ) {
         // Over many rows, blocks of rows sweep every column panel while their slice of A is in cache.
         var i0 = 0
@@ -42,6 +74,11 @@ extension Kernels {
             pack(UnsafePointer(scratch), k: m, width: n, into: c)
             return
         }
+        if packedRoute(m: m, k: k, n: n) {
+            packedProduct(a, rowStride: 1, columnStride: m, b, ldb: n, transposedB: false, c, ldc: n,
+                          m: m, k: k, n: n, accumulate: accumulate, scratch: scratch)
+            return
+        }
         // A long sum (a weight gradient over a transformer's thousands of token rows) goes in
         // slices of depth: each slice of A and B stays in cache while every tile of C takes its
         // part, and each element is still summed in order, so the result is the same to the bit.
@@ -62,17 +99,17 @@ extension Kernels {
         _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
         m: Int, k: Int, n: Int, accumulate: Bool = false
     ) {
-        guard transposedARoute(m: m, n: n, accumulate: accumulate) else {
+        guard transposedARoute(m: m, n: n, accumulate: accumulate) || packedRoute(m: m, k: k, n: n) else {
             blocked(a, rowStride: 1, columnStride: m, b, ldb: n, c, m: m, k: k, n: n, accumulate: accumulate)
             return
         }
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: transposedAScratch(m: m, n: n)) { scratch in
-            matmulTransposedA(a, b, c, m: m, k: k, n: n, accumulate: false, scratch: scratch.baseAddress!)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: transposedAScratch(m: m, k: k, n: n)) { scratch in
+            matmulTransposedA(a, b, c, m: m, k: k, n: n, accumulate: accumulate, scratch: scratch.baseAddress!)
         }
     }
 
-    /// Floats of scratch `matmulTransposedA` needs for C(m,n).
-    public static func transposedAScratch(m: Int, n: Int) -> Int { max(1, m * n) }
+    /// Floats of scratch `matmulTransposedA` needs for C(m,n) over depth k.
+    public static func transposedAScratch(m: Int, k: Int, n: Int) -> Int { max(1, m * n, packedScratch(m: m, k: k, n: n)) }
 
     /// Whether `matmulTransposedA` computes Cᵀ: only m divides into whole column panels.
     @inline(__always)
@@ -82,7 +119,16 @@ extension Kernels {
     }
 
     /// Floats of scratch `matmulTransposedB` needs for C(m,n) = A(m,k)·B(n,k)ᵀ.
-    public static func transposedBScratch(m: Int, k: Int, n: Int) -> Int { max(k * panel, m * (k + n)) }
+    public static func transposedBScratch(m: Int, k: Int, n: Int) -> Int {
+        max(k * panel, m * (k + n), packedScratch(m: m, k: k, n: n))
+    }
+
+    /// Floats of scratch that any of the three products needs when no dimension exceeds `widest`
+    /// and the rows (or the depth of a weight gradient) do not exceed `rows`: what a workspace holds.
+    public static func productScratch(rows: Int, widest: Int) -> Int {
+        max(transposedBScratch(m: rows, k: widest, n: widest), transposedAScratch(m: widest, k: rows, n: widest),
+            matmulScratch(m: rows, k: widest, n: widest))
+    }
 
     /// C(m,n) (+)= A(m,k) · B(n,k)ᵀ.  Forward of a Linear layer: Y = X · Wᵀ with W stored (out, in).
     ///
@@ -91,41 +137,40 @@ extension Kernels {
     /// quarter of the products. Either Bᵀ is packed 32 columns at a time (n·k floats moved), or
     /// Cᵀ = B·Aᵀ is computed with A packed and Cᵀ transposed into C (m·k + m·n floats moved);
     /// whichever moves fewer floats wins (a batch of 32 against a 128-wide hidden layer: Cᵀ;
-    /// against the 40 inputs: Bᵀ). `scratch` holds `transposedBScratch(m:k:n:)` floats.
+    /// against the 40 inputs: Bᵀ). With `bias`, C gets bias[j] added to each row afterwards, as
+    /// `addBias` would, folded into the product where the packed route takes it. `scratch` holds
+    /// `transposedBScratch(m:k:n:)` floats.
     public static func matmulTransposedB(
         _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
-        m: Int, k: Int, n: Int, accumulate: Bool = false, scratch: UnsafeMutablePointer<Float>
+        m: Int, k: Int, n: Int, accumulate: Bool = false, bias: UnsafePointer<Float>? = nil, scratch: UnsafeMutablePointer<Float>
     ) {
-        if !accumulate && m >= 8 && m * (k + n) < n * k {
+        // The Cᵀ route keeps its precedence: a one-column tail sums in another order on the packed route.
+        if !transposedCRoute(m: m, k: k, n: n, accumulate: accumulate) && packedRoute(m: m, k: k, n: n) {
+            packedProduct(a, rowStride: k, columnStride: 1, b, ldb: k, transposedB: true, c, ldc: n,
+                          m: m, k: k, n: n, accumulate: accumulate, bias: bias, scratch: scratch)
+            return
+        }
+        unpackedTransposedB(a, b, c, m: m, k: k, n: n, accumulate: accumulate, scratch: scratch)
+        if let bias { addBias(c, bias: bias, m: m, n: n) }
+    }
+
+    /// Whether `matmulTransposedB` computes Cᵀ = B·Aᵀ: it moves fewer floats than packing Bᵀ.
+    @inline(__always)
+    static func transposedCRoute(m: Int, k: Int, n: Int, accumulate: Bool) -> Bool {
+        !accumulate && m >= 8 && m * (k + n) < n * k
+    }
+
+    @inline(__always)
+    static func unpackedTransposedB(
+        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
+        m: Int, k: Int, n: Int, accumulate: Bool, scratch: UnsafeMutablePointer<Float>
+    ) {
+        if transposedCRoute(m: m, k: k, n: n, accumulate: accumulate) {
             let packedA = scratch, transposedC = scratch + k * m
             pack(a, k: k, width: m, into: packedA)                                   // Aᵀ (k, m)
             blocked(b, rowStride: k, columnStride: 1, UnsafePointer(packedA), ldb: m, transposedC,
                     m: n, k: k, n: m, accumulate: false)                              // Cᵀ (n, m) = B·Aᵀ
             pack(UnsafePointer(transposedC), k: m, width: n, into: c)                 // C (m, n)
-            return
-        }
-        // Over many rows (a transformer's token rows), every panel of Bᵀ is packed first (n·k
-        // floats: this path runs only when m·(k+n) ≥ n·k, which the scratch holds) and the rows
-        // are walked in blocks that stay in cache across the panels. Each element of C is still
-        // summed in the same order, so the result is the same to the bit.
-        if m > rowBlock && !accumulate {
-            var j0 = 0
-            while j0 < n {
-                pack(b + j0 * k, k: k, width: min(panel, n - j0), into: scratch + j0 * k)
-                j0 += panel
-            }
-            var i0 = 0
-            while i0 < m {
-                let rows = min(rowBlock, m - i0)
-                j0 = 0
-                while j0 < n {
-                    let width = min(panel, n - j0)
-                    blocked(a + i0 * k, rowStride: k, columnStride: 1, UnsafePointer(scratch + j0 * k), ldb: width, c + i0 * n + j0, ldc: n,
-                            m: rows, k: k, n: width, accumulate: false)
-                    j0 += panel
-                }
-                i0 += rows
-            }
             return
         }
         var j0 = 0
@@ -142,14 +187,20 @@ extension Kernels {
     /// slice of A (up to 192 × 512 floats) fits in a core's L2 beside the packed panels.
     @usableFromInline static let rowBlock = 192
 
-    /// Packs Bᵀ[p, 0 ..< width] (B rows `k` floats apart) as rows of `width` floats. Full 8×8 blocks
-    /// are transposed in registers (eight SIMD8 loads, eight SIMD8 stores) so the packing streams
-    /// instead of scattering one float at a time; edges are copied one by one.
+    /// Packs Bᵀ[p, 0 ..< width] (B rows `k` floats apart) as rows of `width` floats.
     @inline(__always)
     static func pack(_ b: UnsafePointer<Float>, k: Int, width: Int, into scratch: UnsafeMutablePointer<Float>) {
+        pack(b, stride: k, depth: k, width: width, into: scratch)
+    }
+
+    /// Packs Bᵀ[p, 0 ..< width] for p < `depth` (B rows `stride` floats apart) as rows of `width`
+    /// floats. Full 8×8 blocks are transposed in registers (eight SIMD8 loads, eight SIMD8 stores)
+    /// so the packing streams instead of scattering one float at a time; edges are copied one by one.
+    @inline(__always)
+    static func pack(_ b: UnsafePointer<Float>, stride k: Int, depth: Int, width: Int, into scratch: UnsafeMutablePointer<Float>) {
         typealias W = SIMD8<Float>
         @inline(__always) func load8(_ p: UnsafePointer<Float>) -> W { UnsafeRawPointer(p).loadUnaligned(as: W.self) }
-        let fullRows = width - width % 8, fullColumns = k - k % 8
+        let fullRows = width - width % 8, fullColumns = depth - depth % 8
         var jj = 0
         while jj < fullRows {
             var p = 0
@@ -181,12 +232,12 @@ extension Kernels {
                 store8(r4, 4); store8(r5, 5); store8(r6, 6); store8(r7, 7)
                 p += 8
             }
-            for p in fullColumns..<k { for r in 0..<8 { scratch[p * width + jj + r] = b[(jj + r) * k + p] } }
+            for p in fullColumns..<depth { for r in 0..<8 { scratch[p * width + jj + r] = b[(jj + r) * k + p] } }
             jj += 8
         }
         for r in fullRows..<width {
             let row = b + r * k
-            for p in 0..<k { scratch[p * width + r] = row[p] }
+            for p in 0..<depth { scratch[p * width + r] = row[p] }
         }
     }
 

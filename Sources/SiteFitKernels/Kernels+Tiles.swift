@@ -81,10 +81,12 @@ extension Kernels {
         if rows > 4 { store(c4, c + 4 * ldc); store(c5, c + 5 * ldc) }
     }
 
+    /// With `bias`, each row of the tile gets bias[0 ..< 32] added as it is stored: the same
+    /// single rounding as a separate pass over C, without that pass's read and write of C.
     @inline(__always)
     static func tile8x32(
         _ a: UnsafePointer<Float>, _ rs: Int, _ cs: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
-        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ k: Int, _ accumulate: Bool
+        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ k: Int, _ accumulate: Bool, bias: UnsafePointer<Float>? = nil
     ) {
         var c00 = V(), c01 = V(), c10 = V(), c11 = V(), c20 = V(), c21 = V(), c30 = V(), c31 = V()
         var c40 = V(), c41 = V(), c50 = V(), c51 = V(), c60 = V(), c61 = V(), c70 = V(), c71 = V()
@@ -108,6 +110,11 @@ extension Kernels {
             x = V(repeating: ap[7 * rs]); c70 = c70.addingProduct(x, b0); c71 = c71.addingProduct(x, b1)
             ap += cs
             bp += ldb
+        }
+        if let bias {
+            let b0 = load(bias), b1 = load(bias + 16)
+            c00 += b0; c01 += b1; c10 += b0; c11 += b1; c20 += b0; c21 += b1; c30 += b0; c31 += b1
+            c40 += b0; c41 += b1; c50 += b0; c51 += b1; c60 += b0; c61 += b1; c70 += b0; c71 += b1
         }
         store(c00, c); store(c01, c + 16); store(c10, c + ldc); store(c11, c + ldc + 16)
         store(c20, c + 2 * ldc); store(c21, c + 2 * ldc + 16); store(c30, c + 3 * ldc); store(c31, c + 3 * ldc + 16)

@@ -6,8 +6,8 @@ import Foundation
 // Legend (kernels only): row-major matrices; m, n, k are the dimensions of C(m,n) = A(m,k)·B(k,n);
 // `accumulate` adds into C instead of overwriting it (used to sum gradients over a batch chunk).
 //
-// One file per kind: Kernels+Products and Kernels+Tiles (matrix products and their register
-// tiles), Kernels+ElementWise (bias, activations, column sums, row gather), Kernels+Optimizer
+// One file per kind: Kernels+Products, Kernels+Packed and Kernels+Tiles (matrix products, the
+// packed route of the large ones, and their register tiles), Kernels+ElementWise (bias, activations, column sums, row gather), Kernels+Optimizer
 // (Adam), Kernels+Federation (the server's checks and sums), Kernels+Peak (the benchmark's FMA
 // peak); NaiveKernels.swift holds the twins. This file holds what they share.
 

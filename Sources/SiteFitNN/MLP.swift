@@ -272,8 +272,7 @@ public final class MLPWorkspace: ModelWorkspace {
         scratches = mlp.units.map { buffer(capacity * $0.scratchPerRow) }
         let widest = mlp.units.reduce(0) { max($0, $1.inputWidth, $1.outputWidth) }
             + mlp.units.reduce(0) { max($0, $1.extraWidth) }
-        productScratch = buffer(max(Kernels.transposedBScratch(m: capacity, k: widest, n: widest),
-                                    Kernels.transposedAScratch(m: widest, n: widest)))
+        productScratch = buffer(Kernels.productScratch(rows: capacity, widest: widest))
         offsets = storage.integers(mlp.offsets)
     }
 

@@ -54,7 +54,7 @@ public enum ScenarioLoader {
                             + "use `pretraining: none`, or list the features (covariates: hand_picked)")
             }
             if task.covariateSettings.minimumSites > sites.count {
-                reader.fail(top["task"], "task.covariates.minimum_sites",
+                reader.fail(top["task"]?.mapping?["covariates"]?.mapping?["minimum_sites"] ?? top["task"], "task.covariates.minimum_sites",
                             "\(task.covariateSettings.minimumSites) sites must report a covariate, but the scenario has \(sites.count)")
             }
         }
@@ -64,7 +64,7 @@ public enum ScenarioLoader {
                             + "leave checkpoint out")
             }
             if transformer.sequences.vocabulary.minimumSites > sites.count {
-                reader.fail(top["model"], "model.vocabulary.minimum_sites",
+                reader.fail(top["model"]?.mapping?["vocabulary"]?.mapping?["minimum_sites"] ?? top["model"], "model.vocabulary.minimum_sites",
                             "\(transformer.sequences.vocabulary.minimumSites) sites must report a code, but the scenario has \(sites.count)")
             }
             if !pretraining.enabled, let model = top["model"]?.mapping {

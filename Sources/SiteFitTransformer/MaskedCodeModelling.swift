@@ -75,7 +75,8 @@ public final class MaskedCodeWorkspace {
         logits = storage.floats(tokenCapacity * c.vocabularySize)
         dHidden = storage.floats(tokenCapacity * c.width)
         productScratch = storage.floats(max(Kernels.transposedBScratch(m: tokenCapacity, k: c.width, n: c.vocabularySize),
-                                            Kernels.transposedAScratch(m: c.vocabularySize, n: c.width)))
+                                            Kernels.transposedAScratch(m: c.vocabularySize, k: tokenCapacity, n: c.width),
+                                            Kernels.matmulScratch(m: tokenCapacity, k: c.vocabularySize, n: c.width)))
         ones = storage.floats(c.vocabularySize)
         ones.update(repeating: 1, count: c.vocabularySize)
     }
@@ -102,8 +103,7 @@ extension Transformer {
         let embedding = p + layout.tensors[0].offset, bias = p + layout.count
         // h (chosen, d): the final hidden states of the chosen tokens; logits (chosen, v) = h·Eᵀ + b.
         Kernels.embeddingGather(w.outputs[architecture.finalNorm], indices: m.positions, rows: chosen, width: d, into: m.hidden, accumulate: false)
-        Kernels.matmulTransposedB(m.hidden, embedding, m.logits, m: chosen, k: d, n: v, scratch: m.productScratch)
-        Kernels.addBias(m.logits, bias: bias, m: chosen, n: v)
+        Kernels.matmulTransposedB(m.hidden, embedding, m.logits, m: chosen, k: d, n: v, bias: bias, scratch: m.productScratch)
         // Softmax in place (every code kept; the reserved ids are simply never targets), then
         // ∂(mean loss)/∂logit = (p − onehot)/chosen.
         Kernels.maskedSoftmax(m.logits, keep: m.ones, rows: chosen, columns: v, scale: 1)
@@ -118,7 +118,7 @@ extension Transformer {
         let embeddingTrains = trainable.tensors[0]
         let biasIndex = trainable.tensors.count - 1
         // The encoder's backward pass first: it writes (not adds) the embedding's gradient, to which the decoder's adds.
-        Kernels.matmul(m.logits, embedding, m.dHidden, m: chosen, k: v, n: d)                          // ∂L/∂h = dlogits·E
+        Kernels.matmul(m.logits, embedding, m.dHidden, m: chosen, k: v, n: d, scratch: m.productScratch)                       // ∂L/∂h = dlogits·E
         w.deltaA.update(repeating: 0, count: tokens * d)
         Kernels.embeddingScatter(m.dHidden, indices: m.positions, rows: chosen, width: d, into: w.deltaA)
         // The mask's last entry (the decoder bias) is beyond every unit's tensors: the encoder never reads it.

@@ -164,8 +164,7 @@ public final class TransformerWorkspace: ModelWorkspace {
         deltaB = buffer(tokens * widest)
         attentionScratch = buffer(Kernels.attentionScratch(length: c.maxLength, headWidth: c.headWidth))
         let extra = units.reduce(0) { max($0, $1.extraWidth) }
-        productScratch = buffer(max(Kernels.transposedBScratch(m: tokens, k: widest + extra, n: widest + extra),
-                                    Kernels.transposedAScratch(m: widest + extra, n: widest + extra)))
+        productScratch = buffer(Kernels.productScratch(rows: tokens, widest: widest + extra))
         offsets = storage.integers(model.architecture.offsets)
     }
 

@@ -90,14 +90,14 @@ public struct Adapter: NetworkUnit {
                                       scratch: pass.productScratch)
         }
         let dAct = pass.scratch(at: 2 * m)
-        Kernels.matmul(dOutput, pass.tensor(2), dAct, m: batch, k: width, n: m)                 // (batch, m)
+        Kernels.matmul(dOutput, pass.tensor(2), dAct, m: batch, k: width, n: m, scratch: pass.productScratch)                 // (batch, m)
         activation.backward(dAct, input: pass.scratch(at: 0), dAct, count: batch * m)
         if wants.tensor(1) { Kernels.columnSums(dAct, m: batch, n: m, into: pass.gradient(1)) }
         if wants.tensor(0) {
             Kernels.matmulTransposedA(dAct, pass.input, pass.gradient(0), m: m, k: batch, n: width, scratch: pass.productScratch)
         }
         if dInput != dOutput { dInput.update(from: dOutput, count: batch * width) }
-        Kernels.matmul(dAct, pass.tensor(0), dInput, m: batch, k: m, n: width, accumulate: true)
+        Kernels.matmul(dAct, pass.tensor(0), dInput, m: batch, k: m, n: width, accumulate: true, scratch: pass.productScratch)
     }
 
     public func flops(wants: UnitWants) -> Double {

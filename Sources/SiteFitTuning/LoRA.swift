@@ -104,7 +104,7 @@ public struct LoRALinear: NetworkUnit {
                                       scratch: pass.productScratch)
         }
         let dU = pass.scratch(at: rank)
-        Kernels.matmul(dOutput, pass.tensor(3), dU, m: pass.batch, k: outputWidth, n: rank)          // (batch, r)
+        Kernels.matmul(dOutput, pass.tensor(3), dU, m: pass.batch, k: outputWidth, n: rank, scratch: pass.productScratch)          // (batch, r)
         for i in 0..<(pass.batch * rank) { dU[i] *= scale }
         if wants.tensor(2) {
             // ∂L/∂A = (s·dZ·B)ᵀ·x: (r, in)
@@ -113,7 +113,8 @@ public struct LoRALinear: NetworkUnit {
         }
         guard wants.propagates else { return }
         base.inputGradient(pass, dOutput: dOutput, into: dInput)
-        Kernels.matmul(dU, pass.tensor(2), dInput, m: pass.batch, k: rank, n: inputWidth, accumulate: true)
+        Kernels.matmul(dU, pass.tensor(2), dInput, m: pass.batch, k: rank, n: inputWidth, accumulate: true,
+                       scratch: pass.productScratch)
     }
 
     public func flops(wants: UnitWants) -> Double {

@@ -149,7 +149,7 @@ struct KernelEquivalenceTests {
         var c = [Float](repeating: 0, count: m * n)
         Kernels.matmulTransposedA(a, b, &c, m: m, k: k, n: n)
         #expect(Self.close(c, expected))
-        var scratch = [Float](repeating: .nan, count: Kernels.transposedAScratch(m: m, n: n))
+        var scratch = [Float](repeating: .nan, count: Kernels.transposedAScratch(m: m, k: k, n: n))
         var d = [Float](repeating: .nan, count: m * n)
         Kernels.matmulTransposedA(a, b, &d, m: m, k: k, n: n, scratch: &scratch)
         #expect(Self.close(d, expected))

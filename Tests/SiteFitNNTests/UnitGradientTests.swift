@@ -25,8 +25,7 @@ func checkUnitGradients(_ unit: any NetworkUnit, batch: Int = 3, seed: String,
     let widest = max(unit.inputWidth, unit.outputWidth) + unit.extraWidth
     var output = [Float](repeating: 0, count: batch * unit.outputWidth)
     var scratch = [Float](repeating: 0, count: max(1, batch * unit.scratchPerRow))
-    var productScratch = [Float](repeating: 0, count: max(Kernels.transposedBScratch(m: batch, k: widest, n: widest),
-                                                          Kernels.transposedAScratch(m: widest, n: widest)))
+    var productScratch = [Float](repeating: 0, count: Kernels.productScratch(rows: batch, widest: widest))
     var gradient = [Float](repeating: .nan, count: layout.count)
     var dOutput = weights
     var dInput = [Float](repeating: .nan, count: x.count)

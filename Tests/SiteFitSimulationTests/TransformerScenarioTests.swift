@@ -121,7 +121,8 @@ struct TransformerScenarioTests {
         let loraLayers = try problems(arms: "arms:\n  - {mode: lora, lora: {layers: [0]}}\n", name: "loraLayers")
         #expect(loraLayers.map(\.field) == ["arms[0].lora"] && loraLayers.first?.problem.contains("every attention projection") == true)
         let sites = try problems(model: "model:\n  kind: transformer\n  vocabulary: {minimum_sites: 3}\n", name: "sites")
-        #expect(sites.map(\.field) == ["model.vocabulary.minimum_sites"])
+        // Anchored at the key itself (line 7), not at `model:` (line 5).
+        #expect(sites.map(\.field) == ["model.vocabulary.minimum_sites"] && sites.first?.line == 7)
         let long = try problems(model: "model:\n  kind: transformer\n  layers: 12\n  heads: 16\n  width: 32\n  max_length: 512\n", name: "long")
         #expect(long.map(\.field) == ["model.max_length"] && long.first?.problem.contains("attention scores per patient") == true)
         let attack = try problems(extra: "reconstruction: {batch_sizes: [1], local_steps: [1]}\n", name: "attack")

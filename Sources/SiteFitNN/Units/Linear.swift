@@ -30,8 +30,9 @@ public struct Linear: NetworkUnit {
     public var signature: String { "linear \(inputWidth)→\(outputWidth)" }
 
     public func forward(_ pass: UnitPass, training: Bool, random: inout RandomStream) {
-        product(pass)
-        addBias(pass)
+        // One call: on the transformer's token rows the bias is added as the product stores C.
+        Kernels.matmulTransposedB(pass.input, pass.tensor(0), pass.output, m: pass.batch, k: inputWidth, n: outputWidth,
+                                  bias: pass.tensor(1), scratch: pass.productScratch)
     }
 
     /// y ← x·Wᵀ: (batch, out) = (batch, in)·(out, in)ᵀ.
@@ -62,7 +63,7 @@ public struct Linear: NetworkUnit {
 
     /// dX = dY·W: (batch, in) = (batch, out)·(out, in).
     public func inputGradient(_ pass: UnitPass, dOutput: UnsafePointer<Float>, into dInput: UnsafeMutablePointer<Float>) {
-        Kernels.matmul(dOutput, pass.tensor(0), dInput, m: pass.batch, k: outputWidth, n: inputWidth)
+        Kernels.matmul(dOutput, pass.tensor(0), dInput, m: pass.batch, k: outputWidth, n: inputWidth, scratch: pass.productScratch)
     }
 
     public func flops(wants: UnitWants) -> Double {
