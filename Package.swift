@@ -24,6 +24,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/swiftcsv/SwiftCSV", from: "0.10.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.0.0"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.0"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.7.0"),
     ],
     targets: [
         // Ids, seeded random streams, located diagnostics. No dependencies.
@@ -64,6 +66,13 @@ let package = Package(
             "SiteFitScenario", "SiteFitMetrics", "SiteFitReport",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // A consortium's certificate authority: the server's and each site's certificates, and
+        // which site a presented certificate names (for sites that run as separate processes).
+        .target(name: "SiteFitIdentity", dependencies: [
+            .product(name: "X509", package: "swift-certificates"),
+            .product(name: "SwiftASN1", package: "swift-asn1"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         // Benchmarks: the product's own federated loop, kernels against the core's peak, shards.
         .target(name: "SiteFitBenchmarks", dependencies: [
             "SiteFitCore", "SiteFitKernels", "SiteFitNN", "SiteFitTuning", "SiteFitEHR", "SiteFitFederation", "SiteFitMetrics",
@@ -73,7 +82,7 @@ let package = Package(
         // The thin command-line front end.
         .executableTarget(name: "sitefit", dependencies: [
             "SiteFitSimulation", "SiteFitScenario", "SiteFitEHR", "SiteFitReport", "SiteFitKernels", "SiteFitNN",
-            "SiteFitTuning", "SiteFitCore", "SiteFitFederation", "SiteFitBenchmarks", "SiteFitTransformer",
+            "SiteFitTuning", "SiteFitCore", "SiteFitFederation", "SiteFitBenchmarks", "SiteFitTransformer", "SiteFitIdentity",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -95,6 +104,8 @@ let package = Package(
         ]),
         .testTarget(name: "SiteFitScenarioTests", dependencies: [
             "SiteFitScenario", "SiteFitFederation", "SiteFitTuning", "SiteFitMetrics", "SiteFitEHR", "SiteFitTestSupport"]),
+        .testTarget(name: "SiteFitIdentityTests", dependencies: ["SiteFitIdentity", "SiteFitTestSupport",
+                                                              .product(name: "X509", package: "swift-certificates")]),
         .testTarget(name: "SiteFitReportTests", dependencies: ["SiteFitReport", "SiteFitCore", "SiteFitTestSupport"]),
         .testTarget(name: "SiteFitSimulationTests", dependencies: ["SiteFitSimulation", "SiteFitScenario", "SiteFitFederation", "SiteFitTestSupport",
                                                               .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")],

@@ -47,6 +47,27 @@ struct CLITests {
         #expect(result.stdout.isEmpty)
     }
 
+    @Test("certs: an authority, a server and a site; check admits a scenario's site and refuses others")
+    func certs() throws {
+        let folder = try temporaryDirectory()
+        let scenario = Self.root.appendingPathComponent("Scenarios/quickstart.yaml").path
+        #expect(try Self.run(["certs", "init", "--consortium", "demo"], in: folder).status == 0)
+        let again = try Self.run(["certs", "init"], in: folder)
+        #expect(again.status != 0 && again.stderr.contains("already has a consortium authority"))
+        #expect(try Self.run(["certs", "server", "--host", "127.0.0.1"], in: folder).status == 0)
+        #expect(try Self.run(["certs", "site", "riverside-general"], in: folder).status == 0)
+        #expect(try Self.run(["certs", "site", "elsewhere"], in: folder).status == 0)
+        let admitted = try Self.run(["certs", "check", "certs/sites/riverside-general.pem", "--scenario", scenario], in: folder)
+        #expect(admitted.status == 0 && admitted.stdout == "admitted as site riverside-general\n")
+        let unknown = try Self.run(["certs", "check", "certs/sites/elsewhere.pem", "--scenario", scenario], in: folder)
+        #expect(unknown.status != 0 && unknown.stderr.contains("not a site of this scenario"))
+        let server = try Self.run(["certs", "check", "certs/server.pem", "--scenario", scenario], in: folder)
+        #expect(server.status != 0 && server.stderr.contains("not marked for use by a site"))
+        #expect(try Self.run(["certs", "revoke", "riverside-general"], in: folder).status == 0)
+        let revoked = try Self.run(["certs", "check", "certs/sites/riverside-general.pem", "--scenario", scenario], in: folder)
+        #expect(revoked.status != 0 && revoked.stderr.contains("revoked") && !revoked.stderr.contains("Stack"))
+    }
+
     @Test("validate prints file:line:column: field: problem for a broken scenario")
     func validateBroken() throws {
         let folder = try temporaryDirectory()
