@@ -52,9 +52,10 @@ public enum AllocationRun {
         return (summary.steps, summary.finalLoss)
     }
 
-    /// Steps of a small transformer (2 layers, width 32, 2 heads, 24 tokens, batch 8, varying
+    /// Steps of a small transformer (2 layers, width 32, 2 heads, 24 tokens, batch 10, varying
     /// lengths): `mode`'s tensors, or with `nil` every extension tensor and every bias at once, so
-    /// that each backward path runs.
+    /// that each backward path runs. 240 token rows take the products' packed route (over 192
+    /// rows), so the check covers it too.
     static func transformer(steps: Int, mode: FineTuningMode?, extensions: TransformerExtensions) -> (steps: Int, finalLoss: Double) {
         let configuration = TransformerConfiguration(vocabularySize: 40, timeBuckets: 8, maxLength: 24, width: 32, heads: 2, layers: 2)
         let model = Transformer(configuration, extensions: extensions)
@@ -63,7 +64,7 @@ public enum AllocationRun {
         let selection = mode?.selection(for: model.layout)
             ?? ParameterSelection(layout: model.layout, tensorNames: model.layout.tensors
                 .filter { $0.isExtension || $0.role.isBiasTerm }.map(\.name))
-        let batch = 8
+        let batch = 10
         let data = SyntheticSequences.dataset(configuration, patients: batch, fullLength: false, random: &random)
         var trainer = Trainer(model: model, maxBatch: batch)
         let summary = trainer.train(

@@ -19,7 +19,7 @@ extension Kernels {
 
     /// Whether a product takes the packed route: AVX-512 tiles, at least one whole 8×32 tile, and
     /// rows or depth enough that the copies pay (the MLP's batch-32 products and the rank-4
-    /// products of LoRA keep their routes, and the MLP its small workspace).
+    /// products of LoRA keep their routes; so does every product where the CPU has only AVX2).
     @inline(__always)
     static func packedRoute(m: Int, k: Int, n: Int) -> Bool {
         hasWideRegisters && m >= 8 && n >= panel && k >= 32 && (m > rowBlock || k > packedDepth)

@@ -64,7 +64,7 @@ extension Kernels {
     /// outputs divide evenly. When only n leaves a tail, Cᵀ = Bᵀ·A is computed into `scratch`
     /// (n rows, which the row tiles cover) and transposed into C in 8×8 register blocks; the
     /// transpose moves m·n floats, a fraction of the 2·m·n·k the product costs.
-    /// `scratch` holds `transposedAScratch(m:n:)` floats.
+    /// `scratch` holds `transposedAScratch(m:k:n:)` floats.
     public static func matmulTransposedA(
         _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
         m: Int, k: Int, n: Int, accumulate: Bool = false, scratch: UnsafeMutablePointer<Float>
@@ -171,6 +171,30 @@ extension Kernels {
             blocked(b, rowStride: k, columnStride: 1, UnsafePointer(packedA), ldb: m, transposedC,
                     m: n, k: k, n: m, accumulate: false)                              // Cᵀ (n, m) = B·Aᵀ
             pack(UnsafePointer(transposedC), k: m, width: n, into: c)                 // C (m, n)
+            return
+        }
+        // Over many rows where the packed route is not taken (a CPU with AVX2 only, or fewer than
+        // 32 columns or depth), every panel of Bᵀ is packed first (n·k floats: this path runs only
+        // when m·(k+n) ≥ n·k, which the scratch holds) and the rows are walked in blocks that stay
+        // in cache across the panels. Each element of C is still summed in the same order.
+        if m > rowBlock && !accumulate {
+            var j0 = 0
+            while j0 < n {
+                pack(b + j0 * k, k: k, width: min(panel, n - j0), into: scratch + j0 * k)
+                j0 += panel
+            }
+            var i0 = 0
+            while i0 < m {
+                let rows = min(rowBlock, m - i0)
+                j0 = 0
+                while j0 < n {
+                    let width = min(panel, n - j0)
+                    blocked(a + i0 * k, rowStride: k, columnStride: 1, UnsafePointer(scratch + j0 * k), ldb: width, c + i0 * n + j0, ldc: n,
+                            m: rows, k: k, n: width, accumulate: false)
+                    j0 += panel
+                }
+                i0 += rows
+            }
             return
         }
         var j0 = 0

@@ -11,7 +11,7 @@ extension SiteFit {
             discussion: "Sites that run as separate processes authenticate both ways with these: the server admits a site "
                 + "only if its certificate is signed by the authority, is not revoked and names a site of the scenario; a "
                 + "site accepts only a server certificate signed by the same authority. Give each site its own "
-                + "sites/NAME.pem, sites/NAME-key.pem and ca.pem; ca-key.pem never leaves the folder.",
+                + "sites/NAME.pem, sites/NAME.key and ca.pem; ca.key never leaves the folder.",
             subcommands: [Init.self, Site.self, Server.self, Revoke.self, Check.self])
 
         struct Folder: ParsableArguments {
@@ -22,7 +22,7 @@ extension SiteFit {
         }
 
         struct Init: ParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Create the consortium's certificate authority (ca.pem, ca-key.pem).")
+            static let configuration = CommandConfiguration(abstract: "Create the consortium's certificate authority (ca.pem, ca.key).")
 
             @OptionGroup var folder: Folder
             @Option(help: "The consortium's name, written into the authority's certificate.")
@@ -32,15 +32,14 @@ extension SiteFit {
 
             func run() throws {
                 do {
-                    guard (1...36_500).contains(days) else { throw IdentityError("--days must be from 1 to 36500 (got \(days))") }
                     _ = try ConsortiumAuthority.create(in: folder.url, consortium: consortium, days: days)
-                    print("wrote \(folder.url.appendingPathComponent("ca.pem").path) and ca-key.pem (keep ca-key.pem here; give sites ca.pem)")
+                    print("wrote \(folder.url.appendingPathComponent("ca.pem").path) and ca.key (keep ca.key here; give sites ca.pem)")
                 } catch { throw reportFailure(error) }
             }
         }
 
         struct Site: ParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Issue a site's certificate and key (sites/NAME.pem, sites/NAME-key.pem).")
+            static let configuration = CommandConfiguration(abstract: "Issue a site's certificate and key (sites/NAME.pem, sites/NAME.key).")
 
             @Argument(help: "The site's id, as the scenario's site profile names it.")
             var name: String
@@ -59,33 +58,46 @@ extension SiteFit {
         }
 
         struct Server: ParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Issue the server's certificate and key (server.pem, server-key.pem).")
+            static let configuration = CommandConfiguration(abstract: "Issue the server's certificate and key (server.pem, server.key).")
 
             @OptionGroup var folder: Folder
             @Option(name: .customLong("host"), help: "A host name or IPv4 address the sites connect to (repeat for several).")
             var hosts: [String] = []
             @Option(help: "Days the certificate is valid.")
             var days: Int = 365
+            @Flag(help: "Issue a new server certificate and revoke the old one.")
+            var replace = false
 
             func run() throws {
                 do {
-                    let issued = try ConsortiumAuthority(opening: folder.url).issueServer(hosts: hosts, days: days)
+                    let issued = try ConsortiumAuthority(opening: folder.url).issueServer(hosts: hosts, days: days, replace: replace)
                     print("wrote \(issued.certificateFile.path) and \(issued.keyFile.path)")
                 } catch { throw reportFailure(error) }
             }
         }
 
         struct Revoke: ParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Revoke a site's current certificate (listed in revoked.txt).")
+            static let configuration = CommandConfiguration(
+                abstract: "Revoke a site's (or the server's) current certificate (listed in revoked.txt).")
 
             @Argument(help: "The site's id.")
-            var name: String
+            var name: String?
+            @Flag(help: "Revoke the server's certificate instead.")
+            var server = false
             @OptionGroup var folder: Folder
+
+            func validate() throws {
+                if (name == nil) == !server { throw ValidationError("name a site, or pass --server") }
+            }
 
             func run() throws {
                 do {
-                    let serial = try ConsortiumAuthority(opening: folder.url).revoke(site: name)
-                    print("revoked site \(name)'s certificate \(serial)")
+                    let authority = try ConsortiumAuthority(opening: folder.url)
+                    if let name {
+                        print("revoked site \(name)'s certificate \(try authority.revoke(site: name))")
+                    } else {
+                        print("revoked the server's certificate \(try authority.revokeServer())")
+                    }
                 } catch { throw reportFailure(error) }
             }
         }
@@ -102,10 +114,9 @@ extension SiteFit {
 
             func run() async throws {
                 do {
-                    let authority = try ConsortiumAuthority(opening: folder.url)
                     let loaded = try ScenarioLoader.load(URL(fileURLWithPath: scenario))
-                    let identity = SiteIdentity(authority: authority.certificate, sites: loaded.sites.map(\.profile.id),
-                                                revoked: authority.revokedSerials())
+                    // Only ca.pem and revoked.txt: the server checks sites without the authority's key.
+                    let identity = try SiteIdentity(folder: folder.url, sites: loaded.sites.map(\.profile.id))
                     let leaf = try ConsortiumAuthority.readCertificate(URL(fileURLWithPath: certificate))
                     switch await identity.admit(leaf) {
                     case .success(let name): print("admitted as site \(name)")

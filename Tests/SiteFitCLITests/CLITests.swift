@@ -59,6 +59,13 @@ struct CLITests {
         #expect(try Self.run(["certs", "site", "elsewhere"], in: folder).status == 0)
         let admitted = try Self.run(["certs", "check", "certs/sites/riverside-general.pem", "--scenario", scenario], in: folder)
         #expect(admitted.status == 0 && admitted.stdout == "admitted as site riverside-general\n")
+        // The check needs ca.pem and revoked.txt only: the authority's key can stay elsewhere.
+        let key = folder.appendingPathComponent("certs/ca.key"), away = folder.appendingPathComponent("ca.key.away")
+        try FileManager.default.moveItem(at: key, to: away)
+        #expect(try Self.run(["certs", "check", "certs/sites/riverside-general.pem", "--scenario", scenario], in: folder).status == 0)
+        let keyless = try Self.run(["certs", "site", "another"], in: folder)
+        #expect(keyless.status != 0 && keyless.stderr.contains("cannot read the authority's key"))
+        try FileManager.default.moveItem(at: away, to: key)
         let unknown = try Self.run(["certs", "check", "certs/sites/elsewhere.pem", "--scenario", scenario], in: folder)
         #expect(unknown.status != 0 && unknown.stderr.contains("not a site of this scenario"))
         let server = try Self.run(["certs", "check", "certs/server.pem", "--scenario", scenario], in: folder)
@@ -66,6 +73,8 @@ struct CLITests {
         #expect(try Self.run(["certs", "revoke", "riverside-general"], in: folder).status == 0)
         let revoked = try Self.run(["certs", "check", "certs/sites/riverside-general.pem", "--scenario", scenario], in: folder)
         #expect(revoked.status != 0 && revoked.stderr.contains("revoked") && !revoked.stderr.contains("Stack"))
+        #expect(try Self.run(["certs", "revoke", "--server"], in: folder).status == 0)
+        #expect(try Self.run(["certs", "revoke"], in: folder).status != 0)
     }
 
     @Test("validate prints file:line:column: field: problem for a broken scenario")

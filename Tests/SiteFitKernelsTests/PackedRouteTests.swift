@@ -7,8 +7,10 @@ import Testing
 /// computed before it existed, and a route chosen by size must not change a result.
 @Suite("The packed product route")
 struct PackedRouteTests {
-    /// Row tails (m % 8), depth over one, two and three slices, column tails (n % 32) and none.
-    static let shapes: [(Int, Int, Int)] = [(203, 300, 75), (9, 520, 33), (200, 40, 64), (197, 257, 32), (16, 600, 96)]
+    /// Row tails (m % 8), depth over one, two and three slices and an exact two, column tails
+    /// (n % 32) of one column, of 11 and of 20, and none.
+    static let shapes: [(Int, Int, Int)] = [(203, 300, 75), (9, 520, 33), (200, 40, 64), (197, 257, 32), (16, 600, 96),
+                                            (200, 64, 33), (201, 512, 52)]
 
     static func values(_ count: Int, seed: Int) -> [Float] {
         (0..<count).map { Float(sin(Double($0 * 7 + seed) * 0.37)) }
@@ -40,6 +42,33 @@ struct PackedRouteTests {
         #expect(!Kernels.packedRoute(m: 32, k: 128, n: 128))
         #expect(!Kernels.packedRoute(m: 4096, k: 4, n: 128))
         #expect(Kernels.packedScratch(m: 32, k: 128, n: 128) == 0)
+    }
+
+    /// The packed route itself, called directly so that it runs on any CPU (its 8×32 tile is
+    /// SIMD16 code, which AVX2 runs as pairs of halves), against the unpacked tiles.
+    @Test("packedProduct gives the unpacked tiles' bits for A·B, Aᵀ·B and A·Bᵀ, with and without accumulating", arguments: shapes)
+    func direct(shape: (Int, Int, Int)) {
+        let (m, k, n) = shape
+        let a = Self.values(m * k, seed: 11), b = Self.values(k * n, seed: 12), start = Self.values(m * n, seed: 13)
+        var bt = [Float](repeating: 0, count: k * n)                 // B stored (n, k) for A·Bᵀ
+        for p in 0..<k { for j in 0..<n { bt[j * k + p] = b[p * n + j] } }
+        var scratch = [Float](repeating: .nan, count: max(1, min(k, Kernels.packedDepth) * (n + Kernels.rowBlock), k * min(n, 31)))
+        for (rs, cs) in [(k, 1), (1, m)] {                           // A (m, k) row-major, and stored (k, m) as dYᵀ
+            for accumulate in [false, true] {
+                var reference = accumulate ? start : [Float](repeating: 0, count: m * n)
+                Self.unpacked(a, rs: rs, cs: cs, b, &reference, m: m, k: k, n: n, accumulate: accumulate)
+                var c = accumulate ? start : [Float](repeating: .nan, count: m * n)
+                Kernels.packedProduct(a, rowStride: rs, columnStride: cs, b, ldb: n, transposedB: false, &c, ldc: n,
+                                      m: m, k: k, n: n, accumulate: accumulate, scratch: &scratch)
+                #expect(c == reference, "A·B, rs \(rs), accumulate \(accumulate)")
+                // A one-column tail of A·Bᵀ is summed by dotRows on every route; elsewhere the tiles.
+                guard n % 32 != 1 else { continue }
+                c = accumulate ? start : [Float](repeating: .nan, count: m * n)
+                Kernels.packedProduct(a, rowStride: rs, columnStride: cs, bt, ldb: k, transposedB: true, &c, ldc: n,
+                                      m: m, k: k, n: n, accumulate: accumulate, scratch: &scratch)
+                #expect(c == reference, "A·Bᵀ, rs \(rs), accumulate \(accumulate)")
+            }
+        }
     }
 
     @Test("A·B: the unpacked route's bits, and the naive product", arguments: shapes)
@@ -92,9 +121,14 @@ struct PackedRouteTests {
         #expect(Self.close(c, NaiveKernels.matmulTransposedB(a, b, m: m, k: k, n: n)))
         // The bias folded into the tiles rounds as a separate pass would.
         let bias = Self.values(n, seed: 7)
-        Kernels.addBias(&reference, bias: bias, m: m, n: n)
+        var biased = reference
+        Kernels.addBias(&biased, bias: bias, m: m, n: n)
         Kernels.matmulTransposedB(a, b, &c, m: m, k: k, n: n, bias: bias, scratch: &scratch)
-        #expect(c == reference)
+        #expect(c == biased)
+        // Accumulating (LoRA's and the adapters' forward passes add into C).
+        Kernels.matmulTransposedB(a, b, &c, m: m, k: k, n: n, accumulate: true, scratch: &scratch)
+        Kernels.unpackedTransposedB(a, b, &biased, m: m, k: k, n: n, accumulate: true, scratch: &scratch)
+        #expect(c == biased)
     }
 
     @Test("a workspace sized by productScratch holds every product up to its widest")
