@@ -53,7 +53,7 @@ public enum MeasurementBin: String, Sendable, Codable, CaseIterable {
 /// cohort members have each code, small cells left out, and the server keeps codes enough sites
 /// report, the most frequent first.
 /// How long a site's sequences are, in counts only (what the report may say about them).
-public struct SequenceSummary: Sendable, Equatable {
+public struct SequenceSummary: Sendable, Equatable, Codable {
     /// Real codes over all the sequences counted.
     public var codes = 0
     /// Sequences that fill every place (cut at the maximum length, or exactly that long).

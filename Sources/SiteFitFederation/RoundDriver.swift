@@ -11,7 +11,7 @@ import SiteFitNN
 /// updates reach the server in site order whatever order the sites finish in, so a round gives
 /// the same bits however it was scheduled.
 public struct RoundDriver<Network: NeuralModel>: Sendable {
-    public let sites: [SiteActor<Network>]
+    public let sites: [any FederatedSite<Network>]
     public let server: FederatedServer
     public let participation: ParticipationSettings
     public let seed: UInt64
@@ -29,7 +29,7 @@ public struct RoundDriver<Network: NeuralModel>: Sendable {
     /// The sites' ids, in site order.
     let siteIds: [String]
 
-    public init(sites: [SiteActor<Network>], server: FederatedServer, participation: ParticipationSettings = ParticipationSettings(),
+    public init(sites: [any FederatedSite<Network>], server: FederatedServer, participation: ParticipationSettings = ParticipationSettings(),
                 seed: UInt64, arm: String, configuration: TrainingConfiguration, channel: any UpdateChannel = PlainChannel(),
                 privacy: DifferentialPrivacy? = nil, window: Int? = nil) {
         self.sites = sites
@@ -109,9 +109,9 @@ public struct RoundDriver<Network: NeuralModel>: Sendable {
     /// needed, and hands each update to `deliver` in site order (a small reorder buffer holds
     /// the ones that finish early), so neither side holds the whole round's updates.
     private static func train(
-        _ indices: [Int], of sites: [SiteActor<Network>], window: Int, arm: String, round: Int, broadcast: [UInt8],
+        _ indices: [Int], of sites: [any FederatedSite<Network>], window: Int, arm: String, round: Int, broadcast: [UInt8],
         configuration: TrainingConfiguration, clipNorm: Double?, secure: Bool,
-        deliver: (Int, SiteActor<Network>, LocalUpdate) async throws -> Void
+        deliver: (Int, any FederatedSite<Network>, LocalUpdate) async throws -> Void
     ) async throws {
         try await withThrowingTaskGroup(of: (Int, LocalUpdate).self) { group in
             var started = 0

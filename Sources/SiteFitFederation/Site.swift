@@ -19,7 +19,7 @@ public struct SitePredictions: Sendable, Equatable {
 }
 
 /// Aggregate statistics of a site's cohort (never rows): what "sites at a glance" shows.
-public struct SiteSummary: Sendable, Equatable {
+public struct SiteSummary: Sendable, Equatable, Codable {
     public var cohortSize: Int
     public var outcomePrevalence: Double
     public var femaleShare: Double

@@ -27,7 +27,7 @@ public protocol ChannelSite: Sendable {
     var id: String { get }
     var trainSize: Int { get }
     /// Secure aggregation step 1: fresh public keys for the round `context`.
-    func secureAdvertise(context: String) async -> AdvertisedKeys
+    func secureAdvertise(context: String) async throws -> AdvertisedKeys
     /// Step 2: the site's shares for every other roster site, sealed for each.
     func secureShareKeys(context: String, roster: [AdvertisedKeys], threshold: Int) async throws -> [SealedShares]
     /// Step 2, receiving end: the sealed shares other sites sent this one.
@@ -109,7 +109,7 @@ public struct MaskedChannel: UpdateChannel {
     }
 
     public mutating func open<Sites: Collection<any ChannelSite> & Sendable>(round: Int, training: Sites, quorum: Int,
-                                                                              server: FederatedServer, privacy: PrivateAggregation?) async -> Bool {
+                                                                              server: FederatedServer, privacy: PrivateAggregation?) async throws -> Bool {
         self.round = round
         self.privacy = privacy
         context = "\(arm)|\(round)"
@@ -125,7 +125,7 @@ public struct MaskedChannel: UpdateChannel {
         // Step 1: every site's two public keys up; every site receives the others'.
         var advertise = SecureStepCost(step: .advertiseKeys)
         var roster: [AdvertisedKeys] = []
-        for site in sites { roster.append(await site.secureAdvertise(context: context)) }
+        for site in sites { roster.append(try await site.secureAdvertise(context: context)) }
         advertise.add(up: sites.count, bytesUp: SecureAggregation.advertisedBytes * sites.count,
                       down: sites.count, bytesDown: SecureAggregation.advertisedBytes * sites.count * (sites.count - 1))
         steps.append(advertise)

@@ -15,7 +15,7 @@ extension Simulation {
     /// with the arm's strategy, the round driver with the arm's channel and privacy plug-ins, and
     /// an evaluation at every site after each round.
     static func runArm<Network: FederatedModel>(
-        _ arm: Scenario.Arm, scenario: Scenario, model: PretrainedModel<Network>, sites: [SiteActor<Network>], logger: Logger,
+        _ arm: Scenario.Arm, scenario: Scenario, model: PretrainedModel<Network>, sites: [any FederatedSite<Network>], logger: Logger,
         sequentialSites: Bool = false, bootstrap: BootstrapCache, progress: @escaping @Sendable (String) -> Void
     ) async throws -> (ArmMetrics, [PredictionRow], ArmReconstruction?) {
         // Modes that add tensors (LoRA, adapters, (IA)³) extend the pretrained network; the new
@@ -28,13 +28,13 @@ extension Simulation {
         let strategy = arm.makeStrategy(trainedCount: selection.count)
         let shared = strategy.shared(from: selection)
         let server = FederatedServer(pretrained: start, selection: shared, strategy: strategy, logger: logger)
-        for site in sites { await site.begin(network: network, parameters: start, selection: selection, shared: shared) }
+        for site in sites { try await site.begin(arm: arm.name, network: network, parameters: start, selection: selection, shared: shared) }
         // Only the arm's training sites take part in rounds; every site scores the result.
         let trainers = arm.trainingSites.map { ids in sites.filter { ids.contains($0.id) } } ?? sites
         var driver = try makeDriver(arm, scenario: scenario, sites: trainers, server: server, proximalMu: strategy.proximalMu,
                                     sequentialSites: sequentialSites)
         // What the server could reconstruct from one site's first update, before the rounds move the model.
-        let attacked = await reconstruction(arm, scenario: scenario, sites: trainers, sequentialSites: sequentialSites)
+        let attacked = try await reconstruction(arm, scenario: scenario, sites: trainers, sequentialSites: sequentialSites)
         if attacked != nil { progress("[\(arm.name)] reconstruction attacks on single updates done") }
 
         var predictions = try await evaluate(sites, broadcast: await server.broadcast(round: 0))
@@ -75,7 +75,7 @@ extension Simulation {
 
     /// The round driver of an arm: the federation's participation and local training, secure
     /// aggregation as the channel and DP as the privacy plug-in when the arm asks for them.
-    static func makeDriver<Network: FederatedModel>(_ arm: Scenario.Arm, scenario: Scenario, sites: [SiteActor<Network>], server: FederatedServer,
+    static func makeDriver<Network: FederatedModel>(_ arm: Scenario.Arm, scenario: Scenario, sites: [any FederatedSite<Network>], server: FederatedServer,
                            proximalMu: Double, sequentialSites: Bool) throws -> RoundDriver<Network> {
         let federation = scenario.federation
         let configuration = TrainingConfiguration(

@@ -15,11 +15,11 @@ extension Simulation {
     /// A baseline as an arm of strategy "baseline": round 0 is the pretrained model, the last round
     /// the baseline's final model; no update crosses the network, so nothing is exposed.
     static func runBaseline<Network: FederatedModel>(
-        _ baseline: Scenario.Baseline, scenario: Scenario, model: PretrainedModel<Network>, sites: [SiteActor<Network>],
+        _ baseline: Scenario.Baseline, scenario: Scenario, model: PretrainedModel<Network>, sites: [any FederatedSite<Network>],
         bootstrap: BootstrapCache, progress: @escaping @Sendable (String) -> Void
     ) async throws -> (ArmMetrics, [PredictionRow]) {
         let federation = scenario.federation
-        let (selection, configuration, localRounds, pretrainedBlob) = await beginBaseline(scenario, model: model, sites: sites)
+        let (selection, configuration, localRounds, pretrainedBlob) = try await beginBaseline(scenario, model: model, sites: sites)
         let start = try await evaluate(sites, broadcast: pretrainedBlob)
         var final = start
         var finalBlobs = sites.map { _ in pretrainedBlob }
@@ -57,7 +57,7 @@ extension Simulation {
         case .pooled:
             kind = .pooled
             var rows: [PooledRows] = []
-            for site in sites { rows.append(await site.trainingRowsForPooledBaseline()) }
+            for site in sites { rows.append(try await site.trainingRowsForPooledBaseline()) }
             let pooled = pooledDataset(rows, columns: model.network.inputSize)
             var parameters = model.parameters
             var trainer = Trainer(model: model.network, maxBatch: max(federation.batchSize, 1))
@@ -101,10 +101,10 @@ extension Simulation {
     /// trainable, the baseline training settings, how many training calls a site makes (one when
     /// `baseline_training` gives the epochs in all, else one per federated round), and the
     /// pretrained model as a message.
-    static func beginBaseline<Network: FederatedModel>(_ scenario: Scenario, model: PretrainedModel<Network>, sites: [SiteActor<Network>]) async
+    static func beginBaseline<Network: FederatedModel>(_ scenario: Scenario, model: PretrainedModel<Network>, sites: [any FederatedSite<Network>]) async throws
         -> (selection: ParameterSelection, configuration: TrainingConfiguration, rounds: Int, blob: [UInt8]) {
         let selection = FineTuningMode.full.selection(for: model.network.layout)
-        for site in sites { await site.begin(network: model.network, parameters: model.parameters, selection: selection) }
+        for site in sites { try await site.begin(arm: Simulation.baselineArm, network: model.network, parameters: model.parameters, selection: selection) }
         let blob = WireFormat.encode(parameters: model.parameters, selection: selection,
                                      metadata: [WireFormat.Key.kind: "baseline", WireFormat.Key.round: "0"])
         return (selection, baselineConfiguration(scenario), scenario.baselineTraining == nil ? scenario.federation.rounds : 1, blob)
@@ -129,11 +129,11 @@ extension Simulation {
     /// FLamby's "Local i": a model trained on site `index` alone, then scored on every site's test
     /// patients (the other sites receive it as a broadcast; no patient row moves).
     static func runLocalEach<Network: FederatedModel>(
-        _ index: Int, scenario: Scenario, model: PretrainedModel<Network>, sites: [SiteActor<Network>],
+        _ index: Int, scenario: Scenario, model: PretrainedModel<Network>, sites: [any FederatedSite<Network>],
         bootstrap: BootstrapCache, progress: @escaping @Sendable (String) -> Void
     ) async throws -> (ArmMetrics, [PredictionRow]) {
         let federation = scenario.federation
-        let (selection, configuration, rounds, startBlob) = await beginBaseline(scenario, model: model, sites: sites)
+        let (selection, configuration, rounds, startBlob) = try await beginBaseline(scenario, model: model, sites: sites)
         var blob = startBlob
         let start = try await evaluate(sites, broadcast: blob)
         var steps = 0

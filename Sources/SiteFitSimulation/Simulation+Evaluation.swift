@@ -22,7 +22,7 @@ extension Simulation {
         }
     }
 
-    static func evaluate<Network: FederatedModel>(_ sites: [SiteActor<Network>], broadcast: [UInt8]) async throws -> [SitePredictions] {
+    static func evaluate<Network: FederatedModel>(_ sites: [any FederatedSite<Network>], broadcast: [UInt8]) async throws -> [SitePredictions] {
         try await withThrowingTaskGroup(of: (Int, SitePredictions).self) { group in
             for (index, site) in sites.enumerated() {
                 group.addTask { (index, try await site.evaluate(broadcast: broadcast)) }
@@ -102,7 +102,7 @@ extension Simulation {
     }
 
     /// The membership-inference AUC at every site for the model each site evaluates with.
-    static func membershipInference<Network: FederatedModel>(_ sites: [SiteActor<Network>], broadcasts: [[UInt8]]) async throws -> [String: Double] {
+    static func membershipInference<Network: FederatedModel>(_ sites: [any FederatedSite<Network>], broadcasts: [[UInt8]]) async throws -> [String: Double] {
         var result: [String: Double] = [:]
         for (site, blob) in zip(sites, broadcasts) {
             if let auc = try await site.membershipInferenceAUC(broadcast: blob) { result[site.id] = auc }

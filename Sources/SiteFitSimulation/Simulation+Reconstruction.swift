@@ -26,8 +26,8 @@ extension Simulation {
     /// The reconstruction experiment for one arm, at every training site, after `begin` and
     /// before round 1: the server's attacks on updates from the broadcast model. Under secure
     /// aggregation the server never holds one site's update, so nothing is attacked.
-    static func reconstruction<Network: FederatedModel>(_ arm: Scenario.Arm, scenario: Scenario, sites: [SiteActor<Network>],
-                               sequentialSites: Bool = false) async -> ArmReconstruction? {
+    static func reconstruction<Network: FederatedModel>(_ arm: Scenario.Arm, scenario: Scenario, sites: [any FederatedSite<Network>],
+                               sequentialSites: Bool = false) async throws -> ArmReconstruction? {
         guard let settings = scenario.reconstruction else { return nil }
         guard !arm.secureAggregation else { return ArmReconstruction(arm: arm.name, masked: true, trials: []) }
         let federation = scenario.federation
@@ -37,20 +37,20 @@ extension Simulation {
         if sequentialSites {
             var trials: [SeededTrial] = []
             for site in sites {
-                trials += await site.reconstructionTrials(settings: settings, optimizer: optimizer, positiveWeight: Float(federation.positiveWeight),
+                trials += try await site.reconstructionTrials(settings: settings, optimizer: optimizer, positiveWeight: Float(federation.positiveWeight),
                                                           clipNorm: clipNorm).map { SeededTrial(seed: scenario.seed, trial: $0) }
             }
             return ArmReconstruction(arm: arm.name, masked: false, trials: trials)
         }
-        let perSite = await withTaskGroup(of: (Int, [ReconstructionTrial]).self) { group in
+        let perSite = try await withThrowingTaskGroup(of: (Int, [ReconstructionTrial]).self) { group in
             for (index, site) in sites.enumerated() {
                 group.addTask {
-                    (index, await site.reconstructionTrials(settings: settings, optimizer: optimizer,
+                    (index, try await site.reconstructionTrials(settings: settings, optimizer: optimizer,
                                                             positiveWeight: Float(federation.positiveWeight), clipNorm: clipNorm))
                 }
             }
             var out: [Int: [ReconstructionTrial]] = [:]
-            for await (index, trials) in group { out[index] = trials }
+            for try await (index, trials) in group { out[index] = trials }
             return out
         }
         // Site order, whatever order the sites finished in.

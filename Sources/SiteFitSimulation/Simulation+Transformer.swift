@@ -17,12 +17,12 @@ import SiteFitTuning
 extension Simulation {
     /// The vocabulary: each site reports how many cohort members have each code (small cells left
     /// out), and the server keeps the codes enough sites report, the most frequent first. Rows stay home.
-    static func agreeVocabulary(_ scenario: inout Scenario, logger: Logger,
-                                progress: @Sendable (String) -> Void) throws -> CovariateAgreement? {
+    static func agreeVocabulary(_ scenario: inout Scenario, fleet: any SiteFleet, logger: Logger,
+                                progress: @escaping @Sendable (String) -> Void) async throws -> CovariateAgreement? {
         guard var transformer = scenario.transformer else { return nil }
-        let shards = try provisionShards(scenario, logger: logger, progress: progress)
         let settings = transformer.sequences
-        let reports = try shards.map { try $0.sequenceCodeCounts(scenario.task, settings: settings) }
+        let counted = try await fleet.codeCounts(scenario, logger: logger, progress: progress)
+        let reports = counted.map(\.counts)
         let agreed = CodeSequences.agree(reports, settings: settings)
         guard !agreed.isEmpty else {
             throw UserFacingError("\(scenario.file): no code is reported by \(settings.vocabulary.minimumSites) sites with at least "
@@ -35,8 +35,8 @@ extension Simulation {
         return CovariateAgreement(
             agreed: agreed.count, minimumCount: settings.vocabulary.minimumCount, minimumSites: settings.vocabulary.minimumSites,
             maximum: settings.vocabulary.maximum,
-            reported: Dictionary(uniqueKeysWithValues: zip(shards.map(\.site), reports.map(\.count))),
-            bytesUp: Dictionary(uniqueKeysWithValues: zip(shards.map(\.site), reports.map(CodeSequences.reportBytes))))
+            reported: Dictionary(uniqueKeysWithValues: zip(counted.map(\.site), reports.map(\.count))),
+            bytesUp: Dictionary(uniqueKeysWithValues: zip(counted.map(\.site), reports.map(CodeSequences.reportBytes))))
     }
 
     /// The transformer the scenario describes, over the agreed vocabulary.
@@ -136,7 +136,7 @@ extension Simulation {
     /// feature rows and a transformer site actor reads it as code sequences; both extract and split
     /// it the same way, so both models see exactly the same patients, and only counts leave either.
     static func runTransformerSeed(
-        _ scenario: Scenario, shards: [SiteShard], logger: Logger, cacheDirectory: URL?,
+        _ scenario: Scenario, fleet: any SiteFleet, logger: Logger, cacheDirectory: URL?,
         sequentialSites: Bool, progress: @escaping @Sendable (String) -> Void
     ) async throws -> Result {
         guard let t = scenario.transformer else { preconditionFailure("not a transformer scenario") }
@@ -147,22 +147,15 @@ extension Simulation {
                      + "\(pretrained.maskedLosses.last.map(Format3.string) ?? "–"), validation accuracy \(Format3.string(pretrained.info.validationAccuracy)), "
                      + "AUROC \(Format3.string(pretrained.info.validationAuroc)); the MLP: AUROC \(Format3.string(mlpInfo.validationAuroc))")
         }
-        let maxBatch = max(scenario.federation.batchSize, 256)
-        var mlpSites: [SiteActor<MLP>] = []
-        var sites: [SiteActor<Transformer>] = []
+        let opened = try await fleet.transformerSites(scenario, model: pretrained.model, mlp: mlpModel, logger: logger, progress: progress)
+        let sites = opened.transformer, mlpSites = opened.mlp
         var lengths = SequenceSummary()
-        for source in cohortSources(scenario, shards: shards) {
-            guard let tabular = source as? ShardCohortSource else { preconditionFailure("a transformer scenario reads OMOP shards") }
-            // Each actor reads its shard itself; the same extraction and split make them the same patients.
-            mlpSites.append(try SiteActor(source: tabular, model: mlpModel, seed: scenario.seed, maxBatch: maxBatch, logger: logger))
-            let site = try SiteActor(source: SequenceCohortSource(base: tabular, settings: t.sequences, vocabulary: t.vocabulary),
-                                     model: pretrained.model, seed: scenario.seed, maxBatch: maxBatch, logger: logger)
+        for site in sites {
             if let summary = site.summary.sequences {
                 lengths.codes += summary.codes
                 lengths.full += summary.full
                 lengths.sequences += summary.sequences
             }
-            sites.append(site)
         }
         let network = pretrained.model.network
         var modelInfo = ModelInfo(widths: mlpModel.network.configuration.widths, parameters: mlpModel.network.layout.count,

@@ -12,6 +12,9 @@ import SiteFitTuning
 
 /// Runs a scenario end to end: shards → pretraining → one federation per arm → metrics.
 public enum Simulation {
+    /// The arm key with which baselines begin every site: the pretrained network, every tensor trained.
+    public static let baselineArm = "baseline"
+
     /// The result of a run, ready for `ReportWriter`.
     public struct Result: Sendable {
         public var metrics: RunMetrics
@@ -30,14 +33,15 @@ public enum Simulation {
     /// means over the seeds, `metrics.seeds` holds every seed's headline numbers and
     /// `metrics.comparisons` the paired differences over all seeds with their intervals.
     public static func run(
-        _ scenario: Scenario, logger: Logger = Logger(label: "sitefit.simulation"), cacheDirectory: URL? = nil,
-        sequentialSites: Bool = false, progress: @escaping @Sendable (String) -> Void = { _ in }
+        _ scenario: Scenario, fleet: any SiteFleet = LocalFleet(), logger: Logger = Logger(label: "sitefit.simulation"),
+        cacheDirectory: URL? = nil, sequentialSites: Bool = false, progress: @escaping @Sendable (String) -> Void = { _ in }
     ) async throws -> Result {
         var scenario = scenario
-        let agreement = try agreeCovariates(&scenario, logger: logger, progress: progress)
-        let vocabulary = try agreeVocabulary(&scenario, logger: logger, progress: progress)
-        var result = try await runSeed(scenario, logger: logger, cacheDirectory: cacheDirectory,
+        let agreement = try await agreeCovariates(&scenario, fleet: fleet, logger: logger, progress: progress)
+        let vocabulary = try await agreeVocabulary(&scenario, fleet: fleet, logger: logger, progress: progress)
+        var result = try await runSeed(scenario, fleet: fleet, logger: logger, cacheDirectory: cacheDirectory,
                                        sequentialSites: sequentialSites, progress: progress)
+        await fleet.close(seed: scenario.seed)
         result.metrics.scenario.covariates = agreement
         if let vocabulary { result.metrics.model.transformer?.vocabulary = vocabulary }
         guard !scenario.extraSeeds.isEmpty else {
@@ -58,8 +62,10 @@ public enum Simulation {
                 let reseeded = scenario.reseeded([seeds[index]])
                 progress("seed \(seeds[index]) (\(index + 2) of \(seeds.count + 1))")
                 group.addTask {
-                    (index, try await runSeed(reseeded, logger: logger, cacheDirectory: cacheDirectory,
-                                              sequentialSites: sequentialSites, progress: progress))
+                    let run = try await runSeed(reseeded, fleet: fleet, logger: logger, cacheDirectory: cacheDirectory,
+                                                sequentialSites: sequentialSites, progress: progress)
+                    await fleet.close(seed: reseeded.seed)
+                    return (index, run)
                 }
             }
             while next < min(width, seeds.count) { start(next); next += 1 }
@@ -86,12 +92,11 @@ public enum Simulation {
 
     /// Automatic covariates: each site reports its persons per covariate (small cells left out),
     /// the server keeps what enough sites report, and the model's input follows the agreed list.
-    static func agreeCovariates(_ scenario: inout Scenario, logger: Logger,
-                                progress: @Sendable (String) -> Void) throws -> CovariateAgreement? {
+    static func agreeCovariates(_ scenario: inout Scenario, fleet: any SiteFleet, logger: Logger,
+                                progress: @escaping @Sendable (String) -> Void) async throws -> CovariateAgreement? {
         guard scenario.dataset == .omop, scenario.task.automatic else { return nil }
-        let shards = try provisionShards(scenario, logger: logger, progress: progress)
-        let sources = cohortSources(scenario, shards: shards).compactMap { $0 as? ShardCohortSource }
-        let reports = try sources.map { try $0.covariateCounts() }
+        let counted = try await fleet.covariateCounts(scenario, logger: logger, progress: progress)
+        let reports = counted.map(\.counts)
         let settings = scenario.task.covariateSettings
         let agreed = AutomaticCovariates.agree(reports, settings: settings)
         scenario.task.automaticCovariates = agreed
@@ -99,16 +104,16 @@ public enum Simulation {
         progress("covariates: \(agreed.count) agreed from \(reports.map { String($0.count) }.joined(separator: ", ")) reported by the sites")
         return CovariateAgreement(
             agreed: agreed.count, minimumCount: settings.minimumCount, minimumSites: settings.minimumSites, maximum: settings.maximum,
-            reported: Dictionary(uniqueKeysWithValues: zip(sources.map(\.site), reports.map(\.count))),
-            bytesUp: Dictionary(uniqueKeysWithValues: zip(sources.map(\.site), reports.map(AutomaticCovariates.reportBytes))))
+            reported: Dictionary(uniqueKeysWithValues: zip(counted.map(\.site), reports.map(\.count))),
+            bytesUp: Dictionary(uniqueKeysWithValues: zip(counted.map(\.site), reports.map(AutomaticCovariates.reportBytes))))
     }
 
     static func runSeed(
-        _ scenario: Scenario, logger: Logger, cacheDirectory: URL?,
+        _ scenario: Scenario, fleet: any SiteFleet, logger: Logger, cacheDirectory: URL?,
         sequentialSites: Bool, progress: @escaping @Sendable (String) -> Void
     ) async throws -> Result {
         let spec = scenario.task
-        let shards = try provisionShards(scenario, logger: logger, progress: progress)
+        try await fleet.prepare(scenario, logger: logger, progress: progress)
         if !scenario.pretraining.enabled {
             progress("no pretraining: every arm starts from the seeded initialisation (seed \(scenario.seed))")
         } else if !scenario.pretraining.heartDiseaseShards.isEmpty {
@@ -120,7 +125,7 @@ public enum Simulation {
             progress("pretraining on \(scenario.pretraining.source.patients) source patients (up to \(scenario.pretraining.epochs) epochs)")
         }
         if scenario.transformer != nil {
-            return try await runTransformerSeed(scenario, shards: shards, logger: logger, cacheDirectory: cacheDirectory,
+            return try await runTransformerSeed(scenario, fleet: fleet, logger: logger, cacheDirectory: cacheDirectory,
                                                 sequentialSites: sequentialSites, progress: progress)
         }
         let (model, pretrainingInfo) = try pretrain(scenario, spec: spec, cacheDirectory: cacheDirectory)
@@ -128,10 +133,7 @@ public enum Simulation {
             progress("pretrained model: validation accuracy \(Format3.string(pretrainingInfo.validationAccuracy)), "
                      + "AUROC \(Format3.string(pretrainingInfo.validationAuroc))")
         }
-        let maxBatch = max(scenario.federation.batchSize, 256)
-        let sites: [SiteActor<MLP>] = try cohortSources(scenario, shards: shards).map {
-            try SiteActor(source: $0, model: model, seed: scenario.seed, maxBatch: maxBatch, logger: logger)
-        }
+        let sites = try await fleet.mlpSites(scenario, model: model, logger: logger, progress: progress)
         let modelInfo = ModelInfo(widths: model.network.configuration.widths, parameters: model.network.layout.count,
                                   tensors: model.network.layout.tensors.map { TensorInfo(name: $0.name, shape: $0.shape, role: $0.role.rawValue) },
                                   features: model.columns)
@@ -148,7 +150,7 @@ public enum Simulation {
         var trainSize: Int
         var testSize: Int
 
-        init<Network>(_ site: SiteActor<Network>) {
+        init(_ site: any FederatedSite) {
             summary = site.summary
             trainSize = site.trainSize
             testSize = site.testSize
@@ -158,8 +160,8 @@ public enum Simulation {
     /// Every arm and baseline of one seed from the starting `model` at `sites`; arms with
     /// `model: mlp` run on `mlp` instead (the same patients, as feature rows).
     static func federate<Network: FederatedModel>(
-        _ scenario: Scenario, model: PretrainedModel<Network>, sites: [SiteActor<Network>],
-        mlp: (model: PretrainedModel<MLP>, sites: [SiteActor<MLP>])?, described: [DescribedSite],
+        _ scenario: Scenario, model: PretrainedModel<Network>, sites: [any FederatedSite<Network>],
+        mlp: (model: PretrainedModel<MLP>, sites: [any FederatedSite<MLP>])?, described: [DescribedSite],
         modelInfo: ModelInfo, pretrainingInfo: PretrainingInfo, checkpoint: [UInt8], logger: Logger,
         sequentialSites: Bool, progress: @escaping @Sendable (String) -> Void
     ) async throws -> Result {
@@ -168,7 +170,7 @@ public enum Simulation {
         let bootstrap = BootstrapCache()
         // The starting model's scores, which every arm is compared with, whether or not the
         // scenario lists it as a baseline.
-        let startBlob = await beginBaseline(scenario, model: model, sites: sites).blob
+        let startBlob = try await beginBaseline(scenario, model: model, sites: sites).blob
         let startPredictions = try await evaluate(sites, broadcast: startBlob)
         var reconstruction: [ArmReconstruction] = []
         for arm in scenario.arms {

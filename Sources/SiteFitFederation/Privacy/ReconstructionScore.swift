@@ -1,6 +1,6 @@
 /// How close an attack's reconstructions came to the patients a site trained on, scored on the
 /// site (the only place both exist), in standardised feature units.
-public struct ReconstructionScore: Sendable, Equatable {
+public struct ReconstructionScore: Sendable, Equatable, Codable {
     /// Per-feature mean absolute error between each attacked patient and the reconstruction
     /// closest to them, averaged over the attacked patients.
     public var error: Double
@@ -74,7 +74,7 @@ public struct ReconstructionScore: Sendable, Equatable {
 }
 
 /// One attacked update of one site: the setting, each attack's score, and the label leak.
-public struct ReconstructionTrial: Sendable, Equatable {
+public struct ReconstructionTrial: Sendable, Equatable, Codable {
     public var site: String
     public var batchSize: Int
     public var localSteps: Int
