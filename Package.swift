@@ -26,6 +26,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "4.0.0"),
         .package(url: "https://github.com/apple/swift-certificates", from: "1.21.0"),
         .package(url: "https://github.com/apple/swift-asn1", from: "1.7.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.96.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.34.0"),
     ],
     targets: [
         // Ids, seeded random streams, located diagnostics. No dependencies.
@@ -73,6 +79,21 @@ let package = Package(
             .product(name: "SwiftASN1", package: "swift-asn1"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // Sites as separate processes: the protocol's messages (generated from Protos/, committed),
+        // the server's end of each site's stream, the site agent, and the gRPC transport over mutual TLS.
+        .target(name: "SiteFitRemote", dependencies: [
+            "SiteFitCore", "SiteFitEHR", "SiteFitNN", "SiteFitFederation", "SiteFitScenario", "SiteFitSimulation", "SiteFitTransformer",
+            "SiteFitIdentity",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+            .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "X509", package: "swift-certificates"),
+        ], exclude: ["Protos"]),
         // Benchmarks: the product's own federated loop, kernels against the core's peak, shards.
         .target(name: "SiteFitBenchmarks", dependencies: [
             "SiteFitCore", "SiteFitKernels", "SiteFitNN", "SiteFitTuning", "SiteFitEHR", "SiteFitFederation", "SiteFitMetrics",
@@ -106,6 +127,10 @@ let package = Package(
             "SiteFitScenario", "SiteFitFederation", "SiteFitTuning", "SiteFitMetrics", "SiteFitEHR", "SiteFitTestSupport"]),
         .testTarget(name: "SiteFitIdentityTests", dependencies: ["SiteFitIdentity", "SiteFitTestSupport",
                                                               .product(name: "X509", package: "swift-certificates")]),
+        .testTarget(name: "SiteFitRemoteTests", dependencies: [
+            "SiteFitRemote", "SiteFitSimulation", "SiteFitScenario", "SiteFitFederation", "SiteFitReport", "SiteFitIdentity", "SiteFitTestSupport",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "SiteFitReportTests", dependencies: ["SiteFitReport", "SiteFitCore", "SiteFitTestSupport"]),
         .testTarget(name: "SiteFitSimulationTests", dependencies: ["SiteFitSimulation", "SiteFitScenario", "SiteFitFederation", "SiteFitTestSupport",
                                                               .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")],

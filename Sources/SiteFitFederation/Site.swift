@@ -16,6 +16,16 @@ public struct SitePredictions: Sendable, Equatable {
     public var race: [String]
     /// Age band at the index date (0-17, 18-44, 45-64, 65-74, 75+).
     public var ageBand: [String]
+
+    public init(site: String, personIds: [Int64], labels: [Float], scores: [Float], sex: [String], race: [String], ageBand: [String]) {
+        self.site = site
+        self.personIds = personIds
+        self.labels = labels
+        self.scores = scores
+        self.sex = sex
+        self.race = race
+        self.ageBand = ageBand
+    }
 }
 
 /// Aggregate statistics of a site's cohort (never rows): what "sites at a glance" shows.
@@ -66,6 +76,15 @@ public struct LocalUpdate: Sendable {
     public var optimizerStateBytes: Int
     /// L2 norm of the change before DP clipping (nil without DP).
     public var updateNorm: Double?
+
+    public init(site: String, blob: [UInt8], steps: Int, loss: Double, optimizerStateBytes: Int, updateNorm: Double?) {
+        self.site = site
+        self.blob = blob
+        self.steps = steps
+        self.loss = loss
+        self.optimizerStateBytes = optimizerStateBytes
+        self.updateNorm = updateNorm
+    }
 }
 
 /// A hospital. Its rows never leave this actor: it opens its shard read-only, extracts and splits

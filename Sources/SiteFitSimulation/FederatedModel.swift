@@ -6,7 +6,7 @@ import SiteFitTuning
 
 /// A network the simulation federates: the MLP over hand-picked features or the transformer over
 /// code sequences. Everything after pretraining (arms, baselines, evaluation) is written once over it.
-protocol FederatedModel: NeuralModel, Equatable {
+public protocol FederatedModel: NeuralModel, Equatable {
     /// The network `arm` trains: this one, or extended with the mode's tensors (LoRA, adapters, (IA)³).
     func network(for arm: Scenario.Arm) -> Self
     /// Values for this (extended) network from `baseModel`'s: shared tensors copied, new ones initialised.
@@ -14,9 +14,9 @@ protocol FederatedModel: NeuralModel, Equatable {
 }
 
 extension MLP: FederatedModel {
-    func network(for arm: Scenario.Arm) -> MLP { arm.mode.network(extending: self, settings: arm.modeSettings) }
+    public func network(for arm: Scenario.Arm) -> MLP { arm.mode.network(extending: self, settings: arm.modeSettings) }
 }
 
 extension Transformer: FederatedModel {
-    func network(for arm: Scenario.Arm) -> Transformer { arm.mode.transformer(extending: self, settings: arm.modeSettings) }
+    public func network(for arm: Scenario.Arm) -> Transformer { arm.mode.transformer(extending: self, settings: arm.modeSettings) }
 }

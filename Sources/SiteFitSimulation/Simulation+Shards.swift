@@ -96,17 +96,36 @@ extension Simulation {
         return shard
     }
 
-    /// Where each site's cohort comes from under the scenario's dataset: the one place that asks.
+    /// Where each site's cohort comes from under the scenario's dataset.
     static func cohortSources(_ scenario: Scenario, shards: [SiteShard]) -> [any CohortSource] {
-        zip(scenario.sites, shards).map { site, shard -> any CohortSource in
-            switch scenario.dataset {
-            case .heartDisease: HeartDiseaseCohortSource(shard: shard)
-            case .omop:
-                // Real OMOP data under a model that was not pretrained has no source population
-                // to borrow statistics from: each site standardises with its own train rows.
-                ShardCohortSource(shard: shard, spec: scenario.task, testFraction: scenario.testFraction, temporalSplit: scenario.temporalSplit,
-                                  standardization: site.omopDatabase && !scenario.pretraining.enabled ? .siteTrainRows : .sourcePopulation)
+        zip(scenario.sites, shards).map { cohortSource(scenario, site: $0, shard: $1) }
+    }
+
+    /// Where one site's cohort comes from under the scenario's dataset: the one place that asks.
+    public static func cohortSource(_ scenario: Scenario, site: Scenario.SiteReference, shard: SiteShard) -> any CohortSource {
+        switch scenario.dataset {
+        case .heartDisease: HeartDiseaseCohortSource(shard: shard)
+        case .omop:
+            // Real OMOP data under a model that was not pretrained has no source population
+            // to borrow statistics from: each site standardises with its own train rows.
+            ShardCohortSource(shard: shard, spec: scenario.task, testFraction: scenario.testFraction, temporalSplit: scenario.temporalSplit,
+                              standardization: site.omopDatabase && !scenario.pretraining.enabled ? .siteTrainRows : .sourcePopulation)
+        }
+    }
+
+    /// A site's existing shard at `file`, opened read-only; a generated one must match the site's
+    /// profile. What a site in its own process opens: it never builds or imports anything.
+    public static func openShard(for site: Scenario.SiteReference, at file: URL) throws -> SiteShard {
+        guard FileManager.default.fileExists(atPath: file.path) else {
+            throw ShardError(site: site.profile.id, file: file.path, problem: "no such file")
+        }
+        let shard = try SiteShard(site: site.profile.id, url: file)
+        if !site.importedHeartDisease, !site.omopDatabase, site.omopExport == nil {
+            guard try shard.profileFingerprint() == site.profile.fingerprint else {
+                throw ShardError(site: site.profile.id, file: file.path, problem:
+                    "the shard was built from a different profile than the scenario's \(site.profileFile.relativePath)")
             }
         }
+        return shard
     }
 }

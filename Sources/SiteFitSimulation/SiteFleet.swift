@@ -86,13 +86,17 @@ extension Simulation {
     public static func transformerSitePair(_ source: any CohortSource, scenario: Scenario, model: PretrainedModel<Transformer>,
                                            mlp: PretrainedModel<MLP>, logger: Logger) throws
         -> (transformer: SiteActor<Transformer>, mlp: SiteActor<MLP>) {
+        let mlpSite = try SiteActor(source: source, model: mlp, seed: scenario.seed, maxBatch: maxBatch(scenario), logger: logger)
+        return (try transformerSite(source, scenario: scenario, model: model, logger: logger), mlpSite)
+    }
+
+    /// A transformer scenario's site over its patients' code sequences.
+    public static func transformerSite(_ source: any CohortSource, scenario: Scenario, model: PretrainedModel<Transformer>,
+                                       logger: Logger) throws -> SiteActor<Transformer> {
         guard let t = scenario.transformer, let tabular = source as? ShardCohortSource else {
             throw UserFacingError("\(scenario.file): a transformer scenario reads OMOP shards")
         }
-        let maxBatch = maxBatch(scenario)
-        let mlpSite = try SiteActor(source: tabular, model: mlp, seed: scenario.seed, maxBatch: maxBatch, logger: logger)
-        let site = try SiteActor(source: SequenceCohortSource(base: tabular, settings: t.sequences, vocabulary: t.vocabulary),
-                                 model: model, seed: scenario.seed, maxBatch: maxBatch, logger: logger)
-        return (site, mlpSite)
+        return try SiteActor(source: SequenceCohortSource(base: tabular, settings: t.sequences, vocabulary: t.vocabulary),
+                             model: model, seed: scenario.seed, maxBatch: maxBatch(scenario), logger: logger)
     }
 }

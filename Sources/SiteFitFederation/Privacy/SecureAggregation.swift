@@ -159,6 +159,12 @@ public struct AdvertisedKeys: Sendable {
     public var encryptionKey: Curve25519.KeyAgreement.PublicKey
     /// Agrees this site's pairwise masks.
     public var maskingKey: Curve25519.KeyAgreement.PublicKey
+
+    public init(site: String, encryptionKey: Curve25519.KeyAgreement.PublicKey, maskingKey: Curve25519.KeyAgreement.PublicKey) {
+        self.site = site
+        self.encryptionKey = encryptionKey
+        self.maskingKey = maskingKey
+    }
 }
 
 /// One site's share pair for another, sealed so only the recipient can open it (step 2).
@@ -167,6 +173,12 @@ public struct SealedShares: Sendable, Equatable {
     public var to: String
     /// AES-GCM combined form: nonce, ciphertext of the two shares, tag.
     public var sealed: [UInt8]
+
+    public init(from: String, to: String, sealed: [UInt8]) {
+        self.from = from
+        self.to = to
+        self.sealed = sealed
+    }
 }
 
 /// One share a survivor reveals to the server at unmasking (step 4).
@@ -179,6 +191,12 @@ public struct RevealedShare: Sendable, Equatable {
     public var secret: Secret
     /// The share's field elements (its x is the revealing site's roster position).
     public var values: [UInt64]
+
+    public init(owner: String, secret: Secret, values: [UInt64]) {
+        self.owner = owner
+        self.secret = secret
+        self.values = values
+    }
 }
 
 /// A site's side of one round of secure aggregation: its keys and seed, the shares it holds for

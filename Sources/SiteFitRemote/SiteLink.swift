@@ -1,0 +1,87 @@
+import Foundation
+
+/// A site that cannot answer: its stream closed, it broke the protocol, or it reported a failure.
+/// The message names the site, so a run that stops on it says which hospital to look at.
+public struct SiteUnavailable: Error, Sendable, CustomStringConvertible {
+    public var site: String
+    public var reason: String
+    public init(site: String, reason: String) {
+        self.site = site
+        self.reason = reason
+    }
+    public var description: String { "site '\(site)': \(reason)" }
+}
+
+/// The server's end of one admitted site's stream: commands go out numbered, and each reply is
+/// matched to the call that waits for it by its number. Replies may come back in any order (a
+/// site answers different seeds' commands concurrently); every waiting call fails, naming the
+/// site, once the stream ends.
+public actor SiteLink {
+    public nonisolated let site: String
+    private let send: @Sendable (Sitefit_V1_ServerMessage) async throws -> Void
+    private var nextCall: UInt64 = 1
+    private var waiting: [UInt64: CheckedContinuation<Sitefit_V1_Reply.OneOf_Body, any Error>] = [:]
+    private var ended: String?
+
+    /// `send` writes one message on the stream; it may suspend while the transport applies back-pressure.
+    init(site: String, send: @escaping @Sendable (Sitefit_V1_ServerMessage) async throws -> Void) {
+        self.site = site
+        self.send = send
+    }
+
+    /// Sends a command and waits for its reply; a site's `failure` reply is thrown as `SiteUnavailable`.
+    func call(_ body: Sitefit_V1_ServerMessage.OneOf_Body) async throws -> Sitefit_V1_Reply.OneOf_Body {
+        if let ended { throw SiteUnavailable(site: site, reason: ended) }
+        let number = nextCall
+        nextCall += 1
+        var message = Sitefit_V1_ServerMessage()
+        message.call = number
+        message.body = body
+        let reply = try await withCheckedThrowingContinuation { continuation in
+            waiting[number] = continuation
+            Task { await self.write(message, call: number) }
+        }
+        if case .failure(let failure) = reply { throw SiteUnavailable(site: site, reason: failure.reason) }
+        return reply
+    }
+
+    /// Sends a message that needs no reply (welcome, finish).
+    func notify(_ body: Sitefit_V1_ServerMessage.OneOf_Body) async throws {
+        if let ended { throw SiteUnavailable(site: site, reason: ended) }
+        var message = Sitefit_V1_ServerMessage()
+        message.body = body
+        try await send(message)
+    }
+
+    private func write(_ message: Sitefit_V1_ServerMessage, call: UInt64) async {
+        do {
+            try await send(message)
+        } catch {
+            waiting.removeValue(forKey: call)?.resume(throwing: SiteUnavailable(site: site, reason: "could not send: \(error)"))
+        }
+    }
+
+    /// A reply arrived on the stream. One that answers no waiting call breaks the protocol.
+    func received(_ reply: Sitefit_V1_Reply) throws {
+        guard let continuation = waiting.removeValue(forKey: reply.call) else {
+            throw ProtocolViolation("reply to call \(reply.call), which is not waiting for one")
+        }
+        guard let body = reply.body else {
+            continuation.resume(throwing: SiteUnavailable(site: site, reason: "sent an empty reply"))
+            throw ProtocolViolation("empty reply to call \(reply.call)")
+        }
+        continuation.resume(returning: body)
+    }
+
+    /// The stream is over: every waiting call fails with `reason`, and so does every later one.
+    func end(reason: String) {
+        guard ended == nil else { return }
+        ended = reason
+        let pending = waiting
+        waiting = [:]
+        for (_, continuation) in pending { continuation.resume(throwing: SiteUnavailable(site: site, reason: reason)) }
+    }
+
+    /// Why the stream ended, or nil while it is open.
+    public var endReason: String? { ended }
+}
