@@ -12,7 +12,7 @@ let metricsFlags: [SwiftSetting] = [.unsafeFlags(["-O"])]
 
 let package = Package(
     name: "SiteFit",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "sitefit", targets: ["sitefit"]),
         .library(name: "SiteFitSimulation", targets: ["SiteFitSimulation"]),
@@ -104,7 +104,9 @@ let package = Package(
         .executableTarget(name: "sitefit", dependencies: [
             "SiteFitSimulation", "SiteFitScenario", "SiteFitEHR", "SiteFitReport", "SiteFitKernels", "SiteFitNN",
             "SiteFitTuning", "SiteFitCore", "SiteFitFederation", "SiteFitBenchmarks", "SiteFitTransformer", "SiteFitIdentity",
+            "SiteFitRemote",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "Logging", package: "swift-log"),
         ]),
 
@@ -130,6 +132,8 @@ let package = Package(
         .testTarget(name: "SiteFitRemoteTests", dependencies: [
             "SiteFitRemote", "SiteFitSimulation", "SiteFitScenario", "SiteFitFederation", "SiteFitReport", "SiteFitIdentity", "SiteFitTestSupport",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
         ]),
         .testTarget(name: "SiteFitReportTests", dependencies: ["SiteFitReport", "SiteFitCore", "SiteFitTestSupport"]),
         .testTarget(name: "SiteFitSimulationTests", dependencies: ["SiteFitSimulation", "SiteFitScenario", "SiteFitFederation", "SiteFitTestSupport",

@@ -107,6 +107,9 @@ public struct SiteIdentity: Sendable {
     }
 
     /// The four bytes of a dotted IPv4 address, or nil.
+    /// Whether `host` is written as an IPv4 address (four decimal parts), not a name.
+    public static func isIPv4(_ host: String) -> Bool { ipv4(host) != nil }
+
     static func ipv4(_ text: String) -> [UInt8]? {
         let parts = text.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 4 else { return nil }

@@ -111,6 +111,11 @@ public struct RemoteFleet: SiteFleet {
         return (transformer, twins)
     }
 
+    /// Tells every site the run is over (their agents then exit); a site already gone is skipped.
+    public static func finish(_ links: [SiteLink], reason: String) async {
+        for link in links { try? await link.notify(.finish(.with { $0.reason = reason })) }
+    }
+
     public func close(seed: UInt64) async {
         let command = Sitefit_V1_Close.with { $0.seed = seed }
         // Closing frees memory at the sites; a site that is gone has nothing left to free.

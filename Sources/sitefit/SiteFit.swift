@@ -1,10 +1,12 @@
 import ArgumentParser
 import Foundation
+import GRPCCore
 import Logging
 import SiteFitCore
 import SiteFitEHR
 import SiteFitIdentity
 import SiteFitNN
+import SiteFitRemote
 import SiteFitReport
 import SiteFitScenario
 import SiteFitSimulation
@@ -18,7 +20,7 @@ struct SiteFit: AsyncParsableCommand {
         discussion: "Each site holds an OMOP-shaped SQLite shard that only its own actor reads. A scenario file "
             + "names the sites, the model and the arms to compare; `sitefit run` writes a Markdown report.",
         version: siteFitVersion,
-        subcommands: [Run.self, Validate.self, Report.self, Sites.self, Model.self, Privacy.self, Certs.self, Bench.self])
+        subcommands: [Run.self, Validate.self, Report.self, Sites.self, Model.self, Privacy.self, Certs.self, Serve.self, Site.self, Bench.self])
 }
 
 /// Prints a user-facing error without a stack trace and turns it into exit code 1.
@@ -33,6 +35,8 @@ func reportFailure(_ error: any Error) -> ExitCode {
     case let error as Checkpoint.Failure: message = "error: \(error)"
     case let error as SeedListError: message = "error: \(error)"
     case let error as IdentityError: message = "error: \(error)"
+    case let error as SiteUnavailable: message = "error: \(error)"
+    case let error as RPCError: message = "error: \(error.code): \(error.message)" + (error.cause.map { " (\($0))" } ?? "")
     case let error as CocoaError: message = "error: \(error.localizedDescription)"
     // Anything else may describe itself with what it read (a decoder quotes the bad value, GRDB
     // prints the row): only its kind is shown.

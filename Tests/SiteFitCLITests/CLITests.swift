@@ -245,3 +245,146 @@ struct CLITests {
                 == FileManager.default.contents(atPath: Self.root.appendingPathComponent("Reports/quickstart.md").path))
     }
 }
+
+/// `sitefit serve` and `sitefit site` processes on loopback.
+@Suite("sites as separate processes")
+struct DistributedCLITests {
+    /// The tiny scenario with three sites and no pooled baseline (which a distributed run cannot have).
+    static let scenario = """
+        seed: 5
+        sites:
+          - profile: Sites/north.yaml
+          - profile: Sites/south.yaml
+          - profile: Sites/east.yaml
+        model:
+          hidden: [8]
+        pretraining:
+          patients: 600
+          epochs: 3
+        federation:
+          rounds: 2
+          batch_size: 16
+        arms:
+          - mode: full
+          - mode: bitfit
+            learning_rate: 0.01
+        baselines: [pretrained, local]
+        subgroups:
+          min_group_size: 15
+          bootstrap: 40
+        """
+
+    /// A process started in `directory`, its stderr collected as it comes.
+    final class Running: @unchecked Sendable {
+        let process = Process()
+        private let lock = NSLock()
+        private var errText = ""
+        private let out = Pipe(), err = Pipe()
+
+        init(_ arguments: [String], in directory: URL) throws {
+            process.executableURL = CLITests.binary
+            process.arguments = arguments
+            process.currentDirectoryURL = directory
+            process.standardOutput = out
+            process.standardError = err
+            err.fileHandleForReading.readabilityHandler = { [weak self] handle in
+                let data = handle.availableData
+                guard let self, !data.isEmpty else { return }
+                self.lock.withLock { self.errText += String(decoding: data, as: UTF8.self) }
+            }
+            try process.run()
+        }
+
+        var stderr: String { lock.withLock { errText } }
+
+        /// Waits for the process to exit (at most `seconds`, then kills it) and returns its status and stdout.
+        func finish(within seconds: Double = 300) -> (status: Int32, stdout: String) {
+            let deadline = Date().addingTimeInterval(seconds)
+            while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+            if process.isRunning { process.terminate() }
+            process.waitUntilExit()
+            let stdout = out.fileHandleForReading.readDataToEndOfFile()
+            return (process.terminationStatus, String(decoding: stdout, as: UTF8.self))
+        }
+
+        /// The port the server printed it listens on.
+        func listeningPort(within seconds: Double = 120) -> Int? {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                if let line = stderr.split(separator: "\n").first(where: { $0.hasPrefix("listening on ") }),
+                   let port = line.split(separator: " ")[2].split(separator: ":").last.flatMap({ Int($0) }) {
+                    return port
+                }
+                if !process.isRunning { return nil }
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            return nil
+        }
+    }
+
+    @Test("a server and three site processes with certificates from `sitefit certs` write the in-process run's metrics.json; another authority's, an unknown and a revoked certificate are refused and the server goes on")
+    func distributedRunMatchesInProcess() throws {
+        var files = TinyScenario.files
+        files["Sites/east.yaml"] = TinyScenario.eastSite
+        files["tiny.yaml"] = Self.scenario
+        let folder = try fixture(files)
+        let run = try CLITests.run(["run", "tiny.yaml", "--output-dir", "inproc", "--quiet"], in: folder)
+        #expect(run.status == 0, "\(run.stderr)")
+        for arguments in [["certs", "init", "--consortium", "test"], ["certs", "server", "--host", "127.0.0.1"],
+                          ["certs", "site", "north"], ["certs", "site", "south"], ["certs", "site", "east"], ["certs", "site", "west"]] {
+            let made = try CLITests.run(arguments, in: folder)
+            #expect(made.status == 0, "\(arguments): \(made.stderr)")
+        }
+        let fm = FileManager.default
+        func kit(_ name: String, site: String, from source: URL) throws {
+            let sites = folder.appendingPathComponent("\(name)/sites")
+            try fm.createDirectory(at: sites, withIntermediateDirectories: true)
+            try fm.copyItem(at: folder.appendingPathComponent("certs/ca.pem"), to: folder.appendingPathComponent("\(name)/ca.pem"))
+            for ext in ["pem", "key"] {
+                try fm.copyItem(at: source.appendingPathComponent("\(site).\(ext)"), to: sites.appendingPathComponent("north.\(ext)"))
+            }
+        }
+        // Another authority's certificate for a scenario site; a certificate for a site the scenario lacks.
+        let other = folder.appendingPathComponent("other")
+        try fm.createDirectory(at: other, withIntermediateDirectories: true)
+        #expect(try CLITests.run(["certs", "init", "--consortium", "elsewhere"], in: other).status == 0)
+        #expect(try CLITests.run(["certs", "site", "north"], in: other).status == 0)
+        try kit("forged", site: "north", from: other.appendingPathComponent("certs/sites"))
+        try kit("unknown", site: "west", from: folder.appendingPathComponent("certs/sites"))
+        // A revoked certificate: east's, superseded by --replace (which revokes the old one).
+        let revoked = folder.appendingPathComponent("revoked/sites")
+        try fm.createDirectory(at: revoked, withIntermediateDirectories: true)
+        try fm.copyItem(at: folder.appendingPathComponent("certs/ca.pem"), to: folder.appendingPathComponent("revoked/ca.pem"))
+        for ext in ["pem", "key"] {
+            try fm.copyItem(at: folder.appendingPathComponent("certs/sites/east.\(ext)"), to: revoked.appendingPathComponent("east.\(ext)"))
+        }
+        #expect(try CLITests.run(["certs", "site", "east", "--replace"], in: folder).status == 0)
+
+        let server = try Running(["serve", "tiny.yaml", "--listen", "127.0.0.1:0", "--output-dir", "distributed", "--quiet",
+                                  "--join-timeout", "300"], in: folder)
+        let port = try #require(server.listeningPort(), "the server printed no port: \(server.stderr)")
+        func site(_ name: String, certs: String) throws -> Running {
+            try Running(["site", "--scenario", "tiny.yaml", "--site", name, "--shard", "Sites/\(name).sqlite",
+                         "--connect", "127.0.0.1:\(port)", "--certs", certs], in: folder)
+        }
+        for (certs, name, reason) in [("forged", "north", "UNKNOWN_CA"), ("unknown", "north", "not a site of this scenario"),
+                                      ("revoked", "east", "revoked")] {
+            let refused = try site(name, certs: certs)
+            let status = refused.finish(within: 60).status
+            #expect(status != 0, "\(certs) was admitted")
+            #expect(refused.stderr.contains(reason), "\(certs): \(refused.stderr)")
+        }
+        let sites = try ["north", "south", "east"].map { try site($0, certs: "certs") }
+        for (name, process) in zip(["north", "south", "east"], sites) {
+            let status = process.finish().status
+            #expect(status == 0, "site \(name): \(process.stderr)")
+        }
+        let served = server.finish()
+        #expect(served.status == 0 && served.stdout == "distributed/tiny.md\n", "\(server.stderr)")
+        let expected = try Data(contentsOf: folder.appendingPathComponent("inproc/tiny/metrics.json"))
+        let actual = try Data(contentsOf: folder.appendingPathComponent("distributed/tiny/metrics.json"))
+        #expect(actual == expected, "the distributed run's metrics.json differs from the in-process run's")
+        #expect(try Data(contentsOf: folder.appendingPathComponent("distributed/tiny.md"))
+                == Data(contentsOf: folder.appendingPathComponent("inproc/tiny.md")))
+    }
+}

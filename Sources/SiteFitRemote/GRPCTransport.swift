@@ -1,0 +1,296 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Logging
+import NIOCore
+import NIOSSL
+import SiteFitCore
+import SiteFitIdentity
+import X509
+
+/// Where a consortium's certificates are, as `sitefit certs` lays them out: `ca.pem`,
+/// `revoked.txt`, `server.pem`/`server.key` and `sites/NAME.pem`/`sites/NAME.key`. A machine needs
+/// only its own pair beside `ca.pem` (and `revoked.txt`, when anything was revoked).
+public struct CertificateFolder: Sendable {
+    public var folder: URL
+    public init(_ folder: URL) { self.folder = folder }
+
+    var authority: URL { folder.appendingPathComponent("ca.pem") }
+
+    /// A file that must be there, or an error that says which and how to make it.
+    func existing(_ file: URL, makeWith command: String) throws -> String {
+        guard FileManager.default.fileExists(atPath: file.path) else {
+            throw UserFacingError("\(file.path): no such file (make it with `\(command)`)")
+        }
+        return file.path
+    }
+}
+
+/// Limits on what one site may send the server and the server a site: a message over the size
+/// ends that site's stream (gRPC's RESOURCE_EXHAUSTED), never the server.
+public struct TransportLimits: Sendable {
+    /// Largest single message, in bytes, either way (an update, a checkpoint, a broadcast).
+    public var maxMessageBytes = 64 << 20
+    /// How long the server waits for every site of the scenario to connect.
+    public var joinTimeout: Duration = .seconds(600)
+    public init() {}
+}
+
+// MARK: The server
+
+/// The sites that may join a run, and the streams of those that did: each scenario site once.
+actor Lobby {
+    let expected: [String]
+    private var links: [String: SiteLink] = [:]
+    /// Sites whose stream is open now.
+    private var connected: Set<String> = []
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    init(expected: [String]) { self.expected = expected }
+
+    /// Admits `site`'s stream, or says why not (another stream of the same site is still open).
+    func admit(_ site: String, send: @escaping @Sendable (Sitefit_V1_ServerMessage) async throws -> Void) throws -> SiteLink {
+        guard connected.insert(site).inserted else { throw RPCError(code: .alreadyExists, message: "site '\(site)' is already connected") }
+        let link = SiteLink(site: site, send: send)
+        links[site] = link
+        if allJoined { for w in waiting { w.resume() }; waiting = [] }
+        return link
+    }
+
+    /// `site`'s stream closed: it may connect again.
+    func left(_ site: String) { connected.remove(site) }
+
+    var allJoined: Bool { expected.allSatisfy { links[$0] != nil } }
+    var joined: [String] { expected.filter { links[$0] != nil } }
+
+    /// Waits until every expected site has joined; the links in the scenario's order.
+    func all() async -> [SiteLink] {
+        if !allJoined { await withCheckedContinuation { waiting.append($0) } }
+        return expected.map { links[$0]! }
+    }
+}
+
+
+/// The Join service: admits a site by its certificate and hello, then relays commands and replies
+/// until the run finishes or the site goes away.
+struct FederationService: Sitefit_V1_Federation.SimpleServiceProtocol {
+    let identity: SiteIdentity
+    let fingerprint: String
+    let lobby: Lobby
+    let logger: Logger
+
+    func join(request: RPCAsyncSequence<Sitefit_V1_SiteMessage, any Error>, response: RPCWriter<Sitefit_V1_ServerMessage>,
+              context: ServerContext) async throws {
+        let peer = context.remotePeer
+        guard let leaf = (context.transportSpecific as? HTTP2ServerTransport.Posix.Context)?.peerCertificate else {
+            logger.warning("refused a connection without a client certificate", metadata: ["peer": "\(peer)"])
+            throw RPCError(code: .unauthenticated, message: "no client certificate")
+        }
+        let site: String
+        switch await identity.admit(leaf) {
+        case .success(let name): site = name
+        case .failure(let problem):
+            logger.warning("refused a site", metadata: ["peer": "\(peer)", "reason": "\(problem)"])
+            throw RPCError(code: .permissionDenied, message: "\(problem)")
+        }
+        var messages = request.makeAsyncIterator()
+        guard case .hello(let hello)? = try await messages.next()?.body else {
+            throw RPCError(code: .failedPrecondition, message: "the first message must be a hello")
+        }
+        guard hello.protocolVersion == remoteProtocolVersion else {
+            throw RPCError(code: .failedPrecondition, message: "protocol version \(hello.protocolVersion); this server speaks \(remoteProtocolVersion)")
+        }
+        guard hello.scenarioFingerprint == fingerprint else {
+            logger.warning("refused a site that approved another scenario", metadata: ["site": "\(site)"])
+            throw RPCError(code: .failedPrecondition, message: "the site approved scenario \(hello.scenarioFingerprint), the server runs \(fingerprint)")
+        }
+        // Commands leave through one writer, in the order the link sends them.
+        let (outbound, queue) = AsyncStream.makeStream(of: Sitefit_V1_ServerMessage.self)
+        let link = try await lobby.admit(site) { message in
+            guard case .enqueued = queue.yield(message) else { throw RPCError(code: .unavailable, message: "stream closed") }
+        }
+        logger.info("site joined", metadata: ["site": "\(site)", "peer": "\(peer)", "version": "\(hello.sitefitVersion)"])
+        var welcome = Sitefit_V1_Welcome()
+        welcome.site = site
+        welcome.scenarioFingerprint = fingerprint
+        try await link.notify(.welcome(welcome))
+        // The reader task takes the iterator over from here (nothing here touches it again), so
+        // that the finish the writer sends can end the stream by cancelling the reader.
+        let reading = Handoff(messages)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await message in outbound {
+                    try await response.write(message)
+                    if case .finish = message.body { return }
+                }
+            }
+            group.addTask {
+                var reason = "disconnected"
+                var messages = reading.value
+                do {
+                    while let message = try await messages.next() {
+                        guard case .reply(let reply)? = message.body else { throw ProtocolViolation("a second hello") }
+                        try await link.received(reply)
+                    }
+                } catch let violation as ProtocolViolation {
+                    reason = "broke the protocol: \(violation.reason)"
+                } catch {
+                    reason = "stream failed: \(error)"
+                }
+                await link.end(reason: reason)
+                queue.finish()
+            }
+            try await group.next()
+            group.cancelAll()
+        }
+        await link.end(reason: "the run finished")
+        queue.finish()
+        await lobby.left(site)
+    }
+}
+
+/// Moves a value that is not Sendable into one child task, which is then its only user.
+private final class Handoff<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}
+
+/// Runs `body` with a TLS server listening at `host:port` that admits the scenario's sites by
+/// their certificates; `body` receives the lobby (to wait for the sites) and the bound port.
+public enum FederationServer {
+    public static func withServer<Result: Sendable>(
+        host: String, port: Int, certificates: CertificateFolder, sites: [String], fingerprint: String, limits: TransportLimits = TransportLimits(),
+        logger: Logger, body: @Sendable (_ sites: @Sendable () async throws -> [SiteLink], _ port: Int) async throws -> Result
+    ) async throws -> Result {
+        let folder = certificates.folder
+        let identity = try SiteIdentity(folder: folder, sites: sites)
+        let files = ConsortiumAuthorityFiles.server(in: folder)
+        let certificate = try certificates.existing(files.certificate, makeWith: "sitefit certs server --host \(host)")
+        let key = try certificates.existing(files.key, makeWith: "sitefit certs server --host \(host)")
+        let authority = try certificates.existing(certificates.authority, makeWith: "sitefit certs init")
+        let security = HTTP2ServerTransport.Posix.TransportSecurity.mTLS(
+            certificateChain: [.file(path: certificate, format: .pem)], privateKey: .file(path: key, format: .pem)
+        ) { tls in
+            // The consortium's authority is the only trust root: a certificate from anywhere else
+            // fails the handshake. Revocation and the site's name are checked once admitted.
+            tls.trustRoots = .certificates([.file(path: authority, format: .pem)])
+            tls.clientCertificateVerification = .noHostnameVerification
+        }
+        var config = HTTP2ServerTransport.Posix.Config.defaults
+        config.rpc.maxRequestPayloadSize = limits.maxMessageBytes
+        let transport = HTTP2ServerTransport.Posix(address: .ipv4(host: host, port: port), transportSecurity: security, config: config)
+        let lobby = Lobby(expected: sites)
+        let service = FederationService(identity: identity, fingerprint: fingerprint, lobby: lobby, logger: logger)
+        return try await withGRPCServer(transport: transport, services: [service]) { server in
+            guard let bound = try await transport.listeningAddress.ipv4 else {
+                throw UserFacingError("the server did not bind an IPv4 address at \(host):\(port)")
+            }
+            let timeout = limits.joinTimeout
+            let wait: @Sendable () async throws -> [SiteLink] = {
+                try await withThrowingTaskGroup(of: [SiteLink]?.self) { group in
+                    group.addTask { await lobby.all() }
+                    group.addTask { try await Task.sleep(for: timeout); return nil }
+                    guard let first = try await group.next(), let links = first else {
+                        group.cancelAll()
+                        let missing = Set(sites).subtracting(await lobby.joined).sorted()
+                        throw UserFacingError("sites \(missing.joined(separator: ", ")) did not connect within \(timeout)")
+                    }
+                    group.cancelAll()
+                    return links
+                }
+            }
+            let result = try await body(wait, bound.port)
+            server.beginGracefulShutdown()
+            return result
+        }
+    }
+}
+
+/// The file names `sitefit certs` uses (restated from `ConsortiumAuthority` so the transport
+/// reads exactly those).
+enum ConsortiumAuthorityFiles {
+    static func server(in folder: URL) -> (certificate: URL, key: URL) { ConsortiumAuthority.serverFiles(in: folder) }
+    static func site(_ name: String, in folder: URL) -> (certificate: URL, key: URL) { ConsortiumAuthority.siteFiles(name, in: folder) }
+}
+
+// MARK: The site
+
+/// A site agent's connection: dials the server over mutual TLS, says hello, answers commands
+/// until the server finishes the run. The server must present the consortium's server
+/// certificate for the host dialled, unrevoked; nothing is sent before that holds.
+public enum SiteClient {
+    public static func run(_ agent: SiteAgent, host: String, port: Int, certificates: CertificateFolder, limits: TransportLimits = TransportLimits(),
+                           logger: Logger) async throws {
+        let folder = certificates.folder
+        let files = ConsortiumAuthorityFiles.site(agent.site, in: folder)
+        let certificate = try certificates.existing(files.certificate, makeWith: "sitefit certs site \(agent.site)")
+        let key = try certificates.existing(files.key, makeWith: "sitefit certs site \(agent.site)")
+        _ = try certificates.existing(certificates.authority, makeWith: "sitefit certs init")
+        let identity = try SiteIdentity(folder: folder, sites: [agent.site])
+        let security = HTTP2ClientTransport.Posix.TransportSecurity.mTLS(
+            certificateChain: [.file(path: certificate, format: .pem)], privateKey: .file(path: key, format: .pem)
+        ) { tls in
+            tls.serverCertificateVerification = .fullVerification
+            tls.trustRoots = .certificates([.file(path: folder.appendingPathComponent("ca.pem").path, format: .pem)])
+            // Chain, role, host and revocation, all in SiteIdentity: the same rules `sitefit certs check` states.
+            tls.customVerificationCallback = { presented, promise in
+                guard let first = presented.first, let der = try? first.toDERBytes(), let leaf = try? Certificate(derEncoded: der) else {
+                    promise.succeed(.failed)
+                    return
+                }
+                Task {
+                    switch await identity.verifyServer(leaf, host: host) {
+                    case .success: promise.succeed(.certificateVerified(VerificationMetadata(nil)))
+                    case .failure(let problem):
+                        logger.error("refused the server's certificate", metadata: ["reason": "\(problem)"])
+                        promise.succeed(.failed)
+                    }
+                }
+            }
+        }
+        let target: any ResolvableTarget = SiteIdentity.isIPv4(host) ? .ipv4(address: host, port: port) : .dns(host: host, port: port)
+        let transport = try HTTP2ClientTransport.Posix(target: target, transportSecurity: security)
+        var options = CallOptions.defaults
+        options.maxRequestMessageBytes = limits.maxMessageBytes
+        options.maxResponseMessageBytes = limits.maxMessageBytes
+        let hello = Sitefit_V1_SiteMessage.with {
+            $0.hello = Sitefit_V1_Hello.with {
+                $0.protocolVersion = remoteProtocolVersion
+                $0.sitefitVersion = siteFitVersion
+                $0.scenarioFingerprint = agent.scenario.fingerprint
+            }
+        }
+        try await withGRPCClient(transport: transport) { client in
+            let federation = Sitefit_V1_Federation.Client(wrapping: client)
+            let (replies, queue) = AsyncStream.makeStream(of: Sitefit_V1_SiteMessage.self)
+            let request = StreamingClientRequest<Sitefit_V1_SiteMessage> { writer in
+                try await writer.write(hello)
+                for await reply in replies { try await writer.write(reply) }
+            }
+            try await federation.join(request: request, options: options) { response in
+                try await withThrowingDiscardingTaskGroup { group in
+                    for try await command in response.messages {
+                        switch command.body {
+                        case .welcome(let welcome)?:
+                            guard welcome.site == agent.site else {
+                                throw UserFacingError("the server admitted this certificate as site '\(welcome.site)', not '\(agent.site)'")
+                            }
+                            logger.info("joined the federation", metadata: ["site": "\(agent.site)", "server": "\(host):\(port)"])
+                        case .finish(let finish)?:
+                            logger.info("the server finished the run", metadata: ["reason": "\(finish.reason)"])
+                            queue.finish()
+                            return
+                        default:
+                            // Commands for different seeds run at once; each reply carries its call number.
+                            group.addTask {
+                                if let reply = await agent.handle(command) { queue.yield(.with { $0.reply = reply }) }
+                            }
+                        }
+                    }
+                    queue.finish()
+                }
+            }
+            client.beginGracefulShutdown()
+        }
+    }
+}

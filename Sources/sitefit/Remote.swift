@@ -1,0 +1,144 @@
+import ArgumentParser
+import Foundation
+import GRPCCore
+import Logging
+import SiteFitCore
+import SiteFitRemote
+import SiteFitReport
+import SiteFitScenario
+import SiteFitSimulation
+
+/// `HOST:PORT` as the two commands take it.
+struct Endpoint: ExpressibleByArgument {
+    var host: String
+    var port: Int
+
+    init?(argument: String) {
+        guard let colon = argument.lastIndex(of: ":"), let port = Int(argument[argument.index(after: colon)...]),
+              (0...65_535).contains(port) else { return nil }
+        host = String(argument[..<colon])
+        self.port = port
+        if host.isEmpty { return nil }
+    }
+}
+
+extension SiteFit {
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run a scenario with its sites in separate processes: listen for them, then run every arm and write the report.",
+            discussion: """
+                Listens with mutual TLS (certificates from `sitefit certs`), waits until every site of the scenario has \
+                connected with its certificate (`sitefit site` at each), then runs the scenario exactly as `sitefit run` \
+                would, the sites answering over the network, and writes the same report. No plaintext mode.
+                """)
+
+        @Argument(help: "Scenario file (YAML); every site must approve the same file.")
+        var scenario: String
+
+        @Option(help: "Address and port to listen on, e.g. 0.0.0.0:7443 (port 0: any free port, printed).")
+        var listen: Endpoint
+
+        @Option(name: .customLong("certs"), help: "The consortium's certificate folder (ca.pem, server.pem, server.key, revoked.txt).")
+        var certificates: String = "certs"
+
+        @Option(name: .customLong("output-dir"), help: "Folder for the report.")
+        var outputDirectory: String = "Reports"
+
+        @Option(help: "Seconds to wait for every site to connect.")
+        var joinTimeout: Int = 600
+
+        @Flag(help: "Print only the report path (no progress on stderr).")
+        var quiet = false
+
+        @Flag(help: "Pretrain again even if .sitefit-cache holds a model with the same configuration and seed.")
+        var noCache = false
+
+        @Flag(help: "Log what each component does (to stderr).")
+        var verbose = false
+
+        func run() async throws {
+            bootstrapLogging(verbose: verbose)
+            do {
+                var loaded = try ScenarioLoader.load(URL(fileURLWithPath: scenario))
+                loaded.file = scenario
+                if let refusal = try await RemoteFleet.refusal(loaded) { throw UserFacingError(refusal) }
+                try ReportWriter.checkWritable(URL(fileURLWithPath: outputDirectory), name: loaded.name)
+                var limits = TransportLimits()
+                limits.joinTimeout = .seconds(max(1, joinTimeout))
+                let logger = Logger(label: "sitefit.serve")
+                let display = ProgressDisplay(quiet: quiet, rounds: loaded.federation.rounds, arms: loaded.arms.count,
+                                              seeds: 1 + loaded.extraSeeds.count)
+                let cache = noCache ? nil : URL(fileURLWithPath: ".sitefit-cache")
+                let scenarioValue = loaded
+                let siteIds = loaded.sites.map(\.profile.id)
+                let result = try await FederationServer.withServer(
+                    host: listen.host, port: listen.port, certificates: CertificateFolder(URL(fileURLWithPath: certificates)),
+                    sites: siteIds, fingerprint: loaded.fingerprint, limits: limits, logger: logger
+                ) { waitForSites, port in
+                    // The bound port goes to stderr on its own line, so a script can start the sites against port 0.
+                    FileHandle.standardError.write(Data("listening on \(listen.host):\(port) for sites \(siteIds.joined(separator: ", "))\n".utf8))
+                    let links = try await waitForSites()
+                    display.show("every site connected: \(siteIds.joined(separator: ", "))")
+                    do {
+                        let result = try await Simulation.run(scenarioValue, fleet: RemoteFleet(links: links), logger: Logger(label: "sitefit"),
+                                                              cacheDirectory: cache) { line in display.show(line) }
+                        await RemoteFleet.finish(links, reason: "the run is complete")
+                        return result
+                    } catch {
+                        await RemoteFleet.finish(links, reason: "the run stopped: \(error)")
+                        throw error
+                    }
+                }
+                display.finish()
+                let output = try ReportWriter.write(result.metrics, predictions: result.predictions, checkpoint: result.checkpoint,
+                                                    to: URL(fileURLWithPath: outputDirectory))
+                print(output.report.relativePath)
+            } catch {
+                throw reportFailure(error)
+            }
+        }
+    }
+
+    struct Site: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run one hospital's site agent next to its shard, for a server started with `sitefit serve`.",
+            discussion: """
+                The agent opens its shard read-only, dials the server with the site's certificate, and answers the server's \
+                commands for the scenario its operator approved (--scenario: the server must run the very same file). \
+                Patient rows never leave this process: only the selected parameters' updates, test-set scores and \
+                aggregate counts do.
+                """)
+
+        @Option(help: "The scenario this site approves (the same file as the server's).")
+        var scenario: String
+
+        @Option(name: .customLong("site"), help: "This site's id in the scenario (its certificate must name it).")
+        var siteId: String
+
+        @Option(help: "The site's shard (SQLite, opened read-only).")
+        var shard: String
+
+        @Option(help: "The server, e.g. 10.0.0.5:7443 (a name or IPv4 address its certificate names).")
+        var connect: Endpoint
+
+        @Option(name: .customLong("certs"), help: "Folder with ca.pem, sites/SITE.pem and sites/SITE.key (and revoked.txt).")
+        var certificates: String = "certs"
+
+        @Flag(help: "Log what each component does (to stderr).")
+        var verbose = false
+
+        func run() async throws {
+            bootstrapLogging(verbose: verbose)
+            do {
+                var loaded = try ScenarioLoader.load(URL(fileURLWithPath: scenario))
+                loaded.file = scenario
+                let logger = Logger(label: "sitefit.site")
+                let agent = try SiteAgent(site: siteId, scenario: loaded, shard: URL(fileURLWithPath: shard), logger: logger)
+                try await SiteClient.run(agent, host: connect.host, port: connect.port,
+                                         certificates: CertificateFolder(URL(fileURLWithPath: certificates)), logger: logger)
+            } catch {
+                throw reportFailure(error)
+            }
+        }
+    }
+}
