@@ -26,6 +26,17 @@ public enum SafeText {
         isControl(scalar) || "|<>`[]*#\\".unicodeScalars.contains(scalar)
     }
 
+    /// `text` made a label: what `isLabel` forbids becomes a space, and it is cut to the label
+    /// length. For text that another party chose and a report must still show (a remote site's
+    /// failure reason), where refusing it would lose the event.
+    public static func label(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars.prefix(4 * maximumLength) {
+            out.unicodeScalars.append(forbiddenInLabel(scalar) ? " " : scalar)
+        }
+        return out.isEmpty ? "-" : out
+    }
+
     public static func isControl(_ scalar: Unicode.Scalar) -> Bool {
         switch scalar.properties.generalCategory {
         case .control, .format, .lineSeparator, .paragraphSeparator, .surrogate, .privateUse, .unassigned: true

@@ -1,5 +1,18 @@
 import SiteFitNN
 
+/// A site that cannot answer: its process died or stalled, its stream closed, it broke the
+/// protocol, or it reported a failure. A round counts it as lost (a dropout); anything else that
+/// needs the site stops on it, and the message names the site, so the operator knows which hospital to look at.
+public struct SiteUnavailable: Error, Sendable, CustomStringConvertible {
+    public var site: String
+    public var reason: String
+    public init(site: String, reason: String) {
+        self.site = site
+        self.reason = reason
+    }
+    public var description: String { "site '\(site)': \(reason)" }
+}
+
 /// Everything the coordinating side of a federation asks of a hospital site: the round driver,
 /// the evaluations, the baselines and the privacy experiments talk to sites through this alone.
 /// `SiteActor` answers in-process; a networked site answers the same calls from its own process.

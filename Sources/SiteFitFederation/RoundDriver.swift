@@ -69,7 +69,7 @@ public struct RoundDriver<Network: NeuralModel>: Sendable {
         var channel = self.channel
         defer { self.channel = channel }
         let (participation, seed, sharedCount) = (self.participation, self.seed, self.sharedCount)
-        let (configuration, server) = (self.configuration, self.server)
+        let (configuration, server, ids) = (self.configuration, self.server, self.siteIds)
         let proceed = try await channel.open(round: round, training: training.lazy.map { sites[$0] as any ChannelSite },
                                              quorum: participation.quorum, server: server, privacy: aggregation)
         // A round aborted before training (secure aggregation below its threshold) trains nobody.
@@ -88,6 +88,8 @@ public struct RoundDriver<Network: NeuralModel>: Sendable {
             } else {
                 record.bytesUp += try await channel.deliver(update, from: site, server: server)
             }
+        } lost: { index, lost in
+            absences.append((index, SiteAbsence(site: ids[index], absence: .lost(reason: lost.reason))))
         }
         let closed = try await channel.close(quorum: participation.quorum, server: server)
         record.outcome = closed.outcome
@@ -111,27 +113,37 @@ public struct RoundDriver<Network: NeuralModel>: Sendable {
     private static func train(
         _ indices: [Int], of sites: [any FederatedSite<Network>], window: Int, arm: String, round: Int, broadcast: [UInt8],
         configuration: TrainingConfiguration, clipNorm: Double?, secure: Bool,
-        deliver: (Int, any FederatedSite<Network>, LocalUpdate) async throws -> Void
+        deliver: (Int, any FederatedSite<Network>, LocalUpdate) async throws -> Void,
+        lost: (Int, SiteUnavailable) -> Void
     ) async throws {
-        try await withThrowingTaskGroup(of: (Int, LocalUpdate).self) { group in
+        try await withThrowingTaskGroup(of: (Int, Result<LocalUpdate, SiteUnavailable>).self) { group in
             var started = 0
             func start(upTo limit: Int) {
                 while started < min(limit, indices.count) {
                     let position = started, site = sites[indices[position]]
                     group.addTask {
-                        (position, try await site.localUpdate(arm: arm, round: round, broadcast: broadcast, configuration: configuration,
-                                                              clipNorm: clipNorm, secure: secure))
+                        // A site that cannot answer is this round's dropout, not the run's end:
+                        // a federation goes on without a hospital whose process died.
+                        do {
+                            return (position, .success(try await site.localUpdate(
+                                arm: arm, round: round, broadcast: broadcast, configuration: configuration, clipNorm: clipNorm, secure: secure)))
+                        } catch let lost as SiteUnavailable {
+                            return (position, .failure(lost))
+                        }
                     }
                     started += 1
                 }
             }
             start(upTo: window)
             var next = 0
-            var early: [Int: LocalUpdate] = [:]
-            for try await (position, update) in group {
-                early[position] = update
+            var early: [Int: Result<LocalUpdate, SiteUnavailable>] = [:]
+            for try await (position, outcome) in group {
+                early[position] = outcome
                 while let ready = early.removeValue(forKey: next) {
-                    try await deliver(indices[next], sites[indices[next]], ready)
+                    switch ready {
+                    case .success(let update): try await deliver(indices[next], sites[indices[next]], update)
+                    case .failure(let failure): lost(indices[next], failure)
+                    }
                     next += 1
                 }
                 start(upTo: next + window)

@@ -64,6 +64,9 @@ public enum Absence: Sendable, Equatable {
     case notSampled
     case droppedOut(scheduled: Bool)
     case missedDeadline(seconds: Double, deadline: Double)
+    /// A site in another process that did not deliver: it died, stalled past the reply deadline,
+    /// disconnected or refused (only a networked run has these; the reason is the transport's).
+    case lost(reason: String)
 }
 
 /// Pure, seeded decisions of a round. Every draw has its own stream keyed by (seed, purpose, arm,

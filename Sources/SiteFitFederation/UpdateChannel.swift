@@ -125,16 +125,28 @@ public struct MaskedChannel: UpdateChannel {
         // Step 1: every site's two public keys up; every site receives the others'.
         var advertise = SecureStepCost(step: .advertiseKeys)
         var roster: [AdvertisedKeys] = []
-        for site in sites { roster.append(try await site.secureAdvertise(context: context)) }
-        advertise.add(up: sites.count, bytesUp: SecureAggregation.advertisedBytes * sites.count,
-                      down: sites.count, bytesDown: SecureAggregation.advertisedBytes * sites.count * (sites.count - 1))
+        var advertised: [any ChannelSite] = []
+        for site in sites {
+            // A site that cannot advertise (its process is gone) is not in the round's roster.
+            guard let keys = try? await site.secureAdvertise(context: context) else { continue }
+            roster.append(keys)
+            advertised.append(site)
+        }
+        advertise.add(up: advertised.count, bytesUp: SecureAggregation.advertisedBytes * advertised.count,
+                      down: advertised.count, bytesDown: SecureAggregation.advertisedBytes * advertised.count * (advertised.count - 1))
         steps.append(advertise)
+        if advertised.count < threshold {
+            participants = advertised
+            maskingSet = advertised.map(\.id)
+            abortedBeforeMasking = true
+            return false
+        }
 
         // Step 2: sealed shares up, routed to their holders. A site that cannot share leaves the masking set.
         var share = SecureStepCost(step: .shareKeys)
         var inbox: [String: [SealedShares]] = [:]
         var shared: [any ChannelSite] = []
-        for site in sites {
+        for site in advertised {
             do {
                 let sealed = try await site.secureShareKeys(context: context, roster: roster, threshold: threshold)
                 share.add(up: 1, bytesUp: sealed.reduce(0) { $0 + $1.sealed.count }, down: 0, bytesDown: 0)

@@ -33,40 +33,58 @@ public struct TransportLimits: Sendable {
     public var maxMessageBytes = 64 << 20
     /// How long the server waits for every site of the scenario to connect.
     public var joinTimeout: Duration = .seconds(600)
+    /// How long the server waits for an answer, and for a site that left to come back.
+    public var deadlines = SiteDeadlines()
+    /// How long a site agent whose connection dropped keeps trying to connect again.
+    public var reconnectFor: Duration = .seconds(600)
     public init() {}
 }
 
 // MARK: The server
 
-/// The sites that may join a run, and the streams of those that did: each scenario site once.
+/// The sites that may join a run, each with its slot: a site is admitted once at a time (a
+/// second stream while the first is open is refused), and again after its stream ended.
 actor Lobby {
     let expected: [String]
-    private var links: [String: SiteLink] = [:]
-    /// Sites whose stream is open now.
-    private var connected: Set<String> = []
-    private var waiting: [CheckedContinuation<Void, Never>] = []
+    let slots: [String: SiteSlot]
+    /// The newest stream of each site that has connected.
+    private var live: [String: SiteLink] = [:]
+    /// Sites whose admission is under way (the check below suspends; a second stream must not slip in).
+    private var admitting: Set<String> = []
+    private var sealed = false
 
-    init(expected: [String]) { self.expected = expected }
+    init(expected: [String], deadlines: SiteDeadlines) {
+        self.expected = expected
+        slots = Dictionary(uniqueKeysWithValues: expected.map { ($0, SiteSlot(site: $0, deadlines: deadlines)) })
+    }
 
-    /// Admits `site`'s stream, or says why not (another stream of the same site is still open).
-    func admit(_ site: String, send: @escaping @Sendable (Sitefit_V1_ServerMessage) async throws -> Void) throws -> SiteLink {
-        guard connected.insert(site).inserted else { throw RPCError(code: .alreadyExists, message: "site '\(site)' is already connected") }
+    /// Admits `site`'s stream, or says why not (another stream of the same site is still open, or the run is over).
+    func admit(_ site: String, send: @escaping @Sendable (Sitefit_V1_ServerMessage) async throws -> Void) async throws -> SiteLink {
+        guard !sealed else { throw RPCError(code: .unavailable, message: "the run is over") }
+        guard let slot = slots[site], admitting.insert(site).inserted else {
+            throw RPCError(code: .alreadyExists, message: "site '\(site)' is already connecting")
+        }
+        defer { admitting.remove(site) }
+        if let current = live[site], await current.endReason == nil {
+            throw RPCError(code: .alreadyExists, message: "site '\(site)' is already connected")
+        }
         let link = SiteLink(site: site, send: send)
-        links[site] = link
-        if allJoined { for w in waiting { w.resume() }; waiting = [] }
+        live[site] = link
+        await slot.connect(link)
         return link
     }
 
-    /// `site`'s stream closed: it may connect again.
-    func left(_ site: String) { connected.remove(site) }
+    /// No site is admitted any more: the run is over.
+    func seal() { sealed = true }
 
-    var allJoined: Bool { expected.allSatisfy { links[$0] != nil } }
-    var joined: [String] { expected.filter { links[$0] != nil } }
+    var allJoined: Bool { expected.allSatisfy { live[$0] != nil } }
+    var joined: [String] { expected.filter { live[$0] != nil } }
 
-    /// Waits until every expected site has joined; the links in the scenario's order.
-    func all() async -> [SiteLink] {
-        if !allJoined { await withCheckedContinuation { waiting.append($0) } }
-        return expected.map { links[$0]! }
+    /// Waits until every expected site has joined; the slots in the scenario's order.
+    func all() async throws -> [SiteSlot] {
+        // Polling keeps the wait cancellable (the join timeout cancels it).
+        while !allJoined { try await Task.sleep(for: .milliseconds(50)) }
+        return expected.map { slots[$0]! }
     }
 }
 
@@ -125,6 +143,8 @@ struct FederationService: Sitefit_V1_Federation.SimpleServiceProtocol {
                 }
             }
             group.addTask {
+                // The reason goes into the report when it costs the site a round, so it names the
+                // kind of ending only; the transport's details go to the log.
                 var reason = "disconnected"
                 var messages = reading.value
                 do {
@@ -133,10 +153,12 @@ struct FederationService: Sitefit_V1_Federation.SimpleServiceProtocol {
                         try await link.received(reply)
                     }
                 } catch let violation as ProtocolViolation {
-                    reason = "broke the protocol: \(violation.reason)"
+                    reason = "broke the protocol"
+                    logger.warning("a site broke the protocol", metadata: ["site": "\(site)", "reason": "\(violation.reason)"])
                 } catch {
-                    reason = "stream failed: \(error)"
+                    logger.warning("a site's stream failed", metadata: ["site": "\(site)", "error": "\(error)"])
                 }
+                if !Task.isCancelled { logger.warning("a site left", metadata: ["site": "\(site)", "reason": "\(reason)"]) }
                 await link.end(reason: reason)
                 queue.finish()
             }
@@ -145,7 +167,6 @@ struct FederationService: Sitefit_V1_Federation.SimpleServiceProtocol {
         }
         await link.end(reason: "the run finished")
         queue.finish()
-        await lobby.left(site)
     }
 }
 
@@ -160,7 +181,7 @@ private final class Handoff<Value>: @unchecked Sendable {
 public enum FederationServer {
     public static func withServer<Result: Sendable>(
         host: String, port: Int, certificates: CertificateFolder, sites: [String], fingerprint: String, limits: TransportLimits = TransportLimits(),
-        logger: Logger, body: @Sendable (_ sites: @Sendable () async throws -> [SiteLink], _ port: Int) async throws -> Result
+        wire: WireCounter? = nil, logger: Logger, body: @Sendable (_ sites: @Sendable () async throws -> [SiteSlot], _ port: Int) async throws -> Result
     ) async throws -> Result {
         let folder = certificates.folder
         let identity = try SiteIdentity(folder: folder, sites: sites)
@@ -178,17 +199,25 @@ public enum FederationServer {
         }
         var config = HTTP2ServerTransport.Posix.Config.defaults
         config.rpc.maxRequestPayloadSize = limits.maxMessageBytes
+        if let wire {
+            // Runs on the connection's event loop once its pipeline is set up; first = nearest the socket, below TLS.
+            config.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(WireCountingHandler(wire), position: .first)
+                }
+            }
+        }
         let transport = HTTP2ServerTransport.Posix(address: .ipv4(host: host, port: port), transportSecurity: security, config: config)
-        let lobby = Lobby(expected: sites)
+        let lobby = Lobby(expected: sites, deadlines: limits.deadlines)
         let service = FederationService(identity: identity, fingerprint: fingerprint, lobby: lobby, logger: logger)
         return try await withGRPCServer(transport: transport, services: [service]) { server in
             guard let bound = try await transport.listeningAddress.ipv4 else {
                 throw UserFacingError("the server did not bind an IPv4 address at \(host):\(port)")
             }
             let timeout = limits.joinTimeout
-            let wait: @Sendable () async throws -> [SiteLink] = {
-                try await withThrowingTaskGroup(of: [SiteLink]?.self) { group in
-                    group.addTask { await lobby.all() }
+            let wait: @Sendable () async throws -> [SiteSlot] = {
+                try await withThrowingTaskGroup(of: [SiteSlot]?.self) { group in
+                    group.addTask { try await lobby.all() }
                     group.addTask { try await Task.sleep(for: timeout); return nil }
                     guard let first = try await group.next(), let links = first else {
                         group.cancelAll()
@@ -199,8 +228,9 @@ public enum FederationServer {
                     return links
                 }
             }
+            defer { server.beginGracefulShutdown() }
             let result = try await body(wait, bound.port)
-            server.beginGracefulShutdown()
+            await lobby.seal()
             return result
         }
     }
@@ -249,7 +279,6 @@ public enum SiteClient {
             }
         }
         let target: any ResolvableTarget = SiteIdentity.isIPv4(host) ? .ipv4(address: host, port: port) : .dns(host: host, port: port)
-        let transport = try HTTP2ClientTransport.Posix(target: target, transportSecurity: security)
         var options = CallOptions.defaults
         options.maxRequestMessageBytes = limits.maxMessageBytes
         options.maxResponseMessageBytes = limits.maxMessageBytes
@@ -260,26 +289,74 @@ public enum SiteClient {
                 $0.scenarioFingerprint = agent.scenario.fingerprint
             }
         }
+        // A site that has been admitted once keeps trying to come back after its connection drops
+        // (the server then restores what it had opened); one never admitted fails at once, so a
+        // refused certificate or scenario says so instead of retrying.
+        let clock = ContinuousClock()
+        var admitted = false
+        var lostSince: ContinuousClock.Instant?
+        while true {
+            let welcomed = Flag()
+            let finish: Sitefit_V1_Finish?
+            do {
+                let transport = try HTTP2ClientTransport.Posix(target: target, transportSecurity: security)
+                finish = try await session(agent, transport: transport, hello: hello, options: options, welcomed: welcomed,
+                                           server: "\(host):\(port)", logger: logger)
+            } catch {
+                if await welcomed.value { admitted = true }
+                guard admitted, Self.mayRetry(error) else { throw error }
+                logger.warning("lost the server", metadata: ["site": "\(agent.site)", "error": "\(error)"])
+                finish = nil
+            }
+            if await welcomed.value { admitted = true; lostSince = nil }
+            if let finish {
+                guard finish.reason == RemoteFleet.completed else { throw UserFacingError("the server stopped the run: \(finish.reason)") }
+                logger.info("the server finished the run", metadata: ["reason": "\(finish.reason)"])
+                return
+            }
+            guard admitted else { throw UserFacingError("the server at \(host):\(port) closed the connection before admitting this site") }
+            let since = lostSince ?? clock.now
+            lostSince = since
+            guard clock.now - since < limits.reconnectFor else {
+                throw UserFacingError("lost the server at \(host):\(port) and could not connect again within \(limits.reconnectFor)")
+            }
+            try await Task.sleep(for: .seconds(1))
+        }
+    }
+
+    /// Whether a failed connection may be tried again: not when the server refused this site.
+    static func mayRetry(_ error: any Error) -> Bool {
+        if error is UserFacingError || error is CancellationError { return false }
+        if let rpc = error as? RPCError { return ![.permissionDenied, .unauthenticated, .failedPrecondition].contains(rpc.code) }
+        return true
+    }
+
+    /// One connection: hello, then commands answered until the server's finish (returned) or
+    /// the stream's end (nil).
+    private static func session(_ agent: SiteAgent, transport: HTTP2ClientTransport.Posix, hello: Sitefit_V1_SiteMessage, options: CallOptions,
+                                welcomed: Flag, server: String, logger: Logger) async throws -> Sitefit_V1_Finish? {
         try await withGRPCClient(transport: transport) { client in
+            defer { client.beginGracefulShutdown() }
             let federation = Sitefit_V1_Federation.Client(wrapping: client)
             let (replies, queue) = AsyncStream.makeStream(of: Sitefit_V1_SiteMessage.self)
             let request = StreamingClientRequest<Sitefit_V1_SiteMessage> { writer in
                 try await writer.write(hello)
                 for await reply in replies { try await writer.write(reply) }
             }
-            try await federation.join(request: request, options: options) { response in
-                try await withThrowingDiscardingTaskGroup { group in
+            return try await federation.join(request: request, options: options) { response in
+                try await withThrowingTaskGroup(of: Void.self, returning: Sitefit_V1_Finish?.self) { group in
+                    defer { queue.finish() }
                     for try await command in response.messages {
                         switch command.body {
                         case .welcome(let welcome)?:
                             guard welcome.site == agent.site else {
                                 throw UserFacingError("the server admitted this certificate as site '\(welcome.site)', not '\(agent.site)'")
                             }
-                            logger.info("joined the federation", metadata: ["site": "\(agent.site)", "server": "\(host):\(port)"])
+                            await welcomed.set()
+                            logger.info("joined the federation", metadata: ["site": "\(agent.site)", "server": "\(server)"])
                         case .finish(let finish)?:
-                            logger.info("the server finished the run", metadata: ["reason": "\(finish.reason)"])
-                            queue.finish()
-                            return
+                            group.cancelAll()
+                            return finish
                         default:
                             // Commands for different seeds run at once; each reply carries its call number.
                             group.addTask {
@@ -287,10 +364,16 @@ public enum SiteClient {
                             }
                         }
                     }
-                    queue.finish()
+                    group.cancelAll()
+                    return nil
                 }
             }
-            client.beginGracefulShutdown()
         }
     }
+}
+
+/// A flag one task sets and another reads after it.
+actor Flag {
+    private(set) var value = false
+    func set() { value = true }
 }

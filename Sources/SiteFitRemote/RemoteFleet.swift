@@ -11,18 +11,26 @@ import SiteFitTransformer
 /// The sites of a run that live in their own processes, one admitted stream each, in the
 /// scenario's site order. The simulation runs over it exactly as over `LocalFleet`.
 public struct RemoteFleet: SiteFleet {
-    let links: [SiteLink]
+    let slots: [SiteSlot]
 
-    /// `links` in the scenario's site order, one per site.
-    public init(links: [SiteLink]) {
-        self.links = links
+    /// `slots` in the scenario's site order, one per site.
+    public init(slots: [SiteSlot]) {
+        self.slots = slots
+    }
+
+    /// Sites on fixed streams (in-process links), in the scenario's site order.
+    public init(links: [SiteLink], deadlines: SiteDeadlines = SiteDeadlines()) async {
+        var slots: [SiteSlot] = []
+        for link in links {
+            let slot = SiteSlot(site: link.site, deadlines: deadlines)
+            await slot.connect(link)
+            slots.append(slot)
+        }
+        self.init(slots: slots)
     }
 
     public func prepare(_ scenario: Scenario, logger: Logger, progress: @escaping @Sendable (String) -> Void) async throws {
         if let problem = try await Self.refusal(scenario) { throw UserFacingError(problem) }
-        for link in links {
-            if let reason = await link.endReason { throw SiteUnavailable(site: link.site, reason: reason) }
-        }
     }
 
     /// Why a scenario cannot run with separate site processes, or nil when it can: nothing may
@@ -53,25 +61,25 @@ public struct RemoteFleet: SiteFleet {
                                                  key: @escaping @Sendable (Sitefit_V1_CountEntry) throws -> Key) async throws
         -> [(site: String, counts: [Key: Int])] {
         let request = Sitefit_V1_CountRequest.with { $0.kind = kind }
-        return try await inSiteOrder { link in
-            guard case .counts(let counts) = try await link.call(.count(request)) else {
-                throw SiteUnavailable(site: link.site, reason: "did not answer a count request with counts")
+        return try await inSiteOrder { slot in
+            guard case .counts(let counts) = try await slot.call(.count(request)) else {
+                throw SiteUnavailable(site: slot.site, reason: "did not answer a count request with counts")
             }
             do {
-                return (link.site, try counts.dictionary(key))
+                return (slot.site, try counts.dictionary(key))
             } catch let violation as ProtocolViolation {
-                throw SiteUnavailable(site: link.site, reason: violation.reason)
+                throw SiteUnavailable(site: slot.site, reason: violation.reason)
             }
         }
     }
 
     /// `body` at every site at once, the results in site order.
-    private func inSiteOrder<T: Sendable>(_ body: @escaping @Sendable (SiteLink) async throws -> T) async throws -> [T] {
+    private func inSiteOrder<T: Sendable>(_ body: @escaping @Sendable (SiteSlot) async throws -> T) async throws -> [T] {
         try await withThrowingTaskGroup(of: (Int, T).self) { group in
-            for (index, link) in links.enumerated() { group.addTask { (index, try await body(link)) } }
+            for (index, slot) in slots.enumerated() { group.addTask { (index, try await body(slot)) } }
             var results: [Int: T] = [:]
             for try await (index, value) in group { results[index] = value }
-            return links.indices.map { results[$0]! }
+            return slots.indices.map { results[$0]! }
         }
     }
 
@@ -88,11 +96,8 @@ public struct RemoteFleet: SiteFleet {
     }
 
     private func opened<Network: NeuralModel>(_ command: Sitefit_V1_Open, as: Network.Type) async throws -> [any FederatedSite<Network>] {
-        try await inSiteOrder { link in
-            guard case .opened(let opened) = try await link.call(.open(command)) else {
-                throw SiteUnavailable(site: link.site, reason: "did not answer an open command with its summary")
-            }
-            return try RemoteSite<Network>(link: link, target: command.target, opened: opened)
+        try await inSiteOrder { slot in
+            try RemoteSite<Network>(slot: slot, target: command.target, opened: try await slot.open(command))
         }
     }
 
@@ -111,14 +116,16 @@ public struct RemoteFleet: SiteFleet {
         return (transformer, twins)
     }
 
+    /// What `finish` says when the run completed: a site agent exits with success only on it.
+    public static let completed = "the run is complete"
+
     /// Tells every site the run is over (their agents then exit); a site already gone is skipped.
-    public static func finish(_ links: [SiteLink], reason: String) async {
-        for link in links { try? await link.notify(.finish(.with { $0.reason = reason })) }
+    public func finish(reason: String) async {
+        for slot in slots { await slot.finish(reason: reason) }
     }
 
     public func close(seed: UInt64) async {
-        let command = Sitefit_V1_Close.with { $0.seed = seed }
         // Closing frees memory at the sites; a site that is gone has nothing left to free.
-        _ = try? await inSiteOrder { link in _ = try await link.call(.close(command)) }
+        _ = try? await inSiteOrder { slot in await slot.close(seed: seed) }
     }
 }

@@ -11,19 +11,25 @@ public struct RemoteSite<Network: NeuralModel>: FederatedSite {
     public let trainSize: Int
     public let testSize: Int
     public let summary: SiteSummary
-    let link: SiteLink
+    let slot: SiteSlot
     let target: Sitefit_V1_Target
 
-    init(link: SiteLink, target: Sitefit_V1_Target, opened: Sitefit_V1_Opened) throws {
+    init(slot: SiteSlot, target: Sitefit_V1_Target, opened: Sitefit_V1_Opened) throws {
         guard (0...Int64(Int32.max)).contains(opened.trainSize), (0...Int64(Int32.max)).contains(opened.testSize) else {
-            throw SiteUnavailable(site: link.site, reason: "reported \(opened.trainSize) train and \(opened.testSize) test patients")
+            throw SiteUnavailable(site: slot.site, reason: "reported \(opened.trainSize) train and \(opened.testSize) test patients")
         }
-        id = link.site
+        id = slot.site
         trainSize = Int(opened.trainSize)
         testSize = Int(opened.testSize)
-        summary = try Self.decode(SiteSummary.self, opened.summary, what: "cohort summary", site: link.site)
-        self.link = link
+        summary = try Self.decode(SiteSummary.self, opened.summary, what: "cohort summary", site: slot.site)
+        self.slot = slot
         self.target = target
+    }
+
+    /// Sends a command for this site's target. A round's steps (`wait` false) fail at once when the
+    /// site is gone, making it that round's dropout; the rest wait for it to come back.
+    private func send(_ body: Sitefit_V1_ServerMessage.OneOf_Body, wait: Bool) async throws -> Sitefit_V1_Reply.OneOf_Body {
+        try await slot.send(body, to: SiteSlot.Target(target), wait: wait)
     }
 
     private static func decode<T: Decodable>(_ type: T.Type, _ document: Sitefit_V1_JsonDocument, what: String, site: String) throws -> T {
@@ -59,7 +65,7 @@ public struct RemoteSite<Network: NeuralModel>: FederatedSite {
         command.parameters = Data(WireFormat.encode(parameters: parameters, selection: everything, metadata: [WireFormat.Key.kind: "begin"]))
         command.selection = selection.tensorNames
         command.shared = (shared ?? selection).tensorNames
-        _ = try expect(try await link.call(.begin(command)), "begin") { if case .done = $0 { true } else { nil } }
+        try await slot.begin(command)
     }
 
     public func localUpdate(arm: String, round: Int, broadcast: [UInt8], configuration: TrainingConfiguration,
@@ -72,7 +78,7 @@ public struct RemoteSite<Network: NeuralModel>: FederatedSite {
         command.settings = Sitefit_V1_TrainingSettings(configuration)
         if let clipNorm { command.clipNorm = clipNorm }
         command.secure = secure
-        let update = try expect(try await link.call(.train(command)), "train") { if case .update(let u) = $0 { u } else { nil } }
+        let update = try expect(try await send(.train(command), wait: false), "train") { if case .update(let u) = $0 { u } else { nil } }
         return try checked { try update.localUpdate(site: id) }
     }
 
@@ -80,7 +86,7 @@ public struct RemoteSite<Network: NeuralModel>: FederatedSite {
         var command = Sitefit_V1_Evaluate()
         command.target = target
         command.broadcast = Data(broadcast)
-        let predictions = try expect(try await link.call(.evaluate(command)), "evaluate") {
+        let predictions = try expect(try await send(.evaluate(command), wait: true), "evaluate") {
             if case .predictions(let p) = $0 { p } else { nil }
         }
         return try checked { try predictions.sitePredictions(site: id, testSize: testSize) }
@@ -90,7 +96,7 @@ public struct RemoteSite<Network: NeuralModel>: FederatedSite {
         var command = Sitefit_V1_Evaluate()
         command.target = target
         command.broadcast = Data(broadcast)
-        let auc = try expect(try await link.call(.membership(command)), "membership") {
+        let auc = try expect(try await send(.membership(command), wait: true), "membership") {
             if case .membershipAuc(let a) = $0 { a } else { nil }
         }
         return auc.hasAuc ? auc.auc : nil
@@ -108,7 +114,7 @@ public struct RemoteSite<Network: NeuralModel>: FederatedSite {
         command.settings = Sitefit_V1_TrainingSettings(TrainingConfiguration(optimizer: optimizer, epochs: 1, batchSize: 1,
                                                                              positiveWeight: positiveWeight))
         if let clipNorm { command.clipNorm = clipNorm }
-        let document = try expect(try await link.call(.reconstruct(command)), "reconstruct") {
+        let document = try expect(try await send(.reconstruct(command), wait: true), "reconstruct") {
             if case .reconstructionTrials(let d) = $0 { d } else { nil }
         }
         return try Self.decode([ReconstructionTrial].self, document, what: "reconstruction trials", site: id)
@@ -125,7 +131,7 @@ public struct RemoteSite<Network: NeuralModel>: FederatedSite {
         var command = Sitefit_V1_SecureAdvertise()
         command.target = target
         command.context = context
-        let keys = try expect(try await link.call(.secureAdvertise(command)), "secure advertise") {
+        let keys = try expect(try await send(.secureAdvertise(command), wait: false), "secure advertise") {
             if case .publicKeys(let k) = $0 { k } else { nil }
         }
         return try checked { try keys.advertised(site: id) }
@@ -142,7 +148,7 @@ public struct RemoteSite<Network: NeuralModel>: FederatedSite {
             return entry
         }
         command.threshold = UInt32(threshold)
-        let list = try expect(try await link.call(.secureShareKeys(command)), "secure share keys") {
+        let list = try expect(try await send(.secureShareKeys(command), wait: false), "secure share keys") {
             if case .sealedShares(let s) = $0 { s } else { nil }
         }
         let shares = list.shares.map(\.sealedShares)
@@ -156,7 +162,7 @@ public struct RemoteSite<Network: NeuralModel>: FederatedSite {
         command.target = target
         command.context = context
         command.shares = shares.map(Sitefit_V1_SealedShare.init)
-        _ = try expect(try await link.call(.secureReceive(command)), "secure receive") { if case .done = $0 { true } else { nil } }
+        _ = try expect(try await send(.secureReceive(command), wait: false), "secure receive") { if case .done = $0 { true } else { nil } }
     }
 
     public func maskedUpdate(context: String, round: Int, maskingSet: [String], weight: Double, scale: Double,
@@ -169,7 +175,7 @@ public struct RemoteSite<Network: NeuralModel>: FederatedSite {
         command.weight = weight
         command.scale = scale
         command.range = range
-        let vector = try expect(try await link.call(.maskedInput(command)), "masked input") {
+        let vector = try expect(try await send(.maskedInput(command), wait: false), "masked input") {
             if case .maskedVector(let v) = $0 { v } else { nil }
         }
         return [UInt8](vector.vector)
@@ -181,7 +187,7 @@ public struct RemoteSite<Network: NeuralModel>: FederatedSite {
         command.context = context
         command.survivors = survivors
         command.dropped = dropped
-        let list = try expect(try await link.call(.unmask(command)), "unmask") {
+        let list = try expect(try await send(.unmask(command), wait: false), "unmask") {
             if case .revealedShares(let r) = $0 { r } else { nil }
         }
         return try checked { try list.shares.map { try $0.revealed() } }

@@ -26,6 +26,8 @@ public actor SiteAgent {
     private var transformers: [UInt64: Opened<Transformer>] = [:]
     /// The MLP over the same patients, for a transformer scenario's MLP arms.
     private var twins: [UInt64: Opened<MLP>] = [:]
+    /// Fault drill: the process ends abruptly, as in a crash, when asked to train this round of an arm.
+    let crashAtRound: Int?
 
     struct Opened<Network: FederatedModel> {
         var actor: SiteActor<Network>
@@ -34,7 +36,8 @@ public actor SiteAgent {
 
     /// An agent for `site` of the approved `scenario`, reading the shard at `shard` (read-only;
     /// it must exist, and a generated one must match the site's profile).
-    public init(site: String, scenario: Scenario, shard: URL, logger: Logger = Logger(label: "sitefit.site")) throws {
+    /// `crashAtRound` is for fault drills only (see `sitefit site --crash-at-round`).
+    public init(site: String, scenario: Scenario, shard: URL, crashAtRound: Int? = nil, logger: Logger = Logger(label: "sitefit.site")) throws {
         guard let reference = scenario.sites.first(where: { $0.profile.id == site }) else {
             throw UserFacingError("\(scenario.file): has no site '\(site)' (its sites: \(scenario.sites.map(\.profile.id).joined(separator: ", ")))")
         }
@@ -43,6 +46,7 @@ public actor SiteAgent {
         self.reference = reference
         self.shard = try Simulation.openShard(for: reference, at: shard)
         self.logger = logger
+        self.crashAtRound = crashAtRound
     }
 
     /// The answer to one command, or nil for a message that needs none. A command the site
@@ -57,7 +61,12 @@ public actor SiteAgent {
             case .count(let request): answer = .counts(try counts(request.kind))
             case .open(let command): answer = .opened(try open(command))
             case .begin(let command): try await begin(command); answer = .done(Sitefit_V1_Done())
-            case .train(let command): answer = .update(try await train(command))
+            case .train(let command):
+                if let crash = crashAtRound, Int(command.round) == crash, scenario.arms.contains(where: { $0.name == command.arm }) {
+                    logger.critical("fault drill: crashing on round \(crash)'s training", metadata: ["site": "\(site)"])
+                    _exit(86)
+                }
+                answer = .update(try await train(command))
             case .evaluate(let command):
                 let predictions = try await site(command.target).evaluate(broadcast: [UInt8](command.broadcast))
                 answer = .predictions(Sitefit_V1_Predictions(predictions))
@@ -100,7 +109,8 @@ public actor SiteAgent {
             return reply
         } catch {
             logger.warning("refused a command", metadata: ["site": "\(site)", "reason": "\(error)"])
-            return reply(message.call, failure: "\(error)")
+            // Only the protocol's own reasons leave the site; anything else may name its files or data.
+            return reply(message.call, failure: (error as? ProtocolViolation)?.reason ?? "the site could not carry out the command (its log says why)")
         }
     }
 

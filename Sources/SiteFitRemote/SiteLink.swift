@@ -1,16 +1,5 @@
 import Foundation
-
-/// A site that cannot answer: its stream closed, it broke the protocol, or it reported a failure.
-/// The message names the site, so a run that stops on it says which hospital to look at.
-public struct SiteUnavailable: Error, Sendable, CustomStringConvertible {
-    public var site: String
-    public var reason: String
-    public init(site: String, reason: String) {
-        self.site = site
-        self.reason = reason
-    }
-    public var description: String { "site '\(site)': \(reason)" }
-}
+import SiteFitFederation
 
 /// The server's end of one admitted site's stream: commands go out numbered, and each reply is
 /// matched to the call that waits for it by its number. Replies may come back in any order (a
@@ -22,6 +11,10 @@ public actor SiteLink {
     private var nextCall: UInt64 = 1
     private var waiting: [UInt64: CheckedContinuation<Sitefit_V1_Reply.OneOf_Body, any Error>] = [:]
     private var ended: String?
+    /// Deadline timers of calls still waiting.
+    private var timers: [UInt64: Task<Void, any Error>] = [:]
+    /// Calls given up on at their deadline: their replies, if they come, are dropped.
+    private var abandoned: Set<UInt64> = []
 
     /// `send` writes one message on the stream; it may suspend while the transport applies back-pressure.
     init(site: String, send: @escaping @Sendable (Sitefit_V1_ServerMessage) async throws -> Void) {
@@ -30,7 +23,9 @@ public actor SiteLink {
     }
 
     /// Sends a command and waits for its reply; a site's `failure` reply is thrown as `SiteUnavailable`.
-    func call(_ body: Sitefit_V1_ServerMessage.OneOf_Body) async throws -> Sitefit_V1_Reply.OneOf_Body {
+    /// With a `deadline`, a site that has not answered by then is given up on for this call (a
+    /// stalled site): the call fails, and the late reply, should it come, is dropped.
+    func call(_ body: Sitefit_V1_ServerMessage.OneOf_Body, deadline: Duration? = nil) async throws -> Sitefit_V1_Reply.OneOf_Body {
         if let ended { throw SiteUnavailable(site: site, reason: ended) }
         let number = nextCall
         nextCall += 1
@@ -40,9 +35,22 @@ public actor SiteLink {
         let reply = try await withCheckedThrowingContinuation { continuation in
             waiting[number] = continuation
             Task { await self.write(message, call: number) }
+            if let deadline {
+                timers[number] = Task { [weak self] in
+                    try await Task.sleep(for: deadline)
+                    await self?.expire(number, after: deadline)
+                }
+            }
         }
-        if case .failure(let failure) = reply { throw SiteUnavailable(site: site, reason: failure.reason) }
+        if case .failure(let failure) = reply { throw SiteUnavailable(site: site, reason: "refused: \(failure.reason)") }
         return reply
+    }
+
+    private func expire(_ call: UInt64, after deadline: Duration) {
+        timers[call] = nil
+        guard let continuation = waiting.removeValue(forKey: call) else { return }
+        abandoned.insert(call)
+        continuation.resume(throwing: SiteUnavailable(site: site, reason: "no answer within \(deadline)"))
     }
 
     /// Sends a message that needs no reply (welcome, finish).
@@ -63,6 +71,8 @@ public actor SiteLink {
 
     /// A reply arrived on the stream. One that answers no waiting call breaks the protocol.
     func received(_ reply: Sitefit_V1_Reply) throws {
+        timers.removeValue(forKey: reply.call)?.cancel()
+        if abandoned.remove(reply.call) != nil { return }
         guard let continuation = waiting.removeValue(forKey: reply.call) else {
             throw ProtocolViolation("reply to call \(reply.call), which is not waiting for one")
         }
@@ -79,6 +89,8 @@ public actor SiteLink {
         ended = reason
         let pending = waiting
         waiting = [:]
+        for (_, timer) in timers { timer.cancel() }
+        timers = [:]
         for (_, continuation) in pending { continuation.resume(throwing: SiteUnavailable(site: site, reason: reason)) }
     }
 

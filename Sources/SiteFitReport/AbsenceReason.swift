@@ -14,6 +14,9 @@ public enum AbsenceReason: Sendable, Equatable {
     /// The site's update took `seconds` of simulated time against the round's `deadline` (under
     /// secure aggregation the round's `SecureAggregationRound` says how its masks were removed).
     case missedDeadline(seconds: Double, deadline: Double)
+    /// A site in its own process that delivered nothing: it died, stalled past the reply
+    /// deadline, disconnected or refused; `reason` is what the transport saw.
+    case lost(reason: String)
 
     /// True when the site trained but its update came too late.
     public var missedTheDeadline: Bool {
@@ -57,6 +60,7 @@ public struct AbsentSite: Codable, Sendable, Equatable {
 extension AbsenceReason {
     // The stored wording, frozen (see the top of this file).
     static let storedNotSampled = "not sampled", storedDroppedOut = "dropped out", storedScheduled = "dropped out (scheduled)"
+    static let storedLost = "lost: "
     static let storedLate = "missed the deadline (", storedAgainst = " s > ", storedClose = " s)"
     /// Files written before dropout recovery (re-keying) appended this; it is read and dropped.
     static let storedRekeyed = " after masking; the round re-keyed among ", storedSurvivors = " survivors"
@@ -69,6 +73,7 @@ extension AbsenceReason {
         case .droppedOut(let scheduled): scheduled ? Self.storedScheduled : Self.storedDroppedOut
         case .missedDeadline(let seconds, let deadline):
             Self.storedLate + String(format: "%.3g", seconds) + Self.storedAgainst + String(format: "%.3g", deadline) + Self.storedClose
+        case .lost(let reason): Self.storedLost + reason
         }
     }
 
@@ -78,6 +83,7 @@ extension AbsenceReason {
         case Self.storedNotSampled: self = .notSampled
         case Self.storedDroppedOut: self = .droppedOut(scheduled: false)
         case Self.storedScheduled: self = .droppedOut(scheduled: true)
+        case _ where text.hasPrefix(Self.storedLost): self = .lost(reason: String(text.dropFirst(Self.storedLost.count)))
         default:
             guard text.hasPrefix(Self.storedLate) else { return nil }
             let body = text.dropFirst(Self.storedLate.count)

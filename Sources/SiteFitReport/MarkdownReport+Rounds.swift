@@ -1,4 +1,5 @@
 import Foundation
+import SiteFitCore
 
 // "Rounds": each federated arm round by round.
 extension MarkdownReport {
@@ -58,6 +59,7 @@ extension MarkdownReport {
         case .droppedOut(let scheduled): scheduled ? "dropped out (scheduled)" : "dropped out"
         case .missedDeadline(let seconds, let deadline):
             String(format: "missed the deadline (%.3g s > %.3g s)", seconds, deadline)
+        case .lost(let reason): "site process lost (\(SafeText.label(reason)))"
         }
     }
 

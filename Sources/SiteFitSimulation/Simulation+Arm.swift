@@ -100,6 +100,7 @@ extension Simulation {
             case .notSampled: .notSampled
             case .droppedOut(let scheduled): .droppedOut(scheduled: scheduled)
             case .missedDeadline(let seconds, let deadline): .missedDeadline(seconds: seconds, deadline: deadline)
+            case .lost(let reason): .lost(reason: reason)
             }
             return AbsentSite(site: a.site, reason: reason)
         }

@@ -47,6 +47,12 @@ extension SiteFit {
         @Option(help: "Seconds to wait for every site to connect.")
         var joinTimeout: Int = 600
 
+        @Option(help: "Seconds to wait for a site's answer; a site slower than this in a round is that round's dropout.")
+        var replyTimeout: Int = 600
+
+        @Option(help: "Seconds to wait for a site that left to connect again, where the run needs it (evaluation).")
+        var rejoinTimeout: Int = 600
+
         @Flag(help: "Print only the report path (no progress on stderr).")
         var quiet = false
 
@@ -65,6 +71,8 @@ extension SiteFit {
                 try ReportWriter.checkWritable(URL(fileURLWithPath: outputDirectory), name: loaded.name)
                 var limits = TransportLimits()
                 limits.joinTimeout = .seconds(max(1, joinTimeout))
+                limits.deadlines.reply = .seconds(max(1, replyTimeout))
+                limits.deadlines.rejoin = .seconds(max(1, rejoinTimeout))
                 let logger = Logger(label: "sitefit.serve")
                 let display = ProgressDisplay(quiet: quiet, rounds: loaded.federation.rounds, arms: loaded.arms.count,
                                               seeds: 1 + loaded.extraSeeds.count)
@@ -77,15 +85,15 @@ extension SiteFit {
                 ) { waitForSites, port in
                     // The bound port goes to stderr on its own line, so a script can start the sites against port 0.
                     FileHandle.standardError.write(Data("listening on \(listen.host):\(port) for sites \(siteIds.joined(separator: ", "))\n".utf8))
-                    let links = try await waitForSites()
+                    let fleet = RemoteFleet(slots: try await waitForSites())
                     display.show("every site connected: \(siteIds.joined(separator: ", "))")
                     do {
-                        let result = try await Simulation.run(scenarioValue, fleet: RemoteFleet(links: links), logger: Logger(label: "sitefit"),
+                        let result = try await Simulation.run(scenarioValue, fleet: fleet, logger: Logger(label: "sitefit"),
                                                               cacheDirectory: cache) { line in display.show(line) }
-                        await RemoteFleet.finish(links, reason: "the run is complete")
+                        await fleet.finish(reason: RemoteFleet.completed)
                         return result
                     } catch {
-                        await RemoteFleet.finish(links, reason: "the run stopped: \(error)")
+                        await fleet.finish(reason: "the run stopped")
                         throw error
                     }
                 }
@@ -124,6 +132,13 @@ extension SiteFit {
         @Option(name: .customLong("certs"), help: "Folder with ca.pem, sites/SITE.pem and sites/SITE.key (and revoked.txt).")
         var certificates: String = "certs"
 
+        @Option(help: "Seconds to keep trying to connect again after the connection to the server drops.")
+        var reconnectFor: Int = 600
+
+        @Option(help: ArgumentHelp("Fault drill: exit abruptly, as a crash would, when asked to train round N of an arm.",
+                                   discussion: "For rehearsing a consortium's dropout handling; restart the site without it to rejoin."))
+        var crashAtRound: Int?
+
         @Flag(help: "Log what each component does (to stderr).")
         var verbose = false
 
@@ -133,9 +148,12 @@ extension SiteFit {
                 var loaded = try ScenarioLoader.load(URL(fileURLWithPath: scenario))
                 loaded.file = scenario
                 let logger = Logger(label: "sitefit.site")
-                let agent = try SiteAgent(site: siteId, scenario: loaded, shard: URL(fileURLWithPath: shard), logger: logger)
+                let agent = try SiteAgent(site: siteId, scenario: loaded, shard: URL(fileURLWithPath: shard), crashAtRound: crashAtRound,
+                                          logger: logger)
+                var limits = TransportLimits()
+                limits.reconnectFor = .seconds(max(0, reconnectFor))
                 try await SiteClient.run(agent, host: connect.host, port: connect.port,
-                                         certificates: CertificateFolder(URL(fileURLWithPath: certificates)), logger: logger)
+                                         certificates: CertificateFolder(URL(fileURLWithPath: certificates)), limits: limits, logger: logger)
             } catch {
                 throw reportFailure(error)
             }

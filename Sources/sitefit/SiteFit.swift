@@ -4,6 +4,7 @@ import GRPCCore
 import Logging
 import SiteFitCore
 import SiteFitEHR
+import SiteFitFederation
 import SiteFitIdentity
 import SiteFitNN
 import SiteFitRemote

@@ -387,4 +387,66 @@ struct DistributedCLITests {
         #expect(try Data(contentsOf: folder.appendingPathComponent("distributed/tiny.md"))
                 == Data(contentsOf: folder.appendingPathComponent("inproc/tiny.md")))
     }
+
+    @Test("a site process killed mid-round is that round's dropout, reported as lost; restarted, it rejoins and the run finishes")
+    func killedSiteIsADropout() throws {
+        var files = TinyScenario.files
+        files["Sites/east.yaml"] = TinyScenario.eastSite
+        files["tiny.yaml"] = Self.scenario.replacingOccurrences(of: "rounds: 2", with: "rounds: 3")
+        let folder = try fixture(files)
+        let run = try CLITests.run(["run", "tiny.yaml", "--output-dir", "inproc", "--quiet"], in: folder)
+        #expect(run.status == 0, "\(run.stderr)")
+        for arguments in [["certs", "init", "--consortium", "test"], ["certs", "server", "--host", "127.0.0.1"],
+                          ["certs", "site", "north"], ["certs", "site", "south"], ["certs", "site", "east"]] {
+            #expect(try CLITests.run(arguments, in: folder).status == 0, "\(arguments)")
+        }
+        let server = try Running(["serve", "tiny.yaml", "--listen", "127.0.0.1:0", "--output-dir", "distributed", "--quiet",
+                                  "--join-timeout", "300", "--reply-timeout", "120", "--rejoin-timeout", "120"], in: folder)
+        let port = try #require(server.listeningPort(), "the server printed no port: \(server.stderr)")
+        func site(_ name: String, _ extra: [String] = []) throws -> Running {
+            try Running(["site", "--scenario", "tiny.yaml", "--site", name, "--shard", "Sites/\(name).sqlite",
+                         "--connect", "127.0.0.1:\(port)", "--certs", "certs"] + extra, in: folder)
+        }
+        let crashing = try site("north", ["--crash-at-round", "2"])
+        let others = try ["south", "east"].map { try site($0) }
+        let crashed = crashing.finish(within: 300).status
+        #expect(crashed == 86, "north did not crash as drilled: \(crashing.stderr)")
+        // An operator restarts the site; it connects again and the server restores what it had opened.
+        Thread.sleep(forTimeInterval: 1)
+        let restarted = try site("north")
+        for process in others + [restarted] {
+            let status = process.finish().status
+            #expect(status == 0, "\(process.stderr)")
+        }
+        let served = server.finish()
+        #expect(served.status == 0 && served.stdout == "distributed/tiny.md\n", "\(server.stderr)")
+
+        func arms(_ run: String) throws -> [String: [String: Any]] {
+            let data = try Data(contentsOf: folder.appendingPathComponent("\(run)/tiny/metrics.json"))
+            let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+            let list = try #require(object["arms"] as? [[String: Any]])
+            return Dictionary(uniqueKeysWithValues: list.map { ($0["name"] as? String ?? "", $0) })
+        }
+        let distributed = try arms("distributed"), inProcess = try arms("inproc")
+        var lost: [(arm: String, round: Int)] = []
+        for (name, arm) in distributed {
+            let rounds = arm["rounds"] as? [[String: Any]] ?? []
+            for round in rounds {
+                let absent = round["absent"] as? [[String: String]] ?? []
+                guard !absent.isEmpty else { continue }
+                #expect(absent == [["site": "north", "reason": "lost: disconnected"]], "\(name): \(absent)")
+                #expect(!((round["accepted_sites"] as? [String]) ?? []).contains("north"))
+                lost.append((name, round["round"] as? Int ?? -1))
+            }
+        }
+        #expect(!lost.isEmpty && lost.allSatisfy { $0.round == 2 }, "north is lost in \(lost)")
+        // Arms the crash did not touch are the in-process run's, number for number.
+        for (name, arm) in distributed where !lost.contains(where: { $0.arm == name }) {
+            let same = try JSONSerialization.data(withJSONObject: arm, options: .sortedKeys)
+                == JSONSerialization.data(withJSONObject: try #require(inProcess[name]), options: .sortedKeys)
+            #expect(same, "arm \(name) differs from the in-process run")
+        }
+        let report = try String(contentsOf: folder.appendingPathComponent("distributed/tiny.md"), encoding: .utf8)
+        #expect(report.contains("site process lost (disconnected)"))
+    }
 }

@@ -64,7 +64,7 @@ struct InProcessLinkTests {
         let links = try scenario.sites.map { site in
             InProcessLink.connect(try SiteAgent(site: site.profile.id, scenario: scenario, shard: site.shardFile))
         }
-        let remote = try await Simulation.run(scenario, fleet: RemoteFleet(links: links))
+        let remote = try await Simulation.run(scenario, fleet: await RemoteFleet(links: links))
         #expect(shards.map(fileHash) == before, "a site agent must never modify its shard")
         let expected = try ReportWriter.metricsJSON(local.metrics), actual = try ReportWriter.metricsJSON(remote.metrics)
         #expect(actual == expected, "metrics.json differs")
@@ -97,7 +97,7 @@ struct InProcessLinkTests {
         let links = try scenario.sites.map { site in
             InProcessLink.connect(try SiteAgent(site: site.profile.id, scenario: scenario, shard: site.shardFile))
         }
-        let remote = try await Simulation.run(scenario, fleet: RemoteFleet(links: links))
+        let remote = try await Simulation.run(scenario, fleet: await RemoteFleet(links: links))
         #expect(try ReportWriter.metricsJSON(remote.metrics) == ReportWriter.metricsJSON(local.metrics), "metrics.json differs")
         let samePredictions = remote.predictions == local.predictions
         #expect(samePredictions, "predictions.csv differs")
