@@ -83,7 +83,7 @@ let package = Package(
         // the server's end of each site's stream, the site agent, and the gRPC transport over mutual TLS.
         .target(name: "SiteFitRemote", dependencies: [
             "SiteFitCore", "SiteFitEHR", "SiteFitNN", "SiteFitFederation", "SiteFitScenario", "SiteFitSimulation", "SiteFitTransformer",
-            "SiteFitIdentity",
+            "SiteFitIdentity", "SiteFitTuning",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -130,7 +130,7 @@ let package = Package(
         .testTarget(name: "SiteFitIdentityTests", dependencies: ["SiteFitIdentity", "SiteFitTestSupport",
                                                               .product(name: "X509", package: "swift-certificates")]),
         .testTarget(name: "SiteFitRemoteTests", dependencies: [
-            "SiteFitRemote", "SiteFitSimulation", "SiteFitScenario", "SiteFitFederation", "SiteFitReport", "SiteFitIdentity", "SiteFitTestSupport",
+            "SiteFitRemote", "SiteFitSimulation", "SiteFitScenario", "SiteFitFederation", "SiteFitReport", "SiteFitIdentity", "SiteFitTestSupport", "SiteFitNN",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),

@@ -160,6 +160,8 @@ public struct Trainer<Model: NeuralModel> {
 
     /// Logits for every row of `data` (inference: no dropout).
     public func logits(parameters: [Float], data: Dataset) -> [Float] {
+        // A dataset of another width would make the forward pass read past each row.
+        precondition(data.columns == model.inputSize && parameters.count >= model.layout.count, "data or parameters do not fit the model")
         var out = [Float](repeating: 0, count: data.rows)
         let capacity = workspace.capacity
         let columns = data.columns

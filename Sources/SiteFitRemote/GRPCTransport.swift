@@ -60,7 +60,7 @@ actor Lobby {
 
     /// Admits `site`'s stream, or says why not (another stream of the same site is still open, or the run is over).
     func admit(_ site: String, send: @escaping @Sendable (Sitefit_V1_ServerMessage) async throws -> Void) async throws -> SiteLink {
-        guard !sealed else { throw RPCError(code: .unavailable, message: "the run is over") }
+        guard !sealed else { throw RPCError(code: .failedPrecondition, message: "the run is over") }
         guard let slot = slots[site], admitting.insert(site).inserted else {
             throw RPCError(code: .alreadyExists, message: "site '\(site)' is already connecting")
         }
@@ -76,6 +76,11 @@ actor Lobby {
 
     /// No site is admitted any more: the run is over.
     func seal() { sealed = true }
+
+    /// Tells every connected site the run is over.
+    func finishAll(reason: String) async {
+        for site in expected { await slots[site]?.finish(reason: reason) }
+    }
 
     var allJoined: Bool { expected.allSatisfy { live[$0] != nil } }
     var joined: [String] { expected.filter { live[$0] != nil } }
@@ -155,8 +160,10 @@ struct FederationService: Sitefit_V1_Federation.SimpleServiceProtocol {
                 } catch let violation as ProtocolViolation {
                     reason = "broke the protocol"
                     logger.warning("a site broke the protocol", metadata: ["site": "\(site)", "reason": "\(violation.reason)"])
-                } catch {
+                } catch where !Task.isCancelled {
                     logger.warning("a site's stream failed", metadata: ["site": "\(site)", "error": "\(error)"])
+                } catch {
+                    // Cancelled: the run finished and the writer ended the stream.
                 }
                 if !Task.isCancelled { logger.warning("a site left", metadata: ["site": "\(site)", "reason": "\(reason)"]) }
                 await link.end(reason: reason)
@@ -229,9 +236,17 @@ public enum FederationServer {
                 }
             }
             defer { server.beginGracefulShutdown() }
-            let result = try await body(wait, bound.port)
-            await lobby.seal()
-            return result
+            do {
+                let result = try await body(wait, bound.port)
+                await lobby.seal()
+                return result
+            } catch {
+                // Sites that joined before the run stopped (or before others failed to join) are
+                // told, so that their streams end and the server can shut down.
+                await lobby.seal()
+                await lobby.finishAll(reason: "the run stopped")
+                throw error
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import SiteFitCore
 import SiteFitEHR
 import SiteFitFederation
 import SiteFitNN
@@ -115,7 +116,13 @@ extension Sitefit_V1_Update {
     }
 
     func localUpdate(site: String) throws -> LocalUpdate {
-        guard steps >= 0, optimizerStateBytes >= 0 else { throw ProtocolViolation("negative step or byte count in an update") }
+        // What the report adds up and prints: counts a hostile site could make overflow or absurd are refused.
+        guard (0...(1 << 40)).contains(steps), (0...(1 << 40)).contains(optimizerStateBytes) else {
+            throw ProtocolViolation("step or byte count out of range in an update")
+        }
+        guard loss.isFinite || loss.isNaN, !hasUpdateNorm || !(updateNorm < 0) else {
+            throw ProtocolViolation("an update's loss or norm is out of range")
+        }
         return LocalUpdate(site: site, blob: [UInt8](blob), steps: Int(steps), loss: loss, optimizerStateBytes: Int(optimizerStateBytes),
                            updateNorm: hasUpdateNorm ? updateNorm : nil)
     }
@@ -135,6 +142,12 @@ extension Sitefit_V1_Predictions {
     func sitePredictions(site: String, testSize: Int) throws -> SitePredictions {
         guard personIds.count == testSize, [labels.count, scores.count, sex.count, race.count, ageBand.count].allSatisfy({ $0 == testSize })
         else { throw ProtocolViolation("predictions for \(personIds.count) patients where the site has \(testSize) test patients") }
+        // Labels are outcomes, scores probabilities (NaN stays: a diverged model's scores are reported as such in-process too).
+        guard labels.allSatisfy({ $0 == 0 || $0 == 1 }), !scores.contains(where: { $0 < 0 || $0 > 1 }) else {
+            throw ProtocolViolation("predictions with labels other than 0 and 1 or scores outside [0, 1]")
+        }
+        // Subgroup names reach the report's tables.
+        guard Set(sex + race + ageBand).allSatisfy(SafeText.isLabel) else { throw ProtocolViolation("a subgroup name that is not a plain label") }
         return SitePredictions(site: site, personIds: personIds, labels: labels, scores: scores, sex: sex, race: race, ageBand: ageBand)
     }
 }
@@ -191,18 +204,26 @@ extension Sitefit_V1_RevealedShare {
 /// JSON for the few rich aggregate records (a cohort summary, reconstruction scores): one Swift
 /// definition instead of a second, hand-mirrored one in the schema.
 enum JSONDocument {
-    static func encode<T: Encodable>(_ value: T) -> Sitefit_V1_JsonDocument {
+    // Scores can be NaN or infinite (an undefined AUC, an empty subgroup): JSON has no such numbers,
+    // so both ends spell them as these strings.
+    static let infinity = "Infinity", negativeInfinity = "-Infinity", notANumber = "NaN"
+
+    static func encode<T: Encodable>(_ value: T) throws -> Sitefit_V1_JsonDocument {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: infinity, negativeInfinity: negativeInfinity,
+                                                                      nan: notANumber)
         var document = Sitefit_V1_JsonDocument()
-        // Encoding SiteFit's own plain structs cannot fail; an empty document would be refused by the decoder.
-        document.json = (try? encoder.encode(value)) ?? Data()
+        document.json = try encoder.encode(value)
         return document
     }
 
     static func decode<T: Decodable>(_ type: T.Type, from document: Sitefit_V1_JsonDocument, what: String) throws -> T {
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: infinity, negativeInfinity: negativeInfinity,
+                                                                        nan: notANumber)
         do {
-            return try JSONDecoder().decode(type, from: document.json)
+            return try decoder.decode(type, from: document.json)
         } catch {
             throw ProtocolViolation("the \(what) is not valid JSON of its kind")
         }

@@ -89,7 +89,9 @@ public struct RemoteSite<Network: NeuralModel>: FederatedSite {
         let predictions = try expect(try await send(.evaluate(command), wait: true), "evaluate") {
             if case .predictions(let p) = $0 { p } else { nil }
         }
-        return try checked { try predictions.sitePredictions(site: id, testSize: testSize) }
+        let decoded = try checked { try predictions.sitePredictions(site: id, testSize: testSize) }
+        try await slot.checkSameTestSet(decoded, target: SiteSlot.Target(target))
+        return decoded
     }
 
     public func membershipInferenceAUC(broadcast: [UInt8]) async throws -> Double? {
@@ -99,6 +101,7 @@ public struct RemoteSite<Network: NeuralModel>: FederatedSite {
         let auc = try expect(try await send(.membership(command), wait: true), "membership") {
             if case .membershipAuc(let a) = $0 { a } else { nil }
         }
+        guard !auc.hasAuc || (0...1).contains(auc.auc) else { throw SiteUnavailable(site: id, reason: "sent a membership AUC outside [0, 1]") }
         return auc.hasAuc ? auc.auc : nil
     }
 

@@ -7,6 +7,7 @@ import SiteFitNN
 import SiteFitScenario
 import SiteFitSimulation
 import SiteFitTransformer
+import SiteFitTuning
 
 /// One hospital's side of a distributed run, next to its data: it answers the server's commands
 /// with the same `SiteActor` that an in-process run uses, so the numbers are the same. Its rows
@@ -33,6 +34,17 @@ public actor SiteAgent {
         var actor: SiteActor<Network>
         var model: PretrainedModel<Network>
     }
+
+    /// What the approved scenario lets the server ask of a target after `begin`: the arm, and how
+    /// its rounds train. The site derives it itself; a train command that differs is refused.
+    struct Plan: Equatable {
+        var arm: String
+        var configuration: TrainingConfiguration
+        var clipNorm: Double?
+        var secure: Bool
+    }
+
+    private var plans: [SiteSlot.Target: Plan] = [:]
 
     /// An agent for `site` of the approved `scenario`, reading the shard at `shard` (read-only;
     /// it must exist, and a generated one must match the site's profile).
@@ -78,6 +90,14 @@ public actor SiteAgent {
             case .secureAdvertise(let command):
                 answer = .publicKeys(Sitefit_V1_PublicKeys(try await site(command.target).secureAdvertise(context: command.context)))
             case .secureShareKeys(let command):
+                // The roster: sites of the approved scenario, each once, this one among them; the
+                // threshold no lower than the scenario's quorum makes it (else fewer could unmask one update).
+                let ids = command.roster.map(\.site)
+                let known = Set(scenario.sites.map(\.profile.id))
+                guard Set(ids).count == ids.count, ids.contains(site), ids.allSatisfy(known.contains),
+                      Int(command.threshold) >= SecureAggregation.threshold(quorum: scenario.federation.participation.quorum),
+                      Int(command.threshold) <= ids.count
+                else { throw ProtocolViolation("a secure-aggregation roster or threshold that the approved scenario does not allow") }
                 let roster = try command.roster.map { try $0.keys.advertised(site: $0.site) }
                 var list = Sitefit_V1_SealedShareList()
                 list.shares = try await site(command.target).secureShareKeys(context: command.context, roster: roster,
@@ -87,6 +107,12 @@ public actor SiteAgent {
                 try await site(command.target).secureReceive(context: command.context, shares: command.shares.map(\.sealedShares))
                 answer = .done(Sitefit_V1_Done())
             case .maskedInput(let command):
+                // Scale and range are the protocol's own for the masking set's size; the weight a share of one.
+                let members = Set(command.maskingSet)
+                guard members.count == command.maskingSet.count, members.contains(site), command.range == MaskedChannel.range,
+                      command.scale == SecureAggregation.scale(range: MaskedChannel.range, participants: members.count),
+                      command.weight.isFinite, (0...1).contains(command.weight)
+                else { throw ProtocolViolation("masking settings that the protocol does not use") }
                 var vector = Sitefit_V1_MaskedVector()
                 vector.vector = Data(try await site(command.target).maskedUpdate(
                     context: command.context, round: Int(command.round), maskingSet: command.maskingSet, weight: command.weight,
@@ -167,14 +193,24 @@ public actor SiteAgent {
         let summary: SiteSummary, trainSize: Int, testSize: Int
         if run.transformer != nil, !command.target.mlp {
             let (model, vocabulary, _) = try TransformerCheckpoint.decode(bytes, file: file)
-            guard vocabulary == run.transformer?.vocabulary.map(\.name) else {
+            guard let t = run.transformer, vocabulary == t.vocabulary.map(\.name) else {
                 throw ProtocolViolation("the checkpoint's vocabulary is not the one the sites agreed")
+            }
+            // The architecture the approved scenario describes, so no kernel meets shapes it was not built for.
+            guard model.network.configuration == Simulation.transformerConfiguration(t) else {
+                throw ProtocolViolation("the checkpoint's transformer is not the approved scenario's")
             }
             let actor = try Simulation.transformerSite(source, scenario: run, model: model, logger: logger)
             transformers[seed] = Opened(actor: actor, model: model)
             (summary, trainSize, testSize) = (actor.summary, actor.trainSize, actor.testSize)
         } else {
             let (model, _) = try Checkpoint.decode(bytes, file: file, as: MLP.self)
+            // The features the site extracts, in its order, and a network over exactly that many.
+            let columns = run.task.columnNames
+            guard model.columns == columns, model.network.configuration.inputSize == columns.count,
+                  model.standardizer.means.count == columns.count, model.standardizer.standardDeviations.count == columns.count,
+                  run.transformer != nil || model.network.configuration.hiddenSizes == run.model.hiddenSizes
+            else { throw ProtocolViolation("the checkpoint's model does not take the approved scenario's features") }
             let actor = try SiteActor(source: source, model: model, seed: seed, maxBatch: Simulation.maxBatch(run), logger: logger)
             if command.target.mlp { twins[seed] = Opened(actor: actor, model: model) } else { mlps[seed] = Opened(actor: actor, model: model) }
             (summary, trainSize, testSize) = (actor.summary, actor.trainSize, actor.testSize)
@@ -182,7 +218,7 @@ public actor SiteAgent {
         var opened = Sitefit_V1_Opened()
         opened.trainSize = Int64(trainSize)
         opened.testSize = Int64(testSize)
-        opened.summary = JSONDocument.encode(summary)
+        opened.summary = try JSONDocument.encode(summary)
         return opened
     }
 
@@ -212,20 +248,27 @@ public actor SiteAgent {
     /// server names the arm; it cannot send a network of its own making), and its starting values.
     private func begin<Network: FederatedModel>(_ opened: Opened<Network>, _ command: Sitefit_V1_Begin) async throws {
         let network: Network
+        let selection: ParameterSelection, shared: ParameterSelection, plan: Plan
         if command.arm == Simulation.baselineArm {
             network = opened.model.network
+            selection = FineTuningMode.full.selection(for: network.layout)
+            shared = selection
+            plan = Plan(arm: command.arm, configuration: Simulation.baselineConfiguration(scenario), clipNorm: nil, secure: false)
         } else if let arm = scenario.arms.first(where: { $0.name == command.arm }) {
             network = opened.model.network.network(for: arm)
+            // The tensors the arm trains and the ones it sends, as the approved scenario has them.
+            selection = arm.mode.selection(for: network.layout, settings: arm.modeSettings)
+            let strategy = arm.makeStrategy(trainedCount: selection.count)
+            shared = strategy.shared(from: selection)
+            plan = Plan(arm: arm.name, configuration: Simulation.trainingConfiguration(arm, scenario: scenario, proximalMu: strategy.proximalMu),
+                        clipNorm: arm.privacy?.clipNorm, secure: arm.secureAggregation)
         } else {
             throw ProtocolViolation("the approved scenario has no arm '\(command.arm)'")
         }
-        let layout = network.layout
-        let known = Set(layout.tensors.map(\.name))
-        for name in command.selection + command.shared where !known.contains(name) {
-            throw ProtocolViolation("arm '\(command.arm)' has no tensor '\(name)'")
+        guard command.selection == selection.tensorNames, command.shared == shared.tensorNames else {
+            throw ProtocolViolation("arm '\(command.arm)' trains and shares other tensors in the approved scenario")
         }
-        let selection = ParameterSelection(layout: layout, tensorNames: command.selection)
-        let shared = ParameterSelection(layout: layout, tensorNames: command.shared)
+        let layout = network.layout
         var parameters = [Float](repeating: 0, count: layout.count)
         do {
             let everything = ParameterSelection(layout: layout, tensorNames: layout.tensors.map(\.name))
@@ -233,29 +276,43 @@ public actor SiteAgent {
         } catch {
             throw ProtocolViolation("the arm's starting values: \(error.reason)")
         }
+        guard parameters.allSatisfy(\.isFinite) else { throw ProtocolViolation("the arm's starting values are not all finite") }
+        plans[SiteSlot.Target(command.target)] = plan
         await opened.actor.begin(network: network, parameters: parameters, selection: selection, shared: shared)
     }
 
     private func train(_ command: Sitefit_V1_Train) async throws -> Sitefit_V1_Update {
-        let configuration = try command.settings.configuration()
+        guard let plan = plans[SiteSlot.Target(command.target)] else { throw ProtocolViolation("no arm has begun for this seed") }
+        // The local baselines train under the baseline's plan with their own stream name.
+        guard command.arm == plan.arm || (plan.arm == Simulation.baselineArm && command.arm == "baseline-local") else {
+            throw ProtocolViolation("arm '\(plan.arm)' has begun, not '\(command.arm)'")
+        }
+        let asked = Plan(arm: plan.arm, configuration: try command.settings.configuration(),
+                         clipNorm: command.hasClipNorm ? command.clipNorm : nil, secure: command.secure)
+        guard asked == plan else { throw ProtocolViolation("the server asks for training that the approved scenario does not have") }
         let update = try await site(command.target).localUpdate(
-            arm: command.arm, round: Int(command.round), broadcast: [UInt8](command.broadcast), configuration: configuration,
-            clipNorm: command.hasClipNorm ? command.clipNorm : nil, secure: command.secure)
+            arm: command.arm, round: Int(command.round), broadcast: [UInt8](command.broadcast), configuration: plan.configuration,
+            clipNorm: plan.clipNorm, secure: plan.secure)
         return Sitefit_V1_Update(update)
     }
 
     private func reconstruct(_ command: Sitefit_V1_Reconstruct) async throws -> Sitefit_V1_JsonDocument {
-        guard scenario.reconstruction != nil else { throw ProtocolViolation("the approved scenario runs no reconstruction experiment") }
-        let limit: Int64 = 1 << 20
-        guard (command.batchSizes + command.localSteps + [command.budget, command.trials]).allSatisfy({ (0...limit).contains($0) }) else {
-            throw ProtocolViolation("reconstruction settings out of range")
+        guard let settings = scenario.reconstruction else { throw ProtocolViolation("the approved scenario runs no reconstruction experiment") }
+        guard let plan = plans[SiteSlot.Target(command.target)], let arm = scenario.arms.first(where: { $0.name == plan.arm }) else {
+            throw ProtocolViolation("no arm has begun for this seed")
         }
-        let configuration = try command.settings.configuration()
-        let settings = ReconstructionSettings(batchSizes: command.batchSizes.map(Int.init), localSteps: command.localSteps.map(Int.init),
-                                              budget: Int(command.budget), trials: Int(command.trials))
+        // The experiment as the approved scenario sets it for the begun arm; anything else is refused.
+        let federation = scenario.federation
+        let optimizer = OptimizerConfiguration(kind: federation.optimizer, learningRate: arm.learningRate,
+                                               weightDecay: federation.weightDecay, gradientClipNorm: federation.gradientClipNorm)
+        let asked = try command.settings.configuration()
+        guard command.batchSizes == settings.batchSizes.map(Int64.init), command.localSteps == settings.localSteps.map(Int64.init),
+              command.budget == Int64(settings.budget), command.trials == Int64(settings.trials), asked.optimizer == optimizer,
+              asked.positiveWeight == Float(federation.positiveWeight), (command.hasClipNorm ? command.clipNorm : nil) == arm.privacy?.clipNorm,
+              !arm.secureAggregation
+        else { throw ProtocolViolation("the server asks for a reconstruction experiment that the approved scenario does not have") }
         let trials = try await site(command.target).reconstructionTrials(
-            settings: settings, optimizer: configuration.optimizer, positiveWeight: configuration.positiveWeight,
-            clipNorm: command.hasClipNorm ? command.clipNorm : nil)
-        return JSONDocument.encode(trials)
+            settings: settings, optimizer: optimizer, positiveWeight: Float(federation.positiveWeight), clipNorm: arm.privacy?.clipNorm)
+        return try JSONDocument.encode(trials)
     }
 }

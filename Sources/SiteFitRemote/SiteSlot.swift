@@ -26,6 +26,14 @@ public actor SiteSlot {
     private var begins: [Target: Sitefit_V1_Begin] = [:]
     private var restoredOn: [Target: Int] = [:]
     private var restoring: [Target: Task<Void, any Error>] = [:]
+    /// Each target's test patients as its first evaluation named them.
+    private var testSets: [Target: TestSet] = [:]
+
+    /// Who a site's test patients are: every evaluation of a seed must score the same ones, or the
+    /// per-round and paired comparisons would compare different patients.
+    struct TestSet: Equatable {
+        var personIds: [Int64], labels: [Float], sex: [String], race: [String], ageBand: [String]
+    }
 
     /// A seed's network at the site: the target of most commands.
     struct Target: Hashable, Sendable {
@@ -120,6 +128,7 @@ public actor SiteSlot {
     /// Forgets a seed (the run closed it) and tells the site, if it is there.
     func close(seed: UInt64) async {
         for target in opens.keys where target.seed == seed {
+            testSets[target] = nil
             opens[target] = nil
             begins[target] = nil
             restoredOn[target] = nil
@@ -132,6 +141,16 @@ public actor SiteSlot {
     func finish(reason: String) async {
         guard let link else { return }
         try? await link.notify(.finish(.with { $0.reason = reason }))
+    }
+
+    /// Refuses an evaluation whose patients, outcomes or subgroups differ from the target's first.
+    func checkSameTestSet(_ p: SitePredictions, target: Target) throws {
+        let set = TestSet(personIds: p.personIds, labels: p.labels, sex: p.sex, race: p.race, ageBand: p.ageBand)
+        if let first = testSets[target] {
+            guard first == set else { throw SiteUnavailable(site: site, reason: "scored other test patients than in its first evaluation") }
+        } else {
+            testSets[target] = set
+        }
     }
 
     /// Replays what the site's earlier process knew about `target` on a stream that has not had it.

@@ -73,16 +73,23 @@ extension Simulation {
         return (metrics, predictionRows(arm: arm.name, predictions), attacked)
     }
 
+    /// How an arm's sites train in a round, from the scenario alone (a site in another process
+    /// derives it too, and refuses a server that asks for anything else).
+    public static func trainingConfiguration(_ arm: Scenario.Arm, scenario: Scenario, proximalMu: Double) -> TrainingConfiguration {
+        let federation = scenario.federation
+        return TrainingConfiguration(
+            optimizer: OptimizerConfiguration(kind: federation.optimizer, learningRate: arm.learningRate,
+                                              weightDecay: federation.weightDecay, gradientClipNorm: federation.gradientClipNorm),
+            epochs: arm.localEpochs, batchSize: federation.batchSize, positiveWeight: Float(federation.positiveWeight),
+            proximalMu: proximalMu, steps: federation.localSteps)
+    }
+
     /// The round driver of an arm: the federation's participation and local training, secure
     /// aggregation as the channel and DP as the privacy plug-in when the arm asks for them.
     static func makeDriver<Network: FederatedModel>(_ arm: Scenario.Arm, scenario: Scenario, sites: [any FederatedSite<Network>], server: FederatedServer,
                            proximalMu: Double, sequentialSites: Bool) throws -> RoundDriver<Network> {
         let federation = scenario.federation
-        let configuration = TrainingConfiguration(
-            optimizer: OptimizerConfiguration(kind: federation.optimizer, learningRate: arm.learningRate,
-                                              weightDecay: federation.weightDecay, gradientClipNorm: federation.gradientClipNorm),
-            epochs: arm.localEpochs, batchSize: federation.batchSize, positiveWeight: Float(federation.positiveWeight),
-            proximalMu: proximalMu, steps: federation.localSteps)
+        let configuration = trainingConfiguration(arm, scenario: scenario, proximalMu: proximalMu)
         let privacy = try arm.privacy.map {
             try DifferentialPrivacy(settings: $0, participation: federation.participation, siteCount: sites.count,
                                     seed: scenario.seed, arm: arm.name)

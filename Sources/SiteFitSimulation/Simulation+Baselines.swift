@@ -111,7 +111,7 @@ extension Simulation {
     }
 
     /// How local and pooled baselines train: the scenario's `baseline_training`, or the federation's settings.
-    static func baselineConfiguration(_ scenario: Scenario) -> TrainingConfiguration {
+    public static func baselineConfiguration(_ scenario: Scenario) -> TrainingConfiguration {
         let federation = scenario.federation
         if let own = scenario.baselineTraining {
             return TrainingConfiguration(

@@ -40,7 +40,7 @@ extension Simulation {
     }
 
     /// The transformer the scenario describes, over the agreed vocabulary.
-    static func transformerConfiguration(_ t: Scenario.TransformerModel) -> TransformerConfiguration {
+    public static func transformerConfiguration(_ t: Scenario.TransformerModel) -> TransformerConfiguration {
         TransformerConfiguration(vocabularySize: t.vocabulary.count + CodeSequences.reservedIds, timeBuckets: CodeSequences.timeBuckets,
                                  maxLength: t.sequences.maxLength, width: t.width, heads: t.heads, layers: t.layers,
                                  feedForwardWidth: t.feedForwardWidth)

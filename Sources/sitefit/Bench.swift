@@ -3,6 +3,10 @@ import Foundation
 import SiteFitBenchmarks
 import SiteFitCore
 import SiteFitEHR
+import SiteFitRemote
+import SiteFitReport
+import SiteFitScenario
+import SiteFitSimulation
 import SiteFitTransformer
 
 extension SiteFit {
@@ -11,7 +15,7 @@ extension SiteFit {
     struct Bench: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Measure kernel and training-step throughput (build with -c release).",
-            subcommands: [Kernels.self, Heart.self, Synthetic.self, Transformer.self, Shards.self, Bootstrap.self, Allocations.self])
+            subcommands: [Kernels.self, Heart.self, Synthetic.self, Transformer.self, Transport.self, Shards.self, Bootstrap.self, Allocations.self])
 
         struct Heart: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
@@ -67,6 +71,125 @@ extension SiteFit {
                 } catch {
                     throw reportFailure(error)
                 }
+            }
+        }
+
+        struct Transport: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "The same federation in-process and with every site behind TLS on loopback: wall time, overhead per round, bytes on the wire against payload.",
+                discussion: """
+                    Two runs each: the scenario (first seed, no pooled baseline) and S generated sites × R rounds of BitFit. \
+                    Both sides pretrain from scratch; the distributed run's metrics must equal the in-process run's.
+                    """)
+
+            @Option(help: "The scenario to run both ways (its first seed; a pooled baseline is left out).")
+            var scenario: String = "Scenarios/quickstart.yaml"
+
+            @Option(help: "Generated sites for the BitFit run.")
+            var sites: Int = 32
+
+            @Option(help: "Rounds of the BitFit run.")
+            var rounds: Int = 20
+
+            @Option(help: "Patients per generated site.")
+            var patients: Int = 300
+
+            func validate() throws {
+                guard sites >= 2 else { throw ValidationError("--sites must be at least 2 (got \(sites))") }
+                guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1 (got \(rounds))") }
+                guard patients >= 50 else { throw ValidationError("--patients must be at least 50 (got \(patients))") }
+            }
+
+            func run() async throws {
+                bootstrapLogging(verbose: false)
+                do {
+                    let work = FileManager.default.temporaryDirectory.appendingPathComponent("sitefit-bench-transport-\(ProcessInfo.processInfo.processIdentifier)")
+                    defer { try? FileManager.default.removeItem(at: work) }
+                    try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+                    var given = try ScenarioLoader.load(URL(fileURLWithPath: scenario))
+                    given.file = scenario
+                    given.extraSeeds = []
+                    given.baselines.removeAll { $0 == .pooled }
+                    let generated = try Self.generated(sites: sites, rounds: rounds, patients: patients, in: work)
+                    var rows: [TransportRow] = []
+                    for (label, run) in [(given.name, given), ("\(sites) sites × \(rounds) rounds, BitFit", generated)] {
+                        rows.append(try await Self.measure(label, run, work: work))
+                    }
+                    let json = try JSONEncoder().encode(rows)
+                    print(String(decoding: json, as: UTF8.self))
+                    print(TransportRow.table(rows))
+                } catch {
+                    throw reportFailure(error)
+                }
+            }
+
+            /// A scenario of `sites` generated hospitals (the quickstart's population, varied by seed) and one BitFit arm.
+            static func generated(sites: Int, rounds: Int, patients: Int, in folder: URL) throws -> Scenario {
+                var list = ""
+                for index in 1...sites {
+                    let id = String(format: "site-%02d", index)
+                    let profile = """
+                        name: Site \(index)
+                        seed: \(1000 + index)
+                        patients: \(patients)
+                        outcome_prevalence: \(0.12 + 0.08 * Double(index % 4) / 3)
+                        """
+                    try Data(profile.utf8).write(to: folder.appendingPathComponent("\(id).yaml"))
+                    list += "  - profile: \(id).yaml\n"
+                }
+                let text = """
+                    name: transport-bench
+                    seed: 7
+                    sites:
+                    \(list)task:
+                      lookback_days: 365
+                      outcome_window_days: 365
+                      conditions: [type_2_diabetes, hypertension, hyperlipidemia, chronic_kidney_disease,
+                                   atrial_fibrillation, myocardial_infarction, copd, obesity]
+                      measurements: [hba1c, creatinine, systolic_bp, bmi, cholesterol, heart_rate]
+                      drugs: [metformin, lisinopril, atorvastatin, aspirin]
+                    model:
+                      hidden: [32, 16]
+                    pretraining:
+                      patients: 2000
+                      epochs: 5
+                    federation:
+                      rounds: \(rounds)
+                      local_epochs: 1
+                      batch_size: 32
+                      optimizer: adam
+                      learning_rate: 0.003
+                    arms:
+                      - {name: bitfit, mode: bitfit, learning_rate: 0.03}
+                    baselines: [pretrained]
+                    """
+                let file = folder.appendingPathComponent("transport-bench.yaml")
+                try Data(text.utf8).write(to: file)
+                return try ScenarioLoader.load(file)
+            }
+
+            static func measure(_ label: String, _ scenario: Scenario, work: URL) async throws -> TransportRow {
+                let clock = ContinuousClock()
+                // An untimed in-process run first: it builds any missing shard the agents then open,
+                // and warms the caches; then both ways, interleaved, three times (medians).
+                _ = try await Simulation.run(scenario)
+                var local: Simulation.Result?
+                var remote: (result: Simulation.Result, wire: WireCounter)?
+                var localTimes: [Duration] = [], remoteTimes: [Duration] = []
+                for _ in 0..<3 {
+                    localTimes.append(try await clock.measure { local = try await Simulation.run(scenario) })
+                    remoteTimes.append(try await clock.measure { remote = try await LoopbackFederation.run(scenario, workFolder: work) })
+                }
+                let localTime = localTimes.sorted()[1], remoteTime = remoteTimes.sorted()[1]
+                guard let local, let remote else { throw UserFacingError("a run returned nothing") }
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = .sortedKeys
+                let same = try encoder.encode(local.metrics.arms) == encoder.encode(remote.result.metrics.arms)
+                let rounds = scenario.federation.rounds * scenario.arms.count
+                let payload = local.metrics.arms.flatMap(\.rounds).reduce((up: 0, down: 0)) { ($0.up + $1.bytesUp, $0.down + $1.bytesDown) }
+                return TransportRow(run: label, sites: scenario.sites.count, rounds: rounds, inProcessSeconds: BenchClock.seconds(localTime),
+                                    loopbackSeconds: BenchClock.seconds(remoteTime), payloadUp: payload.up, payloadDown: payload.down,
+                                    wireReceived: remote.wire.received, wireSent: remote.wire.sent, sameMetrics: same)
             }
         }
 
@@ -217,3 +340,34 @@ extension SiteFit {
 }
 
 extension AllocationRun.Mode: ExpressibleByArgument {}
+
+/// One row of `bench transport`.
+struct TransportRow: Codable {
+    var run: String
+    var sites: Int
+    /// Federated rounds over all arms.
+    var rounds: Int
+    var inProcessSeconds: Double
+    var loopbackSeconds: Double
+    /// The report's update and broadcast bytes (rounds only).
+    var payloadUp: Int
+    var payloadDown: Int
+    /// TLS bytes through the server's sockets: everything (checkpoints, evaluations, handshakes) included.
+    var wireReceived: Int
+    var wireSent: Int
+    var sameMetrics: Bool
+
+    var overheadPerRound: Double { (loopbackSeconds - inProcessSeconds) / Double(max(rounds, 1)) }
+
+    static func table(_ rows: [TransportRow]) -> String {
+        func mib(_ bytes: Int) -> String { String(format: "%.2f MiB", Double(bytes) / 1_048_576) }
+        var out = "| run | sites | rounds | in-process | loopback TLS | overhead per round | payload up / down | on the wire in / out | same metrics |\n"
+        out += "|---|---:|---:|---:|---:|---:|---:|---:|:---:|\n"
+        for r in rows {
+            out += "| \(r.run) | \(r.sites) | \(r.rounds) | \(String(format: "%.2f s", r.inProcessSeconds)) | "
+                + "\(String(format: "%.2f s", r.loopbackSeconds)) | \(String(format: "%.1f ms", 1000 * r.overheadPerRound)) | "
+                + "\(mib(r.payloadUp)) / \(mib(r.payloadDown)) | \(mib(r.wireReceived)) / \(mib(r.wireSent)) | \(r.sameMetrics ? "yes" : "NO") |\n"
+        }
+        return out
+    }
+}

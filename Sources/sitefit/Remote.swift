@@ -79,9 +79,10 @@ extension SiteFit {
                 let cache = noCache ? nil : URL(fileURLWithPath: ".sitefit-cache")
                 let scenarioValue = loaded
                 let siteIds = loaded.sites.map(\.profile.id)
+                let wire = WireCounter()
                 let result = try await FederationServer.withServer(
                     host: listen.host, port: listen.port, certificates: CertificateFolder(URL(fileURLWithPath: certificates)),
-                    sites: siteIds, fingerprint: loaded.fingerprint, limits: limits, logger: logger
+                    sites: siteIds, fingerprint: loaded.fingerprint, limits: limits, wire: wire, logger: logger
                 ) { waitForSites, port in
                     // The bound port goes to stderr on its own line, so a script can start the sites against port 0.
                     FileHandle.standardError.write(Data("listening on \(listen.host):\(port) for sites \(siteIds.joined(separator: ", "))\n".utf8))
@@ -98,6 +99,14 @@ extension SiteFit {
                     }
                 }
                 display.finish()
+                if !quiet {
+                    // The network's count beside the report's: metrics.json keeps payload bytes only, as in-process.
+                    let rounds = result.metrics.arms.flatMap(\.rounds)
+                    let up = rounds.reduce(0) { $0 + $1.bytesUp }, down = rounds.reduce(0) { $0 + $1.bytesDown }
+                    FileHandle.standardError.write(Data(("on the wire: \(byteCount(wire.received)) from sites, \(byteCount(wire.sent)) to sites "
+                        + "(TLS, every command and handshake); the report's round payload: \(byteCount(up)) up, \(byteCount(down)) down"
+                        + (scenarioValue.extraSeeds.isEmpty ? "" : " (first seed)") + "\n").utf8))
+                }
                 let output = try ReportWriter.write(result.metrics, predictions: result.predictions, checkpoint: result.checkpoint,
                                                     to: URL(fileURLWithPath: outputDirectory))
                 print(output.report.relativePath)
@@ -159,4 +168,11 @@ extension SiteFit {
             }
         }
     }
+}
+
+/// Bytes as the report writes them (B, KiB, MiB).
+private func byteCount(_ count: Int) -> String {
+    if count >= 1_048_576 { return String(format: "%.2f MiB", Double(count) / 1_048_576) }
+    if count >= 1024 { return String(format: "%.1f KiB", Double(count) / 1024) }
+    return "\(count) B"
 }
