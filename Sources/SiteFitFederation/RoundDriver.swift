@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import SiteFitCore
 import SiteFitNN
 
@@ -116,7 +117,9 @@ public struct RoundDriver<Network: NeuralModel>: Sendable {
         deliver: (Int, any FederatedSite<Network>, LocalUpdate) async throws -> Void,
         lost: (Int, SiteUnavailable) -> Void
     ) async throws {
-        try await withThrowingTaskGroup(of: (Int, Result<LocalUpdate, SiteUnavailable>).self) { group in
+        // Sites that could not answer, by position; the child records its failure before it returns.
+        let failures = Failures()
+        try await withThrowingTaskGroup(of: (Int, LocalUpdate).self) { group in
             var started = 0
             func start(upTo limit: Int) {
                 while started < min(limit, indices.count) {
@@ -125,10 +128,11 @@ public struct RoundDriver<Network: NeuralModel>: Sendable {
                         // A site that cannot answer is this round's dropout, not the run's end:
                         // a federation goes on without a hospital whose process died.
                         do {
-                            return (position, .success(try await site.localUpdate(
-                                arm: arm, round: round, broadcast: broadcast, configuration: configuration, clipNorm: clipNorm, secure: secure)))
-                        } catch let lost as SiteUnavailable {
-                            return (position, .failure(lost))
+                            return (position, try await site.localUpdate(arm: arm, round: round, broadcast: broadcast, configuration: configuration,
+                                                                         clipNorm: clipNorm, secure: secure))
+                        } catch let failure as SiteUnavailable {
+                            failures.record(failure, at: position)
+                            return (position, LocalUpdate(site: failure.site, blob: [], steps: 0, loss: 0, optimizerStateBytes: 0, updateNorm: nil))
                         }
                     }
                     started += 1
@@ -136,13 +140,14 @@ public struct RoundDriver<Network: NeuralModel>: Sendable {
             }
             start(upTo: window)
             var next = 0
-            var early: [Int: Result<LocalUpdate, SiteUnavailable>] = [:]
-            for try await (position, outcome) in group {
-                early[position] = outcome
+            var early: [Int: LocalUpdate] = [:]
+            for try await (position, update) in group {
+                early[position] = update
                 while let ready = early.removeValue(forKey: next) {
-                    switch ready {
-                    case .success(let update): try await deliver(indices[next], sites[indices[next]], update)
-                    case .failure(let failure): lost(indices[next], failure)
+                    if let failure = failures.take(next) {
+                        lost(indices[next], failure)
+                    } else {
+                        try await deliver(indices[next], sites[indices[next]], ready)
                     }
                     next += 1
                 }
@@ -150,6 +155,13 @@ public struct RoundDriver<Network: NeuralModel>: Sendable {
             }
         }
     }
+}
+
+/// The failures of a round's sites by position, written by their child tasks.
+private final class Failures: Sendable {
+    private let byPosition = Mutex<[Int: SiteUnavailable]>([:])
+    func record(_ failure: SiteUnavailable, at position: Int) { byPosition.withLock { $0[position] = failure } }
+    func take(_ position: Int) -> SiteUnavailable? { byPosition.withLock { $0.removeValue(forKey: position) } }
 }
 
 /// A sampled site that contributed nothing to a round, and why.

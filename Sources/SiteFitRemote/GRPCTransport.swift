@@ -37,6 +37,9 @@ public struct TransportLimits: Sendable {
     public var deadlines = SiteDeadlines()
     /// How long a site agent whose connection dropped keeps trying to connect again.
     public var reconnectFor: Duration = .seconds(600)
+    /// How long a newly started agent retries while the server still holds its previous
+    /// process's connection (until keepalive finds it dead: about 40 s).
+    public var staleConnectionWait: Duration = .seconds(60)
     public init() {}
 }
 
@@ -61,17 +64,23 @@ actor Lobby {
     /// Admits `site`'s stream, or says why not (another stream of the same site is still open, or the run is over).
     func admit(_ site: String, send: @escaping @Sendable (Sitefit_V1_ServerMessage) async throws -> Void) async throws -> SiteLink {
         guard !sealed else { throw RPCError(code: .failedPrecondition, message: "the run is over") }
-        guard let slot = slots[site], admitting.insert(site).inserted else {
+        guard slots[site] != nil, admitting.insert(site).inserted else {
             throw RPCError(code: .alreadyExists, message: "site '\(site)' is already connecting")
         }
         defer { admitting.remove(site) }
         if let current = live[site], await current.endReason == nil {
             throw RPCError(code: .alreadyExists, message: "site '\(site)' is already connected")
         }
+        guard !sealed else { throw RPCError(code: .failedPrecondition, message: "the run is over") }
         let link = SiteLink(site: site, send: send)
         live[site] = link
-        await slot.connect(link)
         return link
+    }
+
+    /// Commands may go to `link` now (its welcome is out): the site's slot uses it from here.
+    func activate(_ link: SiteLink) async {
+        guard !sealed, live[link.site] === link else { return }
+        await slots[link.site]?.connect(link)
     }
 
     /// No site is admitted any more: the run is over.
@@ -137,6 +146,7 @@ struct FederationService: Sitefit_V1_Federation.SimpleServiceProtocol {
         welcome.site = site
         welcome.scenarioFingerprint = fingerprint
         try await link.notify(.welcome(welcome))
+        await lobby.activate(link)
         // The reader task takes the iterator over from here (nothing here touches it again), so
         // that the finish the writer sends can end the stream by cancelling the reader.
         let reading = Handoff(messages)
@@ -206,6 +216,12 @@ public enum FederationServer {
         }
         var config = HTTP2ServerTransport.Posix.Config.defaults
         config.rpc.maxRequestPayloadSize = limits.maxMessageBytes
+        // Keepalive finds a site whose machine or network died (a half-open connection) within
+        // about 40 s, so it becomes a dropout and can be admitted again; the grace time bounds
+        // shutdown when a stalled site never reads its finish.
+        config.connection.keepalive = .init(time: .seconds(30), timeout: .seconds(10),
+                                            clientBehavior: .init(minPingIntervalWithoutCalls: .seconds(20), allowWithoutCalls: true))
+        config.connection.maxGraceTime = .seconds(10)
         if let wire {
             // Runs on the connection's event loop once its pipeline is set up; first = nearest the socket, below TLS.
             config.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in
@@ -238,7 +254,10 @@ public enum FederationServer {
             defer { server.beginGracefulShutdown() }
             do {
                 let result = try await body(wait, bound.port)
+                // Sealed first, then every stream told again: a site that reconnected after the
+                // body's finish still hears that the run is over.
                 await lobby.seal()
+                await lobby.finishAll(reason: RemoteFleet.completed)
                 return result
             } catch {
                 // Sites that joined before the run stopped (or before others failed to join) are
@@ -308,18 +327,25 @@ public enum SiteClient {
         // (the server then restores what it had opened); one never admitted fails at once, so a
         // refused certificate or scenario says so instead of retrying.
         let clock = ContinuousClock()
+        let started = clock.now
         var admitted = false
         var lostSince: ContinuousClock.Instant?
         while true {
             let welcomed = Flag()
             let finish: Sitefit_V1_Finish?
             do {
-                let transport = try HTTP2ClientTransport.Posix(target: target, transportSecurity: security)
+                var config = HTTP2ClientTransport.Posix.Config.defaults
+                // Finds a server whose machine or network died, so the agent tries to reconnect instead of waiting forever.
+                config.connection.keepalive = .init(time: .seconds(30), timeout: .seconds(10), allowWithoutCalls: true)
+                let transport = try HTTP2ClientTransport.Posix(target: target, transportSecurity: security, config: config)
                 finish = try await session(agent, transport: transport, hello: hello, options: options, welcomed: welcomed,
                                            server: "\(host):\(port)", logger: logger)
             } catch {
                 if await welcomed.value { admitted = true }
-                guard admitted, Self.mayRetry(error) else { throw error }
+                // A restarted agent can arrive before the server has seen its previous process go
+                // (a half-open connection lasts until keepalive finds it): it waits that out.
+                let stale = (error as? RPCError)?.code == .alreadyExists && clock.now - started < limits.staleConnectionWait
+                guard admitted || stale, Self.mayRetry(error) else { throw error }
                 logger.warning("lost the server", metadata: ["site": "\(agent.site)", "error": "\(error)"])
                 finish = nil
             }
@@ -329,7 +355,9 @@ public enum SiteClient {
                 logger.info("the server finished the run", metadata: ["reason": "\(finish.reason)"])
                 return
             }
-            guard admitted else { throw UserFacingError("the server at \(host):\(port) closed the connection before admitting this site") }
+            guard admitted || clock.now - started < limits.staleConnectionWait else {
+                throw UserFacingError("the server at \(host):\(port) closed the connection before admitting this site")
+            }
             let since = lostSince ?? clock.now
             lostSince = since
             guard clock.now - since < limits.reconnectFor else {
@@ -358,6 +386,7 @@ public enum SiteClient {
                 try await writer.write(hello)
                 for await reply in replies { try await writer.write(reply) }
             }
+            let inFlight = Counter()
             return try await federation.join(request: request, options: options) { response in
                 try await withThrowingTaskGroup(of: Void.self, returning: Sitefit_V1_Finish?.self) { group in
                     defer { queue.finish() }
@@ -374,8 +403,14 @@ public enum SiteClient {
                             return finish
                         default:
                             // Commands for different seeds run at once; each reply carries its call number.
+                            // A server that floods the site is refused beyond a bound, not given a task each.
+                            guard await inFlight.enter(limit: maxCommandsInFlight) else {
+                                queue.yield(.with { $0.reply = agent.reply(command.call, failure: "too many commands in flight") })
+                                continue
+                            }
                             group.addTask {
                                 if let reply = await agent.handle(command) { queue.yield(.with { $0.reply = reply }) }
+                                await inFlight.leave()
                             }
                         }
                     }
@@ -385,6 +420,20 @@ public enum SiteClient {
             }
         }
     }
+}
+
+/// Commands a site agent runs at once, at most: the server sends a few per seed; more is a flood.
+let maxCommandsInFlight = 256
+
+/// A bounded count of tasks in flight.
+actor Counter {
+    private var value = 0
+    func enter(limit: Int) -> Bool {
+        guard value < limit else { return false }
+        value += 1
+        return true
+    }
+    func leave() { value -= 1 }
 }
 
 /// A flag one task sets and another reads after it.

@@ -140,7 +140,7 @@ public actor SiteAgent {
         }
     }
 
-    private func reply(_ call: UInt64, failure reason: String) -> Sitefit_V1_Reply {
+    nonisolated func reply(_ call: UInt64, failure reason: String) -> Sitefit_V1_Reply {
         var failure = Sitefit_V1_Failure()
         failure.reason = reason
         var reply = Sitefit_V1_Reply()
@@ -185,6 +185,10 @@ public actor SiteAgent {
     }
 
     private func open(_ command: Sitefit_V1_Open) throws -> Sitefit_V1_Opened {
+        // Only the approved scenario's seeds: each opened seed holds a copy of the site's rows.
+        guard ([scenario.seed] + scenario.extraSeeds).contains(command.target.seed) else {
+            throw ProtocolViolation("seed \(command.target.seed) is not one of the approved scenario's seeds")
+        }
         let run = try seeded(command)
         let source = Simulation.cohortSource(run, site: reference, shard: shard)
         let seed = command.target.seed

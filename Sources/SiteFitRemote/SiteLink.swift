@@ -1,4 +1,5 @@
 import Foundation
+import SiteFitCore
 import SiteFitFederation
 
 /// The server's end of one admitted site's stream: commands go out numbered, and each reply is
@@ -32,25 +33,31 @@ public actor SiteLink {
         var message = Sitefit_V1_ServerMessage()
         message.call = number
         message.body = body
-        let reply = try await withCheckedThrowingContinuation { continuation in
-            waiting[number] = continuation
-            Task { await self.write(message, call: number) }
-            if let deadline {
-                timers[number] = Task { [weak self] in
-                    try await Task.sleep(for: deadline)
-                    await self?.expire(number, after: deadline)
+        // A run that stops elsewhere cancels its calls: they end now, not at their deadline.
+        let reply = try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                waiting[number] = continuation
+                Task { await self.write(message, call: number) }
+                if let deadline {
+                    timers[number] = Task { [weak self] in
+                        try await Task.sleep(for: deadline)
+                        await self?.expire(number, reason: "no answer within \(deadline)")
+                    }
                 }
             }
+        } onCancel: {
+            Task { await self.expire(number, reason: "cancelled") }
         }
-        if case .failure(let failure) = reply { throw SiteUnavailable(site: site, reason: "refused: \(failure.reason)") }
+        // The site's words reach metrics.json and the report: plain and short.
+        if case .failure(let failure) = reply { throw SiteUnavailable(site: site, reason: "refused: " + SafeText.label(String(failure.reason.prefix(200)))) }
         return reply
     }
 
-    private func expire(_ call: UInt64, after deadline: Duration) {
-        timers[call] = nil
+    private func expire(_ call: UInt64, reason: String) {
+        timers.removeValue(forKey: call)?.cancel()
         guard let continuation = waiting.removeValue(forKey: call) else { return }
         abandoned.insert(call)
-        continuation.resume(throwing: SiteUnavailable(site: site, reason: "no answer within \(deadline)"))
+        continuation.resume(throwing: SiteUnavailable(site: site, reason: reason))
     }
 
     /// Sends a message that needs no reply (welcome, finish).
@@ -65,7 +72,8 @@ public actor SiteLink {
         do {
             try await send(message)
         } catch {
-            waiting.removeValue(forKey: call)?.resume(throwing: SiteUnavailable(site: site, reason: "could not send: \(error)"))
+            timers.removeValue(forKey: call)?.cancel()
+            waiting.removeValue(forKey: call)?.resume(throwing: SiteUnavailable(site: site, reason: "disconnected"))
         }
     }
 

@@ -25,7 +25,8 @@ public actor SiteSlot {
     private var opens: [Target: Opening] = [:]
     private var begins: [Target: Sitefit_V1_Begin] = [:]
     private var restoredOn: [Target: Int] = [:]
-    private var restoring: [Target: Task<Void, any Error>] = [:]
+    /// Restores under way, with the stream generation each is for.
+    private var restoring: [Target: (generation: Int, task: Task<Void, any Error>)] = [:]
     /// Each target's test patients as its first evaluation named them.
     private var testSets: [Target: TestSet] = [:]
 
@@ -103,7 +104,8 @@ public actor SiteSlot {
         return opened
     }
 
-    /// Begins an arm. A site that is gone now begins it when it comes back, so the arm starts without it.
+    /// Begins an arm. A site that is gone now begins it when it comes back, so the arm starts
+    /// without it; a site that refuses stops the run.
     func begin(_ command: Sitefit_V1_Begin) async throws {
         let target = Target(command.target)
         begins[target] = command
@@ -111,18 +113,36 @@ public actor SiteSlot {
             guard case .done = try await send(.begin(command), to: target, wait: false) else {
                 throw SiteUnavailable(site: site, reason: "did not answer a begin command")
             }
-        } catch is SiteUnavailable {
-            // Whatever the stream has now, the next command restores the target from scratch.
+        } catch let failure as SiteUnavailable {
+            guard await isGone else { throw failure }
+            // Whatever stream the site has next, the next command restores the target from scratch.
             restoredOn[target] = nil
+        }
+    }
+
+    /// Whether the site's stream has ended (a transport failure, not a refusal).
+    private var isGone: Bool {
+        get async {
+            guard let link else { return true }
+            return await link.endReason != nil
         }
     }
 
     /// A command for an opened target. `wait`: whether to wait for a site that is gone to come
     /// back (an evaluation), or to fail at once (a round's step, where the site is a dropout).
+    /// When waiting, a stream that ends during the command is waited out too, and the command
+    /// sent again on the next one.
     func send(_ body: Sitefit_V1_ServerMessage.OneOf_Body, to target: Target, wait: Bool) async throws -> Sitefit_V1_Reply.OneOf_Body {
-        let link = try await current(wait: wait)
-        try await restore(target, on: link)
-        return try await link.call(body, deadline: deadlines.reply)
+        while true {
+            let link = try await current(wait: wait)
+            do {
+                try await restore(target, on: link)
+                return try await link.call(body, deadline: deadlines.reply)
+            } catch let failure as SiteUnavailable {
+                // A refusal, a timeout or a round's step ends here; a lost stream while waiting is retried.
+                guard wait, await link.endReason != nil else { throw failure }
+            }
+        }
     }
 
     /// Forgets a seed (the run closed it) and tells the site, if it is there.
@@ -155,26 +175,34 @@ public actor SiteSlot {
 
     /// Replays what the site's earlier process knew about `target` on a stream that has not had it.
     private func restore(_ target: Target, on link: SiteLink) async throws {
-        let generation = self.generation
-        guard restoredOn[target] != generation, let opening = opens[target] else { return }
-        if let pending = restoring[target] { return try await pending.value }
-        let begin = begins[target]
-        let site = self.site, deadline = deadlines.reply
-        let task = Task {
-            guard case .opened(let opened) = try await link.call(.open(opening.command), deadline: deadline) else {
-                throw SiteUnavailable(site: site, reason: "did not answer an open command with its summary")
+        while true {
+            let generation = self.generation
+            guard restoredOn[target] != generation, let opening = opens[target] else { return }
+            if let pending = restoring[target] {
+                if pending.generation == generation { return try await pending.task.value }
+                // A restore for an earlier stream: let it end, then restore on this one.
+                _ = try? await pending.task.value
+                continue
             }
-            // The same shard and seed give the same split: anything else is not the site that left.
-            guard opened == opening.reply else { throw SiteUnavailable(site: site, reason: "came back with a different cohort") }
-            if let begin {
-                guard case .done = try await link.call(.begin(begin), deadline: deadline) else {
-                    throw SiteUnavailable(site: site, reason: "did not answer a begin command")
+            let begin = begins[target]
+            let site = self.site, deadline = deadlines.reply
+            let task = Task {
+                guard case .opened(let opened) = try await link.call(.open(opening.command), deadline: deadline) else {
+                    throw SiteUnavailable(site: site, reason: "did not answer an open command with its summary")
+                }
+                // The same shard and seed give the same split: anything else is not the site that left.
+                guard opened == opening.reply else { throw SiteUnavailable(site: site, reason: "came back with a different cohort") }
+                if let begin {
+                    guard case .done = try await link.call(.begin(begin), deadline: deadline) else {
+                        throw SiteUnavailable(site: site, reason: "did not answer a begin command")
+                    }
                 }
             }
+            restoring[target] = (generation, task)
+            defer { if restoring[target]?.generation == generation { restoring[target] = nil } }
+            try await task.value
+            restoredOn[target] = generation
+            return
         }
-        restoring[target] = task
-        defer { restoring[target] = nil }
-        try await task.value
-        restoredOn[target] = generation
     }
 }
