@@ -2,6 +2,7 @@ import Foundation
 import SiteFitCore
 import SiteFitFederation
 import SiteFitNN
+import SiteFitSimulation
 
 /// A site in another process, as the simulation sees it: each `FederatedSite` call becomes one
 /// command on the site's stream and waits for its reply. It holds only what the site said about
@@ -78,7 +79,11 @@ public struct RemoteSite<Network: NeuralModel>: FederatedSite {
         command.settings = Sitefit_V1_TrainingSettings(configuration)
         if let clipNorm { command.clipNorm = clipNorm }
         command.secure = secure
-        let update = try expect(try await send(.train(command), wait: false), "train") { if case .update(let u) = $0 { u } else { nil } }
+        // A round goes on without a site that is gone; a local-only baseline is no round: it waits
+        // for the site to come back, and trains the same bits (its stream is keyed by round).
+        let update = try expect(try await send(.train(command), wait: arm == Simulation.localBaselineArm), "train") {
+            if case .update(let u) = $0 { u } else { nil }
+        }
         return try checked { try update.localUpdate(site: id) }
     }
 

@@ -288,7 +288,7 @@ public actor SiteAgent {
     private func train(_ command: Sitefit_V1_Train) async throws -> Sitefit_V1_Update {
         guard let plan = plans[SiteSlot.Target(command.target)] else { throw ProtocolViolation("no arm has begun for this seed") }
         // The local baselines train under the baseline's plan with their own stream name.
-        guard command.arm == plan.arm || (plan.arm == Simulation.baselineArm && command.arm == "baseline-local") else {
+        guard command.arm == plan.arm || (plan.arm == Simulation.baselineArm && command.arm == Simulation.localBaselineArm) else {
             throw ProtocolViolation("arm '\(plan.arm)' has begun, not '\(command.arm)'")
         }
         let asked = Plan(arm: plan.arm, configuration: try command.settings.configuration(),

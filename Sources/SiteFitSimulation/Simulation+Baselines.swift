@@ -39,7 +39,7 @@ extension Simulation {
                         var blob = pretrainedBlob
                         var siteSteps = 0
                         for round in 1...localRounds {
-                            let update = try await site.localUpdate(arm: "baseline-local", round: round, broadcast: blob,
+                            let update = try await site.localUpdate(arm: Simulation.localBaselineArm, round: round, broadcast: blob,
                                                                     configuration: configuration)
                             blob = update.blob
                             siteSteps += update.steps
@@ -138,7 +138,7 @@ extension Simulation {
         let start = try await evaluate(sites, broadcast: blob)
         var steps = 0
         for round in 1...rounds {
-            let update = try await sites[index].localUpdate(arm: "baseline-local", round: round, broadcast: blob, configuration: configuration)
+            let update = try await sites[index].localUpdate(arm: Simulation.localBaselineArm, round: round, broadcast: blob, configuration: configuration)
             blob = update.blob
             steps += update.steps
         }

@@ -14,6 +14,8 @@ import SiteFitTuning
 public enum Simulation {
     /// The arm key with which baselines begin every site: the pretrained network, every tensor trained.
     public static let baselineArm = "baseline"
+    /// The training-stream name of the local-only baselines (each site alone; not federated rounds).
+    public static let localBaselineArm = "baseline-local"
 
     /// The result of a run, ready for `ReportWriter`.
     public struct Result: Sendable {
