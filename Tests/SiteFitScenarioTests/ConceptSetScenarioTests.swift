@@ -82,7 +82,7 @@ struct ConceptSetScenarioTests {
               - omop_export: {from: ../Sites/Export.zip, sites: 2, by: hospital}
 
             """)
-        let folder2 = try fixture(["Sites/Export.zip": "x", "Scenarios/s.yaml": broken, "Scenarios/hypertension.json": Self.atlas], name: "broken")
+        let folder2 = try fixture(["Sites/Export.zip": "x", "Scenarios/s.yaml": broken, "Scenarios/hypertension.json": Self.atlas], name: "broken-export")
         let found = diagnostics { _ = try ScenarioLoader.load(folder2.appendingPathComponent("Scenarios/s.yaml")) }
         #expect(found.map(\.field) == ["sites[0].omop_export.from", "sites[1].omop_export.sites", "sites[2].omop_export.name",
                                         "sites[3].omop_export.by"])
@@ -114,7 +114,7 @@ struct ConceptSetScenarioTests {
         let s = try ScenarioLoader.load(folder.appendingPathComponent("Scenarios/s.yaml"))
         #expect(s.task.targetCohortId == 7 && s.task.outcomeCohortId == 9)
         let broken = ids.replacingOccurrences(of: "  outcome_cohort_id: 9\n", with: "  outcome: {concepts: [1], domain: condition_occurrence}\n")
-        let folder2 = try fixture(["Sites/a.sqlite": "x", "Scenarios/s.yaml": broken], name: "broken")
+        let folder2 = try fixture(["Sites/a.sqlite": "x", "Scenarios/s.yaml": broken], name: "broken-cohort-ids")
         let found = diagnostics { _ = try ScenarioLoader.load(folder2.appendingPathComponent("Scenarios/s.yaml")) }
         #expect(found.map(\.field).contains("task.target_cohort_id") && found.map(\.field).contains("task.outcome"))
     }
