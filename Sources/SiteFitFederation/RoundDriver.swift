@@ -171,7 +171,7 @@ public struct SiteAbsence: Sendable, Equatable {
 }
 
 /// What one site's local training cost in a round (its update itself went to the server).
-public struct TrainedUpdate: Sendable, Equatable {
+public struct TrainedUpdate: Sendable, Equatable, Codable {
     /// The site's position in the driver's site list (an index, not its id: 10,000 sites' records stay small).
     public var siteIndex: Int
     public var steps: Int

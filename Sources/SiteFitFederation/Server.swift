@@ -113,6 +113,20 @@ public actor FederatedServer {
 
     /// The current global selected values, packed in selection order.
     public func globalValues() -> [Float] { global }
+
+    /// What the strategy carries between rounds (see `FederatedStrategy.carried`).
+    public func strategyState() -> [[Double]] { strategy.carried }
+
+    /// Puts back the global values and strategy state a restarted server saved after its last
+    /// completed round; false (nothing changed) when they do not fit this selection and strategy.
+    public func restore(global values: [Float], strategyState: [[Double]]) -> Bool {
+        guard pending == nil, pendingMasked == nil, values.count == global.count, values.allSatisfy(\.isFinite) else { return false }
+        var restored = strategy
+        guard restored.restore(carried: strategyState) else { return false }
+        strategy = restored
+        global = values
+        return true
+    }
 }
 
 /// What the server did with one round's updates.

@@ -7,7 +7,7 @@ import SiteFitMetrics
 import SiteFitNN
 
 /// A site's test-set predictions, with the subgroup attributes the report audits.
-public struct SitePredictions: Sendable, Equatable {
+public struct SitePredictions: Sendable, Equatable, Codable {
     public var site: String
     public var personIds: [Int64]
     public var labels: [Float]

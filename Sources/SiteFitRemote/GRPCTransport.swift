@@ -40,6 +40,12 @@ public struct TransportLimits: Sendable {
     /// How long a newly started agent retries while the server still holds its previous
     /// process's connection (until keepalive finds it dead: about 40 s).
     public var staleConnectionWait: Duration = .seconds(60)
+    /// How often one site may be admitted within `admissionWindow`. Each admission after the first
+    /// costs the server a replay (the seeds' checkpoints, the arm's starting values), so a site
+    /// that connects and drops in a loop is turned away (RESOURCE_EXHAUSTED) until the window
+    /// has room again; its agent keeps retrying once a second, as after any dropped connection.
+    public var admissionsPerWindow = 12
+    public var admissionWindow: Duration = .seconds(60)
     public init() {}
 }
 
@@ -55,10 +61,16 @@ actor Lobby {
     /// Sites whose admission is under way (the check below suspends; a second stream must not slip in).
     private var admitting: Set<String> = []
     private var sealed = false
+    /// When each site was admitted, within the last `window` (the rate limit).
+    private var admissions: [String: [ContinuousClock.Instant]] = [:]
+    let admissionsPerWindow: Int
+    let window: Duration
 
-    init(expected: [String], deadlines: SiteDeadlines) {
+    init(expected: [String], deadlines: SiteDeadlines, admissionsPerWindow: Int = 12, window: Duration = .seconds(60)) {
         self.expected = expected
         slots = Dictionary(uniqueKeysWithValues: expected.map { ($0, SiteSlot(site: $0, deadlines: deadlines)) })
+        self.admissionsPerWindow = max(1, admissionsPerWindow)
+        self.window = window
     }
 
     /// Admits `site`'s stream, or says why not (another stream of the same site is still open, or the run is over).
@@ -72,6 +84,15 @@ actor Lobby {
             throw RPCError(code: .alreadyExists, message: "site '\(site)' is already connected")
         }
         guard !sealed else { throw RPCError(code: .failedPrecondition, message: "the run is over") }
+        let now = ContinuousClock.now
+        var recent = (admissions[site] ?? []).filter { now - $0 < window }
+        guard recent.count < admissionsPerWindow else {
+            admissions[site] = recent
+            throw RPCError(code: .resourceExhausted,
+                           message: "site '\(site)' was admitted \(recent.count) times within \(window); try again later")
+        }
+        recent.append(now)
+        admissions[site] = recent
         let link = SiteLink(site: site, send: send)
         live[site] = link
         return link
@@ -231,7 +252,8 @@ public enum FederationServer {
             }
         }
         let transport = HTTP2ServerTransport.Posix(address: .ipv4(host: host, port: port), transportSecurity: security, config: config)
-        let lobby = Lobby(expected: sites, deadlines: limits.deadlines)
+        let lobby = Lobby(expected: sites, deadlines: limits.deadlines, admissionsPerWindow: limits.admissionsPerWindow,
+                          window: limits.admissionWindow)
         let service = FederationService(identity: identity, fingerprint: fingerprint, lobby: lobby, logger: logger)
         return try await withGRPCServer(transport: transport, services: [service]) { server in
             guard let bound = try await transport.listeningAddress.ipv4 else {

@@ -95,15 +95,15 @@ public struct RemoteFleet: SiteFleet {
         return command
     }
 
-    private func opened<Network: NeuralModel>(_ command: Sitefit_V1_Open, as: Network.Type) async throws -> [any FederatedSite<Network>] {
+    private func opened<Network: NeuralModel>(_ command: Sitefit_V1_Open, as: Network.Type, columns: Int?) async throws -> [any FederatedSite<Network>] {
         try await inSiteOrder { slot in
-            try RemoteSite<Network>(slot: slot, target: command.target, opened: try await slot.open(command))
+            try RemoteSite<Network>(slot: slot, target: command.target, opened: try await slot.open(command), columns: columns)
         }
     }
 
     public func mlpSites(_ scenario: Scenario, model: PretrainedModel<MLP>, logger: Logger,
                          progress: @escaping @Sendable (String) -> Void) async throws -> [any FederatedSite<MLP>] {
-        try await opened(open(scenario, checkpoint: Checkpoint.encode(model), mlp: false), as: MLP.self)
+        try await opened(open(scenario, checkpoint: Checkpoint.encode(model), mlp: false), as: MLP.self, columns: scenario.task.columnNames.count)
     }
 
     public func transformerSites(_ scenario: Scenario, model: PretrainedModel<Transformer>, mlp: PretrainedModel<MLP>, logger: Logger,
@@ -111,8 +111,9 @@ public struct RemoteFleet: SiteFleet {
         -> (transformer: [any FederatedSite<Transformer>], mlp: [any FederatedSite<MLP>]) {
         let vocabulary = scenario.transformer?.vocabulary.map(\.name) ?? []
         let transformer = try await opened(open(scenario, checkpoint: TransformerCheckpoint.encode(model, vocabulary: vocabulary), mlp: false),
-                                           as: Transformer.self)
-        let twins = try await opened(open(scenario, checkpoint: Checkpoint.encode(mlp), mlp: true), as: MLP.self)
+                                           as: Transformer.self, columns: nil)
+        let twins = try await opened(open(scenario, checkpoint: Checkpoint.encode(mlp), mlp: true), as: MLP.self,
+                                     columns: scenario.task.columnNames.count)
         return (transformer, twins)
     }
 

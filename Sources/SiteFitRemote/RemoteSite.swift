@@ -15,7 +15,9 @@ public struct RemoteSite<Network: NeuralModel>: FederatedSite {
     let slot: SiteSlot
     let target: Sitefit_V1_Target
 
-    init(slot: SiteSlot, target: Sitefit_V1_Target, opened: Sitefit_V1_Opened) throws {
+    /// `columns`: the task's feature columns when the target reads feature rows (its summary has
+    /// one statistic per column), nil for a transformer target.
+    init(slot: SiteSlot, target: Sitefit_V1_Target, opened: Sitefit_V1_Opened, columns: Int?) throws {
         guard (0...Int64(Int32.max)).contains(opened.trainSize), (0...Int64(Int32.max)).contains(opened.testSize) else {
             throw SiteUnavailable(site: slot.site, reason: "reported \(opened.trainSize) train and \(opened.testSize) test patients")
         }
@@ -23,6 +25,11 @@ public struct RemoteSite<Network: NeuralModel>: FederatedSite {
         trainSize = Int(opened.trainSize)
         testSize = Int(opened.testSize)
         summary = try Self.decode(SiteSummary.self, opened.summary, what: "cohort summary", site: slot.site)
+        do {
+            try summary.checked(columns: columns, trainSize: trainSize, testSize: testSize)
+        } catch {
+            throw SiteUnavailable(site: slot.site, reason: error.reason)
+        }
         self.slot = slot
         self.target = target
     }
@@ -125,7 +132,9 @@ public struct RemoteSite<Network: NeuralModel>: FederatedSite {
         let document = try expect(try await send(.reconstruct(command), wait: true), "reconstruct") {
             if case .reconstructionTrials(let d) = $0 { d } else { nil }
         }
-        return try Self.decode([ReconstructionTrial].self, document, what: "reconstruction trials", site: id)
+        let trials = try Self.decode([ReconstructionTrial].self, document, what: "reconstruction trials", site: id)
+        try checked { try ReconstructionTrial.checked(trials, site: id, settings: settings) }
+        return trials
     }
 
     public func trainingRowsForPooledBaseline() async throws -> PooledRows {

@@ -305,7 +305,7 @@ public struct ReferenceValues: Codable, Sendable, Equatable {
 }
 
 /// One test patient's final score, for `predictions.csv`.
-public struct PredictionRow: Sendable, Equatable {
+public struct PredictionRow: Sendable, Equatable, Codable {
     public var arm: String
     public var site: String
     public var personId: Int64

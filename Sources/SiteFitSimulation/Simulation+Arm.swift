@@ -16,7 +16,8 @@ extension Simulation {
     /// an evaluation at every site after each round.
     static func runArm<Network: FederatedModel>(
         _ arm: Scenario.Arm, scenario: Scenario, model: PretrainedModel<Network>, sites: [any FederatedSite<Network>], logger: Logger,
-        sequentialSites: Bool = false, bootstrap: BootstrapCache, progress: @escaping @Sendable (String) -> Void
+        sequentialSites: Bool = false, bootstrap: BootstrapCache, journal: (journal: RunJournal, key: String)? = nil,
+        progress: @escaping @Sendable (String) -> Void
     ) async throws -> (ArmMetrics, [PredictionRow], ArmReconstruction?) {
         // Modes that add tensors (LoRA, adapters, (IA)³) extend the pretrained network; the new
         // tensors start as the identity change.
@@ -33,20 +34,39 @@ extension Simulation {
         let trainers = arm.trainingSites.map { ids in sites.filter { ids.contains($0.id) } } ?? sites
         var driver = try makeDriver(arm, scenario: scenario, sites: trainers, server: server, proximalMu: strategy.proximalMu,
                                     sequentialSites: sequentialSites)
-        // What the server could reconstruct from one site's first update, before the rounds move the model.
-        let attacked = try await reconstruction(arm, scenario: scenario, sites: trainers, sequentialSites: sequentialSites)
-        if attacked != nil { progress("[\(arm.name)] reconstruction attacks on single updates done") }
-
-        var predictions = try await evaluate(sites, broadcast: await server.broadcast(round: 0))
-        let pretrainedPredictions = predictions
+        // A restarted server goes on after the arm's last completed round, unless the arm's sites
+        // keep tensors of their own between rounds: a server cannot give those back, so that arm starts again.
+        let keepsSiteState = shared.tensorNames != selection.tensorNames
+        let saved = keepsSiteState ? nil : try journal.flatMap { try $0.journal.progress($0.key, seed: scenario.seed) }
         let sharedStart = shared.gather(from: start)
-        var round0 = RoundMetrics(round: 0, evaluation: evaluation(predictions, subgroups: scenario.subgroups), bytesUp: 0, bytesDown: 0,
-                                  acceptedSites: [], rejected: [], meanLocalLoss: nil)
-        round0.parameterDrift = ParameterDrift(l2: 0, relative: 0)
-        var rounds = [round0]
-        var records: [RoundRecord] = []
+        var predictions: [SitePredictions], pretrainedPredictions: [SitePredictions]
+        var rounds: [RoundMetrics], trained: [[TrainedUpdate]]
+        let attacked: ArmReconstruction?
+        if let saved {
+            guard saved.arm == arm.name, saved.round >= 0, saved.round <= scenario.federation.rounds, saved.rounds.count == saved.round + 1,
+                  saved.trained.count == saved.round, await server.restore(global: saved.global.values, strategyState: saved.strategy.map(\.values)),
+                  driver.privacy == nil ? saved.rdp == nil : saved.rdp.map({ driver.privacy!.restore(rdp: $0.values) }) == true
+            else {
+                throw UserFacingError("the server's state of arm '\(arm.name)' (seed \(scenario.seed)) does not fit the scenario's arm; "
+                                      + "pass --no-resume to start the run over")
+            }
+            (predictions, pretrainedPredictions, rounds, trained, attacked) =
+                (saved.predictions, saved.pretrainedPredictions, saved.rounds, saved.trained, saved.attacked)
+            progress("[\(arm.name)] goes on after round \(saved.round), where the previous server stopped")
+        } else {
+            // What the server could reconstruct from one site's first update, before the rounds move the model.
+            attacked = try await reconstruction(arm, scenario: scenario, sites: trainers, sequentialSites: sequentialSites)
+            if attacked != nil { progress("[\(arm.name)] reconstruction attacks on single updates done") }
+            predictions = try await evaluate(sites, broadcast: await server.broadcast(round: 0))
+            pretrainedPredictions = predictions
+            var round0 = RoundMetrics(round: 0, evaluation: evaluation(predictions, subgroups: scenario.subgroups), bytesUp: 0, bytesDown: 0,
+                                      acceptedSites: [], rejected: [], meanLocalLoss: nil)
+            round0.parameterDrift = ParameterDrift(l2: 0, relative: 0)
+            rounds = [round0]
+            trained = []
+        }
         var stoppedByBudget: Int? = nil
-        for round in 1...scenario.federation.rounds {
+        for round in stride(from: rounds.count, through: scenario.federation.rounds, by: 1) {
             guard let record = try await driver.run(round: round) else {
                 stoppedByBudget = round - 1
                 progress("[\(arm.name)] stopped before round \(round): it would take ε past the budget of \(arm.privacy?.epsilonBudget ?? 0)")
@@ -56,15 +76,21 @@ extension Simulation {
             var metrics = roundMetrics(record, evaluation: evaluation(predictions, subgroups: scenario.subgroups))
             metrics.parameterDrift = parameterDrift(await server.globalValues(), from: sharedStart)
             rounds.append(metrics)
-            records.append(record)
+            trained.append(record.trained)
             progress(progressLine(arm.name, record, metrics.evaluation, rounds: scenario.federation.rounds,
                                   quorum: scenario.federation.participation.quorum))
+            if let journal, !keepsSiteState {
+                try journal.journal.record(RunJournal.Progress(
+                    arm: arm.name, round: round, global: Bits(await server.globalValues()), strategy: await server.strategyState().map(Bits.init),
+                    rdp: driver.privacy.map { Bits($0.accountant.rdp) }, rounds: rounds, trained: trained, predictions: predictions,
+                    pretrainedPredictions: pretrainedPredictions, attacked: attacked), key: journal.key, seed: scenario.seed)
+            }
         }
         var metrics = ArmMetrics(name: arm.name, mode: arm.mode.rawValue, kind: .federated(strategy: arm.strategyName), learningRate: arm.learningRate,
                                  localEpochs: arm.localEpochs, rounds: rounds, final: rounds[rounds.count - 1].evaluation,
-                                 privacy: privacyFootprint(arm, records: records, rounds: rounds, network: network, shared: shared,
+                                 privacy: privacyFootprint(arm, trained: trained, rounds: rounds, network: network, shared: shared,
                                                            privacy: driver.privacy, stoppedByBudget: stoppedByBudget),
-                                 compute: computeFootprint(records, network: network, selection: selection))
+                                 compute: computeFootprint(trained, network: network, selection: selection))
         metrics.biasDrift = biasDrift(before: pretrainedPredictions, after: predictions, subgroups: scenario.subgroups,
                                       seed: scenario.seed, bootstrap: bootstrap)
         let finalBroadcast = await server.broadcast(round: rounds[rounds.count - 1].round)
@@ -152,11 +178,11 @@ extension Simulation {
     }
 
     /// Bytes, exposed parameters and (DP) the privacy spent over an arm's rounds.
-    static func privacyFootprint<Network: FederatedModel>(_ arm: Scenario.Arm, records: [RoundRecord], rounds: [RoundMetrics], network: Network,
+    static func privacyFootprint<Network: FederatedModel>(_ arm: Scenario.Arm, trained: [[TrainedUpdate]], rounds: [RoundMetrics], network: Network,
                                  shared: ParameterSelection, privacy: DifferentialPrivacy?, stoppedByBudget: Int?) -> PrivacyFootprint {
         var footprint = PrivacyFootprint(
             bytesUp: rounds.reduce(0) { $0 + $1.bytesUp }, bytesDown: rounds.reduce(0) { $0 + $1.bytesDown },
-            bytesUpPerUpdate: records.flatMap(\.trained).map(\.messageBytes).max() ?? 0,
+            bytesUpPerUpdate: trained.joined().map(\.messageBytes).max() ?? 0,
             parametersExposed: shared.count, parametersTotal: network.layout.count, tensorsExposed: shared.tensorNames)
         footprint.secureAggregation = arm.secureAggregation
         if arm.secureAggregation { footprint.secureRounds = SecureAggregationTotals(rounds) }
@@ -171,8 +197,8 @@ extension Simulation {
     }
 
     /// Steps, FLOPs, optimiser state and simulated time per site-round over an arm's rounds.
-    static func computeFootprint<Network: FederatedModel>(_ records: [RoundRecord], network: Network, selection: ParameterSelection) -> ComputeFootprint {
-        let trained = records.flatMap(\.trained)
+    static func computeFootprint<Network: FederatedModel>(_ rounds: [[TrainedUpdate]], network: Network, selection: ParameterSelection) -> ComputeFootprint {
+        let trained = Array(rounds.joined())
         let siteRounds = Double(max(trained.count, 1))
         let mask = network.trainableMask(selection)
         var compute = ComputeFootprint(

@@ -6,7 +6,7 @@ import SiteFitReport
 import SiteFitScenario
 
 /// One attacked update, with the seed that produced it (units are paired across arms by seed, site and trial).
-struct SeededTrial: Sendable {
+struct SeededTrial: Sendable, Codable {
     var seed: UInt64
     var trial: ReconstructionTrial
 
@@ -16,7 +16,7 @@ struct SeededTrial: Sendable {
 }
 
 /// An arm's attacked updates over every seed (none when its updates travel masked).
-struct ArmReconstruction: Sendable {
+struct ArmReconstruction: Sendable, Codable {
     var arm: String
     var masked: Bool
     var trials: [SeededTrial]

@@ -137,7 +137,7 @@ extension Simulation {
     /// it the same way, so both models see exactly the same patients, and only counts leave either.
     static func runTransformerSeed(
         _ scenario: Scenario, fleet: any SiteFleet, logger: Logger, cacheDirectory: URL?,
-        sequentialSites: Bool, progress: @escaping @Sendable (String) -> Void
+        sequentialSites: Bool, journal: RunJournal? = nil, progress: @escaping @Sendable (String) -> Void
     ) async throws -> Result {
         guard let t = scenario.transformer else { preconditionFailure("not a transformer scenario") }
         let (mlpModel, mlpInfo) = try pretrain(scenario, spec: scenario.task, cacheDirectory: cacheDirectory)
@@ -178,6 +178,6 @@ extension Simulation {
         let checkpoint = TransformerCheckpoint.encode(pretrained.model, vocabulary: t.vocabulary.map(\.name), notes: transformerNotes(pretrained))
         return try await federate(scenario, model: pretrained.model, sites: sites, mlp: (mlpModel, mlpSites),
                                   described: mlpSites.map(DescribedSite.init), modelInfo: modelInfo, pretrainingInfo: pretrained.info,
-                                  checkpoint: checkpoint, logger: logger, sequentialSites: sequentialSites, progress: progress)
+                                  checkpoint: checkpoint, logger: logger, sequentialSites: sequentialSites, journal: journal, progress: progress)
     }
 }

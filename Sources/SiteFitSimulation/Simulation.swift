@@ -36,13 +36,14 @@ public enum Simulation {
     /// `metrics.comparisons` the paired differences over all seeds with their intervals.
     public static func run(
         _ scenario: Scenario, fleet: any SiteFleet = LocalFleet(), logger: Logger = Logger(label: "sitefit.simulation"),
-        cacheDirectory: URL? = nil, sequentialSites: Bool = false, progress: @escaping @Sendable (String) -> Void = { _ in }
+        cacheDirectory: URL? = nil, sequentialSites: Bool = false, journal: RunJournal? = nil,
+        progress: @escaping @Sendable (String) -> Void = { _ in }
     ) async throws -> Result {
         var scenario = scenario
         let agreement = try await agreeCovariates(&scenario, fleet: fleet, logger: logger, progress: progress)
         let vocabulary = try await agreeVocabulary(&scenario, fleet: fleet, logger: logger, progress: progress)
         var result = try await runSeed(scenario, fleet: fleet, logger: logger, cacheDirectory: cacheDirectory,
-                                       sequentialSites: sequentialSites, progress: progress)
+                                       sequentialSites: sequentialSites, journal: journal, progress: progress)
         await fleet.close(seed: scenario.seed)
         result.metrics.scenario.covariates = agreement
         if let vocabulary { result.metrics.model.transformer?.vocabulary = vocabulary }
@@ -65,7 +66,7 @@ public enum Simulation {
                 progress("seed \(seeds[index]) (\(index + 2) of \(seeds.count + 1))")
                 group.addTask {
                     let run = try await runSeed(reseeded, fleet: fleet, logger: logger, cacheDirectory: cacheDirectory,
-                                                sequentialSites: sequentialSites, progress: progress)
+                                                sequentialSites: sequentialSites, journal: journal, progress: progress)
                     await fleet.close(seed: reseeded.seed)
                     return (index, run)
                 }
@@ -112,7 +113,7 @@ public enum Simulation {
 
     static func runSeed(
         _ scenario: Scenario, fleet: any SiteFleet, logger: Logger, cacheDirectory: URL?,
-        sequentialSites: Bool, progress: @escaping @Sendable (String) -> Void
+        sequentialSites: Bool, journal: RunJournal? = nil, progress: @escaping @Sendable (String) -> Void
     ) async throws -> Result {
         let spec = scenario.task
         try await fleet.prepare(scenario, logger: logger, progress: progress)
@@ -128,7 +129,7 @@ public enum Simulation {
         }
         if scenario.transformer != nil {
             return try await runTransformerSeed(scenario, fleet: fleet, logger: logger, cacheDirectory: cacheDirectory,
-                                                sequentialSites: sequentialSites, progress: progress)
+                                                sequentialSites: sequentialSites, journal: journal, progress: progress)
         }
         let (model, pretrainingInfo) = try pretrain(scenario, spec: spec, cacheDirectory: cacheDirectory)
         if pretrainingInfo.pretrained {
@@ -142,7 +143,7 @@ public enum Simulation {
         return try await federate(scenario, model: model, sites: sites, mlp: nil, described: sites.map(DescribedSite.init),
                                   modelInfo: modelInfo, pretrainingInfo: pretrainingInfo,
                                   checkpoint: Checkpoint.encode(model, notes: checkpointNotes(pretrainingInfo)),
-                                  logger: logger, sequentialSites: sequentialSites, progress: progress)
+                                  logger: logger, sequentialSites: sequentialSites, journal: journal, progress: progress)
     }
 
     /// What the report says about a site's cohort: its summary and split sizes (from the MLP's
@@ -165,7 +166,7 @@ public enum Simulation {
         _ scenario: Scenario, model: PretrainedModel<Network>, sites: [any FederatedSite<Network>],
         mlp: (model: PretrainedModel<MLP>, sites: [any FederatedSite<MLP>])?, described: [DescribedSite],
         modelInfo: ModelInfo, pretrainingInfo: PretrainingInfo, checkpoint: [UInt8], logger: Logger,
-        sequentialSites: Bool, progress: @escaping @Sendable (String) -> Void
+        sequentialSites: Bool, journal: RunJournal? = nil, progress: @escaping @Sendable (String) -> Void
     ) async throws -> Result {
         var arms: [ArmMetrics] = []
         var predictions: [PredictionRow] = []
@@ -175,39 +176,57 @@ public enum Simulation {
         let startBlob = try await beginBaseline(scenario, model: model, sites: sites).blob
         let startPredictions = try await evaluate(sites, broadcast: startBlob)
         var reconstruction: [ArmReconstruction] = []
-        for arm in scenario.arms {
-            let (metrics, rows, attacked) = if arm.onMLP, let mlp {
-                try await runArm(arm, scenario: scenario, model: mlp.model, sites: mlp.sites, logger: logger,
-                                 sequentialSites: sequentialSites, bootstrap: bootstrap, progress: progress)
+        // A restarted server takes every unit a previous one finished from its state folder.
+        func unit(_ key: String, _ body: () async throws -> RunJournal.Finished) async throws {
+            let done: RunJournal.Finished
+            if let kept = try journal?.finished(key, seed: scenario.seed) {
+                progress("[\(kept.metrics.name)] finished before the server restarted: taken from its state")
+                done = kept
             } else {
-                try await runArm(arm, scenario: scenario, model: model, sites: sites, logger: logger,
-                                 sequentialSites: sequentialSites, bootstrap: bootstrap, progress: progress)
+                done = try await body()
+                try journal?.finish(key, seed: scenario.seed, done)
             }
-            arms.append(metrics)
-            predictions += rows
-            if let attacked { reconstruction.append(attacked) }
+            arms.append(done.metrics)
+            predictions += done.rows
+            if let attacked = done.attacked { reconstruction.append(attacked) }
         }
-        for baseline in scenario.baselines {
+        for (index, arm) in scenario.arms.enumerated() {
+            let key = "arm-\(index)"
+            try await unit(key) {
+                let (metrics, rows, attacked) = if arm.onMLP, let mlp {
+                    try await runArm(arm, scenario: scenario, model: mlp.model, sites: mlp.sites, logger: logger,
+                                     sequentialSites: sequentialSites, bootstrap: bootstrap, journal: journal.map { ($0, key) }, progress: progress)
+                } else {
+                    try await runArm(arm, scenario: scenario, model: model, sites: sites, logger: logger,
+                                     sequentialSites: sequentialSites, bootstrap: bootstrap, journal: journal.map { ($0, key) }, progress: progress)
+                }
+                return RunJournal.Finished(metrics: metrics, rows: rows, attacked: attacked)
+            }
+        }
+        for (position, baseline) in scenario.baselines.enumerated() {
             if baseline == .localEach {
                 for index in sites.indices {
-                    let (metrics, rows) = try await runLocalEach(index, scenario: scenario, model: model, sites: sites,
-                                                                 bootstrap: bootstrap, progress: progress)
-                    arms.append(metrics)
-                    predictions += rows
+                    try await unit("baseline-\(position)-site-\(index)") {
+                        let (metrics, rows) = try await runLocalEach(index, scenario: scenario, model: model, sites: sites,
+                                                                     bootstrap: bootstrap, progress: progress)
+                        return RunJournal.Finished(metrics: metrics, rows: rows)
+                    }
                 }
                 continue
             }
-            let (metrics, rows) = try await runBaseline(baseline, scenario: scenario, model: model, sites: sites,
-                                                        bootstrap: bootstrap, progress: progress)
-            arms.append(metrics)
-            predictions += rows
+            try await unit("baseline-\(position)") {
+                let (metrics, rows) = try await runBaseline(baseline, scenario: scenario, model: model, sites: sites,
+                                                            bootstrap: bootstrap, progress: progress)
+                return RunJournal.Finished(metrics: metrics, rows: rows)
+            }
         }
         if let mlp, scenario.arms.contains(where: \.onMLP) {
             // The MLP's own starting point, so its arms' gains can be read against what they started from.
-            let (metrics, rows) = try await runBaseline(.pretrained, scenario: scenario, model: mlp.model, sites: mlp.sites,
-                                                        bootstrap: bootstrap, progress: progress)
-            arms.append(metrics)
-            predictions += rows
+            try await unit("baseline-mlp-start") {
+                let (metrics, rows) = try await runBaseline(.pretrained, scenario: scenario, model: mlp.model, sites: mlp.sites,
+                                                            bootstrap: bootstrap, progress: progress)
+                return RunJournal.Finished(metrics: metrics, rows: rows)
+            }
         }
         var siteInfos: [SiteInfo] = []
         let distances = featureDistances(described.map(\.summary))

@@ -53,6 +53,17 @@ extension SiteFit {
         @Option(help: "Seconds to wait for a site that left to connect again, where the run needs it (evaluation).")
         var rejoinTimeout: Int = 600
 
+        @Option(help: ArgumentHelp("Folder for the run's state, written after every round (default: .sitefit-state/NAME).",
+                                   discussion: "A server started again with the same scenario goes on from its last completed round."))
+        var stateDir: String?
+
+        @Flag(help: "Start the run over: discard the state a previous server of this scenario left.")
+        var noResume = false
+
+        @Option(help: ArgumentHelp("Fault drill: exit abruptly, as a crash would, right after writing the state of round N of an arm.",
+                                   discussion: "For rehearsing a server restart; start the server again without it to go on."))
+        var crashAfterRound: Int?
+
         @Flag(help: "Print only the report path (no progress on stderr).")
         var quiet = false
 
@@ -69,6 +80,8 @@ extension SiteFit {
                 loaded.file = scenario
                 if let refusal = try await RemoteFleet.refusal(loaded) { throw UserFacingError(refusal) }
                 try ReportWriter.checkWritable(URL(fileURLWithPath: outputDirectory), name: loaded.name)
+                let journal = try RunJournal(folder: URL(fileURLWithPath: stateDir ?? ".sitefit-state/\(loaded.name)"), scenario: loaded,
+                                             fresh: noResume, crashAfterRound: crashAfterRound)
                 var limits = TransportLimits()
                 limits.joinTimeout = .seconds(max(1, joinTimeout))
                 limits.deadlines.reply = .seconds(max(1, replyTimeout))
@@ -88,9 +101,10 @@ extension SiteFit {
                     FileHandle.standardError.write(Data("listening on \(listen.host):\(port) for sites \(siteIds.joined(separator: ", "))\n".utf8))
                     let fleet = RemoteFleet(slots: try await waitForSites())
                     display.show("every site connected: \(siteIds.joined(separator: ", "))")
+                    if journal.resumed { display.show("going on from the state in \(journal.folder.relativePath)") }
                     do {
                         let result = try await Simulation.run(scenarioValue, fleet: fleet, logger: Logger(label: "sitefit"),
-                                                              cacheDirectory: cache) { line in display.show(line) }
+                                                              cacheDirectory: cache, journal: journal) { line in display.show(line) }
                         await fleet.finish(reason: RemoteFleet.completed)
                         return result
                     } catch {
@@ -109,6 +123,8 @@ extension SiteFit {
                 }
                 let output = try ReportWriter.write(result.metrics, predictions: result.predictions, checkpoint: result.checkpoint,
                                                     to: URL(fileURLWithPath: outputDirectory))
+                // The run is over and its report written: nothing is left to go on from.
+                journal.discard()
                 print(output.report.relativePath)
             } catch {
                 throw reportFailure(error)

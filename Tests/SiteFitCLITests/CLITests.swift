@@ -449,4 +449,59 @@ struct DistributedCLITests {
         let report = try String(contentsOf: folder.appendingPathComponent("distributed/tiny.md"), encoding: .utf8)
         #expect(report.contains("site process lost (disconnected)"))
     }
+
+    @Test("a server stopped abruptly after a round is started again: it goes on from its last completed round (strategy moments, DP accountant) and writes the in-process run's metrics.json")
+    func restartedServerResumes() throws {
+        var files = TinyScenario.files
+        files["Sites/east.yaml"] = TinyScenario.eastSite
+        // The stateful arms first, so the drill stops the server inside them: FedAdam's moments and
+        // the DP accountant must come back, and a personalised arm (sites keep their bias terms) starts again.
+        files["tiny.yaml"] = Self.scenario.replacingOccurrences(of: "rounds: 2", with: "rounds: 3").replacingOccurrences(of: """
+              - mode: full
+              - mode: bitfit
+                learning_rate: 0.01
+            """, with: """
+              - {name: adam-dp, mode: bitfit, learning_rate: 0.01, strategy: fedadam, server_learning_rate: 0.01,
+                 dp: {clip_norm: 0.5, noise_multiplier: 1.0, delta: 1.0e-5}}
+              - {name: avgm, mode: full, strategy: fedavgm, server_momentum: 0.5}
+              - {name: personal, mode: full, strategy: personalized}
+            """)
+        let folder = try fixture(files)
+        let run = try CLITests.run(["run", "tiny.yaml", "--output-dir", "inproc", "--quiet"], in: folder)
+        #expect(run.status == 0, "\(run.stderr)")
+        for arguments in [["certs", "init", "--consortium", "test"], ["certs", "server", "--host", "127.0.0.1"],
+                          ["certs", "site", "north"], ["certs", "site", "south"], ["certs", "site", "east"]] {
+            #expect(try CLITests.run(arguments, in: folder).status == 0, "\(arguments)")
+        }
+        func serve(port: Int, _ extra: [String]) throws -> Running {
+            try Running(["serve", "tiny.yaml", "--listen", "127.0.0.1:\(port)", "--output-dir", "distributed",
+                         "--state-dir", "state", "--join-timeout", "300"] + extra, in: folder)
+        }
+        let first = try serve(port: 0, ["--quiet", "--crash-after-round", "2"])
+        let port = try #require(first.listeningPort(), "the server printed no port: \(first.stderr)")
+        let sites = try ["north", "south", "east"].map {
+            try Running(["site", "--scenario", "tiny.yaml", "--site", $0, "--shard", "Sites/\($0).sqlite",
+                         "--connect", "127.0.0.1:\(port)", "--certs", "certs"], in: folder)
+        }
+        let stopped = first.finish(within: 300).status
+        #expect(stopped == 87, "the server did not stop as drilled: \(first.stderr)")
+        let progress = folder.appendingPathComponent("state/seed-5/arm-0.progress.json")
+        #expect(FileManager.default.fileExists(atPath: progress.path), "no state after round 2")
+        // Started again on the same port; the sites, still running, connect to it again.
+        let second = try serve(port: port, [])
+        for process in sites {
+            let status = process.finish().status
+            #expect(status == 0, "\(process.stderr)")
+        }
+        let served = second.finish()
+        #expect(served.status == 0 && served.stdout == "distributed/tiny.md\n", "\(second.stderr)")
+        // It went on from round 2 rather than running the arm again (which would give the same numbers too).
+        #expect(second.stderr.contains("[adam-dp] goes on after round 2"), "\(second.stderr)")
+        #expect(!second.stderr.contains("[adam-dp] round 1/3"), "\(second.stderr)")
+        let expected = try Data(contentsOf: folder.appendingPathComponent("inproc/tiny/metrics.json"))
+        let actual = try Data(contentsOf: folder.appendingPathComponent("distributed/tiny/metrics.json"))
+        #expect(actual == expected, "the resumed run's metrics.json differs from the in-process run's")
+        // The state is gone once the report is written.
+        #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("state").path))
+    }
 }

@@ -115,4 +115,27 @@ struct StrategyTests {
         }
         #expect(withProx != withoutProx)
     }
+
+    @Test("what a strategy carries between rounds comes back: a fresh strategy given it takes the same next step; a wrong shape is refused")
+    func carriedStateRestores() {
+        let averages: [[Float]] = [[1.5, -0.5, 2], [1.2, 0.1, 1.7], [0.9, 0.3, 1.1]]
+        let strategies: [any FederatedStrategy] = [
+            FedAdam(settings: Self.settings, count: 3), FedYogi(settings: Self.settings, count: 3),
+            FedAdagrad(settings: Self.settings, count: 3), FedAvgM(learningRate: 0.7, momentum: 0.9, count: 3), FedAvg(),
+        ]
+        for var strategy in strategies {
+            var global: [Float] = [1, 0, 1.5]
+            for average in averages.prefix(2) { global = strategy.nextGlobal(current: global, average: average) }
+            var fresh = strategies.first { $0.name == strategy.name }!
+            let restored = fresh.restore(carried: strategy.carried)
+            #expect(restored, "\(strategy.name)")
+            let resumedStep = fresh.nextGlobal(current: global, average: averages[2])
+            let uninterruptedStep = strategy.nextGlobal(current: global, average: averages[2])
+            #expect(resumedStep == uninterruptedStep, "\(strategy.name)")
+            var wrong = strategies.first { $0.name == strategy.name }!
+            let misshapen = strategy.carried.isEmpty ? [[0.0]] : strategy.carried.map { Array($0.dropLast()) }
+            let refused = !wrong.restore(carried: misshapen)
+            #expect(refused, "\(strategy.name)")
+        }
+    }
 }

@@ -99,4 +99,23 @@ struct TransportTests {
         }
         #expect(outcome.contains("approved scenario"), "\(outcome)")
     }
+
+    @Test("a site that connects and drops in a loop is turned away once it has been admitted too often within the window; another site is not")
+    func admissionsAreRateLimited() async throws {
+        let lobby = Lobby(expected: ["north", "south"], deadlines: SiteDeadlines(), admissionsPerWindow: 3, window: .seconds(60))
+        for _ in 0..<3 {
+            let link = try await lobby.admit("north") { _ in }
+            await link.end(reason: "disconnected")
+        }
+        let refusal = await #expect(throws: RPCError.self) { _ = try await lobby.admit("north") { _ in } }
+        #expect(refusal?.code == .resourceExhausted)
+        #expect(refusal?.message.contains("admitted 3 times") == true, "\(String(describing: refusal))")
+        _ = try await lobby.admit("south") { _ in }
+        // Once the window has room again, the site is admitted.
+        let quick = Lobby(expected: ["north"], deadlines: SiteDeadlines(), admissionsPerWindow: 1, window: .milliseconds(200))
+        await (try quick.admit("north") { _ in }).end(reason: "disconnected")
+        await #expect(throws: RPCError.self) { _ = try await quick.admit("north") { _ in } }
+        try await Task.sleep(for: .milliseconds(250))
+        _ = try await quick.admit("north") { _ in }
+    }
 }

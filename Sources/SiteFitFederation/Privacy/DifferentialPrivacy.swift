@@ -40,6 +40,12 @@ public struct DifferentialPrivacy: Sendable {
         return true
     }
 
+    /// Takes back the accountant's RDP after the rounds a restarted server had admitted;
+    /// false when it has another number of orders.
+    public mutating func restore(rdp: [Double]) -> Bool {
+        accountant.restore(rdp: rdp)
+    }
+
     /// ε after the rounds admitted so far, at the settings' δ.
     public var epsilon: Double { accountant.epsilon(delta: settings.delta).epsilon }
 

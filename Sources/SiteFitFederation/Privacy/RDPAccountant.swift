@@ -26,6 +26,14 @@ public struct RDPAccountant: Sendable, Equatable {
         rdp = [Double](repeating: 0, count: orders.count)
     }
 
+    /// Takes back accumulated RDP (a restarted server's); false when the orders' count differs
+    /// or a value is negative or NaN (RDP is never either; +∞ is allowed, as `rdp` holds it).
+    public mutating func restore(rdp: [Double]) -> Bool {
+        guard rdp.count == orders.count, rdp.allSatisfy({ $0 >= 0 }) else { return false }
+        self.rdp = rdp
+        return true
+    }
+
     /// Adds `steps` rounds of the sampled Gaussian mechanism.
     public mutating func compose(noiseMultiplier sigma: Double, sampleRate q: Double, steps: Int = 1) {
         precondition(q >= 0 && q <= 1 && steps >= 0)

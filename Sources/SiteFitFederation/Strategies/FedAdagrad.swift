@@ -17,6 +17,8 @@ public struct FedAdagrad: FederatedStrategy {
         make: { values, count in FedAdagrad(settings: ServerOptimizerSettings(values), count: count) })
 
     public var name: String { Self.descriptor.name }
+    public var carried: [[Double]] { moments.carried }
+    public mutating func restore(carried: [[Double]]) -> Bool { moments.restore(carried) }
 
     /// Adagrad's running sum of Δ² (β₂ plays no part).
     public static func secondMoment(_ v: Double, squaredDelta: Double) -> Double { v + squaredDelta }

@@ -17,6 +17,8 @@ public struct FedAdam: FederatedStrategy {
         make: { values, count in FedAdam(settings: ServerOptimizerSettings(values), count: count) })
 
     public var name: String { Self.descriptor.name }
+    public var carried: [[Double]] { moments.carried }
+    public mutating func restore(carried: [[Double]]) -> Bool { moments.restore(carried) }
 
     /// Adam's exponential moving average of Δ².
     public static func secondMoment(_ v: Double, squaredDelta: Double, beta2: Double) -> Double {

@@ -34,6 +34,14 @@ public struct FedAvgM: FederatedStrategy {
         return next
     }
 
+    public var carried: [[Double]] { [velocity] }
+
+    public mutating func restore(carried: [[Double]]) -> Bool {
+        guard carried.count == 1, carried[0].count == velocity.count else { return false }
+        velocity = carried[0]
+        return true
+    }
+
     public mutating func nextGlobal(current: [Float], average: [Float]) -> [Float] {
         Self.step(current: current, average: average, velocity: &velocity, learningRate: learningRate, momentum: momentum)
     }

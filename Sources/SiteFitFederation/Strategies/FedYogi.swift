@@ -17,6 +17,8 @@ public struct FedYogi: FederatedStrategy {
         make: { values, count in FedYogi(settings: ServerOptimizerSettings(values), count: count) })
 
     public var name: String { Self.descriptor.name }
+    public var carried: [[Double]] { moments.carried }
+    public mutating func restore(carried: [[Double]]) -> Bool { moments.restore(carried) }
 
     /// Yogi's sign-controlled additive update of v.
     public static func secondMoment(_ v: Double, squaredDelta: Double, beta2: Double) -> Double {

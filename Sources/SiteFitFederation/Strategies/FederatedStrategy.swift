@@ -18,11 +18,18 @@ public protocol FederatedStrategy: Sendable {
     /// average of this round's accepted updates. Called once per aggregated round, never for a
     /// skipped one.
     mutating func nextGlobal(current: [Float], average: [Float]) -> [Float]
+    /// What the strategy carries from round to round (moments, velocity): a restarted server
+    /// writes it down after every round and must get the same next step from it.
+    var carried: [[Double]] { get }
+    /// Takes back what `carried` gave; false (and no change) when the arrays are not this strategy's shapes.
+    mutating func restore(carried: [[Double]]) -> Bool
 }
 
 extension FederatedStrategy {
     public var proximalMu: Double { 0 }
     public func shared(from trained: ParameterSelection) -> ParameterSelection { trained }
+    public var carried: [[Double]] { [] }
+    public mutating func restore(carried: [[Double]]) -> Bool { carried.isEmpty }
 }
 
 /// Server learning rate η, momentum β₁, second-moment decay β₂ and adaptivity τ of the adaptive
@@ -80,6 +87,17 @@ public struct AdaptiveMoments: Sendable, Equatable {
     public init(count: Int, tau: Double) {
         first = [Double](repeating: 0, count: count)
         second = [Double](repeating: tau * tau, count: count)
+    }
+
+    /// Both moments, for a server's saved state.
+    public var carried: [[Double]] { [first, second] }
+
+    /// Takes back `carried`; false when the shapes differ.
+    public mutating func restore(_ carried: [[Double]]) -> Bool {
+        guard carried.count == 2, carried[0].count == first.count, carried[1].count == second.count else { return false }
+        first = carried[0]
+        second = carried[1]
+        return true
     }
 
     /// One server step in Double (the moments span many rounds, so they are not kept in Float).
