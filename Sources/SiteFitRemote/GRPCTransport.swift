@@ -352,6 +352,8 @@ public enum SiteClient {
         let started = clock.now
         var admitted = false
         var lostSince: ContinuousClock.Instant?
+        // How long an agent not yet admitted keeps trying (longer once the server says it is turning it away for a while).
+        var patience = limits.staleConnectionWait
         while true {
             let welcomed = Flag()
             let finish: Sitefit_V1_Finish?
@@ -365,9 +367,12 @@ public enum SiteClient {
             } catch {
                 if await welcomed.value { admitted = true }
                 // A restarted agent can arrive before the server has seen its previous process go
-                // (a half-open connection lasts until keepalive finds it): it waits that out.
-                let stale = (error as? RPCError)?.code == .alreadyExists && clock.now - started < limits.staleConnectionWait
-                guard admitted || stale, Self.mayRetry(error) else { throw error }
+                // (a half-open connection lasts until keepalive finds it), or while the server turns
+                // away a site that was admitted too often within its window: it waits those out.
+                let code = (error as? RPCError)?.code
+                if code == .resourceExhausted { patience = max(patience, limits.reconnectFor) }
+                let waiting = (code == .alreadyExists || code == .resourceExhausted) && clock.now - started < patience
+                guard admitted || waiting, Self.mayRetry(error) else { throw error }
                 logger.warning("lost the server", metadata: ["site": "\(agent.site)", "error": "\(error)"])
                 finish = nil
             }
@@ -377,7 +382,7 @@ public enum SiteClient {
                 logger.info("the server finished the run", metadata: ["reason": "\(finish.reason)"])
                 return
             }
-            guard admitted || clock.now - started < limits.staleConnectionWait else {
+            guard admitted || clock.now - started < patience else {
                 throw UserFacingError("the server at \(host):\(port) closed the connection before admitting this site")
             }
             let since = lostSince ?? clock.now

@@ -103,7 +103,7 @@ public struct RemoteFleet: SiteFleet {
 
     public func mlpSites(_ scenario: Scenario, model: PretrainedModel<MLP>, logger: Logger,
                          progress: @escaping @Sendable (String) -> Void) async throws -> [any FederatedSite<MLP>] {
-        try await opened(open(scenario, checkpoint: Checkpoint.encode(model), mlp: false), as: MLP.self, columns: scenario.task.columnNames.count)
+        try await opened(open(scenario, checkpoint: Checkpoint.encode(model), mlp: false), as: MLP.self, columns: Simulation.columnNames(scenario, spec: scenario.task).count)
     }
 
     public func transformerSites(_ scenario: Scenario, model: PretrainedModel<Transformer>, mlp: PretrainedModel<MLP>, logger: Logger,
@@ -113,7 +113,7 @@ public struct RemoteFleet: SiteFleet {
         let transformer = try await opened(open(scenario, checkpoint: TransformerCheckpoint.encode(model, vocabulary: vocabulary), mlp: false),
                                            as: Transformer.self, columns: nil)
         let twins = try await opened(open(scenario, checkpoint: Checkpoint.encode(mlp), mlp: true), as: MLP.self,
-                                     columns: scenario.task.columnNames.count)
+                                     columns: Simulation.columnNames(scenario, spec: scenario.task).count)
         return (transformer, twins)
     }
 

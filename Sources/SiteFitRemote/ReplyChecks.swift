@@ -6,7 +6,7 @@ import SiteFitFederation
 // column). A site in another process is another party: its answers are checked here, where they
 // arrive, so nothing downstream meets a value the in-process simulation could never produce.
 
-/// Largest count of entries a site may list in a summary's maps and lists.
+/// Largest count of entries a site may list in a summary's share maps and data-quality findings.
 let maximumSummaryEntries = 10_000
 
 extension SiteSummary {
@@ -24,7 +24,8 @@ extension SiteSummary {
         try share(outcomePrevalence, "the outcome prevalence")
         try share(femaleShare, "the female share")
         try share(labMissingShare, "the missing-lab share")
-        guard meanAge.isNaN || abs(meanAge) <= 1000 else { throw ProtocolViolation("a cohort summary with a mean age of \(meanAge)") }
+        // Ages come from the shard's birth years, implausible ones included (the import flags them, keeps them).
+        guard !meanAge.isInfinite else { throw ProtocolViolation("a cohort summary with a mean age of \(meanAge)") }
         for (name, shares) in [("race", raceShares), ("age band", ageBandShares)] {
             guard shares.count <= maximumSummaryEntries, shares.keys.allSatisfy(SafeText.isLabel),
                   shares.values.allSatisfy({ (0...1).contains($0) })
@@ -42,7 +43,8 @@ extension SiteSummary {
                   a.cohort <= a.withoutPriorOutcome, a.cohort >= 0, a.outcomes >= 0, a.outcomes <= a.cohort
             else { throw ProtocolViolation("a cohort attrition whose steps do not each keep some of the step before") }
         }
-        guard unmatchedConcepts.count <= maximumSummaryEntries, dataQuality.count <= maximumSummaryEntries,
+        // Unmatched concept ids are as many as the task's concept set has (no bound of its own: the message's size bounds it).
+        guard dataQuality.count <= maximumSummaryEntries,
               dataQuality.allSatisfy({ [$0.check, $0.table, $0.field].allSatisfy { $0.isEmpty || SafeText.isLabel($0) } && $0.rows >= 0
                                        && (0...$0.rows).contains($0.violatingRows) })
         else { throw ProtocolViolation("a cohort summary's data-quality findings are not plain labels with counts") }
@@ -65,7 +67,7 @@ extension ReconstructionTrial {
             else { throw ProtocolViolation("reconstruction trials for settings the experiment does not have, or twice") }
             for score in [trial.optimisation, trial.chance] + (trial.analytic.map { [$0] } ?? []) {
                 // NaN where the in-process experiment gives NaN too (an attack that diverged, no held-out patient).
-                guard score.error.isNaN || (score.error.isFinite && score.error >= 0), score.truePositives >= 0, score.falsePositives >= 0, score.falseNegatives >= 0,
+                guard score.error.isNaN || score.error >= 0, score.truePositives >= 0, score.falsePositives >= 0, score.falseNegatives >= 0,
                       score.identified.isNaN || (0...1).contains(score.identified)
                 else { throw ProtocolViolation("a reconstruction score that is not a score") }
             }

@@ -210,7 +210,7 @@ public actor SiteAgent {
         } else {
             let (model, _) = try Checkpoint.decode(bytes, file: file, as: MLP.self)
             // The features the site extracts, in its order, and a network over exactly that many.
-            let columns = run.task.columnNames
+            let columns = Simulation.columnNames(run, spec: run.task)
             guard model.columns == columns, model.network.configuration.inputSize == columns.count,
                   model.standardizer.means.count == columns.count, model.standardizer.standardDeviations.count == columns.count,
                   run.transformer != nil || model.network.configuration.hiddenSizes == run.model.hiddenSizes

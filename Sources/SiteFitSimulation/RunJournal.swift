@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import SiteFitCore
 import SiteFitFederation
 import SiteFitReport
@@ -21,58 +22,121 @@ public final class RunJournal: Sendable {
     let crashAfterRound: Int?
     /// The drill throws `DrillStop` instead of ending the process (for tests in one process).
     let drillThrows: Bool
+    /// Whether a previous server had written any finished work there when this one started.
+    public let resumed: Bool
+    /// The open lock file (−1 once released): one server at a time uses a state folder.
+    private let lock: Mutex<Int32>
 
     /// What the drill throws when `drillThrows`.
     public struct DrillStop: Error, Sendable {}
-    /// Whether the folder held a previous server's state when this one started.
-    public let resumed: Bool
 
     static let formatVersion = 1
+    static let headerName = "run.json", lockName = ".lock"
 
-    /// What `run.json` records: which scenario the state belongs to.
+    /// What `run.json` records: which scenario, read by which SiteFit, the state belongs to.
     struct Header: Codable, Equatable {
         var format: Int
         var scenario: String
         var fingerprint: String
+        var sitefitVersion: String
     }
 
     /// The state of `scenario` in `folder`: an existing state of the same scenario is taken up;
-    /// one of another scenario (or of another SiteFit format) is an error unless `fresh`, which
-    /// discards whatever the folder held.
+    /// one of another scenario (or another SiteFit) is an error unless `fresh`, which discards it.
+    /// A folder that holds anything but a SiteFit state is refused, never emptied: the state's
+    /// files are the only ones this removes.
     public init(folder: URL, scenario: Scenario, fresh: Bool = false, crashAfterRound: Int? = nil, drillThrows: Bool = false) throws {
         self.folder = folder
         self.crashAfterRound = crashAfterRound
         self.drillThrows = drillThrows
         let fm = FileManager.default
-        let headerFile = folder.appendingPathComponent("run.json")
-        let header = Header(format: Self.formatVersion, scenario: scenario.name, fingerprint: scenario.fingerprint)
-        if fresh { try? fm.removeItem(at: folder) }
-        if let data = fm.contents(atPath: headerFile.path) {
-            guard let found = try? JSONDecoder().decode(Header.self, from: data) else {
-                throw UserFacingError("\(headerFile.relativePath): not a SiteFit server state; remove the folder or pass --no-resume")
-            }
-            guard found == header else {
-                throw UserFacingError("\(folder.relativePath) holds the state of another run (scenario '\(found.scenario)', "
-                                      + "fingerprint \(found.fingerprint.prefix(12))…, format \(found.format)); this is '\(scenario.name)', "
-                                      + "fingerprint \(scenario.fingerprint.prefix(12))…: pass --no-resume to start over, or another --state-dir")
-            }
-            resumed = true
-        } else {
-            do {
-                try fm.createDirectory(at: folder, withIntermediateDirectories: true)
+        let headerFile = folder.appendingPathComponent(Self.headerName)
+        let header = Header(format: Self.formatVersion, scenario: scenario.name, fingerprint: scenario.fingerprint,
+                            sitefitVersion: siteFitVersion)
+        let entries = (try? fm.contentsOfDirectory(atPath: folder.path)) ?? []
+        guard entries.isEmpty || entries.contains(Self.headerName) || entries == [Self.lockName] else {
+            throw UserFacingError("\(folder.relativePath) holds files that are not a SiteFit server state: "
+                                  + "give --state-dir a new or empty folder (the state's files are removed when the run ends)")
+        }
+        do {
+            try fm.createDirectory(at: folder, withIntermediateDirectories: true)
+        } catch {
+            throw UserFacingError("\(folder.relativePath): cannot keep the server's state there (\(error.localizedDescription))")
+        }
+        // Two servers writing one state would overwrite each other's rounds: the second is refused.
+        let descriptor = open(folder.appendingPathComponent(Self.lockName).path, O_CREAT | O_RDWR, 0o644)
+        guard descriptor >= 0 else {
+            throw UserFacingError("\(folder.relativePath): cannot create its lock file (\(String(cString: strerror(errno))))")
+        }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            close(descriptor)
+            throw UserFacingError("\(folder.relativePath) is in use by another `sitefit serve`; give this one another --state-dir")
+        }
+        lock = Mutex(descriptor)
+        do {
+            if fresh { try Self.removeState(in: folder) }
+            if let data = fm.contents(atPath: headerFile.path) {
+                guard let found = try? JSONDecoder().decode(Header.self, from: data) else {
+                    throw UserFacingError("\(headerFile.relativePath): not a SiteFit server state; pass --no-resume to start over")
+                }
+                guard found == header else {
+                    throw UserFacingError("\(folder.relativePath) holds the state of another run (scenario '\(found.scenario)', "
+                                          + "fingerprint \(found.fingerprint.prefix(12))…, SiteFit \(found.sitefitVersion)); this is "
+                                          + "'\(scenario.name)', fingerprint \(scenario.fingerprint.prefix(12))…, SiteFit \(siteFitVersion): "
+                                          + "pass --no-resume to start over, or another --state-dir")
+                }
+            } else {
                 try Self.replace(headerFile, with: try JSONEncoder().encode(header))
-            } catch let error as UserFacingError {
-                throw error
-            } catch {
-                throw UserFacingError("\(folder.relativePath): cannot keep the server's state there (\(error.localizedDescription))")
             }
-            resumed = false
+            resumed = ((try? fm.contentsOfDirectory(atPath: folder.path)) ?? []).contains { $0.hasPrefix("seed-") }
+        } catch {
+            close(descriptor)
+            if let error = error as? UserFacingError { throw error }
+            throw UserFacingError("\(folder.relativePath): cannot keep the server's state there (\(error.localizedDescription))")
+        }
+    }
+
+    deinit { release() }
+
+    /// Lets another server (or, in a test, another journal) use the folder; the process ending does too.
+    public func release() {
+        lock.withLock { descriptor in
+            if descriptor >= 0 { close(descriptor) }
+            descriptor = -1
         }
     }
 
     /// Removes the state once the report is written: the run is over, nothing is left to resume.
+    /// Only the state's own files go; the folder too when nothing else is left in it.
     public func discard() {
-        try? FileManager.default.removeItem(at: folder)
+        try? Self.removeState(in: folder)
+        try? FileManager.default.removeItem(at: folder.appendingPathComponent(Self.lockName))
+        rmdir(folder.path)
+        release()
+    }
+
+    /// Removes `run.json`, every seed's folder and any half-written file.
+    static func removeState(in folder: URL) throws {
+        let fm = FileManager.default
+        for name in (try? fm.contentsOfDirectory(atPath: folder.path)) ?? []
+        where name == headerName || name.hasPrefix("seed-") || (name.hasPrefix(".") && name.hasSuffix(".partial")) {
+            try fm.removeItem(at: folder.appendingPathComponent(name))
+        }
+    }
+
+    /// The starting point of `seed` (its pretrained checkpoint and the columns or vocabulary the
+    /// sites agreed): a restarted server must start from the same one, or nothing saved applies.
+    func checkStart(seed: UInt64, checkpoint: [UInt8]) throws {
+        let file = self.file("start", seed: seed)
+        let digest = ["checkpoint": StableHash.hex(checkpoint)]
+        if let saved = try read([String: String].self, file) {
+            guard saved == digest else {
+                throw UserFacingError("\(file.relativePath): seed \(seed) started from another pretrained model than this server's "
+                                      + "(a changed checkpoint, profile or pretraining input?): pass --no-resume to start over")
+            }
+        } else {
+            try write(digest, to: file)
+        }
     }
 
     // MARK: Finished units
@@ -174,6 +238,13 @@ public final class RunJournal: Sendable {
         }
         guard rename(partial.path, url.path) == 0 else {
             throw UserFacingError("\(url.relativePath): cannot replace the file (\(String(cString: strerror(errno))))")
+        }
+        // The rename itself reaches the disk with its folder's entry: flushed too, so the state
+        // survives a machine that loses power, not only a process that dies.
+        let directory = open(url.deletingLastPathComponent().path, O_RDONLY)
+        if directory >= 0 {
+            fsync(directory)
+            close(directory)
         }
     }
 

@@ -142,7 +142,7 @@ extension Simulation {
     }
 
     /// The model's input columns under the scenario's dataset.
-    static func columnNames(_ scenario: Scenario, spec: FeatureSpec) -> [String] {
+    public static func columnNames(_ scenario: Scenario, spec: FeatureSpec) -> [String] {
         scenario.dataset == .heartDisease ? HeartDiseaseCohort.columns : spec.columnNames
     }
 

@@ -176,6 +176,7 @@ public enum Simulation {
         let startBlob = try await beginBaseline(scenario, model: model, sites: sites).blob
         let startPredictions = try await evaluate(sites, broadcast: startBlob)
         var reconstruction: [ArmReconstruction] = []
+        try journal?.checkStart(seed: scenario.seed, checkpoint: checkpoint)
         // A restarted server takes every unit a previous one finished from its state folder.
         func unit(_ key: String, _ body: () async throws -> RunJournal.Finished) async throws {
             let done: RunJournal.Finished

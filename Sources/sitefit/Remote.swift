@@ -73,6 +73,10 @@ extension SiteFit {
         @Flag(help: "Log what each component does (to stderr).")
         var verbose = false
 
+        func validate() throws {
+            if let round = crashAfterRound, round < 1 { throw ValidationError("--crash-after-round must be a round number, 1 or more") }
+        }
+
         func run() async throws {
             bootstrapLogging(verbose: verbose)
             do {

@@ -44,12 +44,14 @@ struct ResumeTests {
         let stopping = try RunJournal(folder: state, scenario: scenario, crashAfterRound: 2, drillThrows: true)
         #expect(!stopping.resumed)
         await #expect(throws: RunJournal.DrillStop.self) { _ = try await Simulation.run(scenario, journal: stopping) }
+        stopping.release()
         #expect(FileManager.default.fileExists(atPath: state.appendingPathComponent("seed-5/arm-0.progress.json").path))
 
         let lines = Lines()
         let going = try RunJournal(folder: state, scenario: scenario)
         #expect(going.resumed)
         let resumed = try await Simulation.run(scenario, journal: going) { lines.add($0) }
+        going.release()
         #expect(resumed.metrics == reference.metrics)
         #expect(resumed.predictions == reference.predictions)
         #expect(lines.all.contains("[adam-dp] goes on after round 2, where the previous server stopped"), "\(lines.all)")
@@ -63,6 +65,7 @@ struct ResumeTests {
         let again = Lines()
         let finished = try await Simulation.run(scenario, journal: try RunJournal(folder: state, scenario: scenario)) { again.add($0) }
         #expect(finished.metrics == reference.metrics)
+        #expect(finished.predictions == reference.predictions)
         #expect(again.all.contains("[adam-dp] finished before the server restarted: taken from its state"))
         #expect(!again.all.contains { $0.contains("round 1/3") })
     }
@@ -73,6 +76,7 @@ struct ResumeTests {
         let state = scenario.sites[0].shardFile.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("state")
         let journal = try RunJournal(folder: state, scenario: scenario, crashAfterRound: 1, drillThrows: true)
         await #expect(throws: RunJournal.DrillStop.self) { _ = try await Simulation.run(scenario, journal: journal) }
+        journal.release()
 
         var other = scenario
         other.fingerprint = String(repeating: "0", count: 64)
@@ -82,14 +86,46 @@ struct ResumeTests {
 
         let progress = state.appendingPathComponent("seed-5/arm-0.progress.json")
         try Data(#"{"arm": "adam-dp", "round": "two"}"#.utf8).write(to: progress)
-        let damaged = await #expect(throws: UserFacingError.self) {
-            _ = try await Simulation.run(scenario, journal: try RunJournal(folder: state, scenario: scenario))
-        }
+        let reading = try RunJournal(folder: state, scenario: scenario)
+        let damaged = await #expect(throws: UserFacingError.self) { _ = try await Simulation.run(scenario, journal: reading) }
+        reading.release()
         #expect(damaged?.description.contains("arm-0.progress.json") == true, "\(String(describing: damaged))")
 
         // Starting over discards it all.
         let fresh = try RunJournal(folder: state, scenario: other, fresh: true)
         #expect(!fresh.resumed)
         #expect(!FileManager.default.fileExists(atPath: progress.path))
+    }
+
+    @Test("a folder that holds other files is refused and left as it was; a state folder in use by another server is refused; discard removes only the state")
+    func stateFolderIsGuarded() throws {
+        let scenario = try Self.scenario()
+        let root = scenario.sites[0].shardFile.deletingLastPathComponent().deletingLastPathComponent()
+        // The scenario's own folder (the file, the profiles, the shards): not a state folder.
+        let refused = #expect(throws: UserFacingError.self) { try RunJournal(folder: root, scenario: scenario, fresh: true) }
+        #expect(refused?.description.contains("not a SiteFit server state") == true, "\(String(describing: refused))")
+        #expect(FileManager.default.fileExists(atPath: root.appendingPathComponent("tiny.yaml").path))
+
+        let state = root.appendingPathComponent("state")
+        let first = try RunJournal(folder: state, scenario: scenario)
+        let busy = #expect(throws: UserFacingError.self) { try RunJournal(folder: state, scenario: scenario) }
+        #expect(busy?.description.contains("in use by another") == true, "\(String(describing: busy))")
+        first.discard()
+        #expect(!FileManager.default.fileExists(atPath: state.path))
+    }
+
+    @Test("stopped after an arm's last round (its state written, the arm not yet marked finished), the run goes on with no round to run and the same numbers")
+    func stoppedAfterLastRound() async throws {
+        let scenario = try Self.scenario()
+        let reference = try await Simulation.run(scenario)
+        let state = scenario.sites[0].shardFile.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("state")
+        let stopping = try RunJournal(folder: state, scenario: scenario, crashAfterRound: 3, drillThrows: true)
+        await #expect(throws: RunJournal.DrillStop.self) { _ = try await Simulation.run(scenario, journal: stopping) }
+        stopping.release()
+        let lines = Lines()
+        let resumed = try await Simulation.run(scenario, journal: try RunJournal(folder: state, scenario: scenario)) { lines.add($0) }
+        #expect(resumed.metrics == reference.metrics)
+        #expect(resumed.predictions == reference.predictions)
+        #expect(lines.all.contains("[adam-dp] goes on after round 3, where the previous server stopped"), "\(lines.all)")
     }
 }

@@ -63,6 +63,9 @@ extension FedAvg: FederatedStrategy {
         make: { _, _ in FedAvg() })
 
     public var name: String { Self.descriptor.name }
+    /// Nothing is carried between rounds.
+    public var carried: [[Double]] { [] }
+    public mutating func restore(carried: [[Double]]) -> Bool { carried.isEmpty }
     /// The server installs the weighted average as it is.
     public mutating func nextGlobal(current: [Float], average: [Float]) -> [Float] { average }
 }

@@ -22,6 +22,9 @@ public struct FedProx: FederatedStrategy {
         make: { values, _ in FedProx(mu: values[muSetting]) })
 
     public var name: String { Self.descriptor.name }
+    /// Nothing is carried between rounds.
+    public var carried: [[Double]] { [] }
+    public mutating func restore(carried: [[Double]]) -> Bool { carried.isEmpty }
     public var proximalMu: Double { mu }
 
     /// ∂/∂w of μ/2·‖w − w_global‖².

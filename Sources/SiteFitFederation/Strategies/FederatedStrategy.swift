@@ -19,7 +19,8 @@ public protocol FederatedStrategy: Sendable {
     /// skipped one.
     mutating func nextGlobal(current: [Float], average: [Float]) -> [Float]
     /// What the strategy carries from round to round (moments, velocity): a restarted server
-    /// writes it down after every round and must get the same next step from it.
+    /// writes it down after every round and must get the same next step from it. No default:
+    /// a strategy with state that forgot it would resume wrong without a word.
     var carried: [[Double]] { get }
     /// Takes back what `carried` gave; false (and no change) when the arrays are not this strategy's shapes.
     mutating func restore(carried: [[Double]]) -> Bool
@@ -28,8 +29,6 @@ public protocol FederatedStrategy: Sendable {
 extension FederatedStrategy {
     public var proximalMu: Double { 0 }
     public func shared(from trained: ParameterSelection) -> ParameterSelection { trained }
-    public var carried: [[Double]] { [] }
-    public mutating func restore(carried: [[Double]]) -> Bool { carried.isEmpty }
 }
 
 /// Server learning rate η, momentum β₁, second-moment decay β₂ and adaptivity τ of the adaptive

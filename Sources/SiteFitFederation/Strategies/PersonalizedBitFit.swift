@@ -19,6 +19,9 @@ public struct PersonalizedBitFit: FederatedStrategy {
         make: { _, _ in PersonalizedBitFit() })
 
     public var name: String { Self.descriptor.name }
+    /// Nothing is carried between rounds.
+    public var carried: [[Double]] { [] }
+    public mutating func restore(carried: [[Double]]) -> Bool { carried.isEmpty }
 
     /// Everything trained except bias terms.
     public func shared(from trained: ParameterSelection) -> ParameterSelection {
