@@ -274,6 +274,15 @@ struct DistributedCLITests {
           bootstrap: 40
         """
 
+    /// A consortium in `folder/certs` (`sitefit certs`): its authority, a server certificate for
+    /// 127.0.0.1 and one certificate per site.
+    static func makeCertificates(in folder: URL, sites: [String]) throws {
+        for arguments in [["certs", "init", "--consortium", "test"], ["certs", "server", "--host", "127.0.0.1"]] + sites.map({ ["certs", "site", $0] }) {
+            let made = try CLITests.run(arguments, in: folder)
+            #expect(made.status == 0, "\(arguments): \(made.stderr)")
+        }
+    }
+
     /// A process started in `directory`, its stderr collected as it comes.
     final class Running: @unchecked Sendable {
         let process = Process()
@@ -330,11 +339,7 @@ struct DistributedCLITests {
         let folder = try fixture(files)
         let run = try CLITests.run(["run", "tiny.yaml", "--output-dir", "inproc", "--quiet"], in: folder)
         #expect(run.status == 0, "\(run.stderr)")
-        for arguments in [["certs", "init", "--consortium", "test"], ["certs", "server", "--host", "127.0.0.1"],
-                          ["certs", "site", "north"], ["certs", "site", "south"], ["certs", "site", "east"], ["certs", "site", "west"]] {
-            let made = try CLITests.run(arguments, in: folder)
-            #expect(made.status == 0, "\(arguments): \(made.stderr)")
-        }
+        try Self.makeCertificates(in: folder, sites: ["north", "south", "east", "west"])
         let fm = FileManager.default
         func kit(_ name: String, site: String, from source: URL) throws {
             let sites = folder.appendingPathComponent("\(name)/sites")
@@ -396,10 +401,7 @@ struct DistributedCLITests {
         let folder = try fixture(files)
         let run = try CLITests.run(["run", "tiny.yaml", "--output-dir", "inproc", "--quiet"], in: folder)
         #expect(run.status == 0, "\(run.stderr)")
-        for arguments in [["certs", "init", "--consortium", "test"], ["certs", "server", "--host", "127.0.0.1"],
-                          ["certs", "site", "north"], ["certs", "site", "south"], ["certs", "site", "east"]] {
-            #expect(try CLITests.run(arguments, in: folder).status == 0, "\(arguments)")
-        }
+        try Self.makeCertificates(in: folder, sites: ["north", "south", "east"])
         let server = try Running(["serve", "tiny.yaml", "--listen", "127.0.0.1:0", "--output-dir", "distributed", "--quiet",
                                   "--join-timeout", "300", "--reply-timeout", "120", "--rejoin-timeout", "120"], in: folder)
         let port = try #require(server.listeningPort(), "the server printed no port: \(server.stderr)")
@@ -469,10 +471,7 @@ struct DistributedCLITests {
         let folder = try fixture(files)
         let run = try CLITests.run(["run", "tiny.yaml", "--output-dir", "inproc", "--quiet"], in: folder)
         #expect(run.status == 0, "\(run.stderr)")
-        for arguments in [["certs", "init", "--consortium", "test"], ["certs", "server", "--host", "127.0.0.1"],
-                          ["certs", "site", "north"], ["certs", "site", "south"], ["certs", "site", "east"]] {
-            #expect(try CLITests.run(arguments, in: folder).status == 0, "\(arguments)")
-        }
+        try Self.makeCertificates(in: folder, sites: ["north", "south", "east"])
         func serve(port: Int, _ extra: [String]) throws -> Running {
             try Running(["serve", "tiny.yaml", "--listen", "127.0.0.1:\(port)", "--output-dir", "distributed",
                          "--state-dir", "state", "--join-timeout", "300"] + extra, in: folder)
