@@ -46,7 +46,7 @@ extension ScenarioLoader {
             return nil
         }
         let raw = shard.deletingLastPathComponent().appendingPathComponent("processed.\(id).data")
-        guard FileManager.default.fileExists(atPath: shard.path) || FileManager.default.fileExists(atPath: raw.path) else {
+        guard reader.sitesElsewhere || FileManager.default.fileExists(atPath: shard.path) || FileManager.default.fileExists(atPath: raw.path) else {
             reader.fail(node, field, "neither the shard nor the UCI file \(relativePath(raw)) to import it from exists")
             return nil
         }
@@ -64,7 +64,7 @@ extension ScenarioLoader {
                          reader: inout YAMLReader) -> Scenario.SiteReference? {
         guard let path = reader.string(node, field) else { return nil }
         let url = URL(fileURLWithPath: path, relativeTo: folder).standardizedFileURL
-        guard FileManager.default.fileExists(atPath: url.path) else {
+        guard reader.sitesElsewhere || FileManager.default.fileExists(atPath: url.path) else {
             reader.fail(node, field, "no database at \(relativePath(url)); import a CSV export with "
                         + "`sitefit sites import omop --from FOLDER --to \(relativePath(url)) --name NAME`")
             return nil

@@ -15,15 +15,18 @@ public enum ScenarioLoader {
     static let topKeys = ["name", "seed", "seeds", "sites", "test_fraction", "temporal_split", "task", "model", "pretraining", "federation", "arms", "baselines",
                           "baseline_training", "subgroups", "reference", "compare_to", "expect", "reconstruction"]
 
-    /// Loads and checks a scenario and every site profile it names.
-    public static func load(_ url: URL) throws -> Scenario {
-        try load(text: try readText(url, what: "scenario file"), url: url)
+    /// Loads and checks a scenario and every site profile it names. With `sitesElsewhere` the
+    /// hospitals' databases (`omop:`, `heart_disease:`) need not be here: in a distributed run
+    /// each lives at its own site, and neither the server nor another site ever opens it.
+    public static func load(_ url: URL, sitesElsewhere: Bool = false) throws -> Scenario {
+        try load(text: try readText(url, what: "scenario file"), url: url, sitesElsewhere: sitesElsewhere)
     }
 
     /// Loads scenario `text` as if read from `url` (whose folder relative paths start from).
-    public static func load(text: String, url: URL) throws -> Scenario {
+    public static func load(text: String, url: URL, sitesElsewhere: Bool = false) throws -> Scenario {
         let file = url.relativePath
         var reader = YAMLReader(file: file)
+        reader.sitesElsewhere = sitesElsewhere
         guard let root = reader.compose(text),
               let top = reader.mapping(root, "", allowed: topKeys,
                                        required: (root.mapping?.keys.contains { $0.scalar?.string == "seeds" } ?? false)

@@ -7,6 +7,8 @@ import Yams
 struct YAMLReader {
     let file: String
     private(set) var diagnostics: [Diagnostic] = []
+    /// The hospitals' databases live at their sites, not here (`ScenarioLoader.load(_:sitesElsewhere:)`).
+    var sitesElsewhere = false
 
     init(file: String) {
         self.file = file

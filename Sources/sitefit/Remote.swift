@@ -80,7 +80,7 @@ extension SiteFit {
         func run() async throws {
             bootstrapLogging(verbose: verbose)
             do {
-                var loaded = try ScenarioLoader.load(URL(fileURLWithPath: scenario))
+                var loaded = try ScenarioLoader.load(URL(fileURLWithPath: scenario), sitesElsewhere: true)
                 loaded.file = scenario
                 if let refusal = try await RemoteFleet.refusal(loaded) { throw UserFacingError(refusal) }
                 try ReportWriter.checkWritable(URL(fileURLWithPath: outputDirectory), name: loaded.name)
@@ -153,7 +153,11 @@ extension SiteFit {
         var siteId: String
 
         @Option(help: "The site's shard (SQLite, opened read-only).")
-        var shard: String
+        var shard: String?
+
+        @Option(help: ArgumentHelp("The site's OMOP CDM database (SQLite), opened in place and read-only, for a site the scenario lists with `omop:`.",
+                                   discussion: "The scenario names each hospital's database by its file name; only this site's need exist here."))
+        var omop: String?
 
         @Option(help: "The server, e.g. 10.0.0.5:7443 (a name or IPv4 address its certificate names).")
         var connect: Endpoint
@@ -171,14 +175,21 @@ extension SiteFit {
         @Flag(help: "Log what each component does (to stderr).")
         var verbose = false
 
+        func validate() throws {
+            guard (shard == nil) != (omop == nil) else { throw ValidationError("give the site's data as --shard or as --omop (one of them)") }
+        }
+
         func run() async throws {
             bootstrapLogging(verbose: verbose)
             do {
-                var loaded = try ScenarioLoader.load(URL(fileURLWithPath: scenario))
+                var loaded = try ScenarioLoader.load(URL(fileURLWithPath: scenario), sitesElsewhere: true)
                 loaded.file = scenario
+                if omop != nil, let reference = loaded.sites.first(where: { $0.profile.id == siteId }), !reference.omopDatabase {
+                    throw UserFacingError("\(scenario): site '\(siteId)' is not an `omop:` site of the scenario; give its shard with --shard")
+                }
                 let logger = Logger(label: "sitefit.site")
-                let agent = try SiteAgent(site: siteId, scenario: loaded, shard: URL(fileURLWithPath: shard), crashAtRound: crashAtRound,
-                                          logger: logger)
+                let data = URL(fileURLWithPath: shard ?? omop ?? "")
+                let agent = try SiteAgent(site: siteId, scenario: loaded, shard: data, crashAtRound: crashAtRound, logger: logger)
                 var limits = TransportLimits()
                 limits.reconnectFor = .seconds(max(0, reconnectFor))
                 try await SiteClient.run(agent, host: connect.host, port: connect.port,

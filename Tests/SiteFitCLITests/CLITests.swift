@@ -503,4 +503,65 @@ struct DistributedCLITests {
         // The state is gone once the report is written.
         #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("state").path))
     }
+
+    @Test("OMOP databases in place, each only at its own site: the server and every agent load the scenario without the others' databases, the sites agree the covariates over the network, and metrics.json is the in-process run's")
+    func omopSitesApart() throws {
+        let scenario = """
+            seed: 7
+            sites:
+              - omop: north.sqlite
+              - omop: south.sqlite
+              - omop: east.sqlite
+            task:
+              target: {concepts: [9202], domain: visit_occurrence, prior_observation_days: 0}
+              outcome: {concepts: [316139], domain: condition_occurrence}
+              time_at_risk: {start_days: 1, end_days: 365, minimum_days: 0}
+            pretraining: none
+            model: {hidden: [8]}
+            federation: {rounds: 2, batch_size: 16}
+            arms:
+              - mode: full
+              - mode: bitfit
+                learning_rate: 0.01
+            baselines: [pretrained, local]
+            subgroups: {min_group_size: 15, bootstrap: 40}
+            """
+        let sites = ["north", "south", "east"]
+        var files = ["all/task.yaml": scenario, "hub/task.yaml": scenario]
+        for (k, site) in sites.enumerated() {
+            files["all/\(site).yaml"] = "name: \(site)\nseed: \(k + 1)\npatients: 260\noutcome_prevalence: 0.25\n"
+            files["\(site)/task.yaml"] = scenario
+        }
+        let folder = try fixture(files)
+        let all = folder.appendingPathComponent("all"), hub = folder.appendingPathComponent("hub")
+        for site in sites {
+            #expect(try CLITests.run(["sites", "build", "\(site).yaml"], in: all).status == 0)
+            try FileManager.default.copyItem(at: all.appendingPathComponent("\(site).sqlite"),
+                                             to: folder.appendingPathComponent("\(site)/\(site).sqlite"))
+        }
+        let run = try CLITests.run(["run", "task.yaml", "--output-dir", "inproc", "--quiet"], in: all)
+        #expect(run.status == 0, "\(run.stderr)")
+        try Self.makeCertificates(in: hub, sites: sites)
+        let server = try Running(["serve", "task.yaml", "--listen", "127.0.0.1:0", "--output-dir", "distributed", "--quiet",
+                                  "--join-timeout", "300"], in: hub)
+        let port = try #require(server.listeningPort(), "the server printed no port: \(server.stderr)")
+        let agents = try sites.map { site in
+            try Running(["site", "--scenario", "task.yaml", "--site", site, "--omop", "\(site).sqlite",
+                         "--connect", "127.0.0.1:\(port)", "--certs", hub.appendingPathComponent("certs").path],
+                        in: folder.appendingPathComponent(site))
+        }
+        for (site, agent) in zip(sites, agents) {
+            let status = agent.finish().status
+            #expect(status == 0, "\(site): \(agent.stderr)")
+        }
+        let served = server.finish()
+        #expect(served.status == 0 && served.stdout == "distributed/task.md\n", "\(server.stderr)")
+        let expected = try Data(contentsOf: all.appendingPathComponent("inproc/task/metrics.json"))
+        let actual = try Data(contentsOf: hub.appendingPathComponent("distributed/task/metrics.json"))
+        #expect(actual == expected, "the distributed OMOP run's metrics.json differs from the in-process run's")
+        // Without a database of its own named by the scenario, an agent says so.
+        let missing = try CLITests.run(["site", "--scenario", "task.yaml", "--site", "north", "--omop", "elsewhere.sqlite",
+                                        "--connect", "127.0.0.1:\(port)", "--certs", "certs"], in: hub)
+        #expect(missing.status != 0 && missing.stderr.contains("elsewhere.sqlite"), "\(missing.stderr)")
+    }
 }
