@@ -177,6 +177,7 @@ extension SiteFit {
 
         func validate() throws {
             guard (shard == nil) != (omop == nil) else { throw ValidationError("give the site's data as --shard or as --omop (one of them)") }
+            if let round = crashAtRound, round < 1 { throw ValidationError("--crash-at-round must be a round number, 1 or more") }
         }
 
         func run() async throws {
