@@ -26,7 +26,14 @@ public struct SiteIdentity: Sendable {
     /// What the server (or a site) needs from a consortium's folder: `ca.pem` and `revoked.txt`,
     /// not the authority's key.
     public init(folder: URL, sites: some Sequence<String>) throws {
-        let authority = try ConsortiumAuthority.readCertificate(folder.appendingPathComponent("ca.pem"))
+        let file = folder.appendingPathComponent("ca.pem")
+        guard FileManager.default.fileExists(atPath: file.path) else {
+            // The usual cause is a first start before the consortium's folder was made.
+            throw IdentityError(
+                "\(file.path) does not exist: make the consortium's authority with `sitefit certs init --dir \(folder.path)`, "
+                    + "then `sitefit certs server` and `sitefit certs site ID` (README, \"Consortium certificates\")")
+        }
+        let authority = try ConsortiumAuthority.readCertificate(file)
         let list = try ConsortiumAuthority.readRevocationList(folder.appendingPathComponent("revoked.txt")) ?? ""
         self.init(authority: authority, sites: sites, revoked: Self.revokedSerials(in: list))
     }

@@ -346,18 +346,24 @@ extension Kernels {
     }
 
     /// Floats of scratch `attentionForward` and `attentionBackward` need.
-    public static func attentionScratch(length: Int, headWidth: Int) -> Int { 2 * length * length + headWidth * length }
+    public static func attentionScratch(length: Int, headWidth: Int) -> Int { 2 * length * length + 4 * headWidth * length }
 
     /// Multi-head scaled dot-product attention: for each sequence b and head h,
     /// P = softmax(Q_h·K_hᵀ/√headWidth) over kept keys and context_h = P·V_h.
     /// Writes P into `probabilities` (batch, heads, length, length) for the backward pass and the
     /// heads' contexts side by side into `context` (tokens, width).
+    ///
+    /// Why the copies of a head's columns: a product that reads B down rows 3·width floats apart
+    /// (1,536 bytes at width 128) touches only a few of the L1 cache's sets, and 128 such rows
+    /// evict each other before the next row tile comes back to them. Copied together they are
+    /// 16 KiB of consecutive lines. The copies change no sum, so the results keep their bits.
     public static func attentionForward(
         qkv: UnsafePointer<Float>, keep: UnsafePointer<Float>, batch: Int, length: Int, heads: Int, headWidth: Int,
         probabilities: UnsafeMutablePointer<Float>, context: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
     ) {
         let width = heads * headWidth, stride = 3 * width, scale = 1 / Float(headWidth).squareRoot()
         let keyT = scratch  // K_hᵀ (headWidth, length)
+        let values = scratch + headWidth * length  // V_h (length, headWidth)
         for b in 0..<batch {
             let tokens = qkv + b * length * stride
             for h in 0..<heads {
@@ -367,7 +373,8 @@ extension Kernels {
                 blocked(q, rowStride: stride, columnStride: 1, UnsafePointer(keyT), ldb: length, p,
                         m: length, k: headWidth, n: length, accumulate: false)
                 maskedSoftmax(p, keep: keep + b * length, rows: length, columns: length, scale: scale)
-                blocked(UnsafePointer(p), rowStride: length, columnStride: 1, v, ldb: stride,
+                gatherRows(v, rows: length, columns: headWidth, rowStride: stride, into: values)
+                blocked(UnsafePointer(p), rowStride: length, columnStride: 1, UnsafePointer(values), ldb: headWidth,
                         context + b * length * width + h * headWidth, ldc: width,
                         m: length, k: length, n: headWidth, accumulate: false)
             }
@@ -376,12 +383,15 @@ extension Kernels {
 
     /// Attention backward: given ∂L/∂context (tokens, width) writes ∂L/∂qkv (tokens, 3·width):
     /// dV = Pᵀ·dC, dP = dC·Vᵀ, dS = P ⊙ (dP − rowsum(P⊙dP))/√headWidth, dQ = dS·K, dK = dSᵀ·Q.
+    /// The B operands are copied per head as in `attentionForward`, for the same reason.
     public static func attentionBackward(
         dContext: UnsafePointer<Float>, qkv: UnsafePointer<Float>, probabilities: UnsafePointer<Float>,
         batch: Int, length: Int, heads: Int, headWidth: Int, dQKV: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
     ) {
         let width = heads * headWidth, stride = 3 * width, scale = 1 / Float(headWidth).squareRoot()
+        let block = headWidth * length
         let dScores = scratch, valueT = scratch + 2 * length * length
+        let dContextHead = valueT + block, keys = dContextHead + block, queries = keys + block
         for b in 0..<batch {
             let tokens = qkv + b * length * stride, dTokens = dQKV + b * length * stride
             let dC = dContext + b * length * width
@@ -389,30 +399,46 @@ extension Kernels {
                 let q = tokens + h * headWidth, k = tokens + width + h * headWidth, v = tokens + 2 * width + h * headWidth
                 let dq = dTokens + h * headWidth, dk = dTokens + width + h * headWidth, dv = dTokens + 2 * width + h * headWidth
                 let p = probabilities + (b * heads + h) * length * length
-                let dCh = dC + h * headWidth
+                gatherRows(dC + h * headWidth, rows: length, columns: headWidth, rowStride: width, into: dContextHead)
+                let dCh = UnsafePointer(dContextHead)
                 // dV = Pᵀ·dC: P read down its columns.
-                blocked(p, rowStride: 1, columnStride: length, dCh, ldb: width, dv, ldc: stride,
+                blocked(p, rowStride: 1, columnStride: length, dCh, ldb: headWidth, dv, ldc: stride,
                         m: length, k: length, n: headWidth, accumulate: false)
                 // dP = dC·Vᵀ, then the softmax's backward pass in place.
                 transposeStrided(v, rows: length, columns: headWidth, rowStride: stride, into: valueT)
-                blocked(dCh, rowStride: width, columnStride: 1, UnsafePointer(valueT), ldb: length, dScores,
+                blocked(dCh, rowStride: headWidth, columnStride: 1, UnsafePointer(valueT), ldb: length, dScores,
                         m: length, k: headWidth, n: length, accumulate: false)
                 softmaxBackward(dScores, probabilities: p, rows: length, columns: length, scale: scale)
-                blocked(UnsafePointer(dScores), rowStride: length, columnStride: 1, k, ldb: stride, dq, ldc: stride,
+                gatherRows(k, rows: length, columns: headWidth, rowStride: stride, into: keys)
+                blocked(UnsafePointer(dScores), rowStride: length, columnStride: 1, UnsafePointer(keys), ldb: headWidth, dq, ldc: stride,
                         m: length, k: length, n: headWidth, accumulate: false)
-                blocked(UnsafePointer(dScores), rowStride: 1, columnStride: length, q, ldb: stride, dk, ldc: stride,
+                gatherRows(q, rows: length, columns: headWidth, rowStride: stride, into: queries)
+                blocked(UnsafePointer(dScores), rowStride: 1, columnStride: length, UnsafePointer(queries), ldb: headWidth, dk, ldc: stride,
                         m: length, k: length, n: headWidth, accumulate: false)
             }
         }
     }
 
+    /// out (rows, columns) = the rows of x, `rowStride` floats apart, copied next to each other.
+    /// Vector by vector rather than by `memmove`: a head's row is 32 floats, and a library call
+    /// per 128 bytes cost as much as the copy.
+    @inline(__always)
+    static func gatherRows(_ x: UnsafePointer<Float>, rows: Int, columns: Int, rowStride: Int, into out: UnsafeMutablePointer<Float>) {
+        let vectorEnd = columns - columns % width
+        for r in 0..<rows {
+            let from = x + r * rowStride, to = out + r * columns
+            var j = 0
+            while j < vectorEnd { store(load(from + j), to + j); j += width }
+            while j < columns { to[j] = from[j]; j += 1 }
+        }
+    }
+
     /// out (columns, rows) = xᵀ for x with `rows` rows of `columns` floats, `rowStride` apart.
+    /// Why through `pack`: one float at a time, each of a head's 4,096 writes lands `rows` floats
+    /// from the last and the loads wait on L2; in 8×8 register blocks the copy streams.
     @inline(__always)
     static func transposeStrided(_ x: UnsafePointer<Float>, rows: Int, columns: Int, rowStride: Int, into out: UnsafeMutablePointer<Float>) {
-        for r in 0..<rows {
-            let row = x + r * rowStride
-            for c in 0..<columns { out[c * rows + r] = row[c] }
-        }
+        pack(x, stride: rowStride, depth: columns, width: rows, into: out)
     }
 }
 

@@ -313,6 +313,7 @@ public enum SiteClient {
         let key = try certificates.existing(files.key, makeWith: "sitefit certs site \(agent.site)")
         _ = try certificates.existing(certificates.authority, makeWith: "sitefit certs init")
         let identity = try SiteIdentity(folder: folder, sites: [agent.site])
+        let refusal = ServerRefusal()
         let security = HTTP2ClientTransport.Posix.TransportSecurity.mTLS(
             certificateChain: [.file(path: certificate, format: .pem)], privateKey: .file(path: key, format: .pem)
         ) { tls in
@@ -328,7 +329,7 @@ public enum SiteClient {
                     switch await identity.verifyServer(leaf, host: host) {
                     case .success: promise.succeed(.certificateVerified(VerificationMetadata(nil)))
                     case .failure(let problem):
-                        logger.error("refused the server's certificate", metadata: ["reason": "\(problem)"])
+                        await refusal.set(problem)
                         promise.succeed(.failed)
                     }
                 }
@@ -354,6 +355,8 @@ public enum SiteClient {
         var lostSince: ContinuousClock.Instant?
         // How long an agent not yet admitted keeps trying (longer once the server says it is turning it away for a while).
         var patience = limits.staleConnectionWait
+        // Failed attempts since the site was last connected.
+        var attempts = 0
         while true {
             let welcomed = Flag()
             let finish: Sitefit_V1_Finish?
@@ -366,6 +369,9 @@ public enum SiteClient {
                                            server: "\(host):\(port)", logger: logger)
             } catch {
                 if await welcomed.value { admitted = true }
+                if let problem = await refusal.problem {
+                    throw UserFacingError("refused the server at \(host):\(port): \(problem)")
+                }
                 // A restarted agent can arrive before the server has seen its previous process go
                 // (a half-open connection lasts until keepalive finds it), or while the server turns
                 // away a site that was admitted too often within its window: it waits those out.
@@ -373,13 +379,24 @@ public enum SiteClient {
                 if code == .resourceExhausted { patience = max(patience, limits.reconnectFor) }
                 let waiting = (code == .alreadyExists || code == .resourceExhausted) && clock.now - started < patience
                 guard admitted || waiting, Self.mayRetry(error) else { throw error }
-                logger.warning("lost the server", metadata: ["site": "\(agent.site)", "error": "\(error)"])
+                // Said once when the connection goes and then every half minute, not at every
+                // one-second attempt: an operator reads the log of a site that waits for hours.
+                attempts += 1
+                let reason = Self.describe(error)
+                if attempts == 1 {
+                    logger.warning("lost the server at \(host):\(port) (\(reason)); trying again every second for up to \(limits.reconnectFor)",
+                                   metadata: ["site": "\(agent.site)"])
+                } else if attempts % 30 == 0 {
+                    logger.warning("still trying to reach the server at \(host):\(port) (\(reason))", metadata: ["site": "\(agent.site)"])
+                } else {
+                    logger.debug("connection attempt failed", metadata: ["site": "\(agent.site)", "error": "\(reason)"])
+                }
                 finish = nil
             }
-            if await welcomed.value { admitted = true; lostSince = nil }
+            if await welcomed.value { admitted = true; lostSince = nil; attempts = 0 }
             if let finish {
                 guard finish.reason == RemoteFleet.completed else { throw UserFacingError("the server stopped the run: \(finish.reason)") }
-                logger.info("the server finished the run", metadata: ["reason": "\(finish.reason)"])
+                logger.notice("the server finished the run", metadata: ["site": "\(agent.site)"])
                 return
             }
             guard admitted || clock.now - started < patience else {
@@ -392,6 +409,13 @@ public enum SiteClient {
             }
             try await Task.sleep(for: .seconds(1))
         }
+    }
+
+    /// A failed connection in one line: gRPC's own description nests its causes' descriptions
+    /// (and their parentheses) several deep.
+    static func describe(_ error: any Error) -> String {
+        guard let rpc = error as? RPCError else { return "\(error)" }
+        return rpc.message.isEmpty ? "\(rpc.code)" : "\(rpc.code): \(rpc.message)"
     }
 
     /// Whether a failed connection may be tried again: not when the server refused this site.
@@ -424,7 +448,7 @@ public enum SiteClient {
                                 throw UserFacingError("the server admitted this certificate as site '\(welcome.site)', not '\(agent.site)'")
                             }
                             await welcomed.set()
-                            logger.info("joined the federation", metadata: ["site": "\(agent.site)", "server": "\(server)"])
+                            logger.notice("joined the federation at \(server) as site \(agent.site)")
                         case .finish(let finish)?:
                             group.cancelAll()
                             return finish
@@ -467,4 +491,11 @@ actor Counter {
 actor Flag {
     private(set) var value = false
     func set() { value = true }
+}
+
+/// Why the site refused the server's certificate, kept for the error the agent ends with: the
+/// handshake's own error is BoringSSL's, a line of library internals.
+actor ServerRefusal {
+    private(set) var problem: IdentityError?
+    func set(_ problem: IdentityError) { self.problem = problem }
 }

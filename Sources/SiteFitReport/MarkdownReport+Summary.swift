@@ -7,7 +7,12 @@ extension MarkdownReport {
         var out = "# SiteFit report: \(m.scenario.name)\n\n"
         out += m.pretraining.pretrained ? "Federated fine-tuning of a pretrained model" : "Federated training from a seeded initialisation (no pretraining)"
         out += " across \(m.sites.count) hospital sites, "
-        out += "\(m.arms.count) arm\(m.arms.count == 1 ? "" : "s") compared on each site's held-out test patients. "
+        // Baselines are counted apart: "5 arms" for two federations and three references overstated what was federated.
+        let baselines = m.arms.filter(\.kind.isBaseline).count, federated = m.arms.count - baselines
+        var counted: [String] = []
+        if federated > 0 { counted.append("\(federated) federated arm\(federated == 1 ? "" : "s")") }
+        if baselines > 0 { counted.append("\(baselines) baseline\(baselines == 1 ? "" : "s")") }
+        out += "\(counted.joined(separator: " and ")) compared on each site's held-out test patients. "
         out += "Task: \(m.scenario.taskLine).\n\n"
         if let split = m.scenario.split { out += "Test patients: \(split).\n\n" }
         return out

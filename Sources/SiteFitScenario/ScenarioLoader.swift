@@ -42,6 +42,9 @@ public enum ScenarioLoader {
             reader.fail(n, "test_fraction", "give either test_fraction (a random split) or temporal_split (by index date), not both")
         }
         let (sites, profileDiagnostics) = sites(top["sites"], folder: folder, reader: &reader)
+        // Counted as written: a site whose profile or database failed has its own error, and
+        // counting only the sites that loaded added a false one about too few sites.
+        let siteCount = max(sites.count, top["sites"]?.sequence?.count ?? 0)
         let (task, dataset) = task(top["task"], folder: folder, reader: &reader)
         if temporalSplit != nil && dataset == .heartDisease {
             reader.fail(top["temporal_split"], "temporal_split", "the heart-disease data keep FLamby's own split and have no index dates")
@@ -56,9 +59,9 @@ public enum ScenarioLoader {
                 reader.fail(top["pretraining"] ?? top["task"], "pretraining", "automatic covariates are agreed by the sites when the run starts; "
                             + "use `pretraining: none`, or list the features (covariates: hand_picked)")
             }
-            if task.covariateSettings.minimumSites > sites.count {
+            if task.covariateSettings.minimumSites > siteCount {
                 reader.fail(top["task"]?.mapping?["covariates"]?.mapping?["minimum_sites"] ?? top["task"], "task.covariates.minimum_sites",
-                            "\(task.covariateSettings.minimumSites) sites must report a covariate, but the scenario has \(sites.count)")
+                            "\(task.covariateSettings.minimumSites) sites must report a covariate, but the scenario has \(siteCount)")
             }
         }
         if let transformer {
@@ -66,9 +69,9 @@ public enum ScenarioLoader {
                 reader.fail(top["pretraining"], "pretraining.checkpoint", "a transformer scenario pretrains its own model on the vocabulary its sites agree; "
                             + "leave checkpoint out")
             }
-            if transformer.sequences.vocabulary.minimumSites > sites.count {
+            if transformer.sequences.vocabulary.minimumSites > siteCount {
                 reader.fail(top["model"]?.mapping?["vocabulary"]?.mapping?["minimum_sites"] ?? top["model"], "model.vocabulary.minimum_sites",
-                            "\(transformer.sequences.vocabulary.minimumSites) sites must report a code, but the scenario has \(sites.count)")
+                            "\(transformer.sequences.vocabulary.minimumSites) sites must report a code, but the scenario has \(siteCount)")
             }
             if !pretraining.enabled, let model = top["model"]?.mapping {
                 for key in ["masked_epochs", "masked_learning_rate"] where model[key] != nil {
@@ -94,6 +97,14 @@ public enum ScenarioLoader {
         where !rows.contains(row) { rows.append(row) }
         // A transformer scenario's MLP arms are also scored against the MLP they start from.
         if transformer != nil && arms.contains(where: \.onMLP) { rows.append(pretraining.enabled ? "pretrained mlp" : "initial mlp") }
+        // An arm that could not be read has its error already: every claim naming it would only
+        // repeat that error under another field, so its written name counts as a row here. The
+        // scenario still fails to load on the arm's own error.
+        for item in top["arms"]?.sequence ?? [] {
+            guard let written = (item.mapping?["name"] ?? item.mapping?["mode"])?.scalar?.string, !rows.contains(written),
+                  !arms.contains(where: { $0.name == written }) else { continue }
+            rows.append(written)
+        }
         let compareTo = compareTo(top["compare_to"], rows: rows, reader: &reader)
         let reconstruction = reconstruction(top["reconstruction"], reader: &reader)
         let expectations = expectations(top["expect"], rows: rows, siteIds: sites.map(\.profile.id),

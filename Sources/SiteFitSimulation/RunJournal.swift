@@ -115,6 +115,15 @@ public final class RunJournal: Sendable {
         release()
     }
 
+    /// `discard`, when no work was saved yet (a server that stopped before its first round ended:
+    /// no certificates, a port in use, sites that never came); otherwise only lets the folder go.
+    /// Why: a header left behind alone would make the next start say it goes on from a state
+    /// that holds nothing.
+    public func discardIfEmpty() {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
+        if entries.contains(where: { $0.hasPrefix("seed-") }) { release() } else { discard() }
+    }
+
     /// Removes `run.json`, every seed's folder and any half-written file.
     static func removeState(in folder: URL) throws {
         let fm = FileManager.default

@@ -63,10 +63,13 @@ public enum Simulation {
             func start(_ index: Int) {
                 // One seed of several: the scenario as `--seed` would run it (its source population follows).
                 let reseeded = scenario.reseeded([seeds[index]])
-                progress("seed \(seeds[index]) (\(index + 2) of \(seeds.count + 1))")
+                let seed = seeds[index]
+                progress("seed \(seed) (\(index + 2) of \(seeds.count + 1))")
+                // Seeds run side by side, so each line says whose it is.
+                let seedProgress: @Sendable (String) -> Void = { line in progress("seed \(seed) \(line)") }
                 group.addTask {
                     let run = try await runSeed(reseeded, fleet: fleet, logger: logger, cacheDirectory: cacheDirectory,
-                                                sequentialSites: sequentialSites, journal: journal, progress: progress)
+                                                sequentialSites: sequentialSites, journal: journal, progress: seedProgress)
                     await fleet.close(seed: reseeded.seed)
                     return (index, run)
                 }

@@ -79,13 +79,18 @@ extension SiteFit {
 
         func run() async throws {
             bootstrapLogging(verbose: verbose)
+            var started: RunJournal?
             do {
                 var loaded = try ScenarioLoader.load(URL(fileURLWithPath: scenario), sitesElsewhere: true)
                 loaded.file = scenario
                 if let refusal = try await RemoteFleet.refusal(loaded) { throw UserFacingError(refusal) }
+                if let round = crashAfterRound, round > loaded.federation.rounds {
+                    throw UserFacingError("--crash-after-round \(round) is past \(scenario)'s last round (\(loaded.federation.rounds)): the drill would never fire")
+                }
                 try ReportWriter.checkWritable(URL(fileURLWithPath: outputDirectory), name: loaded.name)
                 let journal = try RunJournal(folder: URL(fileURLWithPath: stateDir ?? ".sitefit-state/\(loaded.name)"), scenario: loaded,
                                              fresh: noResume, crashAfterRound: crashAfterRound)
+                started = journal
                 var limits = TransportLimits()
                 limits.joinTimeout = .seconds(max(1, joinTimeout))
                 limits.deadlines.reply = .seconds(max(1, replyTimeout))
@@ -131,6 +136,7 @@ extension SiteFit {
                 journal.discard()
                 print(output.report.relativePath)
             } catch {
+                started?.discardIfEmpty()
                 throw reportFailure(error)
             }
         }
@@ -181,12 +187,15 @@ extension SiteFit {
         }
 
         func run() async throws {
-            bootstrapLogging(verbose: verbose)
+            bootstrapLogging(verbose: verbose, quietLevel: .notice)
             do {
                 var loaded = try ScenarioLoader.load(URL(fileURLWithPath: scenario), sitesElsewhere: true)
                 loaded.file = scenario
                 if omop != nil, let reference = loaded.sites.first(where: { $0.profile.id == siteId }), !reference.omopDatabase {
                     throw UserFacingError("\(scenario): site '\(siteId)' is not an `omop:` site of the scenario; give its shard with --shard")
+                }
+                if let round = crashAtRound, round > loaded.federation.rounds {
+                    throw UserFacingError("--crash-at-round \(round) is past \(scenario)'s last round (\(loaded.federation.rounds)): the drill would never fire")
                 }
                 let logger = Logger(label: "sitefit.site")
                 let data = URL(fileURLWithPath: shard ?? omop ?? "")

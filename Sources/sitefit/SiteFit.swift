@@ -47,10 +47,10 @@ func reportFailure(_ error: any Error) -> ExitCode {
     return ExitCode.failure
 }
 
-func bootstrapLogging(verbose: Bool) {
+func bootstrapLogging(verbose: Bool, quietLevel: Logger.Level = .warning) {
     LoggingSystem.bootstrap { label in
         var handler = StreamLogHandler.standardError(label: label)
-        handler.logLevel = verbose ? .info : .warning
+        handler.logLevel = verbose ? .info : quietLevel
         return handler
     }
 }
@@ -226,10 +226,13 @@ extension SiteFit {
 
         @OptionGroup var budget: BudgetOptions
 
+        @Flag(help: "Check it as `sitefit serve` reads it: the `omop:` sites' databases are at the sites, not on this machine.")
+        var sitesElsewhere = false
+
         func run() throws {
             bootstrapLogging(verbose: false)
             do {
-                let loaded = try ScenarioLoader.load(URL(fileURLWithPath: scenario))
+                let loaded = try ScenarioLoader.load(URL(fileURLWithPath: scenario), sitesElsewhere: sitesElsewhere)
                 let estimate = ResourceEstimate.of(loaded)
                 if let refusal = estimate.refusal(within: budget.budget) { throw refusal }
                 print("\(scenario): OK (\(loaded.sites.count) sites, \(loaded.arms.count) arms, \(loaded.federation.rounds) rounds; \(estimate.summary))")

@@ -452,6 +452,25 @@ struct DistributedCLITests {
         #expect(report.contains("site process lost (disconnected)"))
     }
 
+    @Test("a server that cannot start says how to make its certificates and leaves no state behind; drills past the last round are refused")
+    func serveRefusesEarly() throws {
+        var files = TinyScenario.files
+        files["Sites/east.yaml"] = TinyScenario.eastSite
+        files["tiny.yaml"] = Self.scenario
+        let folder = try fixture(files)
+        let noCertificates = try CLITests.run(["serve", "tiny.yaml", "--listen", "127.0.0.1:0", "--state-dir", "state", "--quiet"], in: folder)
+        #expect(noCertificates.status != 0 && noCertificates.stderr.contains("sitefit certs init"), "\(noCertificates.stderr)")
+        // Nothing was saved, so the state folder goes: a next start would otherwise "go on" from nothing.
+        #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("state").path))
+        let serverDrill = try CLITests.run(["serve", "tiny.yaml", "--listen", "127.0.0.1:0", "--crash-after-round", "3", "--quiet"], in: folder)
+        #expect(serverDrill.status != 0 && serverDrill.stderr.contains("--crash-after-round 3 is past tiny.yaml's last round (2)"),
+                "\(serverDrill.stderr)")
+        let siteDrill = try CLITests.run(["site", "--scenario", "tiny.yaml", "--site", "north", "--shard", "Sites/north.sqlite",
+                                          "--connect", "127.0.0.1:1", "--crash-at-round", "5"], in: folder)
+        #expect(siteDrill.status != 0 && siteDrill.stderr.contains("--crash-at-round 5 is past tiny.yaml's last round (2)"),
+                "\(siteDrill.stderr)")
+    }
+
     @Test("a server stopped abruptly after a round is started again: it goes on from its last completed round (strategy moments, DP accountant) and writes the in-process run's metrics.json")
     func restartedServerResumes() throws {
         var files = TinyScenario.files
@@ -541,6 +560,14 @@ struct DistributedCLITests {
         }
         let run = try CLITests.run(["run", "task.yaml", "--output-dir", "inproc", "--quiet"], in: all)
         #expect(run.status == 0, "\(run.stderr)")
+        // The coordinator has none of the databases: `validate` checks the scenario as `serve` reads it
+        // when told so, and otherwise names each missing database once, with no follow-on error.
+        let unplaced = try CLITests.run(["validate", "task.yaml"], in: hub)
+        let complaints = unplaced.stderr.split(separator: "\n")
+        #expect(unplaced.status != 0 && complaints.count == 3 && sites.allSatisfy { unplaced.stderr.contains("\($0).sqlite") },
+                "\(unplaced.stderr)")
+        let elsewhere = try CLITests.run(["validate", "task.yaml", "--sites-elsewhere"], in: hub)
+        #expect(elsewhere.status == 0 && elsewhere.stdout.contains("task.yaml: OK (3 sites"), "\(elsewhere.stdout)\(elsewhere.stderr)")
         try Self.makeCertificates(in: hub, sites: sites)
         let server = try Running(["serve", "task.yaml", "--listen", "127.0.0.1:0", "--output-dir", "distributed", "--quiet",
                                   "--join-timeout", "300"], in: hub)
@@ -553,6 +580,9 @@ struct DistributedCLITests {
         for (site, agent) in zip(sites, agents) {
             let status = agent.finish().status
             #expect(status == 0, "\(site): \(agent.stderr)")
+            // An agent says when it joined and when the run ended, without --verbose.
+            #expect(agent.stderr.contains("joined the federation at 127.0.0.1:\(port) as site \(site)")
+                    && agent.stderr.contains("the server finished the run"), "\(site): \(agent.stderr)")
         }
         let served = server.finish()
         #expect(served.status == 0 && served.stdout == "distributed/task.md\n", "\(server.stderr)")

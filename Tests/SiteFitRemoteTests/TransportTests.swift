@@ -2,6 +2,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
+import SiteFitCore
 import SiteFitIdentity
 @testable import SiteFitRemote
 import SiteFitScenario
@@ -98,6 +99,33 @@ struct TransportTests {
             }
         }
         #expect(outcome.contains("approved scenario"), "\(outcome)")
+    }
+
+    @Test("a site refuses a server whose certificate names another host, and says so in one plain line")
+    func serverForAnotherHostRefused() async throws {
+        let scenario = try InProcessLinkTests.scenario()
+        _ = try Simulation.provisionShards(scenario, logger: Logger(label: "test")) { _ in }
+        let ids = scenario.sites.map(\.profile.id)
+        let folder = try temporaryDirectory(#function).appendingPathComponent("certs")
+        let authority = try ConsortiumAuthority.create(in: folder, consortium: "test")
+        _ = try authority.issueServer(hosts: ["hub.example.org"])
+        for site in ids { _ = try authority.issueSite(site) }
+        let certificates = CertificateFolder(folder)
+        let north = scenario.sites[0]
+        let outcome = try await FederationServer.withServer(
+            host: "127.0.0.1", port: 0, certificates: certificates, sites: ids, fingerprint: scenario.fingerprint, logger: Logger(label: "test")
+        ) { _, port in
+            do {
+                try await SiteClient.run(try SiteAgent(site: north.profile.id, scenario: scenario, shard: north.shardFile), host: "127.0.0.1",
+                                         port: port, certificates: certificates, logger: Logger(label: "test"))
+                return "admitted"
+            } catch let error as UserFacingError {
+                return error.message
+            } catch {
+                return "not a plain error: \(error)"
+            }
+        }
+        #expect(outcome.contains("not this consortium's server certificate for 127.0.0.1"), "\(outcome)")
     }
 
     @Test("a site that connects and drops in a loop is turned away once it has been admitted too often within the window; another site is not")

@@ -68,6 +68,18 @@ struct ScenarioTests {
         #expect(found[1].problem.contains("did you mean 'bitfit'?"))
     }
 
+    @Test("an arm that cannot be read is one error: the claims and compare_to that name it do not repeat it")
+    func unreadArmDoesNotCascade() throws {
+        let broken = scenario.replacingOccurrences(of: "mode: bitfit", with: "mode: bitfitt")
+            + "\ncompare_to: bitfit-fast\nexpect:\n  - {arm: bitfit-fast, better_than: full, metric: auroc}\n"
+            + "  - {arm: full, not_worse_than: bitfit-fast, margin: 0.1, metric: auroc}\n  - {arm: bitfit-slow, better_than: full, metric: auroc}\n"
+        let folder = try fixture(["Sites/alpha.yaml": profile, "Scenarios/demo.yaml": broken])
+        let found = diagnostics { _ = try ScenarioLoader.load(folder.appendingPathComponent("Scenarios/demo.yaml")) }
+        // The misspelled mode, and the claim on an arm the file never lists: nothing about bitfit-fast's claims.
+        #expect(found.map(\.field) == ["arms[1].mode", "expect[2].arm"], "\(found)")
+        #expect(found.last?.problem.hasPrefix("'bitfit-slow' is neither an arm nor a baseline row") == true)
+    }
+
     @Test("participation, DP and secure aggregation load; their mistakes are located")
     func federationFaults() throws {
         let good = scenario.replacingOccurrences(of: "  rounds: 3", with: """
