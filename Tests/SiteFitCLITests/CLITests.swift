@@ -250,29 +250,7 @@ struct CLITests {
 @Suite("sites as separate processes")
 struct DistributedCLITests {
     /// The tiny scenario with three sites and no pooled baseline (which a distributed run cannot have).
-    static let scenario = """
-        seed: 5
-        sites:
-          - profile: Sites/north.yaml
-          - profile: Sites/south.yaml
-          - profile: Sites/east.yaml
-        model:
-          hidden: [8]
-        pretraining:
-          patients: 600
-          epochs: 3
-        federation:
-          rounds: 2
-          batch_size: 16
-        arms:
-          - mode: full
-          - mode: bitfit
-            learning_rate: 0.01
-        baselines: [pretrained, local]
-        subgroups:
-          min_group_size: 15
-          bootstrap: 40
-        """
+    static let scenario = TinyScenario.threeSites(baselines: "[pretrained, local]")
 
     /// A consortium in `folder/certs` (`sitefit certs`): its authority, a server certificate for
     /// 127.0.0.1 and one certificate per site.

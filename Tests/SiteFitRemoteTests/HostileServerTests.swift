@@ -16,29 +16,7 @@ struct HostileServerTests {
     static func scenario(_ name: String = #function) throws -> Scenario {
         var files = TinyScenario.files
         files["Sites/east.yaml"] = TinyScenario.eastSite
-        files["tiny.yaml"] = """
-            seed: 5
-            sites:
-              - profile: Sites/north.yaml
-              - profile: Sites/south.yaml
-              - profile: Sites/east.yaml
-            model:
-              hidden: [8]
-            pretraining:
-              patients: 600
-              epochs: 3
-            federation:
-              rounds: 2
-              batch_size: 16
-            arms:
-              - mode: full
-              - mode: bitfit
-                learning_rate: 0.01
-            baselines: [pretrained]
-            subgroups:
-              min_group_size: 15
-              bootstrap: 40
-            """
+        files["tiny.yaml"] = TinyScenario.threeSites(baselines: "[pretrained]")
         let folder = try fixture(files, name: name)
         let scenario = try ScenarioLoader.load(folder.appendingPathComponent("tiny.yaml"))
         _ = try Simulation.provisionShards(scenario, logger: Logger(label: "test")) { _ in }

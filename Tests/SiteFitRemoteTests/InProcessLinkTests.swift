@@ -15,24 +15,7 @@ struct InProcessLinkTests {
     static func scenario(_ name: String = #function) throws -> Scenario {
         var files = TinyScenario.files
         files["Sites/east.yaml"] = TinyScenario.eastSite
-        files["tiny.yaml"] = """
-            seeds: [5, 6]
-            sites:
-              - profile: Sites/north.yaml
-              - profile: Sites/south.yaml
-              - profile: Sites/east.yaml
-            model:
-              hidden: [8]
-            pretraining:
-              patients: 600
-              epochs: 3
-            federation:
-              rounds: 2
-              batch_size: 16
-            arms:
-              - mode: full
-              - mode: bitfit
-                learning_rate: 0.01
+        files["tiny.yaml"] = TinyScenario.threeSites(seeds: "seeds: [5, 6]", arms: """
               - name: bitfit-secure
                 mode: bitfit
                 learning_rate: 0.01
@@ -41,16 +24,15 @@ struct InProcessLinkTests {
                 mode: lora
                 lora: {rank: 2, alpha: 4}
                 dp: {clip_norm: 0.5, noise_multiplier: 0.5, delta: 1.0e-5}
-            baselines: [pretrained, local, local_each]
+
+            """, baselines: "[pretrained, local, local_each]", extra: """
             reconstruction:
               batch_sizes: [1, 4]
               local_steps: [1]
               budget: 20
               trials: 1
-            subgroups:
-              min_group_size: 15
-              bootstrap: 40
-            """
+
+            """)
         let folder = try fixture(files, name: name)
         return try ScenarioLoader.load(folder.appendingPathComponent("tiny.yaml"))
     }

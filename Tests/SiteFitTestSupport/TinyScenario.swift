@@ -32,6 +32,35 @@ public enum TinyScenario {
 
     /// A third site's profile, for `Sites/east.yaml`.
     public static let eastSite = "name: East\nseed: 3\npatients: 200\n"
+
+    /// The tiny scenario over three sites (north, south and `eastSite`), as the tests of separate
+    /// site processes run it: `seeds` is its seed line, `arms` lines go after the full and BitFit
+    /// arms, then `baselines` and `extra` top-level lines.
+    public static func threeSites(seeds: String = "seed: 5", arms: String = "", baselines: String, extra: String = "") -> String {
+        """
+        \(seeds)
+        sites:
+          - profile: Sites/north.yaml
+          - profile: Sites/south.yaml
+          - profile: Sites/east.yaml
+        model:
+          hidden: [8]
+        pretraining:
+          patients: 600
+          epochs: 3
+        federation:
+          rounds: 2
+          batch_size: 16
+        arms:
+          - mode: full
+          - mode: bitfit
+            learning_rate: 0.01
+        \(arms)baselines: \(baselines)
+        \(extra)subgroups:
+          min_group_size: 15
+          bootstrap: 40
+        """
+    }
 }
 
 /// The tiny scenario written into a fresh folder (load `tiny.yaml` from it).

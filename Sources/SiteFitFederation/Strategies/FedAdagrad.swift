@@ -1,8 +1,8 @@
 /// FedAdagrad (Reddi et al., arXiv:2003.00295): v ← v + Δ², so the server's step size only ever
 /// shrinks for coordinates that keep moving.
-public struct FedAdagrad: FederatedStrategy {
+public struct FedAdagrad: AdaptiveServerStrategy {
     public let settings: ServerOptimizerSettings
-    public private(set) var moments: AdaptiveMoments
+    public var moments: AdaptiveMoments
 
     public init(settings: ServerOptimizerSettings, count: Int) {
         self.settings = settings
@@ -16,16 +16,6 @@ public struct FedAdagrad: FederatedStrategy {
         settings: ServerOptimizerSettings.adaptiveSettings,
         make: { values, count in FedAdagrad(settings: ServerOptimizerSettings(values), count: count) })
 
-    public var name: String { Self.descriptor.name }
-    public var carried: [[Double]] { moments.carried }
-    public mutating func restore(carried: [[Double]]) -> Bool { moments.restore(carried) }
-
     /// Adagrad's running sum of Δ² (β₂ plays no part).
-    public static func secondMoment(_ v: Double, squaredDelta: Double) -> Double { v + squaredDelta }
-
-    public mutating func nextGlobal(current: [Float], average: [Float]) -> [Float] {
-        moments.step(current: current, average: average, settings: settings) {
-            Self.secondMoment($0, squaredDelta: $1)
-        }
-    }
+    public static func secondMoment(_ v: Double, squaredDelta: Double, beta2: Double) -> Double { v + squaredDelta }
 }

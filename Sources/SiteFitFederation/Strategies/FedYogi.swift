@@ -1,8 +1,8 @@
 /// FedYogi (Reddi et al., arXiv:2003.00295): v ← v − (1−β₂)Δ²·sign(v − Δ²). Unlike Adam, v
 /// grows or shrinks additively, so one large round cannot wipe out the memory of small ones.
-public struct FedYogi: FederatedStrategy {
+public struct FedYogi: AdaptiveServerStrategy {
     public let settings: ServerOptimizerSettings
-    public private(set) var moments: AdaptiveMoments
+    public var moments: AdaptiveMoments
 
     public init(settings: ServerOptimizerSettings, count: Int) {
         self.settings = settings
@@ -16,20 +16,9 @@ public struct FedYogi: FederatedStrategy {
         settings: ServerOptimizerSettings.adaptiveSettings,
         make: { values, count in FedYogi(settings: ServerOptimizerSettings(values), count: count) })
 
-    public var name: String { Self.descriptor.name }
-    public var carried: [[Double]] { moments.carried }
-    public mutating func restore(carried: [[Double]]) -> Bool { moments.restore(carried) }
-
     /// Yogi's sign-controlled additive update of v.
     public static func secondMoment(_ v: Double, squaredDelta: Double, beta2: Double) -> Double {
         let sign: Double = v > squaredDelta ? 1 : (v < squaredDelta ? -1 : 0)
         return v - (1 - beta2) * squaredDelta * sign
-    }
-
-    public mutating func nextGlobal(current: [Float], average: [Float]) -> [Float] {
-        let beta2 = settings.beta2
-        return moments.step(current: current, average: average, settings: settings) {
-            Self.secondMoment($0, squaredDelta: $1, beta2: beta2)
-        }
     }
 }

@@ -113,3 +113,28 @@ public struct AdaptiveMoments: Sendable, Equatable {
         return next
     }
 }
+
+/// FedAdam, FedYogi and FedAdagrad: a strategy that is `AdaptiveMoments` under one rule for v.
+/// Its name, the state it carries and its step come from here, so the three files hold only
+/// their rule and how scenarios name them.
+public protocol AdaptiveServerStrategy: FederatedStrategy {
+    var settings: ServerOptimizerSettings { get }
+    /// Settable only so that this extension can step it; a scenario never sees it.
+    var moments: AdaptiveMoments { get set }
+    static var descriptor: StrategyDescriptor { get }
+    /// v's next value after a round whose pseudo-gradient squared is `squaredDelta`.
+    static func secondMoment(_ v: Double, squaredDelta: Double, beta2: Double) -> Double
+}
+
+extension AdaptiveServerStrategy {
+    public var name: String { Self.descriptor.name }
+    public var carried: [[Double]] { moments.carried }
+    public mutating func restore(carried: [[Double]]) -> Bool { moments.restore(carried) }
+
+    public mutating func nextGlobal(current: [Float], average: [Float]) -> [Float] {
+        let beta2 = settings.beta2
+        return moments.step(current: current, average: average, settings: settings) {
+            Self.secondMoment($0, squaredDelta: $1, beta2: beta2)
+        }
+    }
+}
