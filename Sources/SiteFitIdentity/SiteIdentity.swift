@@ -31,7 +31,8 @@ public struct SiteIdentity: Sendable {
             // The usual cause is a first start before the consortium's folder was made.
             throw IdentityError(
                 "\(file.path) does not exist: make the consortium's authority with `sitefit certs init --dir \(folder.path)`, "
-                    + "then `sitefit certs server` and `sitefit certs site ID` (README, \"Consortium certificates\")")
+                    + "then `sitefit certs server --host HOST --dir \(folder.path)` and `sitefit certs site ID --dir \(folder.path)` "
+                    + "(README, \"Consortium certificates\")")
         }
         let authority = try ConsortiumAuthority.readCertificate(file)
         let list = try ConsortiumAuthority.readRevocationList(folder.appendingPathComponent("revoked.txt")) ?? ""

@@ -346,7 +346,7 @@ extension Kernels {
     }
 
     /// Floats of scratch `attentionForward` and `attentionBackward` need.
-    public static func attentionScratch(length: Int, headWidth: Int) -> Int { 2 * length * length + 4 * headWidth * length }
+    public static func attentionScratch(length: Int, headWidth: Int) -> Int { length * length + 4 * headWidth * length }
 
     /// Multi-head scaled dot-product attention: for each sequence b and head h,
     /// P = softmax(Q_h·K_hᵀ/√headWidth) over kept keys and context_h = P·V_h.
@@ -356,7 +356,9 @@ extension Kernels {
     /// Why the copies of a head's columns: a product that reads B down rows 3·width floats apart
     /// (1,536 bytes at width 128) touches only a few of the L1 cache's sets, and 128 such rows
     /// evict each other before the next row tile comes back to them. Copied together they are
-    /// 16 KiB of consecutive lines. The copies change no sum, so the results keep their bits.
+    /// 16 KiB of consecutive lines. The copies change no sum, so the results keep their bits
+    /// (but at a head width of 1, where the copied operand's rows are 1 float apart and `blocked`
+    /// takes its dot-product route: no model here has such heads).
     public static func attentionForward(
         qkv: UnsafePointer<Float>, keep: UnsafePointer<Float>, batch: Int, length: Int, heads: Int, headWidth: Int,
         probabilities: UnsafeMutablePointer<Float>, context: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
@@ -390,7 +392,7 @@ extension Kernels {
     ) {
         let width = heads * headWidth, stride = 3 * width, scale = 1 / Float(headWidth).squareRoot()
         let block = headWidth * length
-        let dScores = scratch, valueT = scratch + 2 * length * length
+        let dScores = scratch, valueT = scratch + length * length
         let dContextHead = valueT + block, keys = dContextHead + block, queries = keys + block
         for b in 0..<batch {
             let tokens = qkv + b * length * stride, dTokens = dQKV + b * length * stride

@@ -322,7 +322,10 @@ public enum SiteClient {
             // Chain, role, host and revocation, all in SiteIdentity: the same rules `sitefit certs check` states.
             tls.customVerificationCallback = { presented, promise in
                 guard let first = presented.first, let der = try? first.toDERBytes(), let leaf = try? Certificate(derEncoded: der) else {
-                    promise.succeed(.failed)
+                    Task {
+                        await refusal.set(IdentityError("the server presented no certificate that can be read"))
+                        promise.succeed(.failed)
+                    }
                     return
                 }
                 Task {
@@ -367,8 +370,10 @@ public enum SiteClient {
                 let transport = try HTTP2ClientTransport.Posix(target: target, transportSecurity: security, config: config)
                 finish = try await session(agent, transport: transport, hello: hello, options: options, welcomed: welcomed,
                                            server: "\(host):\(port)", logger: logger)
+                // A connection that was admitted and then ended: the next failure is a new loss.
+                if await welcomed.value { attempts = 0 }
             } catch {
-                if await welcomed.value { admitted = true }
+                if await welcomed.value { admitted = true; attempts = 0 }
                 if let problem = await refusal.problem {
                     throw UserFacingError("refused the server at \(host):\(port): \(problem)")
                 }
@@ -384,16 +389,18 @@ public enum SiteClient {
                 attempts += 1
                 let reason = Self.describe(error)
                 if attempts == 1 {
-                    logger.warning("lost the server at \(host):\(port) (\(reason)); trying again every second for up to \(limits.reconnectFor)",
+                    logger.warning(admitted
+                                   ? "lost the server at \(host):\(port) (\(reason)); trying again every second for up to \(limits.reconnectFor)"
+                                   : "the server at \(host):\(port) is not admitting this site yet (\(reason)); trying again every second",
                                    metadata: ["site": "\(agent.site)"])
                 } else if attempts % 30 == 0 {
                     logger.warning("still trying to reach the server at \(host):\(port) (\(reason))", metadata: ["site": "\(agent.site)"])
                 } else {
-                    logger.debug("connection attempt failed", metadata: ["site": "\(agent.site)", "error": "\(reason)"])
+                    logger.info("connection attempt failed", metadata: ["site": "\(agent.site)", "error": "\(reason)"])
                 }
                 finish = nil
             }
-            if await welcomed.value { admitted = true; lostSince = nil; attempts = 0 }
+            if await welcomed.value { admitted = true; lostSince = nil }
             if let finish {
                 guard finish.reason == RemoteFleet.completed else { throw UserFacingError("the server stopped the run: \(finish.reason)") }
                 logger.notice("the server finished the run", metadata: ["site": "\(agent.site)"])

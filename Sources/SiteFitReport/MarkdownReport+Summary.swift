@@ -12,7 +12,7 @@ extension MarkdownReport {
         var counted: [String] = []
         if federated > 0 { counted.append("\(federated) federated arm\(federated == 1 ? "" : "s")") }
         if baselines > 0 { counted.append("\(baselines) baseline\(baselines == 1 ? "" : "s")") }
-        out += "\(counted.joined(separator: " and ")) compared on each site's held-out test patients. "
+        out += "\(counted.isEmpty ? "no arms" : counted.joined(separator: " and ")) compared on each site's held-out test patients. "
         out += "Task: \(m.scenario.taskLine).\n\n"
         if let split = m.scenario.split { out += "Test patients: \(split).\n\n" }
         return out

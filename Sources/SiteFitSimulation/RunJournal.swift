@@ -88,7 +88,7 @@ public final class RunJournal: Sendable {
             } else {
                 try Self.replace(headerFile, with: try JSONEncoder().encode(header))
             }
-            resumed = ((try? fm.contentsOfDirectory(atPath: folder.path)) ?? []).contains { $0.hasPrefix("seed-") }
+            resumed = Self.holdsWork(folder)
         } catch {
             close(descriptor)
             if let error = error as? UserFacingError { throw error }
@@ -120,8 +120,17 @@ public final class RunJournal: Sendable {
     /// Why: a header left behind alone would make the next start say it goes on from a state
     /// that holds nothing.
     public func discardIfEmpty() {
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
-        if entries.contains(where: { $0.hasPrefix("seed-") }) { release() } else { discard() }
+        if Self.holdsWork(folder) { release() } else { discard() }
+    }
+
+    /// Whether a seed's folder holds a finished unit or a round: its `start.json` alone (written
+    /// before the first round) is no work to go on from.
+    static func holdsWork(_ folder: URL) -> Bool {
+        let fm = FileManager.default
+        return ((try? fm.contentsOfDirectory(atPath: folder.path)) ?? []).filter { $0.hasPrefix("seed-") }.contains { seed in
+            ((try? fm.contentsOfDirectory(atPath: folder.appendingPathComponent(seed).path)) ?? [])
+                .contains { $0 != "start.json" && !$0.hasPrefix(".") }
+        }
     }
 
     /// Removes `run.json`, every seed's folder and any half-written file.

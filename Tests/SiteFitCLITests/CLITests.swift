@@ -483,11 +483,15 @@ struct DistributedCLITests {
         #expect(stopped == 87, "the server did not stop as drilled: \(first.stderr)")
         let progress = folder.appendingPathComponent("state/seed-5/arm-0.progress.json")
         #expect(FileManager.default.fileExists(atPath: progress.path), "no state after round 2")
+        // Away for a few of the sites' one-second attempts, so that each attempt's logging shows.
+        Thread.sleep(forTimeInterval: 3)
         // Started again on the same port; the sites, still running, connect to it again.
         let second = try serve(port: port, [])
         for process in sites {
             let status = process.finish().status
             #expect(status == 0, "\(process.stderr)")
+            // The loss is said once, not at every one-second attempt while the server was away.
+            #expect(process.stderr.components(separatedBy: "lost the server").count - 1 == 1, "\(process.stderr)")
         }
         let served = second.finish()
         #expect(served.status == 0 && served.stdout == "distributed/tiny.md\n", "\(second.stderr)")

@@ -100,6 +100,27 @@ struct ResumeTests {
         #expect(!FileManager.default.fileExists(atPath: progress.path))
     }
 
+    @Test("a seed's starting point alone is no work: a next start does not go on from it, and a failed start removes it; a round kept is kept")
+    func startAloneIsNoWork() throws {
+        let scenario = try Self.scenario()
+        let state = try temporaryDirectory(#function).appendingPathComponent("state")
+        let first = try RunJournal(folder: state, scenario: scenario)
+        try first.checkStart(seed: 5, checkpoint: [1, 2, 3])
+        first.release()
+        let second = try RunJournal(folder: state, scenario: scenario)
+        #expect(!second.resumed)
+        second.discardIfEmpty()
+        #expect(!FileManager.default.fileExists(atPath: state.path))
+
+        let third = try RunJournal(folder: state, scenario: scenario)
+        try third.checkStart(seed: 5, checkpoint: [1, 2, 3])
+        let unit = state.appendingPathComponent("seed-5/baseline-0.json")
+        try Data("{}".utf8).write(to: unit)
+        third.discardIfEmpty()
+        #expect(FileManager.default.fileExists(atPath: unit.path))
+        #expect(try RunJournal(folder: state, scenario: scenario).resumed)
+    }
+
     @Test("a folder that holds other files is refused and left as it was; a state folder in use by another server is refused; discard removes only the state")
     func stateFolderIsGuarded() throws {
         let scenario = try Self.scenario()

@@ -102,7 +102,7 @@ public struct AdaptiveMoments: Sendable, Equatable {
     /// One server step in Double (the moments span many rounds, so they are not kept in Float).
     public mutating func step(current: [Float], average: [Float], settings: ServerOptimizerSettings,
                               secondMoment rule: (_ v: Double, _ squaredDelta: Double) -> Double) -> [Float] {
-        precondition(current.count == average.count && current.count == first.count)
+        precondition(current.count == average.count && current.count == first.count && second.count == first.count)
         var next = current
         for i in current.indices {
             let delta = Double(average[i]) - Double(current[i])
