@@ -25,12 +25,26 @@ extension Kernels {
         hasWideRegisters && m >= 8 && n >= panel && k >= 32 && (m > rowBlock || k > packedDepth)
     }
 
+    /// Floats of packed B up to which a product deeper than one slice packs all of B first and
+    /// walks each block of rows through every slice before the next block (256 KiB, a quarter of
+    /// a core's L2). Why: slice by slice, C makes a round trip per slice, and C at the transformer's
+    /// size (4,096 × 128 floats, 2 MiB) does not stay in L2 between slices, so every tile of every
+    /// later slice waited for its 16 vectors of C from L3 or memory: the products of depth 384 and
+    /// 512 ran 10 points of peak below those of depth 128. Row block first, the block's C (at most
+    /// 192 × n floats) is still in L2 when the next slice adds to it.
+    @usableFromInline static let wholeBLimit = 65_536
+
     /// Floats of scratch the packed route needs for C(m,n) over depth k; 0 when it is not taken.
     /// Never smaller for a larger k or n, so a workspace sized for its widest product fits every
     /// product it makes.
     public static func packedScratch(m: Int, k: Int, n: Int) -> Int {
-        guard packedRoute(m: m, k: k, n: n) else { return 0 }
-        return max(min(k, packedDepth) * (n + rowBlock), k * min(n, panel - 1))
+        packedRoute(m: m, k: k, n: n) ? packedProductScratch(k: k, n: n) : 0
+    }
+
+    /// Floats of scratch `packedProduct` needs over depth k and n columns, whichever order it walks.
+    static func packedProductScratch(k: Int, n: Int) -> Int {
+        let slice = min(k, packedDepth)
+        return max(slice * (n + rowBlock), min(k * n, wholeBLimit) + rowBlock * slice, k * min(n, panel - 1))
     }
 
     /// C (+)= A·B by packed panels. a(i,p) = a[i·rowStride + p·columnStride]; B(p,j) = b[p·ldb + j],
@@ -45,21 +59,17 @@ extension Kernels {
         m: Int, k: Int, n: Int, accumulate: Bool, bias: UnsafePointer<Float>? = nil, scratch: UnsafeMutablePointer<Float>
     ) {
         let fullRows = m - m % 8, fullColumns = n - n % panel
-        let packedB = scratch, packedA = scratch + min(k, packedDepth) * fullColumns
-        var p0 = 0
-        while p0 < k {
-            let depth = min(packedDepth, k - p0)
-            // The first slice starts each chain (or continues C's); later slices continue it.
-            let adding = accumulate || p0 > 0
-            // The bias goes on as the last slice's tiles are stored: one pass over C fewer.
-            let tileBias = p0 + depth == k ? bias : nil
+        // Either order gives each element of C the same chain over p = 0, 1, …, k − 1.
+        let wholeB = k > packedDepth && k * fullColumns <= wholeBLimit
+        let packedB = scratch, packedA = scratch + (wholeB ? k : min(k, packedDepth)) * fullColumns
+        /// Packs the slice of B at depth p0 as panels of 32 columns, each `depth` rows deep.
+        @inline(__always) func packSlice(_ p0: Int, _ depth: Int, into target: UnsafeMutablePointer<Float>) {
             var j0 = 0
             while j0 < fullColumns {
-                let target = packedB + j0 * depth
                 if transposedB {
-                    pack(b + j0 * ldb + p0, stride: ldb, depth: depth, width: panel, into: target)
+                    pack(b + j0 * ldb + p0, stride: ldb, depth: depth, width: panel, into: target + j0 * depth)
                 } else {
-                    var source = b + p0 * ldb + j0, row = target
+                    var source = b + p0 * ldb + j0, row = target + j0 * depth
                     for _ in 0..<depth {
                         store(load(source), row); store(load(source + 16), row + 16)
                         source += ldb
@@ -68,36 +78,76 @@ extension Kernels {
                 }
                 j0 += panel
             }
+        }
+        /// Rows i0 ..< i0 + rows (a multiple of 8) of C over one slice, against its packed B.
+        @inline(__always) func rowBlockSlice(_ i0: Int, _ rows: Int, _ p0: Int, _ depth: Int, _ slice: UnsafePointer<Float>) {
+            // The first slice starts each chain (or continues C's); later slices continue it.
+            let adding = accumulate || p0 > 0
+            // The bias goes on as the last slice's tiles are stored: one pass over C fewer.
+            let tileBias = p0 + depth == k ? bias : nil
+            var g = 0
+            while g < rows {
+                packRows(a + (i0 + g) * rowStride + p0 * columnStride, rowStride: rowStride, columnStride: columnStride,
+                         depth: depth, into: packedA + g * depth)
+                g += 8
+            }
+            var j0 = 0
+            while j0 < fullColumns {
+                g = 0
+                while g < rows {
+                    tile8x32(packedA + g * depth, 1, 8, slice + j0 * depth, panel, c + (i0 + g) * ldc + j0, ldc, depth, adding,
+                             bias: tileBias.map { $0 + j0 })
+                    g += 8
+                }
+                j0 += panel
+            }
+        }
+        /// The last m % 8 rows over one slice, a row at a time.
+        @inline(__always) func tailRowsSlice(_ p0: Int, _ depth: Int, _ slice: UnsafePointer<Float>) {
+            for i in fullRows..<m {
+                var j0 = 0
+                while j0 < fullColumns {
+                    tile1xV(a + i * rowStride + p0 * columnStride, columnStride, slice + j0 * depth, panel,
+                            c + i * ldc + j0, depth, accumulate || p0 > 0, vectors: 2)
+                    j0 += panel
+                }
+            }
+        }
+        if wholeB {
+            var p0 = 0
+            while p0 < k {
+                packSlice(p0, min(packedDepth, k - p0), into: packedB + p0 * fullColumns)
+                p0 += packedDepth
+            }
             var i0 = 0
             while i0 < fullRows {
                 let rows = min(rowBlock, fullRows - i0)
-                var g = 0
-                while g < rows {
-                    packRows(a + (i0 + g) * rowStride + p0 * columnStride, rowStride: rowStride, columnStride: columnStride,
-                             depth: depth, into: packedA + g * depth)
-                    g += 8
-                }
-                j0 = 0
-                while j0 < fullColumns {
-                    g = 0
-                    while g < rows {
-                        tile8x32(packedA + g * depth, 1, 8, packedB + j0 * depth, panel, c + (i0 + g) * ldc + j0, ldc, depth, adding,
-                                 bias: tileBias.map { $0 + j0 })
-                        g += 8
-                    }
-                    j0 += panel
+                p0 = 0
+                while p0 < k {
+                    rowBlockSlice(i0, rows, p0, min(packedDepth, k - p0), packedB + p0 * fullColumns)
+                    p0 += packedDepth
                 }
                 i0 += rows
             }
-            for i in fullRows..<m {
-                j0 = 0
-                while j0 < fullColumns {
-                    tile1xV(a + i * rowStride + p0 * columnStride, columnStride, packedB + j0 * depth, panel,
-                            c + i * ldc + j0, depth, adding, vectors: 2)
-                    j0 += panel
-                }
+            p0 = 0
+            while p0 < k {
+                tailRowsSlice(p0, min(packedDepth, k - p0), packedB + p0 * fullColumns)
+                p0 += packedDepth
             }
-            p0 += depth
+        } else {
+            var p0 = 0
+            while p0 < k {
+                let depth = min(packedDepth, k - p0)
+                packSlice(p0, depth, into: packedB)
+                var i0 = 0
+                while i0 < fullRows {
+                    let rows = min(rowBlock, fullRows - i0)
+                    rowBlockSlice(i0, rows, p0, depth, packedB)
+                    i0 += rows
+                }
+                tailRowsSlice(p0, depth, packedB)
+                p0 += depth
+            }
         }
         if let bias, fullRows < m { addBias(c + fullRows * ldc, ldc: ldc, bias: bias, m: m - fullRows, n: fullColumns) }
         guard fullColumns < n else { return }

@@ -8,9 +8,11 @@ import Testing
 @Suite("The packed product route")
 struct PackedRouteTests {
     /// Row tails (m % 8), depth over one, two and three slices and an exact two, column tails
-    /// (n % 32) of one column, of 11 and of 20, and none.
+    /// (n % 32) of one column, of 11 and of 20, and none; the last shape packs more of B than
+    /// `wholeBLimit`, so it walks slice by slice where the others deeper than a slice walk rows
+    /// block by block.
     static let shapes: [(Int, Int, Int)] = [(203, 300, 75), (9, 520, 33), (200, 40, 64), (197, 257, 32), (16, 600, 96),
-                                            (200, 64, 33), (201, 512, 52)]
+                                            (200, 64, 33), (201, 512, 52), (203, 1100, 70)]
 
     static func values(_ count: Int, seed: Int) -> [Float] {
         (0..<count).map { Float(sin(Double($0 * 7 + seed) * 0.37)) }
@@ -42,6 +44,8 @@ struct PackedRouteTests {
         #expect(!Kernels.packedRoute(m: 32, k: 128, n: 128))
         #expect(!Kernels.packedRoute(m: 4096, k: 4, n: 128))
         #expect(Kernels.packedScratch(m: 32, k: 128, n: 128) == 0)
+        // Both orders of the deep products are covered.
+        #expect(300 * 64 <= Kernels.wholeBLimit && 1100 * 64 > Kernels.wholeBLimit)
     }
 
     /// The packed route itself, called directly so that it runs on any CPU (its 8×32 tile is
@@ -52,7 +56,7 @@ struct PackedRouteTests {
         let a = Self.values(m * k, seed: 11), b = Self.values(k * n, seed: 12), start = Self.values(m * n, seed: 13)
         var bt = [Float](repeating: 0, count: k * n)                 // B stored (n, k) for A·Bᵀ
         for p in 0..<k { for j in 0..<n { bt[j * k + p] = b[p * n + j] } }
-        var scratch = [Float](repeating: .nan, count: max(1, min(k, Kernels.packedDepth) * (n + Kernels.rowBlock), k * min(n, 31)))
+        var scratch = [Float](repeating: .nan, count: max(1, Kernels.packedProductScratch(k: k, n: n)))
         for (rs, cs) in [(k, 1), (1, m)] {                           // A (m, k) row-major, and stored (k, m) as dYᵀ
             for accumulate in [false, true] {
                 var reference = accumulate ? start : [Float](repeating: 0, count: m * n)
