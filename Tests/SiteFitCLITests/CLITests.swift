@@ -311,10 +311,7 @@ struct DistributedCLITests {
 
     @Test("a server and three site processes with certificates from `sitefit certs` write the in-process run's metrics.json; another authority's, an unknown and a revoked certificate are refused and the server goes on")
     func distributedRunMatchesInProcess() throws {
-        var files = TinyScenario.files
-        files["Sites/east.yaml"] = TinyScenario.eastSite
-        files["tiny.yaml"] = Self.scenario
-        let folder = try fixture(files)
+        let folder = try fixture(TinyScenario.threeSiteFiles(Self.scenario))
         let run = try CLITests.run(["run", "tiny.yaml", "--output-dir", "inproc", "--quiet"], in: folder)
         #expect(run.status == 0, "\(run.stderr)")
         try Self.makeCertificates(in: folder, sites: ["north", "south", "east", "west"])
@@ -373,10 +370,7 @@ struct DistributedCLITests {
 
     @Test("a site process killed mid-round is that round's dropout, reported as lost; restarted, it rejoins and the run finishes")
     func killedSiteIsADropout() throws {
-        var files = TinyScenario.files
-        files["Sites/east.yaml"] = TinyScenario.eastSite
-        files["tiny.yaml"] = Self.scenario.replacingOccurrences(of: "rounds: 2", with: "rounds: 3")
-        let folder = try fixture(files)
+        let folder = try fixture(TinyScenario.threeSiteFiles(Self.scenario.replacingOccurrences(of: "rounds: 2", with: "rounds: 3")))
         let run = try CLITests.run(["run", "tiny.yaml", "--output-dir", "inproc", "--quiet"], in: folder)
         #expect(run.status == 0, "\(run.stderr)")
         try Self.makeCertificates(in: folder, sites: ["north", "south", "east"])
@@ -432,10 +426,7 @@ struct DistributedCLITests {
 
     @Test("a server that cannot start says how to make its certificates and leaves no state behind; drills past the last round are refused")
     func serveRefusesEarly() throws {
-        var files = TinyScenario.files
-        files["Sites/east.yaml"] = TinyScenario.eastSite
-        files["tiny.yaml"] = Self.scenario
-        let folder = try fixture(files)
+        let folder = try fixture(TinyScenario.threeSiteFiles(Self.scenario))
         let noCertificates = try CLITests.run(["serve", "tiny.yaml", "--listen", "127.0.0.1:0", "--state-dir", "state", "--quiet"], in: folder)
         #expect(noCertificates.status != 0 && noCertificates.stderr.contains("sitefit certs init"), "\(noCertificates.stderr)")
         // Nothing was saved, so the state folder goes: a next start would otherwise "go on" from nothing.
@@ -451,21 +442,16 @@ struct DistributedCLITests {
 
     @Test("a server stopped abruptly after a round is started again: it goes on from its last completed round (strategy moments, DP accountant) and writes the in-process run's metrics.json")
     func restartedServerResumes() throws {
-        var files = TinyScenario.files
-        files["Sites/east.yaml"] = TinyScenario.eastSite
         // The stateful arms first, so the drill stops the server inside them: FedAdam's moments and
         // the DP accountant must come back, and a personalised arm (sites keep their bias terms) starts again.
-        files["tiny.yaml"] = Self.scenario.replacingOccurrences(of: "rounds: 2", with: "rounds: 3").replacingOccurrences(of: """
-              - mode: full
-              - mode: bitfit
-                learning_rate: 0.01
-            """, with: """
+        let scenario = TinyScenario.scenario(sites: ["north", "south", "east"], federation: "rounds: 3\nbatch_size: 16", arms: """
               - {name: adam-dp, mode: bitfit, learning_rate: 0.01, strategy: fedadam, server_learning_rate: 0.01,
                  dp: {clip_norm: 0.5, noise_multiplier: 1.0, delta: 1.0e-5}}
               - {name: avgm, mode: full, strategy: fedavgm, server_momentum: 0.5}
               - {name: personal, mode: full, strategy: personalized}
-            """)
-        let folder = try fixture(files)
+
+            """, baselines: "[pretrained, local]")
+        let folder = try fixture(TinyScenario.threeSiteFiles(scenario))
         let run = try CLITests.run(["run", "tiny.yaml", "--output-dir", "inproc", "--quiet"], in: folder)
         #expect(run.status == 0, "\(run.stderr)")
         try Self.makeCertificates(in: folder, sites: ["north", "south", "east"])

@@ -14,9 +14,7 @@ import Testing
 @Suite("A site refuses what its approved scenario does not have")
 struct HostileServerTests {
     static func scenario(_ name: String = #function) throws -> Scenario {
-        var files = TinyScenario.files
-        files["Sites/east.yaml"] = TinyScenario.eastSite
-        files["tiny.yaml"] = TinyScenario.threeSites(baselines: "[pretrained]")
+        let files = TinyScenario.threeSiteFiles(TinyScenario.threeSites(baselines: "[pretrained]"))
         let folder = try fixture(files, name: name)
         let scenario = try ScenarioLoader.load(folder.appendingPathComponent("tiny.yaml"))
         _ = try Simulation.provisionShards(scenario, logger: Logger(label: "test")) { _ in }

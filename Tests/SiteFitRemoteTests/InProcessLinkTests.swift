@@ -13,9 +13,7 @@ import Testing
 struct InProcessLinkTests {
     /// The tiny scenario with three sites, two seeds, secure aggregation, DP, a local baseline and the reconstruction experiment.
     static func scenario(_ name: String = #function) throws -> Scenario {
-        var files = TinyScenario.files
-        files["Sites/east.yaml"] = TinyScenario.eastSite
-        files["tiny.yaml"] = TinyScenario.threeSites(seeds: "seeds: [5, 6]", arms: """
+        let files = TinyScenario.threeSiteFiles(TinyScenario.threeSites(seeds: "seeds: [5, 6]", arms: """
               - name: bitfit-secure
                 mode: bitfit
                 learning_rate: 0.01
@@ -32,7 +30,7 @@ struct InProcessLinkTests {
               budget: 20
               trials: 1
 
-            """)
+            """))
         let folder = try fixture(files, name: name)
         return try ScenarioLoader.load(folder.appendingPathComponent("tiny.yaml"))
     }

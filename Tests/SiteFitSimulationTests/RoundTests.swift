@@ -11,24 +11,8 @@ func faultScenario(_ federation: String, arms: String = "  - mode: bitfit\n    l
                    name: String = #function) throws -> Scenario {
     let folder = try tinyScenario(name)
     try Data(TinyScenario.eastSite.utf8).write(to: folder.appendingPathComponent("Sites/east.yaml"))
-    let text = """
-        seed: 5
-        sites:
-          - profile: Sites/north.yaml
-          - profile: Sites/south.yaml
-          - profile: Sites/east.yaml
-        model:
-          hidden: [8]
-        pretraining:
-          patients: 600
-          epochs: 3
-        federation:
-          batch_size: 16
-        \(federation.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
-        baselines: []
-        arms:
-        \(arms)
-        """
+    let text = TinyScenario.scenario(sites: ["north", "south", "east"], federation: "batch_size: 16\n" + federation, arms: arms,
+                                     baselines: "[]", subgroups: false)
     let url = folder.appendingPathComponent("faults.yaml")
     try Data(text.utf8).write(to: url)
     return try ScenarioLoader.load(url)
