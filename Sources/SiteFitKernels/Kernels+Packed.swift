@@ -1,6 +1,7 @@
-// The packed route of the large matrix products (a transformer's thousands of token rows): for
-// each slice of depth, B is copied into contiguous 32-column panels and A into contiguous 8-row
-// panels, and the 8×32 register tile reads both in order. Legend as in Kernels.swift.
+// The packed route of the large matrix products (a transformer's thousands of token rows): each
+// slice of depth of B is copied into contiguous 32-column panels (every slice at once when they
+// fit in `wholeBLimit`) and of A into contiguous 8-row panels, and the 8×32 register tile reads
+// both in order. Legend as in Kernels.swift.
 //
 // Why: unpacked, the tile reads B's rows `ldb` floats apart. At a width of 128 floats (512 bytes)
 // every row of a panel falls into the same 16 of the L1 cache's 64 sets, so a 384-deep panel

@@ -8,17 +8,17 @@ import Testing
 @Suite("The packed product route")
 struct PackedRouteTests {
     /// Row tails (m % 8), depth over one, two and three slices and an exact two, column tails
-    /// (n % 32) of one column, of 11 and of 20, and none; the last shape packs more of B than
-    /// `wholeBLimit`, so it walks slice by slice where the others deeper than a slice walk rows
-    /// block by block.
+    /// (n % 32) of one column, of 11 and of 20, and none. Deeper than a slice, B packs into
+    /// `wholeBLimit` and the rows go block by block, exactly at the limit in (16, 512, 128) (the
+    /// transformer's feed-forward output); the last shape packs more, so it walks slice by slice.
     static let shapes: [(Int, Int, Int)] = [(203, 300, 75), (9, 520, 33), (200, 40, 64), (197, 257, 32), (16, 600, 96),
-                                            (200, 64, 33), (201, 512, 52), (203, 1100, 70)]
+                                            (200, 64, 33), (201, 512, 52), (16, 512, 128), (203, 1100, 70)]
 
     static func values(_ count: Int, seed: Int) -> [Float] {
         (0..<count).map { Float(sin(Double($0 * 7 + seed) * 0.37)) }
     }
 
-    /// Both sides sum up to 600 Float products in different orders: relative error ~k·ε.
+    /// Both sides sum up to 1,100 Float products in different orders: relative error ~k·ε.
     static func close(_ a: [Float], _ b: [Float]) -> Bool {
         a.count == b.count && zip(a, b).allSatisfy { abs($0 - $1) <= 4e-5 * max(1, abs($1)) }
     }
@@ -45,7 +45,7 @@ struct PackedRouteTests {
         #expect(!Kernels.packedRoute(m: 4096, k: 4, n: 128))
         #expect(Kernels.packedScratch(m: 32, k: 128, n: 128) == 0)
         // Both orders of the deep products are covered.
-        #expect(300 * 64 <= Kernels.wholeBLimit && 1100 * 64 > Kernels.wholeBLimit)
+        #expect(300 * 64 <= Kernels.wholeBLimit && 512 * 128 == Kernels.wholeBLimit && 1100 * 64 > Kernels.wholeBLimit)
     }
 
     /// The packed route itself, called directly so that it runs on any CPU (its 8×32 tile is
@@ -56,7 +56,9 @@ struct PackedRouteTests {
         let a = Self.values(m * k, seed: 11), b = Self.values(k * n, seed: 12), start = Self.values(m * n, seed: 13)
         var bt = [Float](repeating: 0, count: k * n)                 // B stored (n, k) for A·Bᵀ
         for p in 0..<k { for j in 0..<n { bt[j * k + p] = b[p * n + j] } }
-        var scratch = [Float](repeating: .nan, count: max(1, Kernels.packedProductScratch(k: k, n: n)))
+        // Sized as the route asks, then a guard zone that must come back untouched.
+        let needed = max(1, Kernels.packedProductScratch(k: k, n: n)), guardZone: Float = 12345
+        var scratch = [Float](repeating: .nan, count: needed) + [Float](repeating: guardZone, count: 64)
         for (rs, cs) in [(k, 1), (1, m)] {                           // A (m, k) row-major, and stored (k, m) as dYᵀ
             for accumulate in [false, true] {
                 var reference = accumulate ? start : [Float](repeating: 0, count: m * n)
@@ -65,6 +67,16 @@ struct PackedRouteTests {
                 Kernels.packedProduct(a, rowStride: rs, columnStride: cs, b, ldb: n, transposedB: false, &c, ldc: n,
                                       m: m, k: k, n: n, accumulate: accumulate, scratch: &scratch)
                 #expect(c == reference, "A·B, rs \(rs), accumulate \(accumulate)")
+                // The bias goes on with the last slice's tiles and rounds as a separate pass would.
+                let bias = Self.values(n, seed: 14)
+                var biased = reference
+                Kernels.addBias(&biased, bias: bias, m: m, n: n)
+                c = accumulate ? start : [Float](repeating: .nan, count: m * n)
+                bias.withUnsafeBufferPointer { bias in
+                    Kernels.packedProduct(a, rowStride: rs, columnStride: cs, b, ldb: n, transposedB: false, &c, ldc: n,
+                                          m: m, k: k, n: n, accumulate: accumulate, bias: bias.baseAddress!, scratch: &scratch)
+                }
+                #expect(c == biased, "A·B + bias, rs \(rs), accumulate \(accumulate)")
                 // A one-column tail of A·Bᵀ is summed by dotRows on every route; elsewhere the tiles.
                 guard n % 32 != 1 else { continue }
                 c = accumulate ? start : [Float](repeating: .nan, count: m * n)
@@ -73,6 +85,7 @@ struct PackedRouteTests {
                 #expect(c == reference, "A·Bᵀ, rs \(rs), accumulate \(accumulate)")
             }
         }
+        #expect(scratch[needed...].allSatisfy { $0 == guardZone }, "the product wrote past its scratch")
     }
 
     @Test("A·B: the unpacked route's bits, and the naive product", arguments: shapes)
